@@ -1,0 +1,25 @@
+# Helpers shared by plangate's CMake files.
+include(GNUInstallDirs)
+
+# Strict warnings on plangate's own targets only (never PUBLIC).
+function(plangate_set_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow
+    -Wnon-virtual-dtor -Wconversion -Wno-sign-conversion)
+  if(PLANGATE_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()
+
+# plangate_test(NAME source.cc [LABELS l1 l2]): one file, one test target,
+# registered with CTest.
+function(plangate_test name source)
+  cmake_parse_arguments(ARG "" "" "LABELS;LIBS" ${ARGN})
+  add_executable(${name} ${source} ${PROJECT_SOURCE_DIR}/tests/test_main.cc)
+  target_link_libraries(${name} PRIVATE plangate::plangate Catch2::Catch2 ${ARG_LIBS})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests)
+  plangate_set_warnings(${name})
+  add_test(NAME ${name} COMMAND ${name})
+  if(ARG_LABELS)
+    set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}")
+  endif()
+endfunction()

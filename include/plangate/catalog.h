@@ -1,0 +1,171 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+//
+// catalog.h: the plan catalog, plangate's configuration.
+//
+// A Catalog is the validated, immutable form of a JSON document that lists
+// plans, their limits, features, managed-model allowlists, allowed key kinds,
+// wallet requirements, gauges and the upgrade order. docs/catalog.md
+// documents the format. Parsing validates the whole document and rejects it
+// as a whole; every error names the field and the reason:
+//
+//   auto catalog = plangate::Catalog::Parse(json_text);
+//   if (!catalog.ok()) {
+//     // catalog.status().message() ==
+//     //   "plans[2].limits[0].grace: must be in [0, 1]"
+//   }
+//
+// Thread safety: a Catalog is immutable after construction and safe for
+// concurrent access from multiple threads without external synchronization.
+
+#ifndef PLANGATE_CATALOG_H_
+#define PLANGATE_CATALOG_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace plangate {
+
+// What a counter belongs to.
+enum class Scope : uint8_t { kAccount = 0, kProject = 1, kKey = 2, kUser = 3 };
+inline constexpr int kNumScopes = 4;
+
+// The unit of a limit's window. kBillingPeriod is monthly on the account's
+// renewal anchor; kAnnual is yearly on it. The others are UTC-aligned.
+enum class WindowUnit : uint8_t {
+  kBillingPeriod = 0,
+  kAnnual = 1,
+  kDay = 2,
+  kHour = 3,
+  kMinute = 4,
+  kSecond = 5,
+};
+
+// kFixed resets at each window boundary. kSliding estimates the count over
+// the trailing window from the current and previous fixed windows (the
+// weighted two-bucket estimate). Billing and annual windows are always fixed.
+enum class WindowMode : uint8_t { kFixed = 0, kSliding = 1 };
+
+// Which traffic a limit applies to: calls on the platform's provider keys
+// (managed), on the customer's own key (BYOK), or both.
+enum class Traffic : uint8_t { kAll = 0, kManaged = 1, kByok = 2 };
+
+// The kind of API key a request carries.
+enum class KeyKind : uint8_t { kLive = 0, kTest = 1, kInternal = 2 };
+
+// The largest count or limit a counter holds (2^42 - 1): 4.4 trillion
+// tokens, or $4.4M in micro-units, per subject and window.
+inline constexpr int64_t kMaxCount = (int64_t{1} << 42) - 1;
+
+// The number of counter cells one subject record holds. A fixed window takes
+// one cell and a sliding window two. Across all plans of a catalog, the
+// distinct (meter, window, mode) counters of one scope must fit in it.
+inline constexpr int kCellsPerSubject = 8;
+
+struct Limit {
+  std::string id;  // unique within its plan; default "<scope>.<meter>.<window>"
+  Scope scope = Scope::kAccount;
+  std::string meter = "requests";
+  WindowUnit window = WindowUnit::kBillingPeriod;
+  WindowMode mode = WindowMode::kFixed;
+  bool unlimited = false;  // counts, never denies
+  int64_t limit = 0;       // in units of `meter`; ignored when unlimited
+  double soft_nudge = 0.8;  // in (0, 1]: warn once used + a >= soft_nudge * limit
+  double grace = 0.0;       // in [0, 1]: admit up to floor(limit * (1 + grace))
+  int status = 0;           // deny status; 402 for billing windows, 429 otherwise
+  std::string reason;       // deny reason; "billing_limit_reached" or "rate_limited"
+  std::string message;      // human-readable deny message; may be empty
+  Traffic applies_to = Traffic::kAll;
+  bool shadow = false;  // decide and count, report the would-be denial, admit
+
+  // floor(limit * (1 + grace)), saturated at kMaxCount.
+  int64_t hard() const;
+};
+
+// A point-in-time count (projects, API keys, members...) checked on create.
+struct Gauge {
+  std::string name;
+  bool unlimited = false;
+  int64_t cap = 0;
+};
+
+struct Wallet {
+  bool required = false;           // live traffic needs a wallet balance
+  int64_t min_balance_micros = 0;  // below this, live traffic gets 402
+};
+
+struct Plan {
+  std::string id;
+  std::string name;  // display name; defaults to id
+  bool shadow = false;  // every limit of the plan in shadow mode
+  std::vector<Limit> limits;
+  std::vector<std::string> features;
+  // Managed-model allowlist. Entries are exact names or patterns with '*'
+  // (any run of characters). `models_restricted` is false when the plan has
+  // no "models" field: every model is allowed.
+  bool models_restricted = false;
+  std::vector<std::string> models;
+  // Key kinds the plan accepts; all three when the field is absent.
+  std::vector<KeyKind> key_kinds = {KeyKind::kLive, KeyKind::kTest,
+                                    KeyKind::kInternal};
+  Wallet wallet;
+  std::vector<Gauge> gauges;
+};
+
+// The validated catalog. Plans keep their document order.
+class Catalog {
+ public:
+  // Parses and validates a JSON catalog. On error returns InvalidArgument
+  // whose message lists every problem found, one per line, each as
+  // "<path>: <reason>" (e.g. "plans[2].limits[0].grace: must be in [0, 1]").
+  static absl::StatusOr<std::shared_ptr<const Catalog>> Parse(
+      std::string_view json);
+
+  // Reads and parses a file. A missing or unreadable file is NotFound or
+  // Unavailable naming the path; parse errors are prefixed with the path.
+  static absl::StatusOr<std::shared_ptr<const Catalog>> LoadFile(
+      const std::string& path);
+
+  const std::vector<Plan>& plans() const { return plans_; }
+  // Meter names in declaration order; "requests" is always index 0.
+  const std::vector<std::string>& meters() const { return meters_; }
+  // Plan ids from cheapest to most capable.
+  const std::vector<std::string>& upgrade_order() const {
+    return upgrade_order_;
+  }
+  // Plan given to accounts the host never registered; empty for none.
+  const std::string& default_plan() const { return default_plan_; }
+
+  // The plan with this id, or nullptr.
+  const Plan* FindPlan(std::string_view id) const;
+  // Index into plans(), or -1.
+  int PlanIndex(std::string_view id) const;
+  // Index into meters(), or -1.
+  int MeterIndex(std::string_view name) const;
+  // The first plan in upgrade order after `from_plan` that has `feature`
+  // (any plan with it when from_plan is empty), or nullptr.
+  const Plan* CheapestPlanWithFeature(std::string_view feature,
+                                      std::string_view from_plan = {}) const;
+
+ private:
+  friend class CatalogParser;
+  std::vector<Plan> plans_;
+  std::vector<std::string> meters_;
+  std::vector<std::string> upgrade_order_;
+  std::string default_plan_;
+};
+
+// Canonical names used in JSON and in messages.
+std::string_view ScopeName(Scope scope);
+std::string_view WindowUnitName(WindowUnit unit);
+std::string_view WindowModeName(WindowMode mode);
+std::string_view TrafficName(Traffic traffic);
+std::string_view KeyKindName(KeyKind kind);
+
+}  // namespace plangate
+
+#endif  // PLANGATE_CATALOG_H_

@@ -1,0 +1,230 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+//
+// enforcer.h: the admit-or-deny decision, once per request.
+//
+// An Enforcer holds a plan catalog, the accounts the host registered and an
+// in-process, lock-free counter cache. Check decides a request against every
+// limit of the account's plan that applies to it and, when it admits, counts
+// the request's amounts against all of them at once (a denial counts against
+// none). Commit settles what Check reserved with the actual amounts once the
+// upstream answered; a failed upstream call refunds.
+//
+//   auto catalog = plangate::Catalog::LoadFile("plans.json");
+//   auto enforcer = plangate::Enforcer::Create(*catalog, {});
+//   (*enforcer)->UpsertAccount({.account_id = "acme", .plan_id = "pro",
+//                               .anchor_ms = renewal_instant_ms});
+//   plangate::CheckRequest req{.account_id = "acme"};
+//   plangate::Decision d = (*enforcer)->Check(req);
+//   if (!d.admitted()) return Deny(d);
+//   ... call upstream ...
+//   (*enforcer)->Commit({.reservation = d.reservation, .success = ok});
+//
+// Thread safety: an Enforcer is safe for concurrent access from multiple
+// threads without external synchronization. Check, Commit and Peek take no
+// lock, allocate nothing and make no system call once a subject has been
+// seen; the first sighting of a subject (account, project, key or user)
+// takes a short insert path under a mutex. UpsertAccount, ReloadCatalog and
+// Maintain are slow-path calls and may take locks and allocate.
+
+#ifndef PLANGATE_ENFORCER_H_
+#define PLANGATE_ENFORCER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "plangate/catalog.h"
+#include "plangate/clock.h"
+#include "plangate/decision.h"
+
+namespace plangate {
+
+struct EnforcerOptions {
+  // Behaviour
+
+  // Time source when a request carries no now_ms. Not owned; must outlive
+  // the Enforcer. Default: SystemClock::Default().
+  Clock* clock = nullptr;
+
+  // An admitted reservation never committed is refunded this long after its
+  // check. Default: 10 minutes.
+  int64_t reservation_ttl_ms = 10 * 60'000;
+
+  // A subject (project, key or user) whose counters are all zero or past
+  // their window may be reclaimed after this long without a check, freeing
+  // its slot for another. Accounts registered by UpsertAccount are never
+  // reclaimed. Default: 10 minutes.
+  int64_t idle_subject_ttl_ms = 10 * 60'000;
+
+  // Capacity (memory is allocated up front)
+
+  // Subjects resident at once: accounts plus the projects, keys and users
+  // seen. The table holds 128 bytes per slot at a load factor <= 0.7.
+  // Default: 131072.
+  size_t max_subjects = size_t{1} << 17;
+
+  // Reservations outstanding at once (admitted, not yet committed).
+  // Default: 65536.
+  size_t max_reservations = size_t{1} << 16;
+};
+
+// An amount of one meter. `meter` is an index into Catalog::meters(); get it
+// once with Enforcer::MeterId.
+struct MeterAmount {
+  int meter = 0;
+  int64_t amount = 0;
+};
+
+// One request to decide. Every string is read during the call only.
+struct CheckRequest {
+  std::string_view account_id;
+  // Narrower scopes; a limit of a scope applies only when its id is set.
+  std::string_view project_id;
+  std::string_view key_id;
+  std::string_view user_id;
+  // Internal (dashboard, management) traffic is never counted or limited.
+  KeyKind key_kind = KeyKind::kLive;
+  bool byok = false;
+  // Amounts by meter. The "requests" meter is 1 unless listed. A meter whose
+  // amount is known only afterwards (tokens, cost) takes an estimate here,
+  // settled by Commit.
+  std::span<const MeterAmount> amounts;
+  // The request's instant (Unix ms); 0 reads the Enforcer's clock.
+  int64_t now_ms = 0;
+  // The host's request id; Commit may name it again as a cross-check.
+  uint64_t request_id = 0;
+};
+
+// What Commit does with a reservation.
+struct CommitRequest {
+  Reservation reservation;
+  // false: the upstream call failed; everything reserved is refunded.
+  bool success = true;
+  // Actual amounts for the meters that had estimates; a meter not listed
+  // keeps what Check reserved.
+  std::span<const MeterAmount> actual;
+  // When non-zero, must equal the CheckRequest's request_id.
+  uint64_t request_id = 0;
+};
+
+enum class CommitResult : uint8_t {
+  kApplied = 0,     // settled with the actual amounts
+  kRefunded,        // the upstream failed: reserved amounts given back
+  kDuplicate,       // already settled (committed, refunded, or expired
+                    // and its slot since reused): no change
+  kExpired,         // the reservation expired and was refunded before
+  kInvalid,         // not a reservation of this Enforcer (or id mismatch)
+  kEmpty,           // an empty reservation: nothing to do
+};
+std::string_view CommitResultName(CommitResult result);
+
+enum class SubscriptionState : uint8_t {
+  kActive = 0,
+  kPastDue = 1,  // admitted with kWarnPastDue until past_due_deadline_ms,
+                 // then 402 payment_required
+  kBlocked = 2,  // 402 payment_required
+};
+
+struct AccountUpdate {
+  std::string account_id;
+  std::string plan_id;
+  // The billing anchor: periods start on its day-of-month and time (UTC).
+  int64_t anchor_ms = 0;
+  SubscriptionState state = SubscriptionState::kActive;
+  int64_t past_due_deadline_ms = 0;
+};
+
+// One limit's standing for an account.
+struct LimitUsage {
+  std::string limit_id;
+  Scope scope = Scope::kAccount;
+  std::string meter;
+  WindowUnit window = WindowUnit::kBillingPeriod;
+  bool unlimited = false;
+  int64_t limit = 0;
+  int64_t hard_limit = 0;
+  int64_t used = 0;
+  int64_t window_start_ms = 0;
+  int64_t window_end_ms = 0;
+};
+
+struct AccountUsage {
+  std::string account_id;
+  std::string plan_id;
+  SubscriptionState state = SubscriptionState::kActive;
+  std::vector<LimitUsage> limits;  // account-scope limits of the plan
+};
+
+// Counters a host can read to watch the Enforcer.
+struct EnforcerStats {
+  size_t subjects = 0;              // live subject records
+  size_t subject_capacity = 0;
+  size_t reservations_pending = 0;
+  uint64_t reservations_expired = 0;  // refunded by Maintain
+  uint64_t subjects_reclaimed = 0;
+  uint64_t capacity_denials = 0;      // checks denied because a table was full
+};
+
+class Enforcer {
+ public:
+  // Validates options and allocates the tables. InvalidArgument for
+  // nonsensical options.
+  static absl::StatusOr<std::unique_ptr<Enforcer>> Create(
+      std::shared_ptr<const Catalog> catalog, EnforcerOptions options = {});
+
+  ~Enforcer();
+  Enforcer(const Enforcer&) = delete;
+  Enforcer& operator=(const Enforcer&) = delete;
+
+  // Decides `request`. When admitted, counts its amounts against every
+  // applicable limit and returns the reservation to commit. Never blocks;
+  // denial is a normal Decision.
+  Decision Check(const CheckRequest& request);
+
+  // What Check would decide now, without counting anything.
+  Decision Peek(const CheckRequest& request) const;
+
+  // Settles a reservation. Idempotent: committing the same reservation
+  // again returns kDuplicate and changes nothing.
+  CommitResult Commit(const CommitRequest& commit);
+
+  // Registers an account or changes its plan, anchor or state. Usage in the
+  // current windows is kept across plan changes. InvalidArgument when the
+  // plan is not in the catalog; ResourceExhausted when the table is full.
+  absl::Status UpsertAccount(const AccountUpdate& update);
+
+  // Replaces the catalog. On error the running catalog stays in force.
+  // Counters of (scope, meter, window, mode) present in both keep their
+  // counts. FailedPrecondition when a registered account's plan is missing.
+  absl::Status ReloadCatalog(std::shared_ptr<const Catalog> catalog);
+
+  // The account's plan and its account-scope limits' usage at now_ms (0:
+  // the clock). NotFound for an unknown account.
+  absl::StatusOr<AccountUsage> Usage(std::string_view account_id,
+                                     int64_t now_ms = 0) const;
+
+  // Housekeeping, off the hot path: refunds expired reservations and
+  // reclaims idle subjects. Call it every second or so (any thread).
+  void Maintain(int64_t now_ms = 0);
+
+  // The index of a meter name, or -1.
+  int MeterId(std::string_view meter) const;
+
+  std::shared_ptr<const Catalog> catalog() const;
+  EnforcerStats Stats() const;
+
+ private:
+  struct Impl;
+  explicit Enforcer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace plangate
+
+#endif  // PLANGATE_ENFORCER_H_

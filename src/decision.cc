@@ -1,0 +1,26 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+
+#include "plangate/decision.h"
+
+namespace plangate {
+
+std::string_view DenyKindReason(DenyKind kind) {
+  switch (kind) {
+    case DenyKind::kNone:
+    case DenyKind::kLimit:
+      return {};
+    case DenyKind::kUnknownAccount:
+      return "unknown_account";
+    case DenyKind::kUnknownPlan:
+      return "unknown_plan";
+    case DenyKind::kInvalidRequest:
+      return "invalid_request";
+    case DenyKind::kCapacity:
+      return "capacity_exhausted";
+    case DenyKind::kPaymentRequired:
+      return "payment_required";
+  }
+  return {};
+}
+
+}  // namespace plangate

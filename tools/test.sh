@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# plangate's whole check, as CI runs it (.ci/run) on a fresh Debian 12
+# machine (as root). Stages, in order:
+#
+#   release  `release` preset: build, ctest
+#   asan     `asan` preset (ASan + UBSan): build, ctest
+#   tsan     `tsan` preset (TSan, no benchmarks): build, ctest (all tests)
+#   bench    every benchmark of build/release/bench, briefly; JSON results in
+#            build/bench-results/
+#   install  tools/demo.sh: install into build/stage, build
+#            examples/quickstart against it and run it
+#
+# A private redis-server runs on a free loopback port for the whole run; tests
+# find it through PLANGATE_TEST_REDIS_PORT, and tests that start servers of
+# their own find the binary through PLANGATE_TEST_REDIS_SERVER. The sanitizer
+# options (suppression files in tools/sanitizers/) come from the test presets
+# in CMakePresets.json.
+#
+# Environment:
+#   PLANGATE_TEST_STAGES  stages to run (default "release asan tsan bench install")
+#   PLANGATE_JOBS         build parallelism (default: nproc)
+#
+# Prints PASS/FAIL per stage with its time, exits non-zero if any stage
+# failed, and ends with one line "N passed, M failed" counting the ctest
+# tests of all configurations (a stage that failed outside ctest counts as
+# one failure).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+stages=${PLANGATE_TEST_STAGES:-"release asan tsan bench install"}
+jobs=${PLANGATE_JOBS:-$(nproc)}
+for stage in $stages; do
+  case "$stage" in
+    release | asan | tsan | bench | install) ;;
+    *)
+      echo "test.sh: unknown stage '$stage' (known: release asan tsan bench install)" >&2
+      exit 2
+      ;;
+  esac
+done
+
+tools/install-deps.sh
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/plangate-test.XXXXXX")
+redis_pid=
+cleanup() {
+  if [[ -n "$redis_pid" ]]; then
+    kill "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A private redis-server on a free loopback port, in a temp dir, no
+# persistence.
+start_redis() {
+  local port attempt i
+  for attempt in $(seq 1 20); do
+    port=$((20000 + RANDOM % 20000))
+    # Skip a port something already listens on.
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then continue; fi
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+      --dir "$tmp" --daemonize no >"$tmp/redis.log" 2>&1 &
+    redis_pid=$!
+    for i in $(seq 1 50); do
+      if [[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" == PONG ]]; then
+        export PLANGATE_TEST_REDIS_PORT=$port
+        PLANGATE_TEST_REDIS_SERVER=$(command -v redis-server)
+        export PLANGATE_TEST_REDIS_SERVER
+        echo "test.sh: redis-server $(redis-server --version | awk '{print $3}') on 127.0.0.1:$port (pid $redis_pid)"
+        return 0
+      fi
+      kill -0 "$redis_pid" 2>/dev/null || break  # died: port taken, retry
+      sleep 0.1
+    done
+    kill "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+    redis_pid=
+  done
+  echo "test.sh: could not start redis-server; its log:" >&2
+  cat "$tmp/redis.log" >&2 || true
+  return 1
+}
+start_redis
+
+# TSan's runtime in GCC 12 cannot map its shadow memory when the kernel's
+# mmap randomization exceeds 28 bits ("FATAL: ThreadSanitizer: unexpected
+# memory mapping"); run the sanitized tests without ASLR there.
+norandom=()
+if [[ -r /proc/sys/vm/mmap_rnd_bits ]] &&
+  (($(cat /proc/sys/vm/mmap_rnd_bits) > 28)) &&
+  setarch "$(uname -m)" -R true 2>/dev/null; then
+  norandom=(setarch "$(uname -m)" -R)
+fi
+
+total_passed=0
+total_failed=0
+summary=()
+
+# build PRESET: configure and build a preset's tree.
+build() {
+  cmake --preset "$1" && cmake --build --preset "$1" --parallel "$jobs"
+}
+
+# ctest_preset PRESET: run the preset's tests and add them to the totals.
+ctest_preset() {
+  local log="$tmp/ctest-$1.log" rc=0 line passed failed
+  "${norandom[@]}" ctest --preset "$1" 2>&1 | tee "$log" || rc=$?
+  line=$(grep -E '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)
+  if [[ -z "$line" ]]; then
+    echo "test.sh: ctest --preset $1 printed no summary" >&2
+    return 1
+  fi
+  failed=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+  passed=$(($(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$line") - failed))
+  total_passed=$((total_passed + passed))
+  total_failed=$((total_failed + failed))
+  stage_note="$passed/$((passed + failed)) tests passed"
+  return "$rc"
+}
+
+stage_release() { build release && ctest_preset release; }
+stage_asan() { build asan && ctest_preset asan; }
+stage_tsan() { build tsan && ctest_preset tsan; }
+
+stage_bench() {
+  build release || return 1
+  local out="$root/build/bench-results" n=0 failed=0 bin
+  rm -rf "$out"
+  mkdir -p "$out"
+  for bin in build/release/bench/*; do
+    [[ -f "$bin" && -x "$bin" ]] || continue
+    n=$((n + 1))
+    echo "--- $bin"
+    if ! "$bin" --benchmark_min_time=0.05 \
+      --benchmark_out="$out/$(basename "$bin").json" \
+      --benchmark_out_format=json; then
+      echo "test.sh: $bin failed" >&2
+      failed=$((failed + 1))
+    fi
+  done
+  stage_note="$((n - failed))/$n benchmarks ran, results in build/bench-results/"
+  ((n > 0 && failed == 0))
+}
+
+stage_install() { tools/demo.sh; }
+
+any_failed=0
+for stage in $stages; do
+  echo
+  echo "=== stage $stage"
+  stage_note=
+  failed_before=$total_failed
+  start=$SECONDS
+  if "stage_$stage"; then
+    result=PASS
+  else
+    result=FAIL
+    any_failed=1
+    # A failure outside ctest (configure, build, a benchmark) counts as one.
+    ((total_failed > failed_before)) || total_failed=$((total_failed + 1))
+  fi
+  elapsed=$((SECONDS - start))
+  summary+=("$(printf '%-4s %-8s %5ds  %s' "$result" "$stage" "$elapsed" "$stage_note")")
+  echo "=== stage $stage: $result (${elapsed}s)"
+done
+
+echo
+echo "=== summary"
+printf '%s\n' "${summary[@]}"
+echo "$total_passed passed, $total_failed failed"
+exit "$any_failed"
