@@ -186,7 +186,10 @@ uint64_t TimerOverhead() {
   return overhead;
 }
 
-void BM_CheckLatencyPlangate(benchmark::State& state) {
+// Times `check(id, now)` alone per call, into a histogram; `after(result)`
+// runs untimed (the plangate commit).
+template <typename CheckFn, typename AfterFn>
+void MeasureLatency(benchmark::State& state, CheckFn check, AfterFn after) {
   World& w = GetWorld(static_cast<size_t>(state.range(0)));
   const RequestStream stream = MakeStream(w, 1 << 20, 1);
   std::vector<uint64_t> ticks;
@@ -196,40 +199,42 @@ void BM_CheckLatencyPlangate(benchmark::State& state) {
   int64_t now = kNow;
   for (auto _ : state) {
     const std::string_view id = stream.at(i++);
-    plangate::CheckRequest req{.account_id = id, .now_ms = ++now};
     const uint64_t t0 = Stamp();
-    const plangate::Decision d = w.enforcer->Check(req);
+    const auto result = check(w, id, ++now);
     const uint64_t t1 = Stamp();
     if (ticks.size() < ticks.capacity()) ticks.push_back(t1 - t0);
-    w.enforcer->Commit({.reservation = d.reservation});
-    benchmark::DoNotOptimize(d);
+    after(w, result);
+    benchmark::DoNotOptimize(result);
   }
   ReportPercentiles(state, ticks, overhead);
 }
 
+void BM_CheckLatencyPlangate(benchmark::State& state) {
+  MeasureLatency(
+      state,
+      [](World& w, std::string_view id, int64_t now) {
+        return w.enforcer->Check({.account_id = id, .now_ms = now});
+      },
+      [](World& w, const plangate::Decision& d) {
+        w.enforcer->Commit({.reservation = d.reservation});
+      });
+}
+
 void BM_CheckLatencyBaseline(benchmark::State& state) {
-  World& w = GetWorld(static_cast<size_t>(state.range(0)));
-  const RequestStream stream = MakeStream(w, 1 << 20, 1);
-  std::vector<uint64_t> ticks;
-  ticks.reserve(1 << 22);
-  const uint64_t overhead = TimerOverhead();
-  size_t i = 0;
-  int64_t now = kNow;
-  for (auto _ : state) {
-    const std::string_view id = stream.at(i++);
-    const uint64_t t0 = Stamp();
-    const bool ok = w.baseline.Check(id, ++now);
-    const uint64_t t1 = Stamp();
-    if (ticks.size() < ticks.capacity()) ticks.push_back(t1 - t0);
-    benchmark::DoNotOptimize(ok);
-  }
-  ReportPercentiles(state, ticks, overhead);
+  MeasureLatency(
+      state,
+      [](World& w, std::string_view id, int64_t now) {
+        return w.baseline.Check(id, now);
+      },
+      [](World&, bool) {});
 }
 
 constexpr size_t kThroughputAccounts = 100'000;
 
-// range(0): 0 = distinct accounts per thread, 1 = one hot account.
-void BM_ThroughputPlangate(benchmark::State& state) {
+// range(0): 0 = distinct accounts per thread (each thread its own half of
+// the accounts), 1 = one hot account for all threads.
+template <typename Fn>
+void MeasureThroughput(benchmark::State& state, Fn check_and_settle) {
   World& w = GetWorld(kThroughputAccounts);
   const bool hot = state.range(0) == 1;
   const size_t half = w.ids.size() / 2;
@@ -239,27 +244,24 @@ void BM_ThroughputPlangate(benchmark::State& state) {
   size_t i = 0;
   for (auto _ : state) {
     const std::string_view id = hot ? std::string_view(w.ids[0]) : stream.at(i);
-    const plangate::Decision d =
-        w.enforcer->Check({.account_id = id, .now_ms = kNow + static_cast<int64_t>(++i >> 12)});
-    w.enforcer->Commit({.reservation = d.reservation});
-    benchmark::DoNotOptimize(d);
+    check_and_settle(w, id, kNow + static_cast<int64_t>(++i >> 12));
   }
   state.SetItemsProcessed(state.iterations());
 }
 
+void BM_ThroughputPlangate(benchmark::State& state) {
+  MeasureThroughput(state, [](World& w, std::string_view id, int64_t now) {
+    const plangate::Decision d =
+        w.enforcer->Check({.account_id = id, .now_ms = now});
+    w.enforcer->Commit({.reservation = d.reservation});
+    benchmark::DoNotOptimize(d);
+  });
+}
+
 void BM_ThroughputBaseline(benchmark::State& state) {
-  World& w = GetWorld(kThroughputAccounts);
-  const bool hot = state.range(0) == 1;
-  const size_t half = w.ids.size() / 2;
-  const RequestStream stream =
-      MakeStream(w, 1 << 16, static_cast<uint32_t>(state.thread_index()) + 7,
-                 state.thread_index() % 2 == 0 ? 0 : half, half);
-  size_t i = 0;
-  for (auto _ : state) {
-    const std::string_view id = hot ? std::string_view(w.ids[0]) : stream.at(i);
-    benchmark::DoNotOptimize(w.baseline.Check(id, kNow + static_cast<int64_t>(++i >> 12)));
-  }
-  state.SetItemsProcessed(state.iterations());
+  MeasureThroughput(state, [](World& w, std::string_view id, int64_t now) {
+    benchmark::DoNotOptimize(w.baseline.Check(id, now));
+  });
 }
 
 BENCHMARK(BM_CheckLatencyPlangate)->Arg(100'000)->Arg(1'000'000);

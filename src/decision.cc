@@ -19,6 +19,16 @@ std::string_view DenyKindReason(DenyKind kind) {
       return "capacity_exhausted";
     case DenyKind::kPaymentRequired:
       return "payment_required";
+    case DenyKind::kFeatureNotInPlan:
+      return "feature_not_in_plan";
+    case DenyKind::kModelNotAllowed:
+      return "plan_limit_error";
+    case DenyKind::kKeyKindNotAllowed:
+      return "production_access_disabled";
+    case DenyKind::kInsufficientCredit:
+      return "insufficient_credit";
+    case DenyKind::kResourceLimit:
+      return "resource_limit_reached";
   }
   return {};
 }

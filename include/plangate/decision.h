@@ -37,6 +37,11 @@ enum class DenyKind : uint8_t {
   kInvalidRequest,      // 400 invalid_request: e.g. negative amount
   kCapacity,            // 503 capacity_exhausted: the counter cache is full
   kPaymentRequired,     // 402 payment_required: subscription past due
+  kFeatureNotInPlan,    // 402 feature_not_in_plan (upgrade_plan names a fix)
+  kModelNotAllowed,     // 403 plan_limit_error: not in the managed allowlist
+  kKeyKindNotAllowed,   // 403 production_access_disabled
+  kInsufficientCredit,  // 402 insufficient_credit: wallet below its minimum
+  kResourceLimit,       // 402 resource_limit_reached: a gauge at its cap
 };
 
 // Warnings on an admitted decision, as bits.
@@ -80,8 +85,13 @@ struct Decision {
   int64_t hard_limit = 0;       // cap including grace
   int64_t used = 0;             // usage before this request
   int64_t remaining = 0;        // hard_limit - used - amount, at least 0
+  int64_t window_start_ms = 0;  // when the deciding window began (Unix ms)
   int64_t reset_ms = 0;         // when the deciding window ends (Unix ms)
   int64_t retry_after_ms = 0;   // for denials: until the request may fit
+
+  // For denials an upgrade fixes: the cheapest plan (in upgrade order) that
+  // has the missing feature, or the next plan up for a limit. May be empty.
+  std::string_view upgrade_plan;
 
   Reservation reservation;      // set when admitted and something was counted
 

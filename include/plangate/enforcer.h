@@ -88,9 +88,21 @@ struct CheckRequest {
   std::string_view project_id;
   std::string_view key_id;
   std::string_view user_id;
-  // Internal (dashboard, management) traffic is never counted or limited.
+  // Live keys are counted. Test (sandbox) keys are checked against the
+  // plan's key kinds but never counted. Internal (dashboard, management)
+  // traffic is never counted or limited.
   KeyKind key_kind = KeyKind::kLive;
+  // On the customer's own provider key: no managed-model allowlist, no
+  // wallet debit, and only limits that apply to BYOK or all traffic.
   bool byok = false;
+  // The model asked for; empty means the account's default model, which is
+  // checked against the plan's managed allowlist all the same.
+  std::string_view model;
+  // Features the request uses; each must be in the plan.
+  std::span<const std::string_view> features;
+  // Wallet debit in micro-units for a live, managed request (the per-use
+  // price); 0 for none. Reserved at check, settled by Commit like meters.
+  int64_t wallet_micros = 0;
   // Amounts by meter. The "requests" meter is 1 unless listed. A meter whose
   // amount is known only afterwards (tokens, cost) takes an estimate here,
   // settled by Commit.
@@ -109,6 +121,8 @@ struct CommitRequest {
   // Actual amounts for the meters that had estimates; a meter not listed
   // keeps what Check reserved.
   std::span<const MeterAmount> actual;
+  // Actual wallet debit; -1 keeps what Check reserved.
+  int64_t wallet_micros = -1;
   // When non-zero, must equal the CheckRequest's request_id.
   uint64_t request_id = 0;
 };
@@ -138,6 +152,17 @@ struct AccountUpdate {
   int64_t anchor_ms = 0;
   SubscriptionState state = SubscriptionState::kActive;
   int64_t past_due_deadline_ms = 0;
+  // A downgrade or cancellation takes effect at the end of the current
+  // billing period: the plan the account moves to then (empty: none).
+  std::string scheduled_plan_id;
+  // The model used when a request names none.
+  std::string default_model;
+};
+
+// A change to an account's prepaid wallet (micro-units).
+struct WalletUpdate {
+  std::string account_id;
+  int64_t credit_micros = 0;  // added to the balance (may be negative)
 };
 
 // One limit's standing for an account.
@@ -158,6 +183,10 @@ struct AccountUsage {
   std::string account_id;
   std::string plan_id;
   SubscriptionState state = SubscriptionState::kActive;
+  int64_t period_start_ms = 0;
+  int64_t period_end_ms = 0;
+  int64_t wallet_micros = 0;
+  std::string scheduled_plan_id;
   std::vector<LimitUsage> limits;  // account-scope limits of the plan
 };
 
@@ -198,6 +227,16 @@ class Enforcer {
   // current windows is kept across plan changes. InvalidArgument when the
   // plan is not in the catalog; ResourceExhausted when the table is full.
   absl::Status UpsertAccount(const AccountUpdate& update);
+
+  // Applies a wallet credit (or correction). NotFound for an unknown
+  // account; FailedPrecondition if it would take the balance below zero.
+  absl::StatusOr<int64_t> UpdateWallet(const WalletUpdate& update);
+
+  // Whether the account may create one more of `gauge` (projects, API
+  // keys...) when it has `current` now: admitted, or 402
+  // resource_limit_reached naming the cap.
+  Decision CheckCreate(std::string_view account_id, std::string_view gauge,
+                       int64_t current) const;
 
   // Replaces the catalog. On error the running catalog stays in force.
   // Counters of (scope, meter, window, mode) present in both keep their

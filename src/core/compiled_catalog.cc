@@ -1,0 +1,207 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+
+#include "core/compiled_catalog.h"
+
+#include <cmath>
+
+#include "absl/status/status.h"
+#include "core/reservation_table.h"
+#include "fmt/format.h"
+
+namespace plangate::internal {
+
+int CellLayout::Assign(Scope s, uint16_t meter, WindowUnit window,
+                       WindowMode mode) {
+  ScopeCells& cells = cells_[static_cast<int>(s)];
+  for (int i = 0; i < kCellsPerSubject; ++i) {
+    const CellUse& c = cells[i];
+    if (c.used && !c.second_half && c.meter == meter && c.window == window &&
+        c.mode == mode) {
+      return i;
+    }
+  }
+  const int width = mode == WindowMode::kSliding ? 2 : 1;
+  for (int i = 0; i + width <= kCellsPerSubject; ++i) {
+    bool free = true;
+    for (int k = 0; k < width; ++k) free = free && !cells[i + k].used;
+    if (!free) continue;
+    for (int k = 0; k < width; ++k) {
+      cells[i + k] = CellUse{true, meter, window, mode, k == 1};
+    }
+    return i;
+  }
+  return -1;
+}
+
+void CellLayout::Retain(
+    const std::array<std::array<bool, kCellsPerSubject>, kNumScopes>& keep) {
+  for (int s = 0; s < kNumScopes; ++s) {
+    for (int i = 0; i < kCellsPerSubject; ++i) {
+      if (!keep[s][i]) cells_[s][i] = CellUse{};
+    }
+  }
+}
+
+int Registry::Find(std::string_view name) const {
+  for (size_t i = 0; i < names_.size(); ++i) {
+    if (names_[i] == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+int Registry::FindOrAdd(std::string_view name) {
+  const int found = Find(name);
+  if (found >= 0) return found;
+  names_.emplace_back(name);
+  return static_cast<int>(names_.size() - 1);
+}
+
+bool ModelMatches(std::string_view pattern, std::string_view model) {
+  // Greedy glob with one backtrack point (the last '*'): linear for the
+  // patterns an allowlist holds.
+  size_t p = 0, m = 0;
+  size_t star = std::string_view::npos, star_m = 0;
+  while (m < model.size()) {
+    if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      star_m = m;
+    } else if (p < pattern.size() && pattern[p] == model[m]) {
+      ++p;
+      ++m;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      m = ++star_m;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
+namespace {
+
+// ceil(fraction * limit) without letting binary fractions push an exact
+// product up a unit (0.8 * 50000 is 40000.000000000004 in doubles).
+int64_t NudgeThreshold(double fraction, int64_t limit) {
+  const long double product =
+      static_cast<long double>(fraction) * static_cast<long double>(limit);
+  return static_cast<int64_t>(std::ceil(product - 1e-6L));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
+    std::shared_ptr<const Catalog> catalog, const CellLayout& previous_layout,
+    Registry* meters, Registry* plans,
+    std::array<std::array<bool, kCellsPerSubject>, kNumScopes>* reassigned) {
+  auto out = std::make_unique<CompiledCatalog>();
+  out->catalog = catalog;
+
+  // Cells of counters that survive keep their place; the rest are freed
+  // first so that new counters can take them.
+  std::array<std::array<bool, kCellsPerSubject>, kNumScopes> keep{};
+  CellLayout layout = previous_layout;
+  meters->FindOrAdd("requests");
+  for (const Plan& plan : catalog->plans()) {
+    for (const Limit& limit : plan.limits) {
+      const int meter = meters->Find(limit.meter);
+      if (meter < 0) continue;
+      const auto& cells = layout.scope(limit.scope);
+      for (int i = 0; i < kCellsPerSubject; ++i) {
+        const CellUse& c = cells[i];
+        if (c.used && !c.second_half && c.meter == meter &&
+            c.window == limit.window && c.mode == limit.mode) {
+          keep[static_cast<int>(limit.scope)][i] = true;
+          if (c.mode == WindowMode::kSliding && i + 1 < kCellsPerSubject) {
+            keep[static_cast<int>(limit.scope)][i + 1] = true;
+          }
+        }
+      }
+    }
+  }
+  layout.Retain(keep);
+
+  for (size_t p = 0; p < catalog->plans().size(); ++p) {
+    const Plan& plan = catalog->plans()[p];
+    if (plan.limits.size() > static_cast<size_t>(kMaxReservedOps)) {
+      return absl::InvalidArgumentError(
+          fmt::format("plans[{}].limits: at most {} limits per plan", p,
+                      kMaxReservedOps));
+    }
+    auto compiled = std::make_unique<CompiledPlan>();
+    compiled->source = &plan;
+    for (const KeyKind kind : plan.key_kinds) {
+      compiled->key_kinds |= static_cast<uint8_t>(1u << static_cast<int>(kind));
+    }
+    const auto& order = catalog->upgrade_order();
+    for (size_t i = 0; i + 1 < order.size(); ++i) {
+      if (order[i] == plan.id) {
+        const Plan* next = catalog->FindPlan(order[i + 1]);
+        if (next != nullptr) compiled->next_plan = next->id;
+      }
+    }
+    for (size_t l = 0; l < plan.limits.size(); ++l) {
+      const Limit& limit = plan.limits[l];
+      const int meter = meters->FindOrAdd(limit.meter);
+      if (meter > 0xffff) {
+        return absl::InvalidArgumentError("catalog: too many meters");
+      }
+      const int cell = layout.Assign(limit.scope, static_cast<uint16_t>(meter),
+                                     limit.window, limit.mode);
+      if (cell < 0) {
+        return absl::FailedPreconditionError(fmt::format(
+            "plans[{}].limits[{}]: no counter cell left for scope {} (at most "
+            "{} per subject across the catalogs loaded since start)",
+            p, l, ScopeName(limit.scope), kCellsPerSubject));
+      }
+      CompiledLimit c;
+      c.source = &limit;
+      c.scope = limit.scope;
+      c.window = limit.window;
+      c.mode = limit.mode;
+      c.applies_to = limit.applies_to;
+      c.cell = static_cast<uint8_t>(cell);
+      c.meter = static_cast<uint16_t>(meter);
+      c.unlimited = limit.unlimited;
+      c.shadow = limit.shadow || plan.shadow;
+      c.limit = limit.unlimited ? kMaxCount : limit.limit;
+      c.hard = limit.unlimited ? kMaxCount : limit.hard();
+      c.nudge_at = limit.unlimited ? kMaxCount
+                                   : NudgeThreshold(limit.soft_nudge, limit.limit);
+      c.status = limit.status;
+      c.reason = limit.reason;
+      c.message = limit.message;
+      compiled->uses_scope[static_cast<int>(limit.scope)] = true;
+      compiled->limits.push_back(c);
+    }
+    const int id = plans->FindOrAdd(plan.id);
+    if (out->plans.size() <= static_cast<size_t>(id)) out->plans.resize(id + 1);
+    out->plans[id] = std::move(compiled);
+  }
+  if (out->plans.size() < plans->names().size()) {
+    out->plans.resize(plans->names().size());
+  }
+  if (!catalog->default_plan().empty()) {
+    out->default_plan = plans->Find(catalog->default_plan());
+  }
+
+  if (reassigned != nullptr) {
+    for (int s = 0; s < kNumScopes; ++s) {
+      for (int i = 0; i < kCellsPerSubject; ++i) {
+        const CellUse& before = previous_layout.scope(static_cast<Scope>(s))[i];
+        const CellUse& after = layout.scope(static_cast<Scope>(s))[i];
+        (*reassigned)[s][i] =
+            before.used && (!after.used || before.meter != after.meter ||
+                            before.window != after.window ||
+                            before.mode != after.mode ||
+                            before.second_half != after.second_half);
+      }
+    }
+  }
+  out->meter_names = meters->names();
+  out->layout = layout;
+  return out;
+}
+
+}  // namespace plangate::internal

@@ -1,0 +1,119 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+//
+// compiled_catalog.h: a Catalog turned into what the hot path reads.
+//
+// Compile() resolves every limit to integers: its counter cell in the
+// subject record, its stable meter id, its hard cap and soft-nudge
+// threshold. Cell, meter and plan numbers are stable across reloads for
+// whatever the old and new catalogs share (a CellLayout and two registries
+// carry them over), so counters keep their counts and records their plan
+// through a reload.
+//
+// Thread safety: a CompiledCatalog is immutable once built. CellLayout and
+// Registry are used under the Enforcer's admin mutex only.
+
+#ifndef PLANGATE_CORE_COMPILED_CATALOG_H_
+#define PLANGATE_CORE_COMPILED_CATALOG_H_
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "plangate/catalog.h"
+
+namespace plangate::internal {
+
+struct CompiledLimit {
+  const Limit* source = nullptr;  // inside CompiledCatalog::catalog
+  Scope scope = Scope::kAccount;
+  WindowUnit window = WindowUnit::kBillingPeriod;
+  WindowMode mode = WindowMode::kFixed;
+  Traffic applies_to = Traffic::kAll;
+  uint8_t cell = 0;
+  uint16_t meter = 0;  // stable meter id
+  bool unlimited = false;
+  bool shadow = false;
+  int64_t limit = 0;
+  int64_t hard = 0;
+  int64_t nudge_at = 0;  // warn soft_nudge once used + a >= nudge_at
+  int status = 0;
+  std::string_view reason;
+  std::string_view message;
+};
+
+struct CompiledPlan {
+  const Plan* source = nullptr;
+  std::vector<CompiledLimit> limits;
+  std::array<bool, kNumScopes> uses_scope{};
+  uint8_t key_kinds = 0;  // bit (1 << KeyKind) per allowed kind
+  // The plan after this one in upgrade order; empty for the top plan.
+  std::string_view next_plan;
+};
+
+// Whether `model` matches `pattern`, where '*' matches any run of
+// characters (possibly empty). No allocation.
+bool ModelMatches(std::string_view pattern, std::string_view model);
+
+// What a cell of a subject record holds.
+struct CellUse {
+  bool used = false;
+  uint16_t meter = 0;
+  WindowUnit window = WindowUnit::kBillingPeriod;
+  WindowMode mode = WindowMode::kFixed;
+  bool second_half = false;  // the "previous window" cell of a sliding pair
+};
+
+// The counter -> cell assignment per scope.
+class CellLayout {
+ public:
+  using ScopeCells = std::array<CellUse, kCellsPerSubject>;
+  const ScopeCells& scope(Scope s) const {
+    return cells_[static_cast<int>(s)];
+  }
+  // Finds the cell of (scope, meter, window, mode) or assigns free ones.
+  // -1 when the scope has no room left.
+  int Assign(Scope s, uint16_t meter, WindowUnit window, WindowMode mode);
+  // Frees every cell not marked in `keep`.
+  void Retain(const std::array<std::array<bool, kCellsPerSubject>,
+                               kNumScopes>& keep);
+
+ private:
+  std::array<ScopeCells, kNumScopes> cells_{};
+};
+
+// An append-only name -> stable id registry (meters, plans).
+class Registry {
+ public:
+  int Find(std::string_view name) const;
+  int FindOrAdd(std::string_view name);
+  const std::vector<std::string>& names() const { return names_; }
+
+ private:
+  std::vector<std::string> names_;
+};
+
+struct CompiledCatalog {
+  std::shared_ptr<const Catalog> catalog;
+  // By stable plan id; nullptr for plans that left the catalog.
+  std::vector<std::unique_ptr<CompiledPlan>> plans;
+  std::vector<std::string> meter_names;  // by stable meter id
+  CellLayout layout;
+  int default_plan = -1;  // stable plan id or -1
+};
+
+// Compiles `catalog`, carrying `layout`, `meters` and `plans` over from the
+// previous compilation (empty ones the first time). FailedPrecondition when
+// the counters no longer fit the subject record. On success also reports
+// the cells that changed meaning (to be zeroed in every record).
+absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
+    std::shared_ptr<const Catalog> catalog, const CellLayout& previous_layout,
+    Registry* meters, Registry* plans,
+    std::array<std::array<bool, kCellsPerSubject>, kNumScopes>* reassigned);
+
+}  // namespace plangate::internal
+
+#endif  // PLANGATE_CORE_COMPILED_CATALOG_H_

@@ -1,0 +1,322 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+
+#include "core/counter_table.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+
+#include "absl/hash/hash.h"
+#include "absl/status/status.h"
+#include "fmt/format.h"
+
+namespace plangate::internal {
+namespace {
+
+constexpr double kMaxLoad = 0.7;
+// Inserts stop when this share of slots is occupied (Live, Busy or Dead) and
+// no Dead slot is on the probe path, so probe sequences stay short.
+constexpr double kMaxOccupied = 0.9;
+
+uint64_t PackShape(Scope scope, size_t account_len, size_t sub_len) {
+  return static_cast<uint64_t>(scope) | (uint64_t{account_len} << 8) |
+         (uint64_t{sub_len} << 24);
+}
+
+uint32_t MakeCtrl(uint32_t gen, RecordState state) {
+  return (gen << 8) | static_cast<uint32_t>(state);
+}
+
+// A small multiply-mix hash over 8-byte words (the folded 128-bit product
+// of two words, as in wyhash-style designs). Seeded per table, so that ids
+// chosen to collide in one process do not collide in another.
+__extension__ typedef unsigned __int128 U128;
+constexpr uint64_t kP0 = 0xa0761d6478bd642full;
+constexpr uint64_t kP1 = 0xe7037ed1a0b428dbull;
+constexpr uint64_t kP2 = 0x8ebc6af09c88c6e3ull;
+
+inline uint64_t Mix(uint64_t a, uint64_t b) {
+  const U128 r = static_cast<U128>(a) * b;
+  return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
+}
+
+inline uint64_t Load64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+inline uint64_t Load32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+uint64_t HashBytes(std::string_view s, uint64_t h) {
+  const char* p = s.data();
+  size_t n = s.size();
+  h ^= n * kP0;
+  for (; n >= 16; p += 16, n -= 16) {
+    h = Mix(Load64(p) ^ kP1, Load64(p + 8) ^ h);
+  }
+  if (n >= 8) {
+    h = Mix(Load64(p) ^ kP1, h ^ kP2);
+    p += 8;
+    n -= 8;
+  }
+  uint64_t tail = 0;
+  if (n >= 4) {
+    tail = (Load32(p) << 32) | Load32(p + n - 4);
+  } else if (n > 0) {
+    tail = (uint64_t{static_cast<uint8_t>(p[0])} << 16) |
+           (uint64_t{static_cast<uint8_t>(p[n / 2])} << 8) |
+           static_cast<uint8_t>(p[n - 1]);
+  }
+  return Mix(tail ^ kP2, h ^ kP1);
+}
+
+}  // namespace
+
+KeyProbe::KeyProbe(Scope scope, std::string_view a, std::string_view s)
+    : account(a), sub(s), shape(PackShape(scope, a.size(), s.size())) {
+  const size_t len = a.size() + s.size();
+  if (len > SubjectRecord::kInlineKeyBytes) return;
+  char buf[SubjectRecord::kInlineKeyBytes] = {};
+  std::memcpy(buf, a.data(), a.size());
+  std::memcpy(buf + a.size(), s.data(), s.size());
+  num_words = (len + 7) / 8;
+  std::memcpy(words, buf, sizeof(buf));
+}
+
+CounterTable::CounterTable(size_t max_subjects)
+    : max_subjects_(std::max<size_t>(max_subjects, 1)) {
+  seed_ = absl::HashOf(reinterpret_cast<uintptr_t>(this)) | 1;
+  const auto wanted = static_cast<size_t>(
+      static_cast<double>(max_subjects_) / kMaxLoad) + 1;
+  const size_t capacity = std::bit_ceil(std::max<size_t>(wanted, 16));
+  records_ = std::make_unique<HugeArray<SubjectRecord>>(capacity);
+  mask_ = capacity - 1;
+}
+
+CounterTable::~CounterTable() {
+  for (size_t i = 0; i <= mask_; ++i) {
+    delete[] (*records_)[i].long_key.load(std::memory_order_relaxed);
+  }
+  for (const Retired& r : retired_keys_) delete[] r.key;
+}
+
+uint64_t CounterTable::Hash(Scope scope, std::string_view account,
+                            std::string_view sub) const {
+  const uint64_t h =
+      HashBytes(account, seed_ ^ (static_cast<uint64_t>(scope) * kP2));
+  return sub.empty() ? h : HashBytes(sub, h);
+}
+
+bool CounterTable::KeyEquals(const SubjectRecord& rec, const KeyProbe& key) {
+  // Relaxed loads: the caller acquired ctrl == Live before and re-validates
+  // ctrl after (seqlock style), so a torn view of a reused record is
+  // discarded rather than trusted.
+  if (rec.shape.load(std::memory_order_relaxed) != key.shape) return false;
+  if (key.num_words == 0) {
+    const char* stored = rec.long_key.load(std::memory_order_acquire);
+    return stored != nullptr &&
+           std::memcmp(stored, key.account.data(), key.account.size()) == 0 &&
+           std::memcmp(stored + key.account.size(), key.sub.data(),
+                       key.sub.size()) == 0;
+  }
+  for (size_t i = 0; i < key.num_words; ++i) {
+    if (rec.key_words[i].load(std::memory_order_relaxed) != key.words[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+SubjectRef CounterTable::Find(Scope scope, std::string_view account,
+                              std::string_view sub, uint64_t hash) const {
+  const KeyProbe key(scope, account, sub);
+  for (;;) {  // restarts only when a matching record is reused under us
+    bool restart = false;
+    size_t i = hash & mask_;
+    for (size_t probes = 0; probes <= mask_; ++probes, i = (i + 1) & mask_) {
+      SubjectRecord& rec = (*records_)[i];
+      // Acquire pairs with the release store of Live in FindOrInsert: the
+      // key, shape and hash written before it are visible.
+      const uint32_t ctrl = rec.ctrl.load(std::memory_order_acquire);
+      const RecordState state = SubjectRecord::State(ctrl);
+      if (state == RecordState::kEmpty) return {};
+      if (state != RecordState::kLive ||
+          rec.hash.load(std::memory_order_relaxed) != hash ||
+          !KeyEquals(rec, key)) {
+        continue;
+      }
+      // Orders the key reads above before the re-check of ctrl.
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (rec.ctrl.load(std::memory_order_relaxed) != ctrl) {
+        restart = true;
+        break;
+      }
+      return {&rec, static_cast<uint32_t>(i),
+              static_cast<uint8_t>(SubjectRecord::Generation(ctrl))};
+    }
+    if (!restart) return {};
+  }
+}
+
+absl::StatusOr<SubjectRef> CounterTable::FindOrInsert(Scope scope,
+                                                      std::string_view account,
+                                                      std::string_view sub,
+                                                      uint64_t hash,
+                                                      int64_t now_ms) {
+  if (account.size() > 0xffff || sub.size() > 0xffff) {
+    return absl::InvalidArgumentError(fmt::format(
+        "{} id: longer than 65535 bytes", ScopeName(scope)));
+  }
+  const KeyProbe key(scope, account, sub);
+  std::lock_guard<std::mutex> lock(mu_);
+  // Under the mutex no other insert or reclaim runs, so the probe path is
+  // stable except for Live records' cells.
+  size_t i = hash & mask_;
+  size_t target = SIZE_MAX;
+  for (size_t probes = 0; probes <= mask_; ++probes, i = (i + 1) & mask_) {
+    SubjectRecord& rec = (*records_)[i];
+    const uint32_t ctrl = rec.ctrl.load(std::memory_order_relaxed);
+    const RecordState state = SubjectRecord::State(ctrl);
+    if (state == RecordState::kEmpty) {
+      if (target == SIZE_MAX) target = i;
+      break;
+    }
+    if (state == RecordState::kDead) {
+      if (target == SIZE_MAX) target = i;
+      continue;
+    }
+    if (state == RecordState::kLive &&
+        rec.hash.load(std::memory_order_relaxed) == hash &&
+        KeyEquals(rec, key)) {
+      return SubjectRef{&rec, static_cast<uint32_t>(i),
+                        static_cast<uint8_t>(SubjectRecord::Generation(ctrl))};
+    }
+  }
+  if (target == SIZE_MAX ||
+      live_.load(std::memory_order_relaxed) >= max_subjects_) {
+    return absl::ResourceExhaustedError(fmt::format(
+        "counter table full: {} subjects resident (max_subjects)",
+        live_.load(std::memory_order_relaxed)));
+  }
+  SubjectRecord& rec = (*records_)[target];
+  const uint32_t old_ctrl = rec.ctrl.load(std::memory_order_relaxed);
+  const bool was_empty =
+      SubjectRecord::State(old_ctrl) == RecordState::kEmpty;
+  if (was_empty && static_cast<double>(occupied_ + 1) >
+                       kMaxOccupied * static_cast<double>(capacity())) {
+    return absl::ResourceExhaustedError(
+        "counter table full: too many occupied slots; raise max_subjects");
+  }
+  const uint32_t gen = SubjectRecord::Generation(old_ctrl) + 1;
+  rec.ctrl.store(MakeCtrl(gen, RecordState::kBusy), std::memory_order_relaxed);
+
+  const size_t len = account.size() + sub.size();
+  rec.hash.store(hash, std::memory_order_relaxed);
+  rec.shape.store(PackShape(scope, account.size(), sub.size()),
+                  std::memory_order_relaxed);
+  if (len > SubjectRecord::kInlineKeyBytes) {
+    char* key = new char[len];
+    std::memcpy(key, account.data(), account.size());
+    std::memcpy(key + account.size(), sub.data(), sub.size());
+    rec.long_key.store(key, std::memory_order_release);
+  } else {
+    for (size_t w = 0; w < SubjectRecord::kInlineKeyBytes / 8; ++w) {
+      rec.key_words[w].store(key.words[w], std::memory_order_relaxed);
+    }
+  }
+  rec.meta.store(0, std::memory_order_relaxed);
+  rec.anchor_ms.store(0, std::memory_order_relaxed);
+  rec.profile.store(nullptr, std::memory_order_relaxed);
+  rec.wallet_micros.store(0, std::memory_order_relaxed);
+  rec.period_cache[0].store(0, std::memory_order_relaxed);
+  rec.period_cache[1].store(0, std::memory_order_relaxed);
+  rec.last_used_s.store(static_cast<uint32_t>(now_ms / 1000),
+                        std::memory_order_relaxed);
+  for (auto& cell : rec.cells) {
+    cell.store(Cell::Pack(gen, 0, 0), std::memory_order_relaxed);
+  }
+  // Publishes everything above to lookups that acquire ctrl.
+  rec.ctrl.store(MakeCtrl(gen, RecordState::kLive), std::memory_order_release);
+  live_.fetch_add(1, std::memory_order_relaxed);
+  if (was_empty) ++occupied_;
+  return SubjectRef{&rec, static_cast<uint32_t>(target),
+                    static_cast<uint8_t>(gen)};
+}
+
+size_t CounterTable::Reclaim(
+    const std::function<bool(const SubjectRecord&)>& should_reclaim,
+    int64_t now_ms, int64_t min_retire_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Free long keys retired by an earlier cycle, long enough ago that no
+  // lookup that saw them Live is still comparing them.
+  std::erase_if(retired_keys_, [&](const Retired& r) {
+    if (now_ms - r.retired_ms < min_retire_ms) return false;
+    delete[] r.key;
+    return true;
+  });
+  size_t reclaimed = 0;
+  for (size_t i = 0; i <= mask_; ++i) {
+    SubjectRecord& rec = (*records_)[i];
+    const uint32_t ctrl = rec.ctrl.load(std::memory_order_acquire);
+    if (SubjectRecord::State(ctrl) != RecordState::kLive ||
+        !should_reclaim(rec)) {
+      continue;
+    }
+    const uint32_t gen = SubjectRecord::Generation(ctrl);
+    // seq_cst: Dead is visible before the cells change generation, so a
+    // thread that fails its CAS and retries its lookup skips this record.
+    rec.ctrl.store(MakeCtrl(gen, RecordState::kDead),
+                   std::memory_order_seq_cst);
+    for (auto& cell : rec.cells) {
+      cell.store(Cell::Pack(gen + 1, 0, 0), std::memory_order_seq_cst);
+    }
+    if (const char* key = rec.long_key.exchange(nullptr,
+                                                std::memory_order_acq_rel)) {
+      retired_keys_.push_back({key, now_ms});
+    }
+    live_.fetch_sub(1, std::memory_order_relaxed);
+    ++reclaimed;
+  }
+  return reclaimed;
+}
+
+void CounterTable::ForEachLive(
+    const std::function<void(SubjectRecord&)>& fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (size_t i = 0; i <= mask_; ++i) {
+    SubjectRecord& rec = (*records_)[i];
+    if (SubjectRecord::State(rec.ctrl.load(std::memory_order_acquire)) ==
+        RecordState::kLive) {
+      fn(rec);
+    }
+  }
+}
+
+void CounterTable::ReadKey(const SubjectRecord& rec, Scope* scope,
+                           std::string* account, std::string* sub) {
+  const uint64_t shape = rec.shape.load(std::memory_order_relaxed);
+  *scope = static_cast<Scope>(shape & 0xff);
+  const size_t account_len = (shape >> 8) & 0xffff;
+  const size_t sub_len = (shape >> 24) & 0xffff;
+  std::string key(account_len + sub_len, '\0');
+  if (key.size() > SubjectRecord::kInlineKeyBytes) {
+    const char* p = rec.long_key.load(std::memory_order_acquire);
+    if (p != nullptr) std::memcpy(key.data(), p, key.size());
+  } else {
+    char buf[SubjectRecord::kInlineKeyBytes];
+    for (size_t w = 0; w < SubjectRecord::kInlineKeyBytes / 8; ++w) {
+      const uint64_t word = rec.key_words[w].load(std::memory_order_relaxed);
+      std::memcpy(buf + 8 * w, &word, 8);
+    }
+    std::memcpy(key.data(), buf, key.size());
+  }
+  *account = key.substr(0, account_len);
+  *sub = key.substr(account_len);
+}
+
+}  // namespace plangate::internal

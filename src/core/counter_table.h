@@ -1,0 +1,194 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+//
+// counter_table.h: the lock-free counter cache.
+//
+// A fixed-capacity open-addressing table (linear probing) of 192-byte
+// SubjectRecords, one per subject: an account, or a project, key or user of
+// an account. A record holds every counter of its subject, so one lookup
+// costs one record's cache lines, not one miss per limit.
+//
+// Thread safety. Find() and every read or CAS of a record's cells are
+// lock-free and may run on any number of threads. FindOrInsert() and
+// Reclaim() serialize on an internal mutex; they are the slow path (the
+// first sighting of a subject, housekeeping).
+//
+// Invariants:
+//  1. A record's state goes Empty -> Busy -> Live -> Dead -> Busy -> Live...
+//     Its key, shape and hash are written only while it is Busy (under the
+//     mutex) and published by the release store of Live.
+//  2. Every record carries a generation, bumped on each reuse. Every cell
+//     word embeds the low 8 bits of the generation of the record it was
+//     written for. Reclaim marks the record Dead and rewrites each cell with
+//     the next generation, so a thread that found the record before it died
+//     fails its CAS (the generation differs) and looks the subject up again.
+//     Only a thread stalled across 256 reuses of one slot could be fooled.
+//  3. Keys are compared exactly: scope, account id and sub id, byte for
+//     byte, after the 64-bit hash matches. Two tenants never share a record.
+//  4. A key longer than the inline capacity lives in a heap buffer that
+//     stays immutable until Reclaim retires it; retired buffers are freed
+//     one full Reclaim cycle (at least `min_retire_ms`) later, when no
+//     lookup can still be reading them.
+
+#ifndef PLANGATE_CORE_COUNTER_TABLE_H_
+#define PLANGATE_CORE_COUNTER_TABLE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "internal/huge_array.h"
+#include "plangate/catalog.h"
+
+namespace plangate::internal {
+
+// A counter cell is one 64-bit word: [generation:8][tag:14][count:42].
+// The tag names the window instance the count belongs to (its index modulo
+// 2^14); a count whose tag is not the current window's is zero.
+struct Cell {
+  static constexpr int kCountBits = 42;
+  static constexpr int kTagBits = 14;
+  static constexpr uint64_t kCountMask = (uint64_t{1} << kCountBits) - 1;
+  static constexpr uint64_t kTagMask = (uint64_t{1} << kTagBits) - 1;
+
+  static constexpr uint64_t Pack(uint64_t gen, uint64_t tag, int64_t count) {
+    return ((gen & 0xff) << (kCountBits + kTagBits)) |
+           ((tag & kTagMask) << kCountBits) |
+           (static_cast<uint64_t>(count) & kCountMask);
+  }
+  static constexpr uint8_t Gen(uint64_t w) {
+    return static_cast<uint8_t>(w >> (kCountBits + kTagBits));
+  }
+  static constexpr uint32_t Tag(uint64_t w) {
+    return static_cast<uint32_t>((w >> kCountBits) & kTagMask);
+  }
+  static constexpr int64_t Count(uint64_t w) {
+    return static_cast<int64_t>(w & kCountMask);
+  }
+};
+static_assert(kMaxCount == static_cast<int64_t>(Cell::kCountMask));
+
+enum class RecordState : uint32_t { kEmpty = 0, kBusy = 1, kLive = 2, kDead = 3 };
+
+struct AccountProfile;  // defined by the enforcer; immutable once published
+
+struct alignas(64) SubjectRecord {
+  static constexpr size_t kInlineKeyBytes = 48;
+
+  // ctrl: [generation:24][state:2] (bits 8..31 hold the generation).
+  std::atomic<uint32_t> ctrl{0};
+  // Seconds since the epoch of the last check (for idle reclamation).
+  std::atomic<uint32_t> last_used_s{0};
+  std::atomic<uint64_t> hash{0};
+  // shape: [scope:8][account_len:16][sub_len:16] (low to high bits).
+  std::atomic<uint64_t> shape{0};
+  std::atomic<const char*> long_key{nullptr};
+
+  // Account records only (zero otherwise).
+  // meta: [plan index + 1:16][subscription state:8][registered:1] (low to high).
+  std::atomic<uint64_t> meta{0};
+  std::atomic<int64_t> anchor_ms{0};
+  // What UpsertAccount said beyond plan and state; replaced whole.
+  std::atomic<const AccountProfile*> profile{nullptr};
+  // Prepaid balance in micro-units; never below zero.
+  std::atomic<int64_t> wallet_micros{0};
+  // Billing-period caches (monthly, annual): [start_ms:44][length_days:9]
+  // packed as start_ms << 9 | length_days; 0 when empty.
+  std::atomic<uint64_t> period_cache[2] = {};
+
+  std::atomic<uint64_t> key_words[kInlineKeyBytes / 8] = {};
+  std::atomic<uint64_t> cells[kCellsPerSubject] = {};
+
+  static uint32_t Generation(uint32_t ctrl) { return ctrl >> 8; }
+  static RecordState State(uint32_t ctrl) {
+    return static_cast<RecordState>(ctrl & 3);
+  }
+};
+static_assert(sizeof(SubjectRecord) == 192);
+
+// A found record and the generation it was found under.
+struct SubjectRef {
+  SubjectRecord* rec = nullptr;
+  uint32_t index = 0;
+  uint8_t gen = 0;  // low 8 bits of the record's generation
+  explicit operator bool() const { return rec != nullptr; }
+};
+
+// The lookup form of a key: scope, lengths and (for short keys) the bytes
+// padded to whole words, built once per lookup and compared word by word.
+struct KeyProbe {
+  KeyProbe(Scope scope, std::string_view account, std::string_view sub);
+  std::string_view account;
+  std::string_view sub;
+  uint64_t shape = 0;
+  size_t num_words = 0;  // 0 for a key stored out of line
+  uint64_t words[SubjectRecord::kInlineKeyBytes / 8];
+};
+
+class CounterTable {
+ public:
+  // Room for max_subjects live records at a load factor <= 0.7.
+  explicit CounterTable(size_t max_subjects);
+  ~CounterTable();
+  CounterTable(const CounterTable&) = delete;
+  CounterTable& operator=(const CounterTable&) = delete;
+
+  // A seeded 64-bit hash of the key (not for the hash of any other table).
+  uint64_t Hash(Scope scope, std::string_view account,
+                std::string_view sub) const;
+
+  // Lock-free lookup of a Live record; empty ref when absent.
+  SubjectRef Find(Scope scope, std::string_view account, std::string_view sub,
+                  uint64_t hash) const;
+
+  // Finds the record or inserts a fresh one (cells zero, meta zero). The
+  // insert path takes the table mutex. ResourceExhausted when full;
+  // InvalidArgument when an id is longer than 65535 bytes.
+  absl::StatusOr<SubjectRef> FindOrInsert(Scope scope, std::string_view account,
+                                          std::string_view sub, uint64_t hash,
+                                          int64_t now_ms);
+
+  // Marks Dead every Live record for which `should_reclaim` returns true
+  // (called under the mutex) and frees long keys retired at least
+  // min_retire_ms ago. Returns the number reclaimed.
+  size_t Reclaim(const std::function<bool(const SubjectRecord&)>& should_reclaim,
+                 int64_t now_ms, int64_t min_retire_ms);
+
+  // Calls fn on every Live record (slow; for reloads and reports).
+  void ForEachLive(const std::function<void(SubjectRecord&)>& fn);
+
+  SubjectRecord& at(uint32_t index) const { return (*records_)[index]; }
+  size_t capacity() const { return mask_ + 1; }
+  size_t max_subjects() const { return max_subjects_; }
+  size_t size() const { return live_.load(std::memory_order_relaxed); }
+
+  // Reads a record's key: scope, account id and sub id (slow path only).
+  static void ReadKey(const SubjectRecord& rec, Scope* scope,
+                      std::string* account, std::string* sub);
+
+ private:
+  static bool KeyEquals(const SubjectRecord& rec, const KeyProbe& key);
+
+  uint64_t seed_ = 0;
+  std::unique_ptr<HugeArray<SubjectRecord>> records_;
+  size_t mask_ = 0;
+  size_t max_subjects_ = 0;
+  std::atomic<size_t> live_{0};
+  size_t occupied_ = 0;  // Live + Dead + Busy slots; under mu_
+
+  std::mutex mu_;
+  struct Retired {
+    const char* key;
+    int64_t retired_ms;
+  };
+  std::vector<Retired> retired_keys_;  // under mu_
+};
+
+}  // namespace plangate::internal
+
+#endif  // PLANGATE_CORE_COUNTER_TABLE_H_

@@ -1,0 +1,79 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+//
+// Check and Commit on warm subjects allocate nothing: this binary replaces
+// the global operator new and counts calls while a flag is up.
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <string>
+
+#include "core/enforcer_test_util.h"
+
+namespace {
+std::atomic<bool> g_counting{false};
+std::atomic<long> g_allocations{0};
+
+void* CountedAlloc(std::size_t n) {
+  if (g_counting.load(std::memory_order_relaxed)) {
+    g_allocations.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+}  // namespace
+
+void* operator new(std::size_t n) { return CountedAlloc(n); }
+void* operator new[](std::size_t n) { return CountedAlloc(n); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+
+namespace plangate::testing {
+namespace {
+
+TEST_CASE_METHOD(EnforcerFixture, "check and commit allocate nothing",
+                 "[allocation]") {
+  Start(R"({"version": 1, "plans": [{"id": "p", "limits": [
+      {"id": "monthly", "limit": 100000000, "grace": 0.1},
+      {"id": "daily", "window": "day", "limit": 100000000},
+      {"id": "rpm", "window": "minute", "mode": "sliding", "limit": 100000000},
+      {"id": "per_key", "scope": "key", "window": "minute", "limit": 100000000},
+      {"id": "tokens", "meter": "tokens", "limit": 100000000}]}]})",
+        "p");
+  const int tokens = enforcer_->MeterId("tokens");
+  const std::string key = "key-with-a-name-long-enough-to-live-out-of-line-"
+                          "in-the-record-because-it-is-long";
+  MeterAmount estimate{tokens, 300};
+  MeterAmount actual{tokens, 120};
+  CheckRequest request{.account_id = "acme", .key_id = key,
+                       .amounts = {&estimate, 1}};
+  // Warm: first sightings may allocate (long keys, period caches).
+  REQUIRE(enforcer_->Check(request).admitted());
+
+  g_allocations.store(0);
+  g_counting.store(true);
+  int admitted = 0;
+  for (int i = 0; i < 10000; ++i) {
+    clock_.Advance(7);  // crosses minute windows along the way
+    const Decision d = enforcer_->Check(request);
+    admitted += d.admitted() ? 1 : 0;
+    enforcer_->Commit({.reservation = d.reservation, .actual = {&actual, 1}});
+    (void)enforcer_->Peek(request);
+  }
+  g_counting.store(false);
+  CHECK(admitted == 10000);
+  CHECK(g_allocations.load() == 0);
+  // The counter works: an allocation in the counted region is seen.
+  g_counting.store(true);
+  auto* probe = new int(7);
+  g_counting.store(false);
+  delete probe;
+  CHECK(g_allocations.load() == 1);
+}
+
+}  // namespace
+}  // namespace plangate::testing

@@ -1,0 +1,229 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+//
+// Plan semantics beyond limits: key kinds, features, managed models, BYOK,
+// wallets, gauges and scheduled plan changes.
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/compiled_catalog.h"
+#include "core/enforcer_test_util.h"
+
+namespace plangate::testing {
+namespace {
+
+constexpr char kCatalog[] = R"({
+  "version": 1,
+  "upgrade_order": ["sandbox", "free", "pro", "scale"],
+  "plans": [
+    {"id": "sandbox", "key_kinds": ["test", "internal"],
+     "limits": [{"id": "monthly", "limit": 1000}]},
+    {"id": "free", "models": ["gpt-4o-mini"],
+     "gauges": {"api_keys": 1, "projects": 3},
+     "limits": [{"id": "monthly", "limit": 3}]},
+    {"id": "pro", "features": ["advanced_analytics"],
+     "models": ["gpt-4o-mini", "claude-3-*"],
+     "gauges": {"api_keys": 5, "projects": "unlimited"},
+     "wallet": {"required": true, "min_balance_micros": 1000},
+     "limits": [{"id": "monthly", "limit": 100},
+                {"id": "cost", "meter": "cost_micros", "limit": 50000,
+                 "applies_to": "managed", "status": 429}]},
+    {"id": "scale", "features": ["advanced_analytics", "custom_routing"],
+     "limits": [{"id": "monthly", "limit": 1000}]}
+  ]
+})";
+
+TEST_CASE("model patterns match with '*'", "[models]") {
+  using internal::ModelMatches;
+  CHECK(ModelMatches("gpt-4o-mini", "gpt-4o-mini"));
+  CHECK_FALSE(ModelMatches("gpt-4o-mini", "gpt-4o-mini-2"));
+  CHECK(ModelMatches("claude-3-*", "claude-3-haiku"));
+  CHECK(ModelMatches("claude-3-*", "claude-3-"));
+  CHECK_FALSE(ModelMatches("claude-3-*", "claude-2"));
+  CHECK(ModelMatches("*", ""));
+  CHECK(ModelMatches("*mini*", "gpt-4o-mini-2024"));
+  CHECK(ModelMatches("a*b*c", "aXbYbZc"));
+  CHECK_FALSE(ModelMatches("a*b*c", "aXbYbZ"));
+  CHECK_FALSE(ModelMatches("", "x"));
+}
+
+TEST_CASE_METHOD(EnforcerFixture, "key kinds: sandbox plans refuse live keys",
+                 "[key_kinds]") {
+  Start(kCatalog, "sandbox");
+  const Decision live = enforcer_->Check({.account_id = "acme"});
+  CHECK(live.status == 403);
+  CHECK(live.reason == "production_access_disabled");
+  for (int i = 0; i < 5; ++i) {
+    CHECK(enforcer_->Check({.account_id = "acme", .key_kind = KeyKind::kTest})
+              .admitted());
+  }
+  CHECK(Used("monthly") == 0);  // test traffic is free
+}
+
+TEST_CASE_METHOD(EnforcerFixture, "features: 402 naming the cheapest plan",
+                 "[features]") {
+  Start(kCatalog, "free");
+  const std::string_view analytics[] = {"advanced_analytics"};
+  const Decision d =
+      enforcer_->Check({.account_id = "acme", .features = analytics});
+  CHECK(d.status == 402);
+  CHECK(d.reason == "feature_not_in_plan");
+  CHECK(d.upgrade_plan == "pro");
+  const std::string_view routing[] = {"custom_routing"};
+  CHECK(enforcer_->Check({.account_id = "acme", .features = routing})
+            .upgrade_plan == "scale");
+  CHECK(Used("monthly") == 0);
+  REQUIRE_OK(enforcer_->UpsertAccount(
+      {.account_id = "acme", .plan_id = "scale", .anchor_ms = kJan31_2024}));
+  CHECK(enforcer_->Check({.account_id = "acme", .features = routing}).admitted());
+}
+
+TEST_CASE_METHOD(EnforcerFixture,
+                 "managed models: allowlist, default model, BYOK bypass",
+                 "[models]") {
+  Start(kCatalog, "free");
+  CHECK(enforcer_->Check({.account_id = "acme", .model = "gpt-4o-mini"})
+            .admitted());
+  const Decision d = enforcer_->Check({.account_id = "acme", .model = "gpt-4o"});
+  CHECK(d.status == 403);
+  CHECK(d.reason == "plan_limit_error");
+  CHECK(enforcer_->Check({.account_id = "acme", .byok = true, .model = "gpt-4o"})
+            .admitted());
+  // No model named: the account default is checked all the same.
+  const Decision no_default = enforcer_->Check({.account_id = "acme"});
+  CHECK(no_default.status == 403);
+  REQUIRE_OK(enforcer_->UpsertAccount({.account_id = "acme",
+                                       .plan_id = "free",
+                                       .anchor_ms = kJan31_2024,
+                                       .default_model = "gpt-4o"}));
+  const Decision bad_default = enforcer_->Check({.account_id = "acme"});
+  CHECK(bad_default.status == 403);
+  CHECK(bad_default.message.find("default model") != std::string_view::npos);
+  REQUIRE_OK(enforcer_->UpsertAccount({.account_id = "acme",
+                                       .plan_id = "free",
+                                       .anchor_ms = kJan31_2024,
+                                       .default_model = "gpt-4o-mini"}));
+  CHECK(enforcer_->Check({.account_id = "acme"}).admitted());
+  CHECK(Used("monthly") == 3);
+  // A limit denial names the next plan up.
+  const Decision capped = enforcer_->Check({.account_id = "acme"});
+  CHECK(capped.status == 402);
+  CHECK(capped.upgrade_plan == "pro");
+}
+
+TEST_CASE_METHOD(EnforcerFixture,
+                 "wallet: minimum gates live traffic, debits, refunds, BYOK free",
+                 "[wallet]") {
+  Start(kCatalog, "pro");
+  const Decision empty = enforcer_->Check({.account_id = "acme", .model = "claude-3-haiku"});
+  CHECK(empty.status == 402);
+  CHECK(empty.reason == "insufficient_credit");
+  REQUIRE(*enforcer_->UpdateWallet({.account_id = "acme", .credit_micros = 5000}) ==
+          5000);
+  const Decision d = enforcer_->Check(
+      {.account_id = "acme", .model = "claude-3-haiku", .wallet_micros = 3000});
+  REQUIRE(d.admitted());
+  CHECK(enforcer_->Usage("acme")->wallet_micros == 2000);
+  // Settle lower than reserved: the difference comes back.
+  CHECK(enforcer_->Commit({.reservation = d.reservation, .wallet_micros = 1200}) ==
+        CommitResult::kApplied);
+  CHECK(enforcer_->Usage("acme")->wallet_micros == 3800);
+  // A failure refunds the whole debit.
+  const Decision f = enforcer_->Check(
+      {.account_id = "acme", .model = "claude-3-haiku", .wallet_micros = 2000});
+  REQUIRE(f.admitted());
+  CHECK(enforcer_->Usage("acme")->wallet_micros == 1800);
+  CHECK(enforcer_->Commit({.reservation = f.reservation, .success = false}) ==
+        CommitResult::kRefunded);
+  CHECK(enforcer_->Usage("acme")->wallet_micros == 3800);
+  // More than the balance: denied, nothing taken.
+  const Decision big = enforcer_->Check(
+      {.account_id = "acme", .model = "claude-3-haiku", .wallet_micros = 5000});
+  CHECK(big.status == 402);
+  CHECK(enforcer_->Usage("acme")->wallet_micros == 3800);
+  // BYOK costs nothing and skips the managed cost limit and allowlist.
+  CHECK(enforcer_->Check({.account_id = "acme", .byok = true, .model = "gpt-5",
+                          .wallet_micros = 5000})
+            .admitted());
+  CHECK(enforcer_->Usage("acme")->wallet_micros == 3800);
+  // A wallet never goes below zero through an update either.
+  CHECK(absl::IsFailedPrecondition(
+      enforcer_->UpdateWallet({.account_id = "acme", .credit_micros = -4000})
+          .status()));
+}
+
+TEST_CASE_METHOD(EnforcerFixture,
+                 "wallet: concurrent debits never take the balance negative",
+                 "[wallet][concurrency]") {
+  Start(kCatalog, "scale");
+  REQUIRE(enforcer_->UpdateWallet({.account_id = "acme", .credit_micros = 1000})
+              .ok());
+  std::atomic<int> admitted{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 100; ++i) {
+        const Decision d =
+            enforcer_->Check({.account_id = "acme", .wallet_micros = 7});
+        if (d.admitted()) admitted.fetch_add(1);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(admitted.load() == 1000 / 7);
+  CHECK(enforcer_->Usage("acme")->wallet_micros == 1000 % 7);
+}
+
+TEST_CASE_METHOD(EnforcerFixture, "gauges: created resources against caps",
+                 "[gauges]") {
+  Start(kCatalog, "free");
+  CHECK(enforcer_->CheckCreate("acme", "api_keys", 0).admitted());
+  const Decision d = enforcer_->CheckCreate("acme", "api_keys", 1);
+  CHECK(d.status == 402);
+  CHECK(d.reason == "resource_limit_reached");
+  CHECK(d.limit_value == 1);
+  CHECK(d.upgrade_plan == "pro");
+  CHECK(enforcer_->CheckCreate("acme", "projects", 2).admitted());
+  CHECK(enforcer_->CheckCreate("acme", "projects", 3).status == 402);
+  CHECK(enforcer_->CheckCreate("acme", "members", 1000).admitted());  // no cap
+  CHECK(enforcer_->CheckCreate("nobody", "projects", 0).status == 403);
+  REQUIRE_OK(enforcer_->UpsertAccount(
+      {.account_id = "acme", .plan_id = "pro", .anchor_ms = kJan31_2024}));
+  CHECK(enforcer_->CheckCreate("acme", "projects", 1'000'000).admitted());
+}
+
+TEST_CASE_METHOD(EnforcerFixture,
+                 "a downgrade scheduled mid-period takes effect at period end",
+                 "[subscription]") {
+  Start(kCatalog, "scale");
+  clock_.SetMs(kJan31_2024 + 86'400'000);  // Feb 1
+  for (int i = 0; i < 10; ++i) REQUIRE(Check().admitted());
+  REQUIRE_OK(enforcer_->UpsertAccount({.account_id = "acme",
+                                       .plan_id = "scale",
+                                       .anchor_ms = kJan31_2024,
+                                       .scheduled_plan_id = "free",
+                                       .default_model = "gpt-4o-mini"}));
+  // Still scale until the period ends on Feb 29 (leap year).
+  CHECK(Check().admitted());
+  auto usage = enforcer_->Usage("acme");
+  CHECK(usage->plan_id == "scale");
+  CHECK(usage->scheduled_plan_id == "free");
+  CHECK(usage->period_end_ms == 1709164800000);
+  clock_.SetMs(1709164800000 - 1);
+  CHECK(enforcer_->Usage("acme")->plan_id == "scale");
+  clock_.SetMs(1709164800000);
+  CHECK(enforcer_->Usage("acme")->plan_id == "free");
+  CHECK(Check().admitted());
+  CHECK(Check().admitted());
+  CHECK(Check().admitted());
+  CHECK(Check().status == 402);  // free: 3 a month
+  CHECK(absl::IsInvalidArgument(enforcer_->UpsertAccount(
+      {.account_id = "acme", .plan_id = "scale", .scheduled_plan_id = "gold"})));
+}
+
+}  // namespace
+}  // namespace plangate::testing
