@@ -439,11 +439,13 @@ TEST_CASE("a copy owns its views", "[http]") {
   assigned = *original;
   const std::string body(original->body());
   original.reset();
-  for (const HttpRendering* r : {&copy, &assigned}) {
-    CHECK(r->status() == 429);
-    CHECK(HeadersOf(*r) == expected);
-    CHECK(r->body() == body);
-  }
+  const auto check = [&](const HttpRendering& r) {
+    CHECK(r.status() == 429);
+    CHECK(HeadersOf(r) == expected);
+    CHECK(r.body() == body);
+  };
+  check(copy);
+  check(assigned);
 }
 
 TEST_CASE("HttpErrorType maps statuses", "[http]") {
