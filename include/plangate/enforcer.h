@@ -145,6 +145,17 @@ enum class SubscriptionState : uint8_t {
   kBlocked = 2,  // 402 payment_required
 };
 
+// An account's own number for one limit of its plan (an enterprise's custom
+// quota, or true unlimited), or a user's own number for a user-scope limit
+// (a per-user custom rate limit).
+struct LimitOverride {
+  std::string limit_id;
+  std::string user_id;     // empty: the account's limit
+  bool unlimited = false;
+  int64_t limit = 0;
+  double grace = -1;       // negative: keep the plan's grace
+};
+
 struct AccountUpdate {
   std::string account_id;
   std::string plan_id;
@@ -157,6 +168,9 @@ struct AccountUpdate {
   std::string scheduled_plan_id;
   // The model used when a request names none.
   std::string default_model;
+  // Replace the plan's numbers for this account (each limit_id must be a
+  // limit of plan_id or scheduled_plan_id; user_id only on user scope).
+  std::vector<LimitOverride> overrides;
 };
 
 // A change to an account's prepaid wallet (micro-units).

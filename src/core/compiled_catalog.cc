@@ -79,17 +79,11 @@ bool ModelMatches(std::string_view pattern, std::string_view model) {
   return p == pattern.size();
 }
 
-namespace {
-
-// ceil(fraction * limit) without letting binary fractions push an exact
-// product up a unit (0.8 * 50000 is 40000.000000000004 in doubles).
 int64_t NudgeThreshold(double fraction, int64_t limit) {
   const long double product =
       static_cast<long double>(fraction) * static_cast<long double>(limit);
   return static_cast<int64_t>(std::ceil(product - 1e-6L));
 }
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
     std::shared_ptr<const Catalog> catalog, const CellLayout& previous_layout,

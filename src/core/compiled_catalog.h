@@ -54,6 +54,10 @@ struct CompiledPlan {
   std::string_view next_plan;
 };
 
+// ceil(fraction * limit), robust to binary fractions (0.8 * 50000 is
+// 40000.000000000004 in doubles): the soft-nudge threshold.
+int64_t NudgeThreshold(double fraction, int64_t limit);
+
 // Whether `model` matches `pattern`, where '*' matches any run of
 // characters (possibly empty). No allocation.
 bool ModelMatches(std::string_view pattern, std::string_view model);

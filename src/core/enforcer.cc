@@ -32,7 +32,23 @@ namespace internal {
 
 // What UpsertAccount said beyond plan and state. Immutable once published
 // in a record; a new upsert publishes a new one and retires the old.
+// A limit's numbers for one account (or one user of it), replacing the
+// plan's.
+struct Caps {
+  bool unlimited = false;
+  int64_t limit = 0;
+  int64_t hard = 0;
+  int64_t nudge_at = 0;
+};
+
+struct ResolvedOverride {
+  std::string limit_id;
+  std::string user_id;  // empty: the account's own limit
+  Caps caps;
+};
+
 struct AccountProfile {
+  std::vector<ResolvedOverride> overrides;
   std::string default_model;
   int64_t past_due_deadline_ms = 0;
   int scheduled_plan = -1;     // stable plan id, or -1
@@ -44,6 +60,7 @@ struct AccountProfile {
 namespace {
 
 using internal::AccountProfile;
+using internal::Caps;
 using internal::Cell;
 using internal::CompiledCatalog;
 using internal::CompiledLimit;
@@ -190,12 +207,12 @@ int64_t Estimate(const CellView& v, const Window& w, int64_t now_ms) {
 }
 
 // When a denied request of `amount` could fit.
-int64_t RetryAt(const CompiledLimit& limit, const CellView& v, const Window& w,
-                int64_t amount) {
-  if (amount > limit.hard) return 0;  // never fits
+int64_t RetryAt(const CompiledLimit& limit, const Caps& caps,
+                const CellView& v, const Window& w, int64_t amount) {
+  if (amount > caps.hard) return 0;  // never fits
   if (limit.mode != WindowMode::kSliding) return w.end_ms;
   const int64_t len = w.end_ms - w.start_ms;
-  const int64_t room = limit.hard - v.current - amount;
+  const int64_t room = caps.hard - v.current - amount;
   if (room >= 0 && v.previous > 0) {
     // Need previous * (end - t) / len <= room.
     const int64_t t = w.end_ms - static_cast<int64_t>(
@@ -204,7 +221,7 @@ int64_t RetryAt(const CompiledLimit& limit, const CellView& v, const Window& w,
   }
   // Next window: its previous is our current.
   if (v.current == 0) return w.end_ms;
-  const int64_t room_next = limit.hard - amount;
+  const int64_t room_next = caps.hard - amount;
   return w.end_ms + len - static_cast<int64_t>(
       (static_cast<Int128>(room_next) * len) / v.current);
 }
@@ -238,9 +255,9 @@ enum class Charge { kOk, kOver, kStale };
 // `word` and `prev_word` are the values the evaluation decided on; the CAS
 // expects them, so the common uncontended case re-reads nothing.
 Charge ChargeCell(SubjectRecord& rec, uint8_t gen, const CompiledLimit& limit,
-                  const Window& w, int64_t now_ms, int64_t amount,
-                  bool enforce, uint64_t word, uint64_t prev_word,
-                  CellView* seen) {
+                  int64_t hard, const Window& w, int64_t now_ms,
+                  int64_t amount, bool enforce, uint64_t word,
+                  uint64_t prev_word, CellView* seen) {
   const bool sliding = limit.mode == WindowMode::kSliding;
   std::atomic<uint64_t>& cur = rec.cells[limit.cell];
   *seen = ViewOf(word, prev_word, w.tag, sliding);
@@ -251,7 +268,7 @@ Charge ChargeCell(SubjectRecord& rec, uint8_t gen, const CompiledLimit& limit,
                       ? rec.cells[limit.cell + 1].load(std::memory_order_relaxed)
                       : 0;
       *seen = ViewOf(word, prev_word, w.tag, sliding);
-      if (enforce && Estimate(*seen, w, now_ms) + amount > limit.hard) {
+      if (enforce && Estimate(*seen, w, now_ms) + amount > hard) {
         return Charge::kOver;
       }
     }
@@ -349,38 +366,63 @@ void DrainWallet(std::atomic<int64_t>& wallet, int64_t amount) {
   }
 }
 
-void Describe(const CompiledLimit& limit, const Window& w, int64_t used,
-              int64_t amount, Decision* d) {
+void Describe(const CompiledLimit& limit, const Caps& caps, const Window& w,
+              int64_t used, int64_t amount, Decision* d) {
   d->has_limit = true;
   d->limit = LimitRef{limit.source->id, limit.scope, limit.source->meter,
                       limit.window, limit.mode};
-  d->limit_value = limit.unlimited ? 0 : limit.limit;
-  d->hard_limit = limit.unlimited ? 0 : limit.hard;
+  d->limit_value = caps.unlimited ? 0 : caps.limit;
+  d->hard_limit = caps.unlimited ? 0 : caps.hard;
   d->used = used;
-  d->remaining = limit.unlimited
+  d->remaining = caps.unlimited
                      ? kMaxCount
-                     : std::max<int64_t>(0, limit.hard - used - amount);
+                     : std::max<int64_t>(0, caps.hard - used - amount);
   d->window_start_ms = w.start_ms;
   d->reset_ms = w.end_ms;
 }
 
-void DescribeDenial(const CompiledLimit& limit, const Window& w,
-                    const CellView& v, int64_t used, int64_t amount,
-                    int64_t now_ms, Decision* d) {
-  Describe(limit, w, used, amount, d);
+void DescribeDenial(const CompiledLimit& limit, const Caps& caps,
+                    const Window& w, const CellView& v, int64_t used,
+                    int64_t amount, int64_t now_ms, Decision* d) {
+  Describe(limit, caps, w, used, amount, d);
   d->status = limit.status;
   d->deny = DenyKind::kLimit;
   d->reason = limit.reason;
   d->message = limit.message;
-  d->remaining = std::max<int64_t>(0, limit.hard - used);
-  const int64_t at = RetryAt(limit, v, w, amount);
+  d->remaining = std::max<int64_t>(0, caps.hard - used);
+  const int64_t at = RetryAt(limit, caps, v, w, amount);
   d->retry_after_ms = at > now_ms ? at - now_ms : 0;
+}
+
+Caps PlanCaps(const CompiledLimit& limit) {
+  return {limit.unlimited, limit.limit, limit.hard, limit.nudge_at};
+}
+
+// The caps of `limit` for this account and user: an override if the
+// account has one, else the plan's.
+Caps CapsFor(const CompiledLimit& limit, const AccountProfile* profile,
+             std::string_view user_id) {
+  if (profile != nullptr && !profile->overrides.empty()) {
+    const internal::ResolvedOverride* found = nullptr;
+    for (const internal::ResolvedOverride& o : profile->overrides) {
+      if (o.limit_id != limit.source->id) continue;
+      if (o.user_id.empty()) {
+        if (found == nullptr) found = &o;
+      } else if (o.user_id == user_id) {
+        found = &o;  // a user's own limit beats the account's
+        break;
+      }
+    }
+    if (found != nullptr) return found->caps;
+  }
+  return PlanCaps(limit);
 }
 
 // One applicable limit, between evaluation and charging. Trivially
 // constructible: an array of them costs nothing until filled.
 struct PendingCharge {
   const CompiledLimit* limit;
+  Caps caps;
   SubjectRecord* rec;
   uint32_t index;
   uint8_t gen;
@@ -625,36 +667,37 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
       const CellView view = ViewOf(word, prev_word, w.tag, sliding);
       const int64_t used = Estimate(view, w, now);
       const int64_t after = used + amount;
-      if (!limit.unlimited) {
-        if (after > limit.hard) {
+      const Caps caps = CapsFor(limit, profile, req.user_id);
+      if (!caps.unlimited) {
+        if (after > caps.hard) {
           if (!limit.shadow) {
-            DescribeDenial(limit, w, view, used, amount, now, &decision);
+            DescribeDenial(limit, caps, w, view, used, amount, now, &decision);
             decision.upgrade_plan = plan.next_plan;
             return decision;
           }
           decision.warnings |= kWarnShadowDenied;
           decision.shadow = true;
-        } else if (after > limit.limit) {
+        } else if (after > caps.limit) {
           decision.warnings |= kWarnGrace;
-        } else if (after >= limit.nudge_at) {
+        } else if (after >= caps.nudge_at) {
           decision.warnings |= kWarnSoftNudge;
         }
         const double room =
-            static_cast<double>(limit.hard - after) /
-            static_cast<double>(std::max<int64_t>(limit.hard, 1));
+            static_cast<double>(caps.hard - after) /
+            static_cast<double>(std::max<int64_t>(caps.hard, 1));
         if (room < tightest_room) {
           tightest_room = room;
           tightest = num_pending;
         }
       }
-      pending[num_pending++] = {&limit,  subject.rec, subject.index,
-                                subject.gen, w,       amount,
-                                used,    word,        prev_word};
+      pending[num_pending++] = {&limit,      caps, subject.rec, subject.index,
+                                subject.gen, w,    amount,      used,
+                                word,        prev_word};
     }
     if (ABSL_PREDICT_FALSE(stale)) continue;
     if (tightest >= 0) {
       const PendingCharge& p = pending[tightest];
-      Describe(*p.limit, p.window, p.used, p.amount, &decision);
+      Describe(*p.limit, p.caps, p.window, p.used, p.amount, &decision);
     }
     if (!charge || (num_pending == 0 && debit == 0)) return decision;
 
@@ -670,9 +713,9 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
     CellView seen;
     for (; charged < num_pending; ++charged) {
       const PendingCharge& p = pending[charged];
-      const bool enforce = !p.limit->unlimited && !p.limit->shadow;
-      failure = ChargeCell(*p.rec, p.gen, *p.limit, p.window, now, p.amount,
-                           enforce, p.word, p.prev_word, &seen);
+      const bool enforce = !p.caps.unlimited && !p.limit->shadow;
+      failure = ChargeCell(*p.rec, p.gen, *p.limit, p.caps.hard, p.window, now,
+                           p.amount, enforce, p.word, p.prev_word, &seen);
       if (ABSL_PREDICT_FALSE(failure != Charge::kOk)) break;
     }
     if (ABSL_PREDICT_FALSE(failure != Charge::kOk)) {
@@ -686,8 +729,8 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
       if (failure == Charge::kStale) continue;
       const PendingCharge& p = pending[charged];
       Decision denied;
-      DescribeDenial(*p.limit, p.window, seen, Estimate(seen, p.window, now),
-                     p.amount, now, &denied);
+      DescribeDenial(*p.limit, p.caps, p.window, seen,
+                     Estimate(seen, p.window, now), p.amount, now, &denied);
       denied.upgrade_plan = plan.next_plan;
       return denied;
     }
@@ -981,6 +1024,48 @@ absl::Status Enforcer::UpsertAccount(const AccountUpdate& update) {
   if (update.account_id.empty()) {
     return absl::InvalidArgumentError("account_id: must not be empty");
   }
+  auto profile = std::make_unique<AccountProfile>();
+  for (size_t i = 0; i < update.overrides.size(); ++i) {
+    const LimitOverride& o = update.overrides[i];
+    auto where = [&](std::string_view field) {
+      return fmt::format("account \"{}\": overrides[{}].{}", update.account_id,
+                         i, field);
+    };
+    const CompiledLimit* target = nullptr;
+    for (const int p : {plan, scheduled}) {
+      if (p < 0 || target != nullptr) continue;
+      for (const CompiledLimit& l : cc.plans[p]->limits) {
+        if (l.source->id == o.limit_id) target = &l;
+      }
+    }
+    if (target == nullptr) {
+      return absl::InvalidArgumentError(fmt::format(
+          "{}: no limit \"{}\" in plan \"{}\"", where("limit_id"),
+          o.limit_id, update.plan_id));
+    }
+    if (!o.user_id.empty() && target->scope != Scope::kUser) {
+      return absl::InvalidArgumentError(fmt::format(
+          "{}: limit \"{}\" is not a user-scope limit", where("user_id"),
+          o.limit_id));
+    }
+    if (!o.unlimited && (o.limit < 0 || o.limit > kMaxCount)) {
+      return absl::InvalidArgumentError(
+          fmt::format("{}: must be in [0, {}]", where("limit"), kMaxCount));
+    }
+    if (o.grace > 1) {
+      return absl::InvalidArgumentError(
+          fmt::format("{}: must be in [0, 1]", where("grace")));
+    }
+    Limit numbers = *target->source;
+    numbers.limit = o.limit;
+    if (o.grace >= 0) numbers.grace = o.grace;
+    internal::ResolvedOverride resolved{o.limit_id, o.user_id, {}};
+    resolved.caps = o.unlimited ? Caps{true, kMaxCount, kMaxCount, kMaxCount}
+                                : Caps{false, o.limit, numbers.hard(),
+                                       internal::NudgeThreshold(
+                                           numbers.soft_nudge, o.limit)};
+    profile->overrides.push_back(std::move(resolved));
+  }
   const int64_t now = impl_->Now(0);
   auto ref = impl_->table.FindOrInsert(
       Scope::kAccount, update.account_id, {},
@@ -996,7 +1081,6 @@ absl::Status Enforcer::UpsertAccount(const AccountUpdate& update) {
     rec.period_cache[0].store(0, std::memory_order_seq_cst);
     rec.period_cache[1].store(0, std::memory_order_seq_cst);
   }
-  auto profile = std::make_unique<AccountProfile>();
   profile->default_model = update.default_model;
   profile->past_due_deadline_ms = update.past_due_deadline_ms;
   if (!update.scheduled_plan_id.empty()) {
@@ -1126,9 +1210,10 @@ absl::StatusOr<AccountUsage> Enforcer::Usage(std::string_view account_id,
     lu.scope = limit.scope;
     lu.meter = limit.source->meter;
     lu.window = limit.window;
-    lu.unlimited = limit.unlimited;
-    lu.limit = limit.unlimited ? 0 : limit.limit;
-    lu.hard_limit = limit.unlimited ? 0 : limit.hard;
+    const Caps caps = CapsFor(limit, profile, {});
+    lu.unlimited = caps.unlimited;
+    lu.limit = caps.unlimited ? 0 : caps.limit;
+    lu.hard_limit = caps.unlimited ? 0 : caps.hard;
     lu.used = Estimate(view, w, now);
     lu.window_start_ms = w.start_ms;
     lu.window_end_ms = w.end_ms;

@@ -225,5 +225,69 @@ TEST_CASE_METHOD(EnforcerFixture,
       {.account_id = "acme", .plan_id = "scale", .scheduled_plan_id = "gold"})));
 }
 
+TEST_CASE_METHOD(EnforcerFixture,
+                 "overrides: custom and unlimited quotas, per-user limits",
+                 "[overrides]") {
+  Start(R"({"version": 1, "plans": [{"id": "business", "limits": [
+      {"id": "tool_calls", "meter": "requests", "limit": 5, "grace": 0.2},
+      {"id": "per_user", "scope": "user", "window": "day", "limit": 100},
+      {"id": "rpm", "window": "minute", "limit": 1000}]}]})",
+        "business");
+  // An enterprise deal: 10 instead of 5; grace as in the plan (hard 12).
+  REQUIRE_OK(enforcer_->UpsertAccount(
+      {.account_id = "acme",
+       .plan_id = "business",
+       .anchor_ms = kJan31_2024,
+       .overrides = {{.limit_id = "tool_calls", .limit = 10},
+                     {.limit_id = "per_user", .user_id = "runaway",
+                      .limit = 2}}}));
+  for (int i = 0; i < 12; ++i) {
+    const Decision d = enforcer_->Check({.account_id = "acme", .user_id = "ok"});
+    REQUIRE(d.admitted());
+  }
+  const Decision capped = enforcer_->Check({.account_id = "acme"});
+  CHECK(capped.status == 402);
+  CHECK(capped.limit_value == 10);
+  CHECK(capped.hard_limit == 12);
+  auto usage = enforcer_->Usage("acme");
+  REQUIRE_OK(usage.status());
+  CHECK(usage->limits.at(0).limit == 10);
+
+  // True unlimited, and one user's own custom daily cap.
+  REQUIRE_OK(enforcer_->UpsertAccount(
+      {.account_id = "acme",
+       .plan_id = "business",
+       .anchor_ms = kJan31_2024,
+       .overrides = {{.limit_id = "tool_calls", .unlimited = true},
+                     {.limit_id = "per_user", .user_id = "runaway",
+                      .limit = 2}}}));
+  CHECK(enforcer_->Check({.account_id = "acme", .user_id = "runaway"}).admitted());
+  CHECK(enforcer_->Check({.account_id = "acme", .user_id = "runaway"}).admitted());
+  const Decision user_capped =
+      enforcer_->Check({.account_id = "acme", .user_id = "runaway"});
+  CHECK(user_capped.status == 429);
+  CHECK(user_capped.limit.limit_id == "per_user");
+  CHECK(user_capped.limit_value == 2);
+  // Other users keep the plan's 100 a day.
+  CHECK(enforcer_->Check({.account_id = "acme", .user_id = "calm"}).admitted());
+  CHECK(Used("tool_calls") == 15);
+
+  CHECK(enforcer_->UpsertAccount(
+                     {.account_id = "acme",
+                      .plan_id = "business",
+                      .overrides = {{.limit_id = "nope", .limit = 1}}})
+            .message() ==
+        "account \"acme\": overrides[0].limit_id: no limit \"nope\" in plan "
+        "\"business\"");
+  CHECK(enforcer_->UpsertAccount(
+                     {.account_id = "acme",
+                      .plan_id = "business",
+                      .overrides = {{.limit_id = "rpm", .user_id = "u",
+                                     .limit = 1}}})
+            .message() ==
+        "account \"acme\": overrides[0].user_id: limit \"rpm\" is not a "
+        "user-scope limit");
+}
+
 }  // namespace
 }  // namespace plangate::testing
