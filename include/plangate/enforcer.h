@@ -42,6 +42,7 @@
 #include "plangate/catalog.h"
 #include "plangate/clock.h"
 #include "plangate/decision.h"
+#include "plangate/events.h"
 
 namespace plangate {
 
@@ -62,6 +63,10 @@ struct EnforcerOptions {
   // reclaimed. Default: 10 minutes.
   int64_t idle_subject_ttl_ms = 10 * 60'000;
 
+  // Receives threshold events (soft nudge, hard cap) from Maintain or
+  // DeliverEvents. Not owned; must outlive the Enforcer. Default: none.
+  EventSink* event_sink = nullptr;
+
   // Capacity (memory is allocated up front)
 
   // Subjects resident at once: accounts plus the projects, keys and users
@@ -72,6 +77,10 @@ struct EnforcerOptions {
   // Reservations outstanding at once (admitted, not yet committed).
   // Default: 65536.
   size_t max_reservations = size_t{1} << 16;
+
+  // Threshold crossings buffered between two deliveries; more are dropped
+  // (and counted). Default: 4096.
+  size_t event_queue_capacity = 4096;
 };
 
 // An amount of one meter. `meter` is an index into Catalog::meters(); get it
@@ -212,6 +221,8 @@ struct EnforcerStats {
   uint64_t reservations_expired = 0;  // refunded by Maintain
   uint64_t subjects_reclaimed = 0;
   uint64_t capacity_denials = 0;      // checks denied because a table was full
+  uint64_t events_delivered = 0;
+  uint64_t events_dropped = 0;        // the event queue was full
 };
 
 class Enforcer {
@@ -265,6 +276,10 @@ class Enforcer {
   // Housekeeping, off the hot path: refunds expired reservations and
   // reclaims idle subjects. Call it every second or so (any thread).
   void Maintain(int64_t now_ms = 0);
+
+  // Hands buffered threshold events to the sink, once per (subject, limit,
+  // window). Maintain calls it; returns the number delivered.
+  size_t DeliverEvents(int64_t now_ms = 0);
 
   // The index of a meter name, or -1.
   int MeterId(std::string_view meter) const;

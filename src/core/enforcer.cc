@@ -20,9 +20,11 @@
 #include <mutex>
 
 #include "absl/base/optimization.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "core/compiled_catalog.h"
 #include "core/counter_table.h"
+#include "core/event_queue.h"
 #include "core/reservation_table.h"
 #include "fmt/format.h"
 #include "internal/period.h"
@@ -452,7 +454,8 @@ struct Enforcer::Impl {
       : options(opts),
         clock(opts.clock != nullptr ? opts.clock : SystemClock::Default()),
         table(opts.max_subjects),
-        reservations(opts.max_reservations) {}
+        reservations(opts.max_reservations),
+        events(opts.event_sink != nullptr ? opts.event_queue_capacity : 2) {}
 
   int64_t Now(int64_t now_ms) const {
     return now_ms != 0 ? now_ms : clock->NowMs();
@@ -478,6 +481,43 @@ struct Enforcer::Impl {
   std::atomic<uint64_t> subjects_reclaimed{0};
   std::atomic<uint64_t> capacity_denials{0};
   std::atomic<uint64_t> unreserved_admits{0};
+  std::atomic<uint64_t> events_delivered{0};
+  std::atomic<uint64_t> events_dropped{0};
+
+  internal::EventQueue events;
+  std::mutex events_mu;  // one drainer at a time
+  // Crossings already delivered: key -> end of their window (for pruning).
+  absl::flat_hash_map<std::string, int64_t> fired;  // under events_mu
+
+  // Queues the threshold crossings of one charged limit (rare: only when
+  // a request takes usage across a threshold).
+  void NoteCrossings(const CompiledPlan& plan, int plan_id,
+                     const CompiledLimit& limit, const Caps& caps,
+                     uint32_t record, uint8_t gen, const Window& w,
+                     int64_t before, int64_t after) {
+    if (caps.unlimited) return;
+    const auto note = [&](ThresholdKind kind) {
+      internal::RawEvent e;
+      e.record = record;
+      e.gen = gen;
+      e.kind = static_cast<uint8_t>(kind);
+      e.limit_index = static_cast<uint16_t>(&limit - plan.limits.data());
+      e.plan = plan_id;
+      e.window_start_ms = w.start_ms;
+      e.window_end_ms = w.end_ms;
+      e.used = after;
+      e.limit = caps.limit;
+      if (!events.Push(e)) {
+        events_dropped.fetch_add(1, std::memory_order_relaxed);
+      }
+    };
+    if (before < caps.nudge_at && after >= caps.nudge_at) {
+      note(ThresholdKind::kSoftNudge);
+    }
+    if (before < caps.limit && after >= caps.limit) {
+      note(ThresholdKind::kHardCap);
+    }
+  }
 
   // Slow-path state, under admin_mu.
   mutable std::mutex admin_mu;
@@ -711,12 +751,14 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
     int charged = 0;
     Charge failure = Charge::kOk;
     CellView seen;
+    int64_t before[internal::kMaxReservedOps];
     for (; charged < num_pending; ++charged) {
       const PendingCharge& p = pending[charged];
       const bool enforce = !p.caps.unlimited && !p.limit->shadow;
       failure = ChargeCell(*p.rec, p.gen, *p.limit, p.caps.hard, p.window, now,
                            p.amount, enforce, p.word, p.prev_word, &seen);
       if (ABSL_PREDICT_FALSE(failure != Charge::kOk)) break;
+      before[charged] = Estimate(seen, p.window, now);
     }
     if (ABSL_PREDICT_FALSE(failure != Charge::kOk)) {
       for (int k = 0; k < charged; ++k) {
@@ -733,6 +775,18 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
                      Estimate(seen, p.window, now), p.amount, now, &denied);
       denied.upgrade_plan = plan.next_plan;
       return denied;
+    }
+
+    if (options.event_sink != nullptr) {
+      for (int k = 0; k < num_pending; ++k) {
+        const PendingCharge& p = pending[k];
+        const int64_t after = before[k] + p.amount;
+        if (ABSL_PREDICT_FALSE(after >= p.caps.nudge_at &&
+                               before[k] < p.caps.limit)) {
+          NoteCrossings(plan, plan_id, *p.limit, p.caps, p.index, p.gen,
+                        p.window, before[k], after);
+        }
+      }
     }
 
     // Touch each subject at most once a second, for idle reclamation.
@@ -1224,6 +1278,7 @@ absl::StatusOr<AccountUsage> Enforcer::Usage(std::string_view account_id,
 
 void Enforcer::Maintain(int64_t now_ms) {
   const int64_t now = impl_->Now(now_ms);
+  DeliverEvents(now);
   ReservationTable& res = impl_->reservations;
   for (uint32_t i = 0; i < res.capacity(); ++i) {
     uint32_t gen = 0;
@@ -1249,6 +1304,54 @@ void Enforcer::Maintain(int64_t now_ms) {
   impl_->subjects_reclaimed.fetch_add(reclaimed, std::memory_order_relaxed);
 }
 
+size_t Enforcer::DeliverEvents(int64_t now_ms) {
+  EventSink* sink = impl_->options.event_sink;
+  if (sink == nullptr) return 0;
+  const int64_t now = impl_->Now(now_ms);
+  std::lock_guard<std::mutex> lock(impl_->events_mu);
+  const CompiledCatalog& cc =
+      *impl_->compiled.load(std::memory_order_acquire);
+  size_t delivered = 0;
+  internal::RawEvent e;
+  while (impl_->events.Pop(&e)) {
+    if (e.plan < 0 || static_cast<size_t>(e.plan) >= cc.plans.size() ||
+        cc.plans[e.plan] == nullptr ||
+        e.limit_index >= cc.plans[e.plan]->limits.size()) {
+      continue;  // the plan changed since
+    }
+    const CompiledLimit& limit = cc.plans[e.plan]->limits[e.limit_index];
+    const SubjectRecord& rec = impl_->table.at(e.record);
+    const uint32_t ctrl = rec.ctrl.load(std::memory_order_acquire);
+    ThresholdEvent event;
+    std::string sub;
+    CounterTable::ReadKey(rec, &event.scope, &event.account_id, &sub);
+    if (rec.ctrl.load(std::memory_order_acquire) != ctrl ||
+        static_cast<uint8_t>(SubjectRecord::Generation(ctrl)) != e.gen) {
+      continue;  // the subject was reclaimed since
+    }
+    event.kind = static_cast<ThresholdKind>(e.kind);
+    event.subject_id = std::move(sub);
+    event.limit_id = limit.source->id;
+    event.window_start_ms = e.window_start_ms;
+    event.window_end_ms = e.window_end_ms;
+    event.used = e.used;
+    event.limit = e.limit;
+    std::string key = fmt::format(
+        "{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}", e.kind,
+        static_cast<int>(event.scope), event.account_id, event.subject_id,
+        event.limit_id, event.window_start_ms);
+    if (!impl_->fired.emplace(std::move(key), e.window_end_ms).second) {
+      continue;  // already told
+    }
+    sink->OnThreshold(event);
+    ++delivered;
+  }
+  absl::erase_if(impl_->fired,
+                 [&](const auto& entry) { return entry.second < now; });
+  impl_->events_delivered.fetch_add(delivered, std::memory_order_relaxed);
+  return delivered;
+}
+
 int Enforcer::MeterId(std::string_view meter) const {
   std::lock_guard<std::mutex> lock(impl_->admin_mu);
   return impl_->meters.Find(meter);
@@ -1268,6 +1371,8 @@ EnforcerStats Enforcer::Stats() const {
   s.subjects_reclaimed =
       impl_->subjects_reclaimed.load(std::memory_order_relaxed);
   s.capacity_denials = impl_->capacity_denials.load(std::memory_order_relaxed);
+  s.events_delivered = impl_->events_delivered.load(std::memory_order_relaxed);
+  s.events_dropped = impl_->events_dropped.load(std::memory_order_relaxed);
   return s;
 }
 

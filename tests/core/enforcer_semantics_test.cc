@@ -289,5 +289,89 @@ TEST_CASE_METHOD(EnforcerFixture,
         "user-scope limit");
 }
 
+class RecordingSink : public EventSink {
+ public:
+  void OnThreshold(const ThresholdEvent& e) override { events.push_back(e); }
+  std::vector<ThresholdEvent> events;
+};
+
+TEST_CASE_METHOD(EnforcerFixture,
+                 "threshold events fire once per subject, limit and period",
+                 "[events]") {
+  RecordingSink sink;
+  EnforcerOptions options;
+  options.event_sink = &sink;
+  Start(R"({"version": 1, "plans": [{"id": "p", "limits": [
+      {"id": "monthly", "limit": 10, "grace": 0.5},
+      {"id": "per_key", "scope": "key", "window": "day", "limit": 4}]}]})",
+        "p", options);
+  for (int i = 0; i < 7; ++i) REQUIRE(Check().admitted());
+  enforcer_->Maintain();
+  CHECK(sink.events.empty());
+  const Decision eighth = Check();  // 8 of 10: the soft nudge
+  REQUIRE(eighth.admitted());
+  enforcer_->Maintain();
+  REQUIRE(sink.events.size() == 1);
+  CHECK(sink.events[0].kind == ThresholdKind::kSoftNudge);
+  CHECK(sink.events[0].account_id == "acme");
+  CHECK(sink.events[0].limit_id == "monthly");
+  CHECK(sink.events[0].used == 8);
+  CHECK(sink.events[0].limit == 10);
+  CHECK(sink.events[0].window_start_ms == kJan31_2024);
+  CHECK(sink.events[0].window_end_ms == 1709164800000);
+  // A refund takes usage back under 80%; crossing again says nothing new.
+  REQUIRE(enforcer_->Commit({.reservation = eighth.reservation,
+                             .success = false}) == CommitResult::kRefunded);
+  REQUIRE(Check().admitted());
+  REQUIRE(Check().admitted());
+  REQUIRE(Check().admitted());  // 10 of 10: the hard cap
+  enforcer_->Maintain();
+  REQUIRE(sink.events.size() == 2);
+  CHECK(sink.events[1].kind == ThresholdKind::kHardCap);
+  CHECK(sink.events[1].used == 10);
+  // Key-scope limits report their subject.
+  for (int i = 0; i < 4; ++i) {
+    REQUIRE(enforcer_->Check({.account_id = "acme", .key_id = "k1"}).admitted());
+  }
+  enforcer_->Maintain();
+  REQUIRE(sink.events.size() == 4);  // key: nudge at 4 >= 3.2, cap at 4
+  CHECK(sink.events[2].scope == Scope::kKey);
+  CHECK(sink.events[2].subject_id == "k1");
+  CHECK(enforcer_->Stats().events_delivered == 4);
+  // The next billing period fires afresh.
+  clock_.SetMs(1709164800000);
+  for (int i = 0; i < 8; ++i) REQUIRE(Check().admitted());
+  enforcer_->Maintain();
+  REQUIRE(sink.events.size() == 5);
+  CHECK(sink.events[4].window_start_ms == 1709164800000);
+}
+
+TEST_CASE_METHOD(EnforcerFixture,
+                 "concurrent crossings deliver one event each",
+                 "[events][concurrency]") {
+  RecordingSink sink;
+  EnforcerOptions options;
+  options.event_sink = &sink;
+  Start(R"({"version": 1, "plans": [{"id": "p", "limits": [
+      {"id": "monthly", "limit": 1000}]}]})",
+        "p", options);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 300; ++i) (void)Check();
+    });
+  }
+  std::thread drainer([&] {
+    for (int i = 0; i < 50; ++i) enforcer_->DeliverEvents();
+  });
+  for (auto& th : threads) th.join();
+  drainer.join();
+  enforcer_->Maintain();
+  REQUIRE(sink.events.size() == 2);
+  CHECK(sink.events[0].kind == ThresholdKind::kSoftNudge);
+  CHECK(sink.events[1].kind == ThresholdKind::kHardCap);
+  CHECK(Used("monthly") == 1000);
+}
+
 }  // namespace
 }  // namespace plangate::testing
