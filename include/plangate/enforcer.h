@@ -200,6 +200,10 @@ struct LimitUsage {
   int64_t used = 0;
   int64_t window_start_ms = 0;
   int64_t window_end_ms = 0;
+  // "ok", "soft_nudge" (at or past the nudge fraction), "grace" (past the
+  // limit), "exhausted" (at the hard limit: the next request is denied) or
+  // "unlimited".
+  std::string state;
 };
 
 struct AccountUsage {
@@ -211,7 +215,16 @@ struct AccountUsage {
   int64_t wallet_micros = 0;
   std::string scheduled_plan_id;
   std::vector<LimitUsage> limits;  // account-scope limits of the plan
+  std::vector<Gauge> gauges;       // the plan's resource caps
 };
+
+// The usage report as JSON, shaped like a billing API's usage reply:
+// {"account", "plan", "status", "period_start", "period_end" (RFC 3339
+// UTC), "scheduled_plan", "wallet_micros", "usage": {limit id: {"used",
+// "limit", "hard_limit", "state", "meter", "window", "resets_at"}},
+// "resource_counts": {gauge: {"limit"}}}. Unlimited limits and gauges have
+// "limit": null.
+std::string UsageReportJson(const AccountUsage& usage);
 
 // Counters a host can read to watch the Enforcer.
 struct EnforcerStats {

@@ -1271,8 +1271,14 @@ absl::StatusOr<AccountUsage> Enforcer::Usage(std::string_view account_id,
     lu.used = Estimate(view, w, now);
     lu.window_start_ms = w.start_ms;
     lu.window_end_ms = w.end_ms;
+    lu.state = caps.unlimited                ? "unlimited"
+               : lu.used >= caps.hard        ? "exhausted"
+               : lu.used > caps.limit        ? "grace"
+               : lu.used >= caps.nudge_at    ? "soft_nudge"
+                                             : "ok";
     usage.limits.push_back(std::move(lu));
   }
+  usage.gauges = plan.source->gauges;
   return usage;
 }
 

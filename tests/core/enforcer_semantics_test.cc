@@ -12,6 +12,7 @@
 
 #include "core/compiled_catalog.h"
 #include "core/enforcer_test_util.h"
+#include "nlohmann/json.hpp"
 
 namespace plangate::testing {
 namespace {
@@ -371,6 +372,45 @@ TEST_CASE_METHOD(EnforcerFixture,
   CHECK(sink.events[0].kind == ThresholdKind::kSoftNudge);
   CHECK(sink.events[1].kind == ThresholdKind::kHardCap);
   CHECK(Used("monthly") == 1000);
+}
+
+TEST_CASE_METHOD(EnforcerFixture, "usage report, as a struct and as JSON",
+                 "[usage]") {
+  Start(R"({"version": 1, "plans": [{"id": "starter",
+      "gauges": {"projects": 5, "team_members": "unlimited"},
+      "limits": [
+        {"id": "api_requests", "limit": 10, "grace": 0.2},
+        {"id": "ai_tokens", "meter": "tokens", "limit": "unlimited"},
+        {"id": "rpm", "window": "minute", "limit": 100}]}]})",
+        "starter");
+  for (int i = 0; i < 11; ++i) REQUIRE(Check().admitted());
+  auto usage = enforcer_->Usage("acme");
+  REQUIRE_OK(usage.status());
+  CHECK(usage->period_start_ms == kJan31_2024);
+  CHECK(usage->period_end_ms == 1709164800000);
+  REQUIRE(usage->limits.size() == 3);
+  CHECK(usage->limits[0].state == "grace");
+  CHECK(usage->limits[1].state == "unlimited");
+  CHECK(usage->limits[2].state == "ok");
+
+  const auto j = nlohmann::json::parse(UsageReportJson(*usage));
+  CHECK(j["account"] == "acme");
+  CHECK(j["plan"] == "starter");
+  CHECK(j["status"] == "active");
+  CHECK(j["period_start"] == "2024-01-31T00:00:00Z");
+  CHECK(j["period_end"] == "2024-02-29T00:00:00Z");
+  CHECK(j["scheduled_plan"].is_null());
+  CHECK(j["usage"]["api_requests"]["used"] == 11);
+  CHECK(j["usage"]["api_requests"]["limit"] == 10);
+  CHECK(j["usage"]["api_requests"]["hard_limit"] == 12);
+  CHECK(j["usage"]["api_requests"]["state"] == "grace");
+  CHECK(j["usage"]["ai_tokens"]["limit"].is_null());
+  CHECK(j["usage"]["rpm"]["window"] == "minute");
+  CHECK(j["usage"]["rpm"]["resets_at"] == "2024-01-31T00:01:00Z");
+  CHECK(j["resource_counts"]["projects"]["limit"] == 5);
+  CHECK(j["resource_counts"]["team_members"]["limit"].is_null());
+  REQUIRE(Check().admitted());
+  CHECK(enforcer_->Usage("acme")->limits[0].state == "exhausted");
 }
 
 }  // namespace

@@ -1,0 +1,71 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+
+#include <string>
+
+#include "internal/period.h"
+#include "nlohmann/json.hpp"
+#include "fmt/format.h"
+#include "plangate/enforcer.h"
+
+namespace plangate {
+namespace {
+
+std::string Rfc3339(int64_t unix_ms) {
+  const internal::CivilTime t = internal::ToCivil(unix_ms);
+  const int64_t s = t.ms_of_day / 1000;
+  const int64_t ms = t.ms_of_day % 1000;
+  if (ms != 0) {
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", t.year,
+                       t.month, t.day, s / 3600, s / 60 % 60, s % 60, ms);
+  }
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", t.year, t.month,
+                     t.day, s / 3600, s / 60 % 60, s % 60);
+}
+
+std::string_view StateName(SubscriptionState state) {
+  switch (state) {
+    case SubscriptionState::kActive: return "active";
+    case SubscriptionState::kPastDue: return "past_due";
+    case SubscriptionState::kBlocked: return "blocked";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+std::string UsageReportJson(const AccountUsage& usage) {
+  nlohmann::ordered_json j;
+  j["account"] = usage.account_id;
+  j["plan"] = usage.plan_id;
+  j["status"] = StateName(usage.state);
+  j["period_start"] = Rfc3339(usage.period_start_ms);
+  j["period_end"] = Rfc3339(usage.period_end_ms);
+  j["scheduled_plan"] = usage.scheduled_plan_id.empty()
+                            ? nlohmann::ordered_json(nullptr)
+                            : nlohmann::ordered_json(usage.scheduled_plan_id);
+  j["wallet_micros"] = usage.wallet_micros;
+  nlohmann::ordered_json limits = nlohmann::ordered_json::object();
+  for (const LimitUsage& l : usage.limits) {
+    nlohmann::ordered_json e;
+    e["used"] = l.used;
+    e["limit"] = l.unlimited ? nlohmann::ordered_json(nullptr)
+                             : nlohmann::ordered_json(l.limit);
+    e["hard_limit"] = l.unlimited ? nlohmann::ordered_json(nullptr)
+                                  : nlohmann::ordered_json(l.hard_limit);
+    e["state"] = l.state;
+    e["meter"] = l.meter;
+    e["window"] = WindowUnitName(l.window);
+    e["resets_at"] = Rfc3339(l.window_end_ms);
+    limits[l.limit_id] = std::move(e);
+  }
+  j["usage"] = std::move(limits);
+  nlohmann::ordered_json gauges = nlohmann::ordered_json::object();
+  for (const Gauge& g : usage.gauges) {
+    gauges[g.name]["limit"] = g.unlimited ? nlohmann::ordered_json(nullptr)
+                                          : nlohmann::ordered_json(g.cap);
+  }
+  j["resource_counts"] = std::move(gauges);
+  return j.dump();
+}
+
+}  // namespace plangate
