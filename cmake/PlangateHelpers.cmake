@@ -4,7 +4,10 @@ include(GNUInstallDirs)
 # Strict warnings on plangate's own targets only (never PUBLIC).
 function(plangate_set_warnings target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow
-    -Wnon-virtual-dtor -Wconversion -Wno-sign-conversion)
+    -Wnon-virtual-dtor -Wconversion -Wno-sign-conversion
+    # Designated initializers that name only some fields are the intended
+    # way to fill CheckRequest and friends.
+    -Wno-missing-field-initializers)
   if(PLANGATE_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()

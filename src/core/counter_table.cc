@@ -249,7 +249,7 @@ absl::StatusOr<SubjectRef> CounterTable::FindOrInsert(Scope scope,
 }
 
 size_t CounterTable::Reclaim(
-    const std::function<bool(const SubjectRecord&)>& should_reclaim,
+    const std::function<bool(SubjectRecord&)>& should_reclaim,
     int64_t now_ms, int64_t min_retire_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   // Free long keys retired by an earlier cycle, long enough ago that no

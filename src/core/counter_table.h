@@ -156,7 +156,7 @@ class CounterTable {
   // Marks Dead every Live record for which `should_reclaim` returns true
   // (called under the mutex) and frees long keys retired at least
   // min_retire_ms ago. Returns the number reclaimed.
-  size_t Reclaim(const std::function<bool(const SubjectRecord&)>& should_reclaim,
+  size_t Reclaim(const std::function<bool(SubjectRecord&)>& should_reclaim,
                  int64_t now_ms, int64_t min_retire_ms);
 
   // Calls fn on every Live record (slow; for reloads and reports).

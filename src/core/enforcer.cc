@@ -468,7 +468,7 @@ struct Enforcer::Impl {
                            Decision* denial);
   absl::Status InstallCatalog(std::shared_ptr<const Catalog> catalog);
   void Refund(ReservationSlot& slot);
-  bool Reclaimable(const SubjectRecord& rec, const CompiledCatalog& cc,
+  bool Reclaimable(SubjectRecord& rec, const CompiledCatalog& cc,
                    int64_t now_ms);
 
   const EnforcerOptions options;
@@ -957,7 +957,7 @@ absl::Status Enforcer::Impl::InstallCatalog(
   return absl::OkStatus();
 }
 
-bool Enforcer::Impl::Reclaimable(const SubjectRecord& rec,
+bool Enforcer::Impl::Reclaimable(SubjectRecord& rec,
                                  const CompiledCatalog& cc, int64_t now_ms) {
   const uint64_t meta = rec.meta.load(std::memory_order_relaxed);
   if (MetaRegistered(meta) ||
@@ -973,7 +973,7 @@ bool Enforcer::Impl::Reclaimable(const SubjectRecord& rec,
   // The account whose anchor defines billing windows for this subject.
   SubjectRecord* account = nullptr;
   if (scope == Scope::kAccount) {
-    account = const_cast<SubjectRecord*>(&rec);
+    account = &rec;
   } else {
     Scope s;
     std::string account_id, sub;
@@ -987,16 +987,13 @@ bool Enforcer::Impl::Reclaimable(const SubjectRecord& rec,
     const uint64_t word = rec.cells[i].load(std::memory_order_relaxed);
     if (Cell::Count(word) == 0) continue;
     if (!cells[i].used) continue;  // a counter no plan has any more
+    const bool billing = cells[i].window == WindowUnit::kBillingPeriod ||
+                         cells[i].window == WindowUnit::kAnnual;
+    if (billing && account == nullptr) return false;  // cannot tell: keep
     CompiledLimit probe;
     probe.window = cells[i].window;
-    if (account == nullptr) {
-      if (probe.window == WindowUnit::kBillingPeriod ||
-          probe.window == WindowUnit::kAnnual) {
-        return false;  // cannot tell the period: keep it
-      }
-    }
-    Window w = account != nullptr ? CurrentWindow(probe, *account, now_ms)
-                                  : CurrentWindow(probe, const_cast<SubjectRecord&>(rec), now_ms);
+    // Fixed windows ignore the record; billing ones read the account's.
+    const Window w = CurrentWindow(probe, billing ? *account : rec, now_ms);
     const uint32_t prev_tag = (w.tag - 1) & Cell::kTagMask;
     if (Cell::Tag(word) == w.tag) return false;
     if (cells[i].mode == WindowMode::kSliding && Cell::Tag(word) == prev_tag) {
@@ -1303,9 +1300,7 @@ void Enforcer::Maintain(int64_t now_ms) {
   const CompiledCatalog& cc =
       *impl_->compiled.load(std::memory_order_relaxed);
   const size_t reclaimed = impl_->table.Reclaim(
-      [&](const SubjectRecord& rec) {
-        return impl_->Reclaimable(rec, cc, now);
-      },
+      [&](SubjectRecord& rec) { return impl_->Reclaimable(rec, cc, now); },
       now, impl_->options.idle_subject_ttl_ms);
   impl_->subjects_reclaimed.fetch_add(reclaimed, std::memory_order_relaxed);
 }

@@ -67,7 +67,7 @@ TEST_CASE("reclaimed slots are reused under a new generation", "[table]") {
   CounterTable t(4);
   const SubjectRef a = Insert(t, Scope::kKey, "acct", "a");
   a.rec->cells[0].store(Cell::Pack(a.gen, 1, 5));
-  CHECK(t.Reclaim([](const SubjectRecord&) { return true; }, 0, 0) == 1);
+  CHECK(t.Reclaim([](SubjectRecord&) { return true; }, 0, 0) == 1);
   CHECK(t.size() == 0);
   CHECK(!t.Find(Scope::kKey, "acct", "a", t.Hash(Scope::kKey, "acct", "a")));
   // A stale holder of `a` sees the generation change in every cell.
