@@ -17,8 +17,14 @@ endfunction()
 # registered with CTest.
 function(plangate_test name source)
   cmake_parse_arguments(ARG "" "" "LABELS;LIBS" ${ARGN})
-  add_executable(${name} ${source} ${PROJECT_SOURCE_DIR}/tests/test_main.cc)
-  target_link_libraries(${name} PRIVATE plangate::plangate Catch2::Catch2 ${ARG_LIBS})
+  # Catch2's main is compiled once for every test (it is the slow part).
+  if(NOT TARGET plangate_catch_main)
+    add_library(plangate_catch_main OBJECT ${PROJECT_SOURCE_DIR}/tests/test_main.cc)
+    target_link_libraries(plangate_catch_main PUBLIC Catch2::Catch2)
+  endif()
+  add_executable(${name} ${source})
+  target_link_libraries(${name} PRIVATE plangate_catch_main plangate::plangate
+    Catch2::Catch2 ${ARG_LIBS})
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests)
   plangate_set_warnings(${name})
   add_test(NAME ${name} COMMAND ${name})

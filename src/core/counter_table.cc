@@ -82,8 +82,9 @@ KeyProbe::KeyProbe(Scope scope, std::string_view a, std::string_view s)
   const size_t len = a.size() + s.size();
   if (len > SubjectRecord::kInlineKeyBytes) return;
   char buf[SubjectRecord::kInlineKeyBytes] = {};
-  std::memcpy(buf, a.data(), a.size());
-  std::memcpy(buf + a.size(), s.data(), s.size());
+  // memcpy from an empty view's null data() is undefined: skip empties.
+  if (!a.empty()) std::memcpy(buf, a.data(), a.size());
+  if (!s.empty()) std::memcpy(buf + a.size(), s.data(), s.size());
   num_words = (len + 7) / 8;
   std::memcpy(words, buf, sizeof(buf));
 }
@@ -119,10 +120,12 @@ bool CounterTable::KeyEquals(const SubjectRecord& rec, const KeyProbe& key) {
   if (rec.shape.load(std::memory_order_relaxed) != key.shape) return false;
   if (key.num_words == 0) {
     const char* stored = rec.long_key.load(std::memory_order_acquire);
+    // Long keys are never empty; a sub id may be (then nothing to compare).
     return stored != nullptr &&
            std::memcmp(stored, key.account.data(), key.account.size()) == 0 &&
-           std::memcmp(stored + key.account.size(), key.sub.data(),
-                       key.sub.size()) == 0;
+           (key.sub.empty() ||
+            std::memcmp(stored + key.account.size(), key.sub.data(),
+                        key.sub.size()) == 0);
   }
   for (size_t i = 0; i < key.num_words; ++i) {
     if (rec.key_words[i].load(std::memory_order_relaxed) != key.words[i]) {
@@ -221,8 +224,8 @@ absl::StatusOr<SubjectRef> CounterTable::FindOrInsert(Scope scope,
                   std::memory_order_relaxed);
   if (len > SubjectRecord::kInlineKeyBytes) {
     char* key = new char[len];
-    std::memcpy(key, account.data(), account.size());
-    std::memcpy(key + account.size(), sub.data(), sub.size());
+    if (!account.empty()) std::memcpy(key, account.data(), account.size());
+    if (!sub.empty()) std::memcpy(key + account.size(), sub.data(), sub.size());
     rec.long_key.store(key, std::memory_order_release);
   } else {
     for (size_t w = 0; w < SubjectRecord::kInlineKeyBytes / 8; ++w) {

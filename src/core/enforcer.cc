@@ -387,6 +387,8 @@ void DescribeDenial(const CompiledLimit& limit, const Caps& caps,
                     const Window& w, const CellView& v, int64_t used,
                     int64_t amount, int64_t now_ms, Decision* d) {
   Describe(limit, caps, w, used, amount, d);
+  d->warnings = kWarnNone;  // warnings belong to admitted decisions
+  d->shadow = false;
   d->status = limit.status;
   d->deny = DenyKind::kLimit;
   d->reason = limit.reason;

@@ -203,6 +203,20 @@ TEST_CASE_METHOD(EnforcerFixture,
 }
 
 TEST_CASE_METHOD(EnforcerFixture,
+                 "a denial carries no warnings of the limits that admitted",
+                 "[decision]") {
+  Start(R"({"version": 1, "plans": [{"id": "p", "limits": [
+      {"id": "monthly", "limit": 10},
+      {"id": "rpm", "window": "minute", "limit": 9}]}]})",
+        "p");
+  for (int i = 0; i < 9; ++i) REQUIRE(Check().admitted());
+  const Decision d = Check();  // monthly would nudge (10 of 10); rpm denies
+  CHECK(d.status == 429);
+  CHECK(d.limit.limit_id == "rpm");
+  CHECK(d.warnings == kWarnNone);
+}
+
+TEST_CASE_METHOD(EnforcerFixture,
                  "a request larger than what remains is denied up front",
                  "[atomicity]") {
   Start(R"({"version": 1, "plans": [{"id": "p", "limits": [
