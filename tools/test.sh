@@ -9,6 +9,8 @@
 #            build/bench-results/
 #   install  tools/demo.sh: install into build/stage, build
 #            examples/quickstart against it and run it
+#   fuzz     the libFuzzer targets of tests/fuzz (clang-14, ASan + UBSan) in
+#            build/fuzz, each for 60 s from its seed corpus; a crash fails
 #
 # A private redis-server runs on a free loopback port for the whole run; tests
 # find it through PLANGATE_TEST_REDIS_PORT, and tests that start servers of
@@ -17,23 +19,25 @@
 # in CMakePresets.json.
 #
 # Environment:
-#   PLANGATE_TEST_STAGES  stages to run (default "release asan tsan bench install")
+#   PLANGATE_TEST_STAGES  stages to run (default "release asan tsan bench install fuzz")
 #   PLANGATE_JOBS         build parallelism (default: nproc)
 #
 # Prints PASS/FAIL per stage with its time, exits non-zero if any stage
 # failed, and ends with one line "N passed, M failed" counting the ctest
 # tests of all configurations (a stage that failed outside ctest counts as
 # one failure).
+# The stage functions and cleanup run indirectly ("stage_$stage", trap).
+# shellcheck disable=SC2317
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
-stages=${PLANGATE_TEST_STAGES:-"release asan tsan bench install"}
+stages=${PLANGATE_TEST_STAGES:-"release asan tsan bench install fuzz"}
 jobs=${PLANGATE_JOBS:-$(nproc)}
 for stage in $stages; do
   case "$stage" in
-    release | asan | tsan | bench | install) ;;
+    release | asan | tsan | bench | install | fuzz) ;;
     *)
-      echo "test.sh: unknown stage '$stage' (known: release asan tsan bench install)" >&2
+      echo "test.sh: unknown stage '$stage' (known: release asan tsan bench install fuzz)" >&2
       exit 2
       ;;
   esac
@@ -56,15 +60,15 @@ trap 'exit 130' INT TERM
 # A private redis-server on a free loopback port, in a temp dir, no
 # persistence.
 start_redis() {
-  local port attempt i
-  for attempt in $(seq 1 20); do
+  local port
+  for _ in $(seq 1 20); do
     port=$((20000 + RANDOM % 20000))
     # Skip a port something already listens on.
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then continue; fi
     redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
       --dir "$tmp" --daemonize no >"$tmp/redis.log" 2>&1 &
     redis_pid=$!
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
       if [[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" == PONG ]]; then
         export PLANGATE_TEST_REDIS_PORT=$port
         PLANGATE_TEST_REDIS_SERVER=$(command -v redis-server)
@@ -146,6 +150,33 @@ stage_bench() {
 }
 
 stage_install() { tools/demo.sh; }
+
+# Builds the fuzzers with clang-14 in build/fuzz and runs each for 60 s,
+# growing build/fuzz/corpus/<name> from tests/fuzz/corpus/<name>; crash
+# inputs land in build/fuzz/artifacts/.
+stage_fuzz() {
+  CC=clang-14 CXX=clang++-14 cmake -S . -B build/fuzz -G Ninja \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPLANGATE_BUILD_FUZZERS=ON \
+    -DPLANGATE_BUILD_TESTS=OFF -DPLANGATE_BUILD_BENCHMARKS=OFF \
+    -DPLANGATE_INSTALL=OFF &&
+    cmake --build build/fuzz --parallel "$jobs" \
+      --target catalog_fuzzer trace_fuzzer || return 1
+  local name n=0 failed=0
+  mkdir -p build/fuzz/artifacts
+  for name in catalog trace; do
+    n=$((n + 1))
+    mkdir -p "build/fuzz/corpus/$name"
+    echo "--- ${name}_fuzzer"
+    if ! "build/fuzz/tests/fuzz/${name}_fuzzer" -max_total_time=60 \
+      -print_final_stats=1 -artifact_prefix="build/fuzz/artifacts/$name-" \
+      "build/fuzz/corpus/$name" "tests/fuzz/corpus/$name"; then
+      echo "test.sh: ${name}_fuzzer failed; inputs in build/fuzz/artifacts/" >&2
+      failed=$((failed + 1))
+    fi
+  done
+  stage_note="$((n - failed))/$n fuzzers ran 60 s without a crash"
+  ((failed == 0))
+}
 
 any_failed=0
 for stage in $stages; do

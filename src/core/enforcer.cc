@@ -1110,6 +1110,7 @@ absl::Status Enforcer::UpsertAccount(const AccountUpdate& update) {
           fmt::format("{}: must be in [0, 1]", where("grace")));
     }
     Limit numbers = *target->source;
+    numbers.unlimited = false;  // a number replaces a plan's "unlimited"
     numbers.limit = o.limit;
     if (o.grace >= 0) numbers.grace = o.grace;
     internal::ResolvedOverride resolved{o.limit_id, o.user_id, {}};

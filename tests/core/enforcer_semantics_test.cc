@@ -232,7 +232,7 @@ TEST_CASE_METHOD(EnforcerFixture,
   Start(R"({"version": 1, "plans": [{"id": "business", "limits": [
       {"id": "tool_calls", "meter": "requests", "limit": 5, "grace": 0.2},
       {"id": "per_user", "scope": "user", "window": "day", "limit": 100},
-      {"id": "rpm", "window": "minute", "limit": 1000}]}]})",
+      {"id": "rpm", "window": "minute", "limit": "unlimited"}]}]})",
         "business");
   // An enterprise deal: 10 instead of 5; grace as in the plan (hard 12).
   REQUIRE_OK(enforcer_->UpsertAccount(
@@ -272,6 +272,17 @@ TEST_CASE_METHOD(EnforcerFixture,
   // Other users keep the plan's 100 a day.
   CHECK(enforcer_->Check({.account_id = "acme", .user_id = "calm"}).admitted());
   CHECK(Used("tool_calls") == 15);
+
+  // A contract number on a limit the plan leaves unlimited.
+  REQUIRE_OK(enforcer_->UpsertAccount(
+      {.account_id = "acme",
+       .plan_id = "business",
+       .anchor_ms = kJan31_2024,
+       .overrides = {{.limit_id = "tool_calls", .unlimited = true},
+                     {.limit_id = "rpm", .limit = 0}}}));
+  const Decision contract = enforcer_->Check({.account_id = "acme"});
+  CHECK(contract.status == 429);
+  CHECK(contract.limit.limit_id == "rpm");
 
   CHECK(enforcer_->UpsertAccount(
                      {.account_id = "acme",

@@ -1,0 +1,211 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+//
+// quotactl: validates plan catalogs and replays request traces against them
+// on a simulated clock. docs/replay.md documents the formats.
+//
+//   quotactl validate CATALOG
+//   quotactl replay --catalog C --accounts A --trace T [--out F] [--check]
+//
+// Exit status: 0 success, 1 invalid input or failed expectations, 2 usage.
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "fmt/format.h"
+#include "plangate/catalog.h"
+#include "replay.h"
+#include "trace.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: quotactl validate CATALOG\n"
+    "       quotactl replay --catalog FILE --accounts FILE --trace FILE\n"
+    "                       [--out FILE] [--check]\n";
+
+// Traces longer than this show a progress bar when stderr is a terminal.
+constexpr size_t kProgressMinEvents = 10'000;
+
+int Usage(std::string_view problem) {
+  if (!problem.empty()) fmt::print(stderr, "quotactl: {}\n", problem);
+  std::fputs(kUsage, stderr);
+  return 2;
+}
+
+void PrintError(const absl::Status& status) {
+  fmt::print(stderr, "{}\n", std::string(status.message()));
+}
+
+std::optional<std::string> ReadFile(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    fmt::print(stderr, "{}: cannot open: {}\n", path, std::strerror(errno));
+    return std::nullopt;
+  }
+  std::string text;
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, n);
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed) {
+    fmt::print(stderr, "{}: cannot read\n", path);
+    return std::nullopt;
+  }
+  return text;
+}
+
+int Validate(const std::vector<std::string_view>& args) {
+  if (args.size() != 1 || args[0].empty() || args[0][0] == '-') {
+    return Usage(args.empty() ? "validate: missing CATALOG"
+                              : "validate: takes exactly one CATALOG");
+  }
+  const std::string path(args[0]);
+  auto catalog = plangate::Catalog::LoadFile(path);
+  if (!catalog.ok()) {
+    PrintError(catalog.status());
+    return 1;
+  }
+  fmt::print("{}: ok ({} plan{})\n", path, (*catalog)->plans().size(),
+             (*catalog)->plans().size() == 1 ? "" : "s");
+  return 0;
+}
+
+int Replay(const std::vector<std::string_view>& args) {
+  std::string catalog_path, accounts_path, trace_path, out_path;
+  bool check = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string_view arg = args[i];
+    if (arg == "--check") {
+      check = true;
+      continue;
+    }
+    std::string* target = nullptr;
+    std::string_view name = arg;
+    std::optional<std::string_view> value;
+    if (const size_t eq = arg.find('='); eq != std::string_view::npos) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+    }
+    if (name == "--catalog") {
+      target = &catalog_path;
+    } else if (name == "--accounts") {
+      target = &accounts_path;
+    } else if (name == "--trace") {
+      target = &trace_path;
+    } else if (name == "--out") {
+      target = &out_path;
+    } else {
+      return Usage(fmt::format("replay: unknown argument '{}'", arg));
+    }
+    if (!value) {
+      if (i + 1 >= args.size()) {
+        return Usage(fmt::format("replay: {} needs a value", name));
+      }
+      value = args[++i];
+    }
+    if (value->empty()) {
+      return Usage(fmt::format("replay: {} needs a value", name));
+    }
+    *target = std::string(*value);
+  }
+  if (catalog_path.empty()) return Usage("replay: missing --catalog");
+  if (accounts_path.empty()) return Usage("replay: missing --accounts");
+  if (trace_path.empty()) return Usage("replay: missing --trace");
+
+  auto catalog = plangate::Catalog::LoadFile(catalog_path);
+  if (!catalog.ok()) {
+    PrintError(catalog.status());
+    return 1;
+  }
+  const std::optional<std::string> accounts_text = ReadFile(accounts_path);
+  if (!accounts_text) return 1;
+  auto accounts =
+      plangate::replay::ParseAccounts(*accounts_text, accounts_path, **catalog);
+  if (!accounts.ok()) {
+    PrintError(accounts.status());
+    return 1;
+  }
+  const std::optional<std::string> trace_text = ReadFile(trace_path);
+  if (!trace_text) return 1;
+  auto events = plangate::replay::ParseTrace(*trace_text, trace_path, **catalog,
+                                             *accounts);
+  if (!events.ok()) {
+    PrintError(events.status());
+    return 1;
+  }
+
+  std::FILE* out = stdout;
+  if (!out_path.empty()) {
+    out = std::fopen(out_path.c_str(), "wb");
+    if (out == nullptr) {
+      fmt::print(stderr, "{}: cannot open: {}\n", out_path,
+                 std::strerror(errno));
+      return 1;
+    }
+  }
+  plangate::replay::ReplayOptions options;
+  options.trace_name = trace_path;
+  options.accounts_name = accounts_path;
+  options.check = check;
+  options.on_decision = [out](std::string_view line) {
+    std::fwrite(line.data(), 1, line.size(), out);
+    std::fputc('\n', out);
+  };
+  const bool progress =
+      events->size() > kProgressMinEvents && isatty(STDERR_FILENO) == 1;
+  if (progress) {
+    options.on_progress = [](size_t done, size_t total) {
+      constexpr int kWidth = 40;
+      const int filled = static_cast<int>(done * kWidth / total);
+      fmt::print(stderr, "\rreplay [{:#<{}}{:<{}}] {:>3}% {}/{}", "", filled,
+                 "", kWidth - filled, done * 100 / total, done, total);
+      std::fflush(stderr);
+    };
+  }
+  auto summary =
+      plangate::replay::Replay(*catalog, *accounts, *events, options);
+  if (progress) fmt::print(stderr, "\r\033[K");
+  bool write_failed = std::fflush(out) != 0 || std::ferror(out) != 0;
+  if (out != stdout) write_failed = std::fclose(out) != 0 || write_failed;
+  if (!summary.ok()) {
+    PrintError(summary.status());
+    return 1;
+  }
+  for (const std::string& m : summary->mismatches) {
+    fmt::print(stderr, "{}\n", m);
+  }
+  if (!summary->mismatches.empty()) std::fputc('\n', stderr);
+  std::fputs(plangate::replay::FormatSummary(*summary, check).c_str(), stderr);
+  if (write_failed) {
+    fmt::print(stderr, "{}: write failed\n",
+               out_path.empty() ? "stdout" : out_path);
+    return 1;
+  }
+  return summary->mismatches.empty() ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string_view> args(argv + 1, argv + argc);
+  if (args.empty()) return Usage("");
+  const std::string_view command = args.front();
+  args.erase(args.begin());
+  if (command == "-h" || command == "--help" || command == "help") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (command == "validate") return Validate(args);
+  if (command == "replay") return Replay(args);
+  return Usage(fmt::format("unknown command '{}'", command));
+}
