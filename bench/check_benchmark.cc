@@ -100,7 +100,8 @@ World& GetWorld(size_t accounts) {
   w->ids.reserve(accounts);
   for (size_t i = 0; i < accounts; ++i) {
     // Realistic ids: a prefix and a 20-char suffix.
-    w->ids.push_back("acct_" + std::to_string(1'000'000'000'000'000'000ull + i * 7919));
+    w->ids.push_back("acct_" +
+                     std::to_string(1'000'000'000'000'000'000ull + i * 7919));
     auto s = w->enforcer->UpsertAccount(
         {.account_id = w->ids.back(), .plan_id = "p", .anchor_ms = kNow});
     if (!s.ok()) std::abort();
@@ -114,7 +115,8 @@ double TicksPerNs() {
   static const double ratio = [] {
     const auto t0 = std::chrono::steady_clock::now();
     const uint64_t c0 = __rdtsc();
-    while (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(50)) {
+    while (std::chrono::steady_clock::now() - t0 <
+           std::chrono::milliseconds(50)) {
     }
     const uint64_t c1 = __rdtsc();
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -165,7 +167,8 @@ void ReportPercentiles(benchmark::State& state, std::vector<uint64_t>& ticks,
   std::sort(ticks.begin(), ticks.end());
   const double per_ns = TicksPerNs();
   auto at = [&](double q) {
-    const uint64_t t = ticks[static_cast<size_t>(q * static_cast<double>(ticks.size() - 1))];
+    const uint64_t t =
+        ticks[static_cast<size_t>(q * static_cast<double>(ticks.size() - 1))];
     return static_cast<double>(t > overhead ? t - overhead : 0) / per_ns;
   };
   state.counters["p50_ns"] = at(0.50);
@@ -266,10 +269,20 @@ void BM_ThroughputBaseline(benchmark::State& state) {
 
 BENCHMARK(BM_CheckLatencyPlangate)->Arg(100'000)->Arg(1'000'000);
 BENCHMARK(BM_CheckLatencyBaseline)->Arg(100'000)->Arg(1'000'000);
-BENCHMARK(BM_ThroughputPlangate)->ArgNames({"hot"})->Arg(0)->Arg(1)
-    ->Threads(1)->Threads(2)->UseRealTime();
-BENCHMARK(BM_ThroughputBaseline)->ArgNames({"hot"})->Arg(0)->Arg(1)
-    ->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_ThroughputPlangate)
+    ->ArgNames({"hot"})
+    ->Arg(0)
+    ->Arg(1)
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime();
+BENCHMARK(BM_ThroughputBaseline)
+    ->ArgNames({"hot"})
+    ->Arg(0)
+    ->Arg(1)
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime();
 
 }  // namespace
 

@@ -2,9 +2,9 @@
 
 #include <string>
 
+#include "fmt/format.h"
 #include "internal/period.h"
 #include "nlohmann/json.hpp"
-#include "fmt/format.h"
 #include "plangate/enforcer.h"
 
 namespace plangate {
@@ -24,9 +24,12 @@ std::string Rfc3339(int64_t unix_ms) {
 
 std::string_view StateName(SubscriptionState state) {
   switch (state) {
-    case SubscriptionState::kActive: return "active";
-    case SubscriptionState::kPastDue: return "past_due";
-    case SubscriptionState::kBlocked: return "blocked";
+    case SubscriptionState::kActive:
+      return "active";
+    case SubscriptionState::kPastDue:
+      return "past_due";
+    case SubscriptionState::kBlocked:
+      return "blocked";
   }
   return "unknown";
 }

@@ -74,11 +74,12 @@ struct Limit {
   WindowMode mode = WindowMode::kFixed;
   bool unlimited = false;  // counts, never denies
   int64_t limit = 0;       // in units of `meter`; ignored when unlimited
-  double soft_nudge = 0.8;  // in (0, 1]: warn once used + a >= soft_nudge * limit
-  double grace = 0.0;       // in [0, 1]: admit up to floor(limit * (1 + grace))
-  int status = 0;           // deny status; 402 for billing windows, 429 otherwise
-  std::string reason;       // deny reason; "billing_limit_reached" or "rate_limited"
-  std::string message;      // human-readable deny message; may be empty
+  double soft_nudge =
+      0.8;             // in (0, 1]: warn once used + a >= soft_nudge * limit
+  double grace = 0.0;  // in [0, 1]: admit up to floor(limit * (1 + grace))
+  int status = 0;      // deny status; 402 for billing windows, 429 otherwise
+  std::string reason;  // deny reason; "billing_limit_reached" or "rate_limited"
+  std::string message;  // human-readable deny message; may be empty
   Traffic applies_to = Traffic::kAll;
   bool shadow = false;  // decide and count, report the would-be denial, admit
 
@@ -100,7 +101,7 @@ struct Wallet {
 
 struct Plan {
   std::string id;
-  std::string name;  // display name; defaults to id
+  std::string name;     // display name; defaults to id
   bool shadow = false;  // every limit of the plan in shadow mode
   std::vector<Limit> limits;
   std::vector<std::string> features;

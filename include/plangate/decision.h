@@ -71,12 +71,12 @@ struct LimitRef {
 };
 
 struct Decision {
-  int status = 200;             // 200 admitted; else 4xx/5xx
+  int status = 200;  // 200 admitted; else 4xx/5xx
   DenyKind deny = DenyKind::kNone;
-  std::string_view reason;      // machine-readable: "billing_limit_reached"...
-  std::string_view message;     // human-readable; may be empty
+  std::string_view reason;   // machine-readable: "billing_limit_reached"...
+  std::string_view message;  // human-readable; may be empty
   uint32_t warnings = kWarnNone;
-  bool shadow = false;          // admitted only because of shadow mode
+  bool shadow = false;  // admitted only because of shadow mode
 
   // The deciding limit: the denying one, else the tightest warning one.
   bool has_limit = false;
@@ -93,7 +93,7 @@ struct Decision {
   // has the missing feature, or the next plan up for a limit. May be empty.
   std::string_view upgrade_plan;
 
-  Reservation reservation;      // set when admitted and something was counted
+  Reservation reservation;  // set when admitted and something was counted
 
   bool admitted() const { return status < 300; }
 };

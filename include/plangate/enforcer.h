@@ -137,13 +137,13 @@ struct CommitRequest {
 };
 
 enum class CommitResult : uint8_t {
-  kApplied = 0,     // settled with the actual amounts
-  kRefunded,        // the upstream failed: reserved amounts given back
-  kDuplicate,       // already settled (committed, refunded, or expired
-                    // and its slot since reused): no change
-  kExpired,         // the reservation expired and was refunded before
-  kInvalid,         // not a reservation of this Enforcer (or id mismatch)
-  kEmpty,           // an empty reservation: nothing to do
+  kApplied = 0,  // settled with the actual amounts
+  kRefunded,     // the upstream failed: reserved amounts given back
+  kDuplicate,    // already settled (committed, refunded, or expired
+                 // and its slot since reused): no change
+  kExpired,      // the reservation expired and was refunded before
+  kInvalid,      // not a reservation of this Enforcer (or id mismatch)
+  kEmpty,        // an empty reservation: nothing to do
 };
 std::string_view CommitResultName(CommitResult result);
 
@@ -159,10 +159,10 @@ enum class SubscriptionState : uint8_t {
 // (a per-user custom rate limit).
 struct LimitOverride {
   std::string limit_id;
-  std::string user_id;     // empty: the account's limit
+  std::string user_id;  // empty: the account's limit
   bool unlimited = false;
   int64_t limit = 0;
-  double grace = -1;       // negative: keep the plan's grace
+  double grace = -1;  // negative: keep the plan's grace
 };
 
 struct AccountUpdate {
@@ -228,14 +228,14 @@ std::string UsageReportJson(const AccountUsage& usage);
 
 // Counters a host can read to watch the Enforcer.
 struct EnforcerStats {
-  size_t subjects = 0;              // live subject records
+  size_t subjects = 0;  // live subject records
   size_t subject_capacity = 0;
   size_t reservations_pending = 0;
   uint64_t reservations_expired = 0;  // refunded by Maintain
   uint64_t subjects_reclaimed = 0;
-  uint64_t capacity_denials = 0;      // checks denied because a table was full
+  uint64_t capacity_denials = 0;  // checks denied because a table was full
   uint64_t events_delivered = 0;
-  uint64_t events_dropped = 0;        // the event queue was full
+  uint64_t events_dropped = 0;  // the event queue was full
 };
 
 class Enforcer {

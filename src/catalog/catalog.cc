@@ -28,6 +28,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "internal/json_path.h"
 #include "nlohmann/json.hpp"
 
 namespace plangate {
@@ -63,17 +64,7 @@ absl::string_view ToAbsl(std::string_view s) {
   return absl::string_view(s.data(), s.size());
 }
 
-std::string Quote(std::string_view s) {
-  return Json(std::string(s))
-      .dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
-bool IsPlainKey(std::string_view key) {
-  return !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || c == '_';
-  });
-}
+std::string Quote(std::string_view s) { return internal::JsonQuote(s); }
 
 bool IsName(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
@@ -94,13 +85,7 @@ std::string MemberId(const Loc& parent, std::string_view key) {
 
 Loc MemberAt(const Loc& parent, std::string_view key, int position) {
   Loc loc;
-  if (!IsPlainKey(key)) {
-    loc.path = absl::StrCat(parent.path, "[", Quote(key), "]");
-  } else if (parent.path.empty()) {
-    loc.path = std::string(key);
-  } else {
-    loc.path = absl::StrCat(parent.path, ".", ToAbsl(key));
-  }
+  loc.path = internal::JsonMemberPath(parent.path, key);
   loc.order = parent.order;
   loc.order.push_back(position);
   loc.id = MemberId(parent, key);

@@ -119,9 +119,8 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
   for (size_t p = 0; p < catalog->plans().size(); ++p) {
     const Plan& plan = catalog->plans()[p];
     if (plan.limits.size() > static_cast<size_t>(kMaxReservedOps)) {
-      return absl::InvalidArgumentError(
-          fmt::format("plans[{}].limits: at most {} limits per plan", p,
-                      kMaxReservedOps));
+      return absl::InvalidArgumentError(fmt::format(
+          "plans[{}].limits: at most {} limits per plan", p, kMaxReservedOps));
     }
     auto compiled = std::make_unique<CompiledPlan>();
     compiled->source = &plan;
@@ -161,8 +160,9 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
       c.shadow = limit.shadow || plan.shadow;
       c.limit = limit.unlimited ? kMaxCount : limit.limit;
       c.hard = limit.unlimited ? kMaxCount : limit.hard();
-      c.nudge_at = limit.unlimited ? kMaxCount
-                                   : NudgeThreshold(limit.soft_nudge, limit.limit);
+      c.nudge_at = limit.unlimited
+                       ? kMaxCount
+                       : NudgeThreshold(limit.soft_nudge, limit.limit);
       c.status = limit.status;
       c.reason = limit.reason;
       c.message = limit.message;
@@ -186,10 +186,10 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
         const CellUse& before = previous_layout.scope(static_cast<Scope>(s))[i];
         const CellUse& after = layout.scope(static_cast<Scope>(s))[i];
         (*reassigned)[s][i] =
-            before.used && (!after.used || before.meter != after.meter ||
-                            before.window != after.window ||
-                            before.mode != after.mode ||
-                            before.second_half != after.second_half);
+            before.used &&
+            (!after.used || before.meter != after.meter ||
+             before.window != after.window || before.mode != after.mode ||
+             before.second_half != after.second_half);
       }
     }
   }

@@ -75,15 +75,13 @@ struct CellUse {
 class CellLayout {
  public:
   using ScopeCells = std::array<CellUse, kCellsPerSubject>;
-  const ScopeCells& scope(Scope s) const {
-    return cells_[static_cast<int>(s)];
-  }
+  const ScopeCells& scope(Scope s) const { return cells_[static_cast<int>(s)]; }
   // Finds the cell of (scope, meter, window, mode) or assigns free ones.
   // -1 when the scope has no room left.
   int Assign(Scope s, uint16_t meter, WindowUnit window, WindowMode mode);
   // Frees every cell not marked in `keep`.
-  void Retain(const std::array<std::array<bool, kCellsPerSubject>,
-                               kNumScopes>& keep);
+  void Retain(
+      const std::array<std::array<bool, kCellsPerSubject>, kNumScopes>& keep);
 
  private:
   std::array<ScopeCells, kNumScopes> cells_{};

@@ -92,8 +92,8 @@ KeyProbe::KeyProbe(Scope scope, std::string_view a, std::string_view s)
 CounterTable::CounterTable(size_t max_subjects)
     : max_subjects_(std::max<size_t>(max_subjects, 1)) {
   seed_ = absl::HashOf(reinterpret_cast<uintptr_t>(this)) | 1;
-  const auto wanted = static_cast<size_t>(
-      static_cast<double>(max_subjects_) / kMaxLoad) + 1;
+  const auto wanted =
+      static_cast<size_t>(static_cast<double>(max_subjects_) / kMaxLoad) + 1;
   const size_t capacity = std::bit_ceil(std::max<size_t>(wanted, 16));
   records_ = std::make_unique<HugeArray<SubjectRecord>>(capacity);
   mask_ = capacity - 1;
@@ -101,7 +101,7 @@ CounterTable::CounterTable(size_t max_subjects)
 
 CounterTable::~CounterTable() {
   for (size_t i = 0; i <= mask_; ++i) {
-    delete[] (*records_)[i].long_key.load(std::memory_order_relaxed);
+    delete[](*records_)[i].long_key.load(std::memory_order_relaxed);
   }
   for (const Retired& r : retired_keys_) delete[] r.key;
 }
@@ -172,8 +172,8 @@ absl::StatusOr<SubjectRef> CounterTable::FindOrInsert(Scope scope,
                                                       uint64_t hash,
                                                       int64_t now_ms) {
   if (account.size() > 0xffff || sub.size() > 0xffff) {
-    return absl::InvalidArgumentError(fmt::format(
-        "{} id: longer than 65535 bytes", ScopeName(scope)));
+    return absl::InvalidArgumentError(
+        fmt::format("{} id: longer than 65535 bytes", ScopeName(scope)));
   }
   const KeyProbe key(scope, account, sub);
   std::lock_guard<std::mutex> lock(mu_);
@@ -202,14 +202,13 @@ absl::StatusOr<SubjectRef> CounterTable::FindOrInsert(Scope scope,
   }
   if (target == SIZE_MAX ||
       live_.load(std::memory_order_relaxed) >= max_subjects_) {
-    return absl::ResourceExhaustedError(fmt::format(
-        "counter table full: {} subjects resident (max_subjects)",
-        live_.load(std::memory_order_relaxed)));
+    return absl::ResourceExhaustedError(
+        fmt::format("counter table full: {} subjects resident (max_subjects)",
+                    live_.load(std::memory_order_relaxed)));
   }
   SubjectRecord& rec = (*records_)[target];
   const uint32_t old_ctrl = rec.ctrl.load(std::memory_order_relaxed);
-  const bool was_empty =
-      SubjectRecord::State(old_ctrl) == RecordState::kEmpty;
+  const bool was_empty = SubjectRecord::State(old_ctrl) == RecordState::kEmpty;
   if (was_empty && static_cast<double>(occupied_ + 1) >
                        kMaxOccupied * static_cast<double>(capacity())) {
     return absl::ResourceExhaustedError(
@@ -223,10 +222,11 @@ absl::StatusOr<SubjectRef> CounterTable::FindOrInsert(Scope scope,
   rec.shape.store(PackShape(scope, account.size(), sub.size()),
                   std::memory_order_relaxed);
   if (len > SubjectRecord::kInlineKeyBytes) {
-    char* key = new char[len];
-    if (!account.empty()) std::memcpy(key, account.data(), account.size());
-    if (!sub.empty()) std::memcpy(key + account.size(), sub.data(), sub.size());
-    rec.long_key.store(key, std::memory_order_release);
+    char* bytes = new char[len];
+    if (!account.empty()) std::memcpy(bytes, account.data(), account.size());
+    if (!sub.empty())
+      std::memcpy(bytes + account.size(), sub.data(), sub.size());
+    rec.long_key.store(bytes, std::memory_order_release);
   } else {
     for (size_t w = 0; w < SubjectRecord::kInlineKeyBytes / 8; ++w) {
       rec.key_words[w].store(key.words[w], std::memory_order_relaxed);
@@ -252,8 +252,8 @@ absl::StatusOr<SubjectRef> CounterTable::FindOrInsert(Scope scope,
 }
 
 size_t CounterTable::Reclaim(
-    const std::function<bool(SubjectRecord&)>& should_reclaim,
-    int64_t now_ms, int64_t min_retire_ms) {
+    const std::function<bool(SubjectRecord&)>& should_reclaim, int64_t now_ms,
+    int64_t min_retire_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   // Free long keys retired by an earlier cycle, long enough ago that no
   // lookup that saw them Live is still comparing them.
@@ -278,8 +278,8 @@ size_t CounterTable::Reclaim(
     for (auto& cell : rec.cells) {
       cell.store(Cell::Pack(gen + 1, 0, 0), std::memory_order_seq_cst);
     }
-    if (const char* key = rec.long_key.exchange(nullptr,
-                                                std::memory_order_acq_rel)) {
+    if (const char* key =
+            rec.long_key.exchange(nullptr, std::memory_order_acq_rel)) {
       retired_keys_.push_back({key, now_ms});
     }
     live_.fetch_sub(1, std::memory_order_relaxed);
@@ -288,8 +288,7 @@ size_t CounterTable::Reclaim(
   return reclaimed;
 }
 
-void CounterTable::ForEachLive(
-    const std::function<void(SubjectRecord&)>& fn) {
+void CounterTable::ForEachLive(const std::function<void(SubjectRecord&)>& fn) {
   std::lock_guard<std::mutex> lock(mu_);
   for (size_t i = 0; i <= mask_; ++i) {
     SubjectRecord& rec = (*records_)[i];

@@ -73,7 +73,12 @@ struct Cell {
 };
 static_assert(kMaxCount == static_cast<int64_t>(Cell::kCountMask));
 
-enum class RecordState : uint32_t { kEmpty = 0, kBusy = 1, kLive = 2, kDead = 3 };
+enum class RecordState : uint32_t {
+  kEmpty = 0,
+  kBusy = 1,
+  kLive = 2,
+  kDead = 3
+};
 
 struct AccountProfile;  // defined by the enforcer; immutable once published
 
@@ -90,7 +95,8 @@ struct alignas(64) SubjectRecord {
   std::atomic<const char*> long_key{nullptr};
 
   // Account records only (zero otherwise).
-  // meta: [plan index + 1:16][subscription state:8][registered:1] (low to high).
+  // meta: [plan index + 1:16][subscription state:8][registered:1] (low to
+  // high).
   std::atomic<uint64_t> meta{0};
   std::atomic<int64_t> anchor_ms{0};
   // What UpsertAccount said beyond plan and state; replaced whole.

@@ -53,7 +53,7 @@ struct AccountProfile {
   std::vector<ResolvedOverride> overrides;
   std::string default_model;
   int64_t past_due_deadline_ms = 0;
-  int scheduled_plan = -1;     // stable plan id, or -1
+  int scheduled_plan = -1;      // stable plan id, or -1
   int64_t scheduled_at_ms = 0;  // when scheduled_plan takes over
 };
 
@@ -204,28 +204,31 @@ int64_t Estimate(const CellView& v, const Window& w, int64_t now_ms) {
   const int64_t weighted =
       v.previous < (int64_t{1} << 36)
           ? v.previous * left / len
-          : static_cast<int64_t>((static_cast<Int128>(v.previous) * left) / len);
+          : static_cast<int64_t>((static_cast<Int128>(v.previous) * left) /
+                                 len);
   return v.current + weighted;
 }
 
 // When a denied request of `amount` could fit.
-int64_t RetryAt(const CompiledLimit& limit, const Caps& caps,
-                const CellView& v, const Window& w, int64_t amount) {
+int64_t RetryAt(const CompiledLimit& limit, const Caps& caps, const CellView& v,
+                const Window& w, int64_t amount) {
   if (amount > caps.hard) return 0;  // never fits
   if (limit.mode != WindowMode::kSliding) return w.end_ms;
   const int64_t len = w.end_ms - w.start_ms;
   const int64_t room = caps.hard - v.current - amount;
   if (room >= 0 && v.previous > 0) {
     // Need previous * (end - t) / len <= room.
-    const int64_t t = w.end_ms - static_cast<int64_t>(
-        (static_cast<Int128>(room) * len) / v.previous);
+    const int64_t t =
+        w.end_ms -
+        static_cast<int64_t>((static_cast<Int128>(room) * len) / v.previous);
     return std::max(t, w.start_ms);
   }
   // Next window: its previous is our current.
   if (v.current == 0) return w.end_ms;
   const int64_t room_next = caps.hard - amount;
-  return w.end_ms + len - static_cast<int64_t>(
-      (static_cast<Int128>(room_next) * len) / v.current);
+  return w.end_ms + len -
+         static_cast<int64_t>((static_cast<Int128>(room_next) * len) /
+                              v.current);
 }
 
 bool TrafficMatches(Traffic t, bool byok) {
@@ -241,10 +244,14 @@ int64_t AmountFor(const CheckRequest& req, uint16_t meter) {
 
 std::string_view IdFor(const CheckRequest& req, Scope scope) {
   switch (scope) {
-    case Scope::kAccount: return req.account_id;
-    case Scope::kProject: return req.project_id;
-    case Scope::kKey: return req.key_id;
-    case Scope::kUser: return req.user_id;
+    case Scope::kAccount:
+      return req.account_id;
+    case Scope::kProject:
+      return req.project_id;
+    case Scope::kKey:
+      return req.key_id;
+    case Scope::kUser:
+      return req.user_id;
   }
   return {};
 }
@@ -257,18 +264,18 @@ enum class Charge { kOk, kOver, kStale };
 // `word` and `prev_word` are the values the evaluation decided on; the CAS
 // expects them, so the common uncontended case re-reads nothing.
 Charge ChargeCell(SubjectRecord& rec, uint8_t gen, const CompiledLimit& limit,
-                  int64_t hard, const Window& w, int64_t now_ms,
-                  int64_t amount, bool enforce, uint64_t word,
-                  uint64_t prev_word, CellView* seen) {
+                  int64_t hard, const Window& w, int64_t now_ms, int64_t amount,
+                  bool enforce, uint64_t word, uint64_t prev_word,
+                  CellView* seen) {
   const bool sliding = limit.mode == WindowMode::kSliding;
   std::atomic<uint64_t>& cur = rec.cells[limit.cell];
   *seen = ViewOf(word, prev_word, w.tag, sliding);
   for (bool first = true;; first = false) {
     if (!first) {
       if (Cell::Gen(word) != gen) return Charge::kStale;
-      prev_word = sliding
-                      ? rec.cells[limit.cell + 1].load(std::memory_order_relaxed)
-                      : 0;
+      prev_word =
+          sliding ? rec.cells[limit.cell + 1].load(std::memory_order_relaxed)
+                  : 0;
       *seen = ViewOf(word, prev_word, w.tag, sliding);
       if (enforce && Estimate(*seen, w, now_ms) + amount > hard) {
         return Charge::kOver;
@@ -441,12 +448,18 @@ struct PendingCharge {
 
 std::string_view CommitResultName(CommitResult result) {
   switch (result) {
-    case CommitResult::kApplied: return "applied";
-    case CommitResult::kRefunded: return "refunded";
-    case CommitResult::kDuplicate: return "duplicate";
-    case CommitResult::kExpired: return "expired";
-    case CommitResult::kInvalid: return "invalid";
-    case CommitResult::kEmpty: return "empty";
+    case CommitResult::kApplied:
+      return "applied";
+    case CommitResult::kRefunded:
+      return "refunded";
+    case CommitResult::kDuplicate:
+      return "duplicate";
+    case CommitResult::kExpired:
+      return "expired";
+    case CommitResult::kInvalid:
+      return "invalid";
+    case CommitResult::kEmpty:
+      return "empty";
   }
   return "unknown";
 }
@@ -598,9 +611,9 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
     const int plan_id = EffectivePlan(meta, profile, now);
     if (plan_id < 0 || static_cast<size_t>(plan_id) >= cc.plans.size() ||
         cc.plans[plan_id] == nullptr) {
-      return DenyWith(plan_id < 0 ? DenyKind::kUnknownAccount
-                                  : DenyKind::kUnknownPlan,
-                      403);
+      return DenyWith(
+          plan_id < 0 ? DenyKind::kUnknownAccount : DenyKind::kUnknownPlan,
+          403);
     }
     switch (MetaState(meta)) {
       case SubscriptionState::kActive:
@@ -623,8 +636,8 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
     for (const std::string_view feature : req.features) {
       if (!HasFeature(*plan.source, feature)) {
         Decision d = DenyWith(DenyKind::kFeatureNotInPlan, 402);
-        if (const Plan* up = cc.catalog->CheapestPlanWithFeature(
-                feature, plan.source->id)) {
+        if (const Plan* up =
+                cc.catalog->CheapestPlanWithFeature(feature, plan.source->id)) {
           d.upgrade_plan = up->id;
         }
         return d;
@@ -648,8 +661,7 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
     if (req.key_kind == KeyKind::kTest) return decision;
     const bool managed_live = !req.byok;
     const int64_t debit = managed_live ? req.wallet_micros : 0;
-    if (managed_live &&
-        (plan.source->wallet.required || debit > 0)) {
+    if (managed_live && (plan.source->wallet.required || debit > 0)) {
       const int64_t balance =
           account.wallet_micros.load(std::memory_order_relaxed);
       if (balance < debit ||
@@ -673,11 +685,11 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
             table.FindOrInsert(scope, req.account_id, id, hash, now);
         if (!inserted.ok()) {
           capacity_denials.fetch_add(1, std::memory_order_relaxed);
-          Decision d = DenyWith(
-              absl::IsInvalidArgument(inserted.status())
-                  ? DenyKind::kInvalidRequest
-                  : DenyKind::kCapacity,
-              absl::IsInvalidArgument(inserted.status()) ? 400 : 503);
+          Decision d =
+              DenyWith(absl::IsInvalidArgument(inserted.status())
+                           ? DenyKind::kInvalidRequest
+                           : DenyKind::kCapacity,
+                       absl::IsInvalidArgument(inserted.status()) ? 400 : 503);
           return d;
         }
         subjects[s] = *inserted;
@@ -702,10 +714,10 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
         stale = true;
         break;
       }
-      const uint64_t prev_word =
-          sliding ? subject.rec->cells[limit.cell + 1].load(
-                        std::memory_order_relaxed)
-                  : 0;
+      const uint64_t prev_word = sliding
+                                     ? subject.rec->cells[limit.cell + 1].load(
+                                           std::memory_order_relaxed)
+                                     : 0;
       const CellView view = ViewOf(word, prev_word, w.tag, sliding);
       const int64_t used = Estimate(view, w, now);
       const int64_t after = used + amount;
@@ -732,9 +744,9 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
           tightest = num_pending;
         }
       }
-      pending[num_pending++] = {&limit,      caps, subject.rec, subject.index,
-                                subject.gen, w,    amount,      used,
-                                word,        prev_word};
+      pending[num_pending++] = {
+          &limit, caps,   subject.rec, subject.index, subject.gen,
+          w,      amount, used,        word,          prev_word};
     }
     if (ABSL_PREDICT_FALSE(stale)) continue;
     if (tightest >= 0) {
@@ -814,13 +826,11 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
     slot->wallet_micros = debit;
     for (int k = 0; k < num_pending; ++k) {
       const PendingCharge& p = pending[k];
-      slot->ops[k] = ReservedOp{p.index,
-                                static_cast<uint16_t>(p.window.tag),
-                                p.limit->cell,
-                                p.gen,
-                                p.limit->meter,
-                                p.limit->mode == WindowMode::kSliding,
-                                p.amount};
+      slot->ops[k] =
+          ReservedOp{p.index,        static_cast<uint16_t>(p.window.tag),
+                     p.limit->cell,  p.gen,
+                     p.limit->meter, p.limit->mode == WindowMode::kSliding,
+                     p.amount};
     }
     reservations.Publish(slot, generation, now + options.reservation_ttl_ms);
     decision.reservation = Reservation{index, generation};
@@ -944,8 +954,8 @@ absl::Status Enforcer::Impl::InstallCatalog(
     table.ForEachLive([&](SubjectRecord& rec) {
       const auto scope =
           static_cast<int>(rec.shape.load(std::memory_order_relaxed) & 0xff);
-      const uint32_t gen = SubjectRecord::Generation(
-          rec.ctrl.load(std::memory_order_relaxed));
+      const uint32_t gen =
+          SubjectRecord::Generation(rec.ctrl.load(std::memory_order_relaxed));
       for (int i = 0; i < kCellsPerSubject; ++i) {
         if (reassigned[scope][i]) {
           rec.cells[i].store(Cell::Pack(gen, 0, 0), std::memory_order_relaxed);
@@ -959,8 +969,8 @@ absl::Status Enforcer::Impl::InstallCatalog(
   return absl::OkStatus();
 }
 
-bool Enforcer::Impl::Reclaimable(SubjectRecord& rec,
-                                 const CompiledCatalog& cc, int64_t now_ms) {
+bool Enforcer::Impl::Reclaimable(SubjectRecord& rec, const CompiledCatalog& cc,
+                                 int64_t now_ms) {
   const uint64_t meta = rec.meta.load(std::memory_order_relaxed);
   if (MetaRegistered(meta) ||
       rec.wallet_micros.load(std::memory_order_relaxed) != 0) {
@@ -980,9 +990,9 @@ bool Enforcer::Impl::Reclaimable(SubjectRecord& rec,
     Scope s;
     std::string account_id, sub;
     CounterTable::ReadKey(rec, &s, &account_id, &sub);
-    const SubjectRef ref = table.Find(
-        Scope::kAccount, account_id, {},
-        table.Hash(Scope::kAccount, account_id, {}));
+    const SubjectRef ref =
+        table.Find(Scope::kAccount, account_id, {},
+                   table.Hash(Scope::kAccount, account_id, {}));
     account = ref.rec;
   }
   for (int i = 0; i < kCellsPerSubject; ++i) {
@@ -1051,8 +1061,7 @@ CommitResult Enforcer::Commit(const CommitRequest& commit) {
 
 absl::Status Enforcer::UpsertAccount(const AccountUpdate& update) {
   std::lock_guard<std::mutex> lock(impl_->admin_mu);
-  const CompiledCatalog& cc =
-      *impl_->compiled.load(std::memory_order_relaxed);
+  const CompiledCatalog& cc = *impl_->compiled.load(std::memory_order_relaxed);
   auto find_plan = [&](const std::string& id) {
     const int plan = impl_->plans.Find(id);
     return plan >= 0 && static_cast<size_t>(plan) < cc.plans.size() &&
@@ -1062,17 +1071,17 @@ absl::Status Enforcer::UpsertAccount(const AccountUpdate& update) {
   };
   const int plan = find_plan(update.plan_id);
   if (plan < 0) {
-    return absl::InvalidArgumentError(fmt::format(
-        "account \"{}\": unknown plan \"{}\"", update.account_id,
-        update.plan_id));
+    return absl::InvalidArgumentError(
+        fmt::format("account \"{}\": unknown plan \"{}\"", update.account_id,
+                    update.plan_id));
   }
   const int scheduled = update.scheduled_plan_id.empty()
                             ? -1
                             : find_plan(update.scheduled_plan_id);
   if (!update.scheduled_plan_id.empty() && scheduled < 0) {
-    return absl::InvalidArgumentError(fmt::format(
-        "account \"{}\": unknown scheduled plan \"{}\"", update.account_id,
-        update.scheduled_plan_id));
+    return absl::InvalidArgumentError(
+        fmt::format("account \"{}\": unknown scheduled plan \"{}\"",
+                    update.account_id, update.scheduled_plan_id));
   }
   if (update.account_id.empty()) {
     return absl::InvalidArgumentError("account_id: must not be empty");
@@ -1092,14 +1101,14 @@ absl::Status Enforcer::UpsertAccount(const AccountUpdate& update) {
       }
     }
     if (target == nullptr) {
-      return absl::InvalidArgumentError(fmt::format(
-          "{}: no limit \"{}\" in plan \"{}\"", where("limit_id"),
-          o.limit_id, update.plan_id));
+      return absl::InvalidArgumentError(
+          fmt::format("{}: no limit \"{}\" in plan \"{}\"", where("limit_id"),
+                      o.limit_id, update.plan_id));
     }
     if (!o.user_id.empty() && target->scope != Scope::kUser) {
-      return absl::InvalidArgumentError(fmt::format(
-          "{}: limit \"{}\" is not a user-scope limit", where("user_id"),
-          o.limit_id));
+      return absl::InvalidArgumentError(
+          fmt::format("{}: limit \"{}\" is not a user-scope limit",
+                      where("user_id"), o.limit_id));
     }
     if (!o.unlimited && (o.limit < 0 || o.limit > kMaxCount)) {
       return absl::InvalidArgumentError(
@@ -1114,10 +1123,11 @@ absl::Status Enforcer::UpsertAccount(const AccountUpdate& update) {
     numbers.limit = o.limit;
     if (o.grace >= 0) numbers.grace = o.grace;
     internal::ResolvedOverride resolved{o.limit_id, o.user_id, {}};
-    resolved.caps = o.unlimited ? Caps{true, kMaxCount, kMaxCount, kMaxCount}
-                                : Caps{false, o.limit, numbers.hard(),
-                                       internal::NudgeThreshold(
-                                           numbers.soft_nudge, o.limit)};
+    resolved.caps =
+        o.unlimited
+            ? Caps{true, kMaxCount, kMaxCount, kMaxCount}
+            : Caps{false, o.limit, numbers.hard(),
+                   internal::NudgeThreshold(numbers.soft_nudge, o.limit)};
     profile->overrides.push_back(std::move(resolved));
   }
   const int64_t now = impl_->Now(0);
@@ -1171,11 +1181,10 @@ absl::StatusOr<int64_t> Enforcer::UpdateWallet(const WalletUpdate& update) {
 Decision Enforcer::CheckCreate(std::string_view account_id,
                                std::string_view gauge, int64_t current) const {
   const int64_t now = impl_->Now(0);
-  const CompiledCatalog& cc =
-      *impl_->compiled.load(std::memory_order_acquire);
-  const SubjectRef ref = impl_->table.Find(
-      Scope::kAccount, account_id, {},
-      impl_->table.Hash(Scope::kAccount, account_id, {}));
+  const CompiledCatalog& cc = *impl_->compiled.load(std::memory_order_acquire);
+  const SubjectRef ref =
+      impl_->table.Find(Scope::kAccount, account_id, {},
+                        impl_->table.Hash(Scope::kAccount, account_id, {}));
   if (!ref) return DenyWith(DenyKind::kUnknownAccount, 403);
   const int plan_id =
       EffectivePlan(ref.rec->meta.load(std::memory_order_acquire),
@@ -1216,11 +1225,10 @@ absl::Status Enforcer::ReloadCatalog(std::shared_ptr<const Catalog> catalog) {
 absl::StatusOr<AccountUsage> Enforcer::Usage(std::string_view account_id,
                                              int64_t now_ms) const {
   const int64_t now = impl_->Now(now_ms);
-  const CompiledCatalog& cc =
-      *impl_->compiled.load(std::memory_order_acquire);
-  const SubjectRef ref = impl_->table.Find(
-      Scope::kAccount, account_id, {},
-      impl_->table.Hash(Scope::kAccount, account_id, {}));
+  const CompiledCatalog& cc = *impl_->compiled.load(std::memory_order_acquire);
+  const SubjectRef ref =
+      impl_->table.Find(Scope::kAccount, account_id, {},
+                        impl_->table.Hash(Scope::kAccount, account_id, {}));
   if (!ref) {
     return absl::NotFoundError(
         fmt::format("account \"{}\": not found", account_id));
@@ -1231,9 +1239,8 @@ absl::StatusOr<AccountUsage> Enforcer::Usage(std::string_view account_id,
   const int plan_id = EffectivePlan(meta, profile, now);
   if (plan_id < 0 || static_cast<size_t>(plan_id) >= cc.plans.size() ||
       cc.plans[plan_id] == nullptr) {
-    return absl::FailedPreconditionError(
-        fmt::format("account \"{}\": its plan is not in the catalog",
-                    account_id));
+    return absl::FailedPreconditionError(fmt::format(
+        "account \"{}\": its plan is not in the catalog", account_id));
   }
   const CompiledPlan& plan = *cc.plans[plan_id];
   AccountUsage usage;
@@ -1271,11 +1278,11 @@ absl::StatusOr<AccountUsage> Enforcer::Usage(std::string_view account_id,
     lu.used = Estimate(view, w, now);
     lu.window_start_ms = w.start_ms;
     lu.window_end_ms = w.end_ms;
-    lu.state = caps.unlimited                ? "unlimited"
-               : lu.used >= caps.hard        ? "exhausted"
-               : lu.used > caps.limit        ? "grace"
-               : lu.used >= caps.nudge_at    ? "soft_nudge"
-                                             : "ok";
+    lu.state = caps.unlimited             ? "unlimited"
+               : lu.used >= caps.hard     ? "exhausted"
+               : lu.used > caps.limit     ? "grace"
+               : lu.used >= caps.nudge_at ? "soft_nudge"
+                                          : "ok";
     usage.limits.push_back(std::move(lu));
   }
   usage.gauges = plan.source->gauges;
@@ -1300,11 +1307,10 @@ void Enforcer::Maintain(int64_t now_ms) {
     delete r.profile;
     return true;
   });
-  const CompiledCatalog& cc =
-      *impl_->compiled.load(std::memory_order_relaxed);
+  const CompiledCatalog& cc = *impl_->compiled.load(std::memory_order_relaxed);
   const size_t reclaimed = impl_->table.Reclaim(
-      [&](SubjectRecord& rec) { return impl_->Reclaimable(rec, cc, now); },
-      now, impl_->options.idle_subject_ttl_ms);
+      [&](SubjectRecord& rec) { return impl_->Reclaimable(rec, cc, now); }, now,
+      impl_->options.idle_subject_ttl_ms);
   impl_->subjects_reclaimed.fetch_add(reclaimed, std::memory_order_relaxed);
 }
 
@@ -1313,8 +1319,7 @@ size_t Enforcer::DeliverEvents(int64_t now_ms) {
   if (sink == nullptr) return 0;
   const int64_t now = impl_->Now(now_ms);
   std::lock_guard<std::mutex> lock(impl_->events_mu);
-  const CompiledCatalog& cc =
-      *impl_->compiled.load(std::memory_order_acquire);
+  const CompiledCatalog& cc = *impl_->compiled.load(std::memory_order_acquire);
   size_t delivered = 0;
   internal::RawEvent e;
   while (impl_->events.Pop(&e)) {
@@ -1340,10 +1345,10 @@ size_t Enforcer::DeliverEvents(int64_t now_ms) {
     event.window_end_ms = e.window_end_ms;
     event.used = e.used;
     event.limit = e.limit;
-    std::string key = fmt::format(
-        "{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}", e.kind,
-        static_cast<int>(event.scope), event.account_id, event.subject_id,
-        event.limit_id, event.window_start_ms);
+    std::string key =
+        fmt::format("{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}", e.kind,
+                    static_cast<int>(event.scope), event.account_id,
+                    event.subject_id, event.limit_id, event.window_start_ms);
     if (!impl_->fired.emplace(std::move(key), e.window_end_ms).second) {
       continue;  // already told
     }

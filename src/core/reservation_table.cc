@@ -13,8 +13,8 @@ constexpr size_t kMaxScan = 64;
 
 // Where this thread starts looking for a free slot. Seeded from the
 // address of the variable itself, so threads start apart without a syscall.
-thread_local uint32_t tls_cursor = static_cast<uint32_t>(
-    std::hash<const void*>{}(&tls_cursor) >> 6);
+thread_local uint32_t tls_cursor =
+    static_cast<uint32_t>(std::hash<const void*>{}(&tls_cursor) >> 6);
 
 }  // namespace
 
@@ -35,7 +35,8 @@ ReservationSlot* ReservationTable::Acquire(uint32_t* index,
     if (gen == 0) gen = 1;  // 0 marks an empty Reservation handle
     // Acquire: the previous owner's writes to the slot happen before ours.
     if (slot.ctrl.compare_exchange_strong(
-            c, ReservationSlot::Make(gen, SlotState::kFilling, SlotOutcome::kNone),
+            c,
+            ReservationSlot::Make(gen, SlotState::kFilling, SlotOutcome::kNone),
             std::memory_order_acquire, std::memory_order_relaxed)) {
       tls_cursor = cursor + 1;
       *index = i;
@@ -52,9 +53,9 @@ void ReservationTable::Publish(ReservationSlot* slot, uint32_t generation,
   slot->expires_ms.store(expires_ms, std::memory_order_relaxed);
   // Release: the ops written while Filling are visible to whoever claims
   // the slot from Pending with an acquire CAS.
-  slot->ctrl.store(
-      ReservationSlot::Make(generation, SlotState::kPending, SlotOutcome::kNone),
-      std::memory_order_release);
+  slot->ctrl.store(ReservationSlot::Make(generation, SlotState::kPending,
+                                         SlotOutcome::kNone),
+                   std::memory_order_release);
 }
 
 void ReservationTable::Abandon(ReservationSlot* slot, uint32_t generation) {
@@ -89,8 +90,9 @@ SettleClaim ReservationTable::BeginSettle(uint32_t index, uint32_t generation,
         return SettleClaim::kUnknown;
     }
     if (s.ctrl.compare_exchange_weak(
-            c, ReservationSlot::Make(generation, SlotState::kSettling,
-                                     SlotOutcome::kNone),
+            c,
+            ReservationSlot::Make(generation, SlotState::kSettling,
+                                  SlotOutcome::kNone),
             std::memory_order_acquire, std::memory_order_acquire)) {
       *slot = &s;
       return SettleClaim::kOk;
@@ -108,7 +110,8 @@ bool ReservationTable::BeginExpire(uint32_t index, int64_t now_ms,
   }
   const uint32_t gen = ReservationSlot::Generation(c);
   if (!s.ctrl.compare_exchange_strong(
-          c, ReservationSlot::Make(gen, SlotState::kSettling, SlotOutcome::kNone),
+          c,
+          ReservationSlot::Make(gen, SlotState::kSettling, SlotOutcome::kNone),
           std::memory_order_acquire, std::memory_order_relaxed)) {
     return false;
   }
@@ -127,8 +130,8 @@ void ReservationTable::EndSettle(ReservationSlot* slot, uint32_t generation,
 size_t ReservationTable::CountPending() const {
   size_t n = 0;
   for (size_t i = 0; i < capacity_; ++i) {
-    if (ReservationSlot::State((*slots_)[i].ctrl.load(std::memory_order_relaxed)) ==
-        SlotState::kPending) {
+    if (ReservationSlot::State((*slots_)[i].ctrl.load(
+            std::memory_order_relaxed)) == SlotState::kPending) {
       ++n;
     }
   }

@@ -53,9 +53,15 @@ struct alignas(64) ReservationSlot {
   int64_t wallet_micros = 0;
   ReservedOp ops[kMaxReservedOps];
 
-  static uint32_t Generation(uint64_t c) { return static_cast<uint32_t>(c >> 16); }
-  static SlotState State(uint64_t c) { return static_cast<SlotState>((c >> 8) & 0xff); }
-  static SlotOutcome Outcome(uint64_t c) { return static_cast<SlotOutcome>(c & 0xff); }
+  static uint32_t Generation(uint64_t c) {
+    return static_cast<uint32_t>(c >> 16);
+  }
+  static SlotState State(uint64_t c) {
+    return static_cast<SlotState>((c >> 8) & 0xff);
+  }
+  static SlotOutcome Outcome(uint64_t c) {
+    return static_cast<SlotOutcome>(c & 0xff);
+  }
   static uint64_t Make(uint32_t gen, SlotState s, SlotOutcome o) {
     return (uint64_t{gen} << 16) | (uint64_t{static_cast<uint8_t>(s)} << 8) |
            static_cast<uint8_t>(o);

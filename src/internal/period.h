@@ -56,11 +56,16 @@ WindowInstance WindowContaining(WindowUnit unit, int64_t anchor_ms,
 // The length of a UTC-aligned window unit in ms (0 for billing/annual).
 constexpr int64_t FixedWindowMs(WindowUnit unit) {
   switch (unit) {
-    case WindowUnit::kDay: return 86'400'000;
-    case WindowUnit::kHour: return 3'600'000;
-    case WindowUnit::kMinute: return 60'000;
-    case WindowUnit::kSecond: return 1'000;
-    default: return 0;
+    case WindowUnit::kDay:
+      return 86'400'000;
+    case WindowUnit::kHour:
+      return 3'600'000;
+    case WindowUnit::kMinute:
+      return 60'000;
+    case WindowUnit::kSecond:
+      return 1'000;
+    default:
+      return 0;
   }
 }
 

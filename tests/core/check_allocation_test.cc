@@ -3,9 +3,8 @@
 // Check and Commit on warm subjects allocate nothing: this binary replaces
 // the global operator new and counts calls while a flag is up.
 
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <new>
 #include <string>
@@ -61,12 +60,13 @@ TEST_CASE_METHOD(EnforcerFixture, "check and commit allocate nothing",
       {"id": "tokens", "meter": "tokens", "limit": 100000000}]}]})",
         "p");
   const int tokens = enforcer_->MeterId("tokens");
-  const std::string key = "key-with-a-name-long-enough-to-live-out-of-line-"
-                          "in-the-record-because-it-is-long";
+  const std::string key =
+      "key-with-a-name-long-enough-to-live-out-of-line-"
+      "in-the-record-because-it-is-long";
   MeterAmount estimate{tokens, 300};
   MeterAmount actual{tokens, 120};
-  CheckRequest request{.account_id = "acme", .key_id = key,
-                       .amounts = {&estimate, 1}};
+  CheckRequest request{
+      .account_id = "acme", .key_id = key, .amounts = {&estimate, 1}};
   // Warm: first sightings may allocate (long keys, period caches).
   REQUIRE(enforcer_->Check(request).admitted());
 

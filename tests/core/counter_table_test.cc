@@ -3,7 +3,6 @@
 #include "core/counter_table.h"
 
 #include <catch2/catch.hpp>
-
 #include <string>
 #include <thread>
 #include <vector>

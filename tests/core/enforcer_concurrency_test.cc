@@ -3,9 +3,8 @@
 // Many threads on one Enforcer, exact totals checked. Runs under
 // ThreadSanitizer in CI.
 
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <string>
 #include <thread>
 #include <vector>
@@ -72,9 +71,9 @@ TEST_CASE_METHOD(EnforcerFixture,
       if (!d.admitted()) unexpected.fetch_add(1);
       const bool success = (i % 3) != 0;
       MeterAmount actual{tokens, 10 + (i % 7)};
-      const CommitResult r = enforcer_->Commit(
-          {.reservation = d.reservation, .success = success,
-           .actual = {&actual, 1}});
+      const CommitResult r = enforcer_->Commit({.reservation = d.reservation,
+                                                .success = success,
+                                                .actual = {&actual, 1}});
       if (r != (success ? CommitResult::kApplied : CommitResult::kRefunded)) {
         unexpected.fetch_add(1);
       }
@@ -120,12 +119,14 @@ TEST_CASE_METHOD(EnforcerFixture,
   RunThreads(kThreads - 1, [&](int t) {
     for (int i = 0; i < 3000; ++i) {
       const std::string user = "u" + std::to_string((i * 7 + t) % 400);
-      const Decision d = enforcer_->Check({.account_id = "acme", .user_id = user});
+      const Decision d =
+          enforcer_->Check({.account_id = "acme", .user_id = user});
       if (d.admitted()) {
         admitted.fetch_add(1, std::memory_order_relaxed);
         // Half the reservations are committed, half left to expire.
         if (i % 2 == 0) {
-          const CommitResult r = enforcer_->Commit({.reservation = d.reservation});
+          const CommitResult r =
+              enforcer_->Commit({.reservation = d.reservation});
           if (r == CommitResult::kApplied) {
             applied.fetch_add(1);
           } else if (r != CommitResult::kExpired) {

@@ -3,9 +3,8 @@
 // Plan semantics beyond limits: key kinds, features, managed models, BYOK,
 // wallets, gauges and scheduled plan changes.
 
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <string>
 #include <thread>
 #include <vector>
@@ -80,7 +79,8 @@ TEST_CASE_METHOD(EnforcerFixture, "features: 402 naming the cheapest plan",
   CHECK(Used("monthly") == 0);
   REQUIRE_OK(enforcer_->UpsertAccount(
       {.account_id = "acme", .plan_id = "scale", .anchor_ms = kJan31_2024}));
-  CHECK(enforcer_->Check({.account_id = "acme", .features = routing}).admitted());
+  CHECK(
+      enforcer_->Check({.account_id = "acme", .features = routing}).admitted());
 }
 
 TEST_CASE_METHOD(EnforcerFixture,
@@ -89,11 +89,13 @@ TEST_CASE_METHOD(EnforcerFixture,
   Start(kCatalog, "free");
   CHECK(enforcer_->Check({.account_id = "acme", .model = "gpt-4o-mini"})
             .admitted());
-  const Decision d = enforcer_->Check({.account_id = "acme", .model = "gpt-4o"});
+  const Decision d =
+      enforcer_->Check({.account_id = "acme", .model = "gpt-4o"});
   CHECK(d.status == 403);
   CHECK(d.reason == "plan_limit_error");
-  CHECK(enforcer_->Check({.account_id = "acme", .byok = true, .model = "gpt-4o"})
-            .admitted());
+  CHECK(
+      enforcer_->Check({.account_id = "acme", .byok = true, .model = "gpt-4o"})
+          .admitted());
   // No model named: the account default is checked all the same.
   const Decision no_default = enforcer_->Check({.account_id = "acme"});
   CHECK(no_default.status == 403);
@@ -116,22 +118,24 @@ TEST_CASE_METHOD(EnforcerFixture,
   CHECK(capped.upgrade_plan == "pro");
 }
 
-TEST_CASE_METHOD(EnforcerFixture,
-                 "wallet: minimum gates live traffic, debits, refunds, BYOK free",
-                 "[wallet]") {
+TEST_CASE_METHOD(
+    EnforcerFixture,
+    "wallet: minimum gates live traffic, debits, refunds, BYOK free",
+    "[wallet]") {
   Start(kCatalog, "pro");
-  const Decision empty = enforcer_->Check({.account_id = "acme", .model = "claude-3-haiku"});
+  const Decision empty =
+      enforcer_->Check({.account_id = "acme", .model = "claude-3-haiku"});
   CHECK(empty.status == 402);
   CHECK(empty.reason == "insufficient_credit");
-  REQUIRE(*enforcer_->UpdateWallet({.account_id = "acme", .credit_micros = 5000}) ==
-          5000);
+  REQUIRE(*enforcer_->UpdateWallet(
+              {.account_id = "acme", .credit_micros = 5000}) == 5000);
   const Decision d = enforcer_->Check(
       {.account_id = "acme", .model = "claude-3-haiku", .wallet_micros = 3000});
   REQUIRE(d.admitted());
   CHECK(enforcer_->Usage("acme")->wallet_micros == 2000);
   // Settle lower than reserved: the difference comes back.
-  CHECK(enforcer_->Commit({.reservation = d.reservation, .wallet_micros = 1200}) ==
-        CommitResult::kApplied);
+  CHECK(enforcer_->Commit({.reservation = d.reservation,
+                           .wallet_micros = 1200}) == CommitResult::kApplied);
   CHECK(enforcer_->Usage("acme")->wallet_micros == 3800);
   // A failure refunds the whole debit.
   const Decision f = enforcer_->Check(
@@ -147,8 +151,11 @@ TEST_CASE_METHOD(EnforcerFixture,
   CHECK(big.status == 402);
   CHECK(enforcer_->Usage("acme")->wallet_micros == 3800);
   // BYOK costs nothing and skips the managed cost limit and allowlist.
-  CHECK(enforcer_->Check({.account_id = "acme", .byok = true, .model = "gpt-5",
-                          .wallet_micros = 5000})
+  CHECK(enforcer_
+            ->Check({.account_id = "acme",
+                     .byok = true,
+                     .model = "gpt-5",
+                     .wallet_micros = 5000})
             .admitted());
   CHECK(enforcer_->Usage("acme")->wallet_micros == 3800);
   // A wallet never goes below zero through an update either.
@@ -222,8 +229,10 @@ TEST_CASE_METHOD(EnforcerFixture,
   CHECK(Check().admitted());
   CHECK(Check().admitted());
   CHECK(Check().status == 402);  // free: 3 a month
-  CHECK(absl::IsInvalidArgument(enforcer_->UpsertAccount(
-      {.account_id = "acme", .plan_id = "scale", .scheduled_plan_id = "gold"})));
+  CHECK(absl::IsInvalidArgument(
+      enforcer_->UpsertAccount({.account_id = "acme",
+                                .plan_id = "scale",
+                                .scheduled_plan_id = "gold"})));
 }
 
 TEST_CASE_METHOD(EnforcerFixture,
@@ -239,11 +248,12 @@ TEST_CASE_METHOD(EnforcerFixture,
       {.account_id = "acme",
        .plan_id = "business",
        .anchor_ms = kJan31_2024,
-       .overrides = {{.limit_id = "tool_calls", .limit = 10},
-                     {.limit_id = "per_user", .user_id = "runaway",
-                      .limit = 2}}}));
+       .overrides = {
+           {.limit_id = "tool_calls", .limit = 10},
+           {.limit_id = "per_user", .user_id = "runaway", .limit = 2}}}));
   for (int i = 0; i < 12; ++i) {
-    const Decision d = enforcer_->Check({.account_id = "acme", .user_id = "ok"});
+    const Decision d =
+        enforcer_->Check({.account_id = "acme", .user_id = "ok"});
     REQUIRE(d.admitted());
   }
   const Decision capped = enforcer_->Check({.account_id = "acme"});
@@ -259,11 +269,13 @@ TEST_CASE_METHOD(EnforcerFixture,
       {.account_id = "acme",
        .plan_id = "business",
        .anchor_ms = kJan31_2024,
-       .overrides = {{.limit_id = "tool_calls", .unlimited = true},
-                     {.limit_id = "per_user", .user_id = "runaway",
-                      .limit = 2}}}));
-  CHECK(enforcer_->Check({.account_id = "acme", .user_id = "runaway"}).admitted());
-  CHECK(enforcer_->Check({.account_id = "acme", .user_id = "runaway"}).admitted());
+       .overrides = {
+           {.limit_id = "tool_calls", .unlimited = true},
+           {.limit_id = "per_user", .user_id = "runaway", .limit = 2}}}));
+  CHECK(enforcer_->Check({.account_id = "acme", .user_id = "runaway"})
+            .admitted());
+  CHECK(enforcer_->Check({.account_id = "acme", .user_id = "runaway"})
+            .admitted());
   const Decision user_capped =
       enforcer_->Check({.account_id = "acme", .user_id = "runaway"});
   CHECK(user_capped.status == 429);
@@ -284,21 +296,22 @@ TEST_CASE_METHOD(EnforcerFixture,
   CHECK(contract.status == 429);
   CHECK(contract.limit.limit_id == "rpm");
 
-  CHECK(enforcer_->UpsertAccount(
-                     {.account_id = "acme",
-                      .plan_id = "business",
-                      .overrides = {{.limit_id = "nope", .limit = 1}}})
+  CHECK(enforcer_
+            ->UpsertAccount({.account_id = "acme",
+                             .plan_id = "business",
+                             .overrides = {{.limit_id = "nope", .limit = 1}}})
             .message() ==
         "account \"acme\": overrides[0].limit_id: no limit \"nope\" in plan "
         "\"business\"");
-  CHECK(enforcer_->UpsertAccount(
-                     {.account_id = "acme",
-                      .plan_id = "business",
-                      .overrides = {{.limit_id = "rpm", .user_id = "u",
-                                     .limit = 1}}})
-            .message() ==
-        "account \"acme\": overrides[0].user_id: limit \"rpm\" is not a "
-        "user-scope limit");
+  CHECK(
+      enforcer_
+          ->UpsertAccount(
+              {.account_id = "acme",
+               .plan_id = "business",
+               .overrides = {{.limit_id = "rpm", .user_id = "u", .limit = 1}}})
+          .message() ==
+      "account \"acme\": overrides[0].user_id: limit \"rpm\" is not a "
+      "user-scope limit");
 }
 
 class RecordingSink : public EventSink {
@@ -343,7 +356,8 @@ TEST_CASE_METHOD(EnforcerFixture,
   CHECK(sink.events[1].used == 10);
   // Key-scope limits report their subject.
   for (int i = 0; i < 4; ++i) {
-    REQUIRE(enforcer_->Check({.account_id = "acme", .key_id = "k1"}).admitted());
+    REQUIRE(
+        enforcer_->Check({.account_id = "acme", .key_id = "k1"}).admitted());
   }
   enforcer_->Maintain();
   REQUIRE(sink.events.size() == 4);  // key: nudge at 4 >= 3.2, cap at 4
@@ -358,8 +372,7 @@ TEST_CASE_METHOD(EnforcerFixture,
   CHECK(sink.events[4].window_start_ms == 1709164800000);
 }
 
-TEST_CASE_METHOD(EnforcerFixture,
-                 "concurrent crossings deliver one event each",
+TEST_CASE_METHOD(EnforcerFixture, "concurrent crossings deliver one event each",
                  "[events][concurrency]") {
   RecordingSink sink;
   EnforcerOptions options;

@@ -3,7 +3,6 @@
 #include "plangate/enforcer.h"
 
 #include <catch2/catch.hpp>
-
 #include <string>
 #include <vector>
 
@@ -34,11 +33,12 @@ TEST_CASE_METHOD(EnforcerFixture, "decision table: every row of DESIGN §2",
     uint32_t warnings;
   };
   const std::vector<Row> rows = {
-      {1, 200, kWarnNone},  {2, 200, kWarnNone},  {3, 200, kWarnNone},
-      {4, 200, kWarnNone},  {5, 200, kWarnNone},  {6, 200, kWarnNone},
-      {7, 200, kWarnNone},  {8, 200, kWarnSoftNudge},
+      {1, 200, kWarnNone},      {2, 200, kWarnNone},
+      {3, 200, kWarnNone},      {4, 200, kWarnNone},
+      {5, 200, kWarnNone},      {6, 200, kWarnNone},
+      {7, 200, kWarnNone},      {8, 200, kWarnSoftNudge},
       {9, 200, kWarnSoftNudge}, {10, 200, kWarnSoftNudge},
-      {11, 200, kWarnGrace}, {12, 200, kWarnGrace},
+      {11, 200, kWarnGrace},    {12, 200, kWarnGrace},
   };
   for (const Row& row : rows) {
     INFO("request " << row.used_after);
@@ -226,14 +226,16 @@ TEST_CASE_METHOD(EnforcerFixture,
   const int tokens = enforcer_->MeterId("tokens");
   REQUIRE(tokens > 0);
   MeterAmount big{tokens, 1001};
-  const Decision d = enforcer_->Check({.account_id = "acme", .amounts = {&big, 1}});
+  const Decision d =
+      enforcer_->Check({.account_id = "acme", .amounts = {&big, 1}});
   CHECK(d.status == 402);
   CHECK(d.limit.limit_id == "tokens");
   CHECK(d.retry_after_ms == 0);  // it can never fit
   CHECK(Used("tokens") == 0);
   CHECK(Used("monthly") == 0);
   MeterAmount fits{tokens, 1000};
-  CHECK(enforcer_->Check({.account_id = "acme", .amounts = {&fits, 1}}).admitted());
+  CHECK(enforcer_->Check({.account_id = "acme", .amounts = {&fits, 1}})
+            .admitted());
   CHECK(Used("tokens") == 1000);
 }
 
@@ -265,8 +267,8 @@ TEST_CASE_METHOD(EnforcerFixture,
   CHECK(Used("tokens") == 200);
 
   SECTION("a failed upstream call refunds everything") {
-    const Decision f = enforcer_->Check(
-        {.account_id = "acme", .amounts = {&estimate, 1}});
+    const Decision f =
+        enforcer_->Check({.account_id = "acme", .amounts = {&estimate, 1}});
     REQUIRE(Used("tokens") == 700);
     CHECK(enforcer_->Commit({.reservation = f.reservation, .success = false}) ==
           CommitResult::kRefunded);
@@ -285,8 +287,8 @@ TEST_CASE_METHOD(EnforcerFixture,
           CommitResult::kApplied);
   }
   SECTION("actual usage above the estimate is counted in full") {
-    const Decision f = enforcer_->Check(
-        {.account_id = "acme", .amounts = {&estimate, 1}});
+    const Decision f =
+        enforcer_->Check({.account_id = "acme", .amounts = {&estimate, 1}});
     MeterAmount more{tokens, 750};
     CHECK(enforcer_->Commit({.reservation = f.reservation,
                              .actual = {&more, 1}}) == CommitResult::kApplied);
@@ -345,12 +347,12 @@ TEST_CASE_METHOD(EnforcerFixture, "upgrade lifts the quota at once, usage kept",
 TEST_CASE_METHOD(EnforcerFixture, "past due: warn until the deadline, then 402",
                  "[account]") {
   Start(kTenRequests, "pro");
-  REQUIRE_OK(enforcer_->UpsertAccount(
-      {.account_id = "acme",
-       .plan_id = "pro",
-       .anchor_ms = kJan31_2024,
-       .state = SubscriptionState::kPastDue,
-       .past_due_deadline_ms = kJan31_2024 + 1000}));
+  REQUIRE_OK(
+      enforcer_->UpsertAccount({.account_id = "acme",
+                                .plan_id = "pro",
+                                .anchor_ms = kJan31_2024,
+                                .state = SubscriptionState::kPastDue,
+                                .past_due_deadline_ms = kJan31_2024 + 1000}));
   const Decision warned = Check();
   CHECK(warned.admitted());
   CHECK((warned.warnings & kWarnPastDue) != 0);
@@ -379,9 +381,9 @@ TEST_CASE_METHOD(EnforcerFixture, "unknown accounts, default plans, bad input",
 
   // Internal traffic is never counted or limited.
   for (int i = 0; i < 20; ++i) {
-    CHECK(enforcer_->Check({.account_id = "acme",
-                            .key_kind = KeyKind::kInternal})
-              .admitted());
+    CHECK(
+        enforcer_->Check({.account_id = "acme", .key_kind = KeyKind::kInternal})
+            .admitted());
   }
   CHECK(Used("monthly") == 0);
 }
@@ -416,12 +418,15 @@ TEST_CASE_METHOD(EnforcerFixture,
   // No key id: the key-scope limit does not apply.
   CHECK(enforcer_->Check({.account_id = "acme"}).admitted());
   const std::string long_key(300, 'k');
-  CHECK(enforcer_->Check({.account_id = "acme", .key_id = long_key}).admitted());
-  CHECK(enforcer_->Check({.account_id = "acme", .key_id = long_key}).admitted());
+  CHECK(
+      enforcer_->Check({.account_id = "acme", .key_id = long_key}).admitted());
+  CHECK(
+      enforcer_->Check({.account_id = "acme", .key_id = long_key}).admitted());
   CHECK(enforcer_->Check({.account_id = "acme", .key_id = long_key}).status ==
         429);
   const std::string other_long = long_key.substr(0, 299) + "j";
-  CHECK(enforcer_->Check({.account_id = "acme", .key_id = other_long}).admitted());
+  CHECK(enforcer_->Check({.account_id = "acme", .key_id = other_long})
+            .admitted());
   // Admitted: bc x2, b, no key, long x2, other_long; the denials count none.
   CHECK(Used("monthly") == 7);
 }
@@ -435,12 +440,14 @@ TEST_CASE_METHOD(EnforcerFixture, "traffic classes: managed, byok, all",
         "p");
   const int cost = enforcer_->MeterId("cost_micros");
   MeterAmount amount{cost, 80};
-  CHECK(enforcer_->Check({.account_id = "acme", .amounts = {&amount, 1}}).admitted());
-  CHECK(enforcer_->Check({.account_id = "acme", .amounts = {&amount, 1}}).status ==
-        429);
-  CHECK(enforcer_->Check({.account_id = "acme", .byok = true,
-                          .amounts = {&amount, 1}})
+  CHECK(enforcer_->Check({.account_id = "acme", .amounts = {&amount, 1}})
             .admitted());
+  CHECK(enforcer_->Check({.account_id = "acme", .amounts = {&amount, 1}})
+            .status == 429);
+  CHECK(
+      enforcer_
+          ->Check({.account_id = "acme", .byok = true, .amounts = {&amount, 1}})
+          .admitted());
   CHECK(Used("managed_cost") == 80);
   CHECK(Used("monthly") == 2);
 }
@@ -468,8 +475,7 @@ TEST_CASE_METHOD(EnforcerFixture, "unlimited limits count and never deny",
   CHECK(Used("monthly") == 1000);
 }
 
-TEST_CASE_METHOD(EnforcerFixture, "peek decides without counting",
-                 "[peek]") {
+TEST_CASE_METHOD(EnforcerFixture, "peek decides without counting", "[peek]") {
   Start(kTenRequests, "free");
   for (int i = 0; i < 12; ++i) {
     const Decision peek = enforcer_->Peek({.account_id = "acme"});
@@ -481,7 +487,8 @@ TEST_CASE_METHOD(EnforcerFixture, "peek decides without counting",
   CHECK(Used("monthly") == 12);
 }
 
-TEST_CASE_METHOD(EnforcerFixture, "reload keeps counts; a failed one changes nothing",
+TEST_CASE_METHOD(EnforcerFixture,
+                 "reload keeps counts; a failed one changes nothing",
                  "[reload]") {
   Start(kTenRequests, "free");
   for (int i = 0; i < 5; ++i) REQUIRE(Check().admitted());
@@ -516,7 +523,8 @@ TEST_CASE_METHOD(EnforcerFixture, "idle subjects are reclaimed, accounts kept",
   int admitted = 0;
   for (int i = 0; i < 100; ++i) {
     const std::string user = "user-" + std::to_string(i);
-    const Decision d = enforcer_->Check({.account_id = "acme", .user_id = user});
+    const Decision d =
+        enforcer_->Check({.account_id = "acme", .user_id = user});
     if (d.admitted()) {
       ++admitted;
     } else {

@@ -7,7 +7,6 @@
 #define PLANGATE_TESTS_CORE_ENFORCER_TEST_UTIL_H_
 
 #include <catch2/catch.hpp>
-
 #include <memory>
 #include <string>
 #include <string_view>
@@ -16,11 +15,11 @@
 #include "plangate/clock.h"
 #include "plangate/enforcer.h"
 
-#define REQUIRE_OK(expr)                                   \
-  do {                                                     \
-    const auto& status_ = (expr);                          \
-    INFO(std::string(status_.ToString()));                 \
-    REQUIRE(status_.ok());                                 \
+#define REQUIRE_OK(expr)                   \
+  do {                                     \
+    const auto& status_ = (expr);          \
+    INFO(std::string(status_.ToString())); \
+    REQUIRE(status_.ok());                 \
   } while (0)
 
 namespace plangate::testing {

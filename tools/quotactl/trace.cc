@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "fmt/format.h"
+#include "internal/json_path.h"
 #include "internal/period.h"
 #include "nlohmann/json.hpp"
 
@@ -34,28 +35,10 @@ constexpr size_t kMaxErrors = 100;
 // (nothing valid nests that deep).
 constexpr size_t kMaxIndexedDepth = 8;
 
-std::string Quote(std::string_view s) {
-  return Json(std::string(s))
-      .dump(-1, ' ', false, Json::error_handler_t::replace);
-}
+using internal::JsonElementPath;
+using internal::JsonMemberPath;
 
-bool IsPlainKey(std::string_view key) {
-  return !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || c == '_';
-  });
-}
-
-// "parent.key", "key" at the root, or parent["odd key"].
-std::string MemberPath(std::string_view parent, std::string_view key) {
-  if (!IsPlainKey(key)) return fmt::format("{}[{}]", parent, Quote(key));
-  if (parent.empty()) return std::string(key);
-  return fmt::format("{}.{}", parent, key);
-}
-
-std::string ElementPath(std::string_view parent, size_t index) {
-  return fmt::format("{}[{}]", parent, index);
-}
+std::string Quote(std::string_view s) { return internal::JsonQuote(s); }
 
 // Where each value of a valid JSON text starts (its line), by path, and
 // which object keys are repeated (nlohmann::json keeps only the last one).
@@ -173,7 +156,7 @@ class JsonLocator {
       const bool indexed = frame.indexed;
       if (frame.is_array) {
         std::string path =
-            indexed ? ElementPath(frame.path, frame.next_index) : "";
+            indexed ? JsonElementPath(frame.path, frame.next_index) : "";
         ++frame.next_index;
         BeginValue(std::move(path), indexed);
         continue;
@@ -186,7 +169,7 @@ class JsonLocator {
       std::string path;
       if (indexed) {
         std::string key = DecodeKey(raw);
-        path = MemberPath(frame.path, key);
+        path = JsonMemberPath(frame.path, key);
         if (!frame.keys.insert(std::move(key)).second) {
           duplicates_.push_back({path, key_line});
         }
@@ -446,7 +429,7 @@ std::optional<std::vector<LimitOverride>> Overrides(
   std::vector<LimitOverride> out;
   bool ok = true;
   for (size_t i = 0; i < v.size(); ++i) {
-    const std::string path = ElementPath(field, i);
+    const std::string path = JsonElementPath(field, i);
     r.set_line(line_of(path));
     const Json& o = v[i];
     if (!o.is_object()) {
@@ -457,7 +440,7 @@ std::optional<std::vector<LimitOverride>> Overrides(
     LimitOverride lo;
     bool has_limit = false;
     for (const auto& [name, value] : o.items()) {
-      const std::string member = MemberPath(path, name);
+      const std::string member = JsonMemberPath(path, name);
       r.set_line(line_of(member));
       if (name == "limit_id") {
         if (auto id = r.String(value, member, true)) {
@@ -500,11 +483,11 @@ std::optional<std::vector<LimitOverride>> Overrides(
     }
     r.set_line(line_of(path));
     if (o.find("limit_id") == o.end()) {
-      r.Fail(MemberPath(path, "limit_id"), "missing required field");
+      r.Fail(JsonMemberPath(path, "limit_id"), "missing required field");
       ok = false;
     }
     if (!has_limit) {
-      r.Fail(MemberPath(path, "limit"), "missing required field");
+      r.Fail(JsonMemberPath(path, "limit"), "missing required field");
       ok = false;
     }
     if (!lo.limit_id.empty() && !plans.empty()) {
@@ -514,15 +497,15 @@ std::optional<std::vector<LimitOverride>> Overrides(
           if (target == nullptr && l.id == lo.limit_id) target = &l;
         }
       }
-      r.set_line(line_of(MemberPath(path, "limit_id")));
+      r.set_line(line_of(JsonMemberPath(path, "limit_id")));
       if (target == nullptr) {
-        r.Fail(MemberPath(path, "limit_id"),
+        r.Fail(JsonMemberPath(path, "limit_id"),
                fmt::format("no limit {} in plan {}", Quote(lo.limit_id),
                            Quote(plans.front()->id)));
         ok = false;
       } else if (!lo.user_id.empty() && target->scope != Scope::kUser) {
-        r.set_line(line_of(MemberPath(path, "user")));
-        r.Fail(MemberPath(path, "user"),
+        r.set_line(line_of(JsonMemberPath(path, "user")));
+        r.Fail(JsonMemberPath(path, "user"),
                fmt::format("limit {} is not a user-scope limit",
                            Quote(lo.limit_id)));
         ok = false;
@@ -647,7 +630,7 @@ void TraceParser::Amounts(Reader& r, const Json& v, std::string_view field,
     return;
   }
   for (const auto& [name, amount] : v.items()) {
-    const std::string path = MemberPath(field, name);
+    const std::string path = JsonMemberPath(field, name);
     const int meter = catalog_.MeterIndex(name);
     if (meter < 0) {
       r.Fail(path, fmt::format("unknown meter {} (meters: {})", Quote(name),
@@ -666,7 +649,7 @@ void TraceParser::Expect(Reader& r, const Json& v, Expectation* out) {
     return;
   }
   for (const auto& [name, value] : v.items()) {
-    const std::string path = MemberPath("expect", name);
+    const std::string path = JsonMemberPath("expect", name);
     if (name == "status") {
       if (auto n = r.Int(value, path, 100, 599)) {
         out->status = static_cast<int>(*n);
@@ -694,7 +677,7 @@ void TraceParser::Expect(Reader& r, const Json& v, Expectation* out) {
       uint32_t bits = 0;
       bool ok = true;
       for (size_t i = 0; i < value.size(); ++i) {
-        const std::string item = ElementPath(path, i);
+        const std::string item = JsonElementPath(path, i);
         std::optional<uint32_t> bit = r.Enum(value[i], item, kWarningNames);
         if (bit) {
           bits |= *bit;
@@ -758,7 +741,7 @@ void TraceParser::Line(std::string_view text, int line) {
   const std::string type_name(EventTypeName(ev.type));
 
   for (const auto& [name, value] : v.items()) {
-    const std::string path = MemberPath("", name);
+    const std::string path = JsonMemberPath("", name);
     uint32_t types = 0;
     for (const auto& [field, field_types] : kTraceFields) {
       if (field == name) types = field_types;
@@ -810,7 +793,7 @@ void TraceParser::Line(std::string_view text, int line) {
       } else {
         for (size_t i = 0; i < value.size(); ++i) {
           std::optional<std::string> f =
-              r.String(value[i], ElementPath(path, i), true);
+              r.String(value[i], JsonElementPath(path, i), true);
           if (f) {
             ev.features.push_back(std::move(*f));
           } else {
@@ -1017,7 +1000,7 @@ absl::StatusOr<std::vector<AccountSpec>> ParseAccounts(
         break;
       }
       const Json& a = root[i];
-      const std::string path = ElementPath("accounts", i);
+      const std::string path = JsonElementPath("accounts", i);
       const int line = where.LineOf(path, 1);
       Reader r(&diag, line);
       if (!a.is_object()) {
@@ -1029,7 +1012,7 @@ absl::StatusOr<std::vector<AccountSpec>> ParseAccounts(
       bool ok = true;
       bool has_past_due_until = false;
       for (const auto& [name, value] : a.items()) {
-        const std::string field = MemberPath(path, name);
+        const std::string field = JsonMemberPath(path, name);
         r.set_line(where.LineOf(field, line));
         bool field_ok = true;
         auto take = [&](auto opt, auto* out) {
@@ -1071,7 +1054,7 @@ absl::StatusOr<std::vector<AccountSpec>> ParseAccounts(
             plans.push_back(p);
           }
         }
-        const std::string field = MemberPath(path, "overrides");
+        const std::string field = JsonMemberPath(path, "overrides");
         auto overrides = Overrides(
             r, *o, field, plans,
             [&](const std::string& p) { return where.LineOf(p, line); });
@@ -1084,27 +1067,27 @@ absl::StatusOr<std::vector<AccountSpec>> ParseAccounts(
       r.set_line(line);
       for (std::string_view required : {"id", "plan", "anchor"}) {
         if (Member(a, required) == nullptr) {
-          r.Fail(MemberPath(path, required), "missing required field");
+          r.Fail(JsonMemberPath(path, required), "missing required field");
           ok = false;
         }
       }
       if (spec.state == SubscriptionState::kPastDue && !has_past_due_until &&
           Member(a, "state") != nullptr) {
-        r.Fail(MemberPath(path, "past_due_until"),
+        r.Fail(JsonMemberPath(path, "past_due_until"),
                "missing: required with state past_due");
         ok = false;
       }
       if (has_past_due_until && spec.state != SubscriptionState::kPastDue) {
-        r.set_line(where.LineOf(MemberPath(path, "past_due_until"), line));
-        r.Fail(MemberPath(path, "past_due_until"),
+        r.set_line(where.LineOf(JsonMemberPath(path, "past_due_until"), line));
+        r.Fail(JsonMemberPath(path, "past_due_until"),
                "only allowed with state past_due");
         ok = false;
       }
       if (!spec.id.empty()) {
         auto [it, inserted] = ids.emplace(spec.id, i);
         if (!inserted) {
-          r.set_line(where.LineOf(MemberPath(path, "id"), line));
-          r.Fail(MemberPath(path, "id"),
+          r.set_line(where.LineOf(JsonMemberPath(path, "id"), line));
+          r.Fail(JsonMemberPath(path, "id"),
                  fmt::format("duplicate account {} (also accounts[{}])",
                              Quote(spec.id), it->second));
           ok = false;
