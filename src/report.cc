@@ -2,25 +2,12 @@
 
 #include <string>
 
-#include "fmt/format.h"
 #include "internal/period.h"
 #include "nlohmann/json.hpp"
 #include "plangate/enforcer.h"
 
 namespace plangate {
 namespace {
-
-std::string Rfc3339(int64_t unix_ms) {
-  const internal::CivilTime t = internal::ToCivil(unix_ms);
-  const int64_t s = t.ms_of_day / 1000;
-  const int64_t ms = t.ms_of_day % 1000;
-  if (ms != 0) {
-    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", t.year,
-                       t.month, t.day, s / 3600, s / 60 % 60, s % 60, ms);
-  }
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", t.year, t.month,
-                     t.day, s / 3600, s / 60 % 60, s % 60);
-}
 
 std::string_view StateName(SubscriptionState state) {
   switch (state) {
@@ -41,8 +28,8 @@ std::string UsageReportJson(const AccountUsage& usage) {
   j["account"] = usage.account_id;
   j["plan"] = usage.plan_id;
   j["status"] = StateName(usage.state);
-  j["period_start"] = Rfc3339(usage.period_start_ms);
-  j["period_end"] = Rfc3339(usage.period_end_ms);
+  j["period_start"] = internal::FormatRfc3339(usage.period_start_ms);
+  j["period_end"] = internal::FormatRfc3339(usage.period_end_ms);
   j["scheduled_plan"] = usage.scheduled_plan_id.empty()
                             ? nlohmann::ordered_json(nullptr)
                             : nlohmann::ordered_json(usage.scheduled_plan_id);
@@ -58,7 +45,7 @@ std::string UsageReportJson(const AccountUsage& usage) {
     e["state"] = l.state;
     e["meter"] = l.meter;
     e["window"] = WindowUnitName(l.window);
-    e["resets_at"] = Rfc3339(l.window_end_ms);
+    e["resets_at"] = internal::FormatRfc3339(l.window_end_ms);
     limits[l.limit_id] = std::move(e);
   }
   j["usage"] = std::move(limits);

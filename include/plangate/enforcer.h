@@ -234,6 +234,9 @@ struct EnforcerStats {
   uint64_t reservations_expired = 0;  // refunded by Maintain
   uint64_t subjects_reclaimed = 0;
   uint64_t capacity_denials = 0;  // checks denied because a table was full
+  // Admitted while the reservation table was full: counted as final, so a
+  // later failure could not be refunded.
+  uint64_t unreserved_admits = 0;
   uint64_t events_delivered = 0;
   uint64_t events_dropped = 0;  // the event queue was full
 };

@@ -1380,6 +1380,8 @@ EnforcerStats Enforcer::Stats() const {
   s.subjects_reclaimed =
       impl_->subjects_reclaimed.load(std::memory_order_relaxed);
   s.capacity_denials = impl_->capacity_denials.load(std::memory_order_relaxed);
+  s.unreserved_admits =
+      impl_->unreserved_admits.load(std::memory_order_relaxed);
   s.events_delivered = impl_->events_delivered.load(std::memory_order_relaxed);
   s.events_dropped = impl_->events_dropped.load(std::memory_order_relaxed);
   return s;

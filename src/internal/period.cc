@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "fmt/format.h"
+
 namespace plangate::internal {
 namespace {
 
@@ -155,6 +157,18 @@ WindowInstance WindowContaining(WindowUnit unit, int64_t anchor_ms,
   window.start_ms = window.index * length;
   window.end_ms = window.start_ms + length;
   return window;
+}
+
+std::string FormatRfc3339(int64_t unix_ms) {
+  const CivilTime c = ToCivil(unix_ms);
+  const int64_t s = c.ms_of_day / 1000;
+  std::string out = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", c.year,
+                                c.month, c.day, s / 3600, s / 60 % 60, s % 60);
+  if (c.ms_of_day % 1000 != 0) {
+    out += fmt::format(".{:03}", c.ms_of_day % 1000);
+  }
+  out += 'Z';
+  return out;
 }
 
 }  // namespace plangate::internal

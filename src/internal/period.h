@@ -15,6 +15,7 @@
 #define PLANGATE_INTERNAL_PERIOD_H_
 
 #include <cstdint>
+#include <string>
 
 #include "plangate/catalog.h"
 
@@ -39,6 +40,9 @@ struct CivilTime {
 
 CivilTime ToCivil(int64_t unix_ms);
 int64_t FromCivil(int64_t year, int month, int day, int64_t ms_of_day);
+
+// "2026-01-31T00:00:00Z", or with ".123" when not a whole second.
+std::string FormatRfc3339(int64_t unix_ms);
 int DaysInMonth(int64_t year, int month);
 
 // The start of period `n` of a period of `months` months anchored at anchor_ms.

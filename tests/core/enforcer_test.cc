@@ -330,6 +330,21 @@ TEST_CASE_METHOD(EnforcerFixture, "an abandoned reservation expires",
   CHECK(Check().admitted());
 }
 
+TEST_CASE_METHOD(EnforcerFixture,
+                 "a full reservation table admits, counts as final, says so",
+                 "[reservation]") {
+  EnforcerOptions options;
+  options.max_reservations = 1;
+  Start(kTenRequests, "free", options);
+  const Decision first = Check();
+  REQUIRE(!first.reservation.empty());
+  const Decision second = Check();  // the only slot is still pending
+  CHECK(second.admitted());
+  CHECK(second.reservation.empty());
+  CHECK(enforcer_->Stats().unreserved_admits == 1);
+  CHECK(Used("monthly") == 2);
+}
+
 TEST_CASE_METHOD(EnforcerFixture, "upgrade lifts the quota at once, usage kept",
                  "[account]") {
   Start(kTenRequests, "free");

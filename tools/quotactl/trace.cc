@@ -945,18 +945,6 @@ std::optional<int64_t> ParseRfc3339(std::string_view s) {
   return internal::FromCivil(*year, *month, *day, ms_of_day);
 }
 
-std::string FormatRfc3339(int64_t ms) {
-  const internal::CivilTime c = internal::ToCivil(ms);
-  const int64_t s = c.ms_of_day / 1000;
-  std::string out = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", c.year,
-                                c.month, c.day, s / 3600, s / 60 % 60, s % 60);
-  if (c.ms_of_day % 1000 != 0) {
-    out += fmt::format(".{:03}", c.ms_of_day % 1000);
-  }
-  out += 'Z';
-  return out;
-}
-
 std::string_view EventTypeName(EventType type) {
   for (const auto& [name, value] : kTypeNames) {
     if (value == type) return name;

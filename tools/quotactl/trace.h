@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "internal/period.h"
 #include "plangate/catalog.h"
 #include "plangate/enforcer.h"
 
@@ -37,9 +38,7 @@ inline constexpr int64_t kMaxTimeMs = 253'402'300'799'999;
 // Parses "2026-01-31T00:00:00Z" (RFC 3339, UTC: "Z" or "+00:00", optional
 // fraction of up to 3 digits, years 1970-9999) into Unix ms.
 std::optional<int64_t> ParseRfc3339(std::string_view text);
-// Formats Unix ms as "2026-01-31T00:00:00Z", or with ".123" when the
-// instant is not a whole second.
-std::string FormatRfc3339(int64_t ms);
+using internal::FormatRfc3339;  // from internal/period.h
 
 // One account of the accounts file, as registered before the trace starts.
 struct AccountSpec {
