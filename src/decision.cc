@@ -29,6 +29,8 @@ std::string_view DenyKindReason(DenyKind kind) {
       return "insufficient_credit";
     case DenyKind::kResourceLimit:
       return "resource_limit_reached";
+    case DenyKind::kSyncing:
+      return "quota_syncing";
   }
   return {};
 }

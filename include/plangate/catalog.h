@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,6 +55,18 @@ enum class WindowMode : uint8_t { kFixed = 0, kSliding = 1 };
 // (managed), on the customer's own key (BYOK), or both.
 enum class Traffic : uint8_t { kAll = 0, kManaged = 1, kByok = 2 };
 
+// What a limit does while Redis (cluster sync, sync.h) is unreachable:
+// kFailOpen admits on this instance's view (usage is replayed later);
+// kFailClosed admits only within a lease already held, then denies;
+// kLocalShare admits this instance's share (1 / instances) of the
+// remainder last known. Default: kLocalShare for billing, annual and daily
+// windows, kFailOpen for shorter ones.
+enum class RedisDownPolicy : uint8_t {
+  kFailOpen = 0,
+  kFailClosed = 1,
+  kLocalShare = 2,
+};
+
 // The kind of API key a request carries.
 enum class KeyKind : uint8_t { kLive = 0, kTest = 1, kInternal = 2 };
 
@@ -82,6 +95,8 @@ struct Limit {
   std::string message;  // human-readable deny message; may be empty
   Traffic applies_to = Traffic::kAll;
   bool shadow = false;  // decide and count, report the would-be denial, admit
+  // Unset: DefaultRedisDownPolicy(window).
+  std::optional<RedisDownPolicy> redis_down;
 
   // floor(limit * (1 + grace)), saturated at kMaxCount.
   int64_t hard() const;
@@ -165,6 +180,8 @@ std::string_view ScopeName(Scope scope);
 std::string_view WindowUnitName(WindowUnit unit);
 std::string_view WindowModeName(WindowMode mode);
 std::string_view TrafficName(Traffic traffic);
+std::string_view RedisDownPolicyName(RedisDownPolicy policy);
+RedisDownPolicy DefaultRedisDownPolicy(WindowUnit window);
 std::string_view KeyKindName(KeyKind kind);
 
 }  // namespace plangate

@@ -42,6 +42,8 @@ enum class DenyKind : uint8_t {
   kKeyKindNotAllowed,   // 403 production_access_disabled
   kInsufficientCredit,  // 402 insufficient_credit: wallet below its minimum
   kResourceLimit,       // 402 resource_limit_reached: a gauge at its cap
+  kSyncing,             // 429 quota_syncing: a leased counter this instance
+                        // has not synced yet is at its cold-start share
 };
 
 // Warnings on an admitted decision, as bits.

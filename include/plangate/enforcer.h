@@ -45,6 +45,10 @@
 #include "plangate/events.h"
 
 namespace plangate {
+namespace internal {
+class SyncAccess;
+}  // namespace internal
+
 
 struct EnforcerOptions {
   // Behaviour
@@ -304,6 +308,7 @@ class Enforcer {
   EnforcerStats Stats() const;
 
  private:
+  friend class internal::SyncAccess;
   struct Impl;
   explicit Enforcer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

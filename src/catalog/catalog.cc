@@ -177,6 +177,12 @@ constexpr EnumName<Traffic> kTrafficNames[] = {
     {"byok", Traffic::kByok},
 };
 
+constexpr EnumName<RedisDownPolicy> kRedisDownNames[] = {
+    {"fail_open", RedisDownPolicy::kFailOpen},
+    {"fail_closed", RedisDownPolicy::kFailClosed},
+    {"local_share", RedisDownPolicy::kLocalShare},
+};
+
 constexpr EnumName<KeyKind> kKeyKindNames[] = {
     {"live", KeyKind::kLive},
     {"test", KeyKind::kTest},
@@ -562,7 +568,7 @@ void CatalogParser::ParseLimit(const Json& value, const Loc& loc,
   const bool fields_known = CheckMembers(
       value, loc,
       {"id", "scope", "meter", "window", "mode", "limit", "soft_nudge", "grace",
-       "status", "reason", "message", "applies_to", "shadow"});
+       "status", "reason", "message", "applies_to", "shadow", "redis_down"});
   Limit& limit = plan->limits.emplace_back();
   bool counter_ok = true;
 
@@ -664,6 +670,10 @@ void CatalogParser::ParseLimit(const Json& value, const Loc& loc,
   }
   if (const Json* shadow = Find(value, "shadow")) {
     limit.shadow = GetBool(*shadow, Member(loc, "shadow")).value_or(false);
+  }
+  if (const Json* down = Find(value, "redis_down")) {
+    limit.redis_down =
+        GetEnum(*down, Member(loc, "redis_down"), kRedisDownNames);
   }
 
   // A misspelt field ("windw") leaves a default in place of what was meant,
@@ -1151,6 +1161,24 @@ std::string_view WindowModeName(WindowMode mode) {
       return "sliding";
   }
   return "unknown";
+}
+
+std::string_view RedisDownPolicyName(RedisDownPolicy policy) {
+  for (const auto& [name, value] : kRedisDownNames) {
+    if (value == policy) return std::string_view(name.data(), name.size());
+  }
+  return "fail_open";
+}
+
+RedisDownPolicy DefaultRedisDownPolicy(WindowUnit window) {
+  switch (window) {
+    case WindowUnit::kBillingPeriod:
+    case WindowUnit::kAnnual:
+    case WindowUnit::kDay:
+      return RedisDownPolicy::kLocalShare;
+    default:
+      return RedisDownPolicy::kFailOpen;
+  }
 }
 
 std::string_view TrafficName(Traffic traffic) {

@@ -166,6 +166,14 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
       c.status = limit.status;
       c.reason = limit.reason;
       c.message = limit.message;
+      c.down_policy =
+          limit.redis_down.value_or(DefaultRedisDownPolicy(limit.window));
+      c.synced = limit.window != WindowUnit::kSecond;
+      c.leasable = c.synced && !c.unlimited && !c.shadow &&
+                   limit.mode == WindowMode::kFixed &&
+                   (limit.window == WindowUnit::kBillingPeriod ||
+                    limit.window == WindowUnit::kAnnual ||
+                    limit.window == WindowUnit::kDay);
       compiled->uses_scope[static_cast<int>(limit.scope)] = true;
       compiled->limits.push_back(c);
     }

@@ -43,6 +43,13 @@ struct CompiledLimit {
   int status = 0;
   std::string_view reason;
   std::string_view message;
+  // Cluster sync (sync.h): whether the counter is shared through Redis
+  // (every window but seconds), whether it takes leases near its hard cap
+  // (fixed day, billing and annual windows that can deny), and what it does
+  // while Redis is down.
+  bool synced = false;
+  bool leasable = false;
+  RedisDownPolicy down_policy = RedisDownPolicy::kFailOpen;
 };
 
 struct CompiledPlan {

@@ -155,7 +155,9 @@ SubjectRef CounterTable::Find(Scope scope, std::string_view account,
       }
       // Orders the key reads above before the re-check of ctrl.
       std::atomic_thread_fence(std::memory_order_acquire);
-      if (rec.ctrl.load(std::memory_order_relaxed) != ctrl) {
+      // The sync dirty mark may flip meanwhile; it does not change the key.
+      if (((rec.ctrl.load(std::memory_order_relaxed) ^ ctrl) &
+           ~kCtrlSyncDirty) != 0) {
         restart = true;
         break;
       }

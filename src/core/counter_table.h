@@ -80,12 +80,17 @@ enum class RecordState : uint32_t {
   kDead = 3
 };
 
+// ctrl bit 2: the record changed since the sync component last read it
+// (set by checks and commits, cleared by the sync thread; see sync_link.h).
+inline constexpr uint32_t kCtrlSyncDirty = 1u << 2;
+
 struct AccountProfile;  // defined by the enforcer; immutable once published
 
 struct alignas(64) SubjectRecord {
   static constexpr size_t kInlineKeyBytes = 48;
 
-  // ctrl: [generation:24][state:2] (bits 8..31 hold the generation).
+  // ctrl: [generation:24][unused:5][sync dirty:1][state:2] (bits 8..31 hold
+  // the generation).
   std::atomic<uint32_t> ctrl{0};
   // Seconds since the epoch of the last check (for idle reclamation).
   std::atomic<uint32_t> last_used_s{0};
@@ -94,9 +99,10 @@ struct alignas(64) SubjectRecord {
   std::atomic<uint64_t> shape{0};
   std::atomic<const char*> long_key{nullptr};
 
-  // Account records only (zero otherwise).
-  // meta: [plan index + 1:16][subscription state:8][registered:1] (low to
-  // high).
+  // meta, bits 0..24 (account records only; zero otherwise): [plan index +
+  // 1:16][subscription state:8][registered:1] (low to high). Bits 32..63
+  // (any record): one nibble per cell, written by the sync component: 8 |
+  // (window tag & 7) once the cell's current window has been synced.
   std::atomic<uint64_t> meta{0};
   std::atomic<int64_t> anchor_ms{0};
   // What UpsertAccount said beyond plan and state; replaced whole.

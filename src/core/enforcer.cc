@@ -26,6 +26,7 @@
 #include "core/counter_table.h"
 #include "core/event_queue.h"
 #include "core/reservation_table.h"
+#include "core/sync_link.h"
 #include "fmt/format.h"
 #include "internal/period.h"
 
@@ -266,7 +267,7 @@ enum class Charge { kOk, kOver, kStale };
 Charge ChargeCell(SubjectRecord& rec, uint8_t gen, const CompiledLimit& limit,
                   int64_t hard, const Window& w, int64_t now_ms, int64_t amount,
                   bool enforce, uint64_t word, uint64_t prev_word,
-                  CellView* seen) {
+                  CellView* seen, internal::SyncLink* sync, uint32_t index) {
   const bool sliding = limit.mode == WindowMode::kSliding;
   std::atomic<uint64_t>& cur = rec.cells[limit.cell];
   *seen = ViewOf(word, prev_word, w.tag, sliding);
@@ -282,9 +283,18 @@ Charge ChargeCell(SubjectRecord& rec, uint8_t gen, const CompiledLimit& limit,
       }
     }
     const int64_t next = std::min(seen->current + amount, kMaxCount);
+    // seq_cst on success: one half of the dirty-mark Dekker pair
+    // (sync_link.h); on x86 the same lock cmpxchg as relaxed.
     if (cur.compare_exchange_weak(word, Cell::Pack(gen, w.tag, next),
-                                  std::memory_order_relaxed,
+                                  std::memory_order_seq_cst,
                                   std::memory_order_relaxed)) {
+      if (sync != nullptr && limit.synced && Cell::Tag(word) != w.tag &&
+          Cell::Count(word) != 0) {
+        // The old window's final count: only the sync component needs it.
+        if (!sync->closed.Push(internal::ClosedWindow{index, limit.cell, word})) {
+          sync->closed_overflow.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
       if (sliding && Cell::Tag(word) != w.tag) {
         // We rolled the pair over: what was current is now previous.
         const uint32_t prev_tag = (w.tag - 1) & Cell::kTagMask;
@@ -311,7 +321,7 @@ void AdjustCell(SubjectRecord& rec, uint8_t gen, uint8_t cell, bool sliding,
       const int64_t next =
           std::clamp(Cell::Count(word) + delta, int64_t{0}, kMaxCount);
       if (a.compare_exchange_weak(word, Cell::Pack(gen, tag, next),
-                                  std::memory_order_relaxed,
+                                  std::memory_order_seq_cst,
                                   std::memory_order_relaxed)) {
         return;
       }
@@ -501,6 +511,28 @@ struct Enforcer::Impl {
 
   internal::EventQueue events;
   std::mutex events_mu;  // one drainer at a time
+
+  // The cluster sync component, when one is attached (sync.h). Links stay
+  // alive as long as the Enforcer: a check may still hold one.
+  std::atomic<internal::SyncLink*> sync{nullptr};
+  std::vector<std::unique_ptr<internal::SyncLink>> links;  // under admin_mu
+
+  // Tells the sync component that `rec` changed (see sync_link.h).
+  static void MarkDirty(internal::SyncLink* link, SubjectRecord& rec,
+                        uint32_t index, uint8_t gen) {
+    if (rec.ctrl.load(std::memory_order_seq_cst) & internal::kCtrlSyncDirty) {
+      return;  // queued already; the sync thread will read our change
+    }
+    if (rec.ctrl.fetch_or(internal::kCtrlSyncDirty,
+                          std::memory_order_seq_cst) &
+        internal::kCtrlSyncDirty) {
+      return;
+    }
+    if (!link->dirty.Push(internal::PackDirty(index, gen))) {
+      rec.ctrl.fetch_and(~internal::kCtrlSyncDirty, std::memory_order_seq_cst);
+      link->dirty_overflow.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   // Crossings already delivered: key -> end of their window (for pruning).
   absl::flat_hash_map<std::string, int64_t> fired;  // under events_mu
 
@@ -576,10 +608,15 @@ SubjectRef Enforcer::Impl::LookupAccount(std::string_view id, int64_t now_ms,
     *denial = DenyWith(DenyKind::kCapacity, 503);
     return {};
   }
-  uint64_t expected = 0;
-  inserted->rec->meta.compare_exchange_strong(
-      expected, PackMeta(cc.default_plan, SubscriptionState::kActive, false),
-      std::memory_order_acq_rel);
+  // Only a record no one registered yet (low half zero) gets the default.
+  uint64_t expected = inserted->rec->meta.load(std::memory_order_relaxed);
+  while ((expected & 0xffffffff) == 0 &&
+         !inserted->rec->meta.compare_exchange_weak(
+             expected,
+             expected |
+                 PackMeta(cc.default_plan, SubscriptionState::kActive, false),
+             std::memory_order_acq_rel)) {
+  }
   return *inserted;
 }
 
@@ -595,6 +632,7 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
   }
   // Acquire pairs with the release in InstallCatalog.
   const CompiledCatalog& cc = *compiled.load(std::memory_order_acquire);
+  internal::SyncLink* const link = sync.load(std::memory_order_acquire);
 
   for (;;) {  // repeats only when a record was reclaimed under us
     Decision decision;
@@ -721,12 +759,38 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
       const CellView view = ViewOf(word, prev_word, w.tag, sliding);
       const int64_t used = Estimate(view, w, now);
       const int64_t after = used + amount;
-      const Caps caps = CapsFor(limit, profile, req.user_id);
+      Caps caps = CapsFor(limit, profile, req.user_id);
+      bool cold = false;  // a denial here is transient: 429 quota_syncing
+      if (ABSL_PREDICT_FALSE(link != nullptr) && limit.leasable &&
+          link->leases && !caps.unlimited) {
+        const uint64_t nibble = internal::CellNibble(
+            subject.rec->meta.load(std::memory_order_acquire), limit.cell);
+        if (internal::NibbleReady(nibble, w.tag)) {
+          cold = internal::NibbleTransient(nibble);
+        } else if (limit.down_policy != RedisDownPolicy::kFailOpen ||
+                   link->up.load(std::memory_order_relaxed)) {
+          // This instance has not synced the counter's window yet: it may
+          // admit only its cold-start share until it has.
+          const int64_t budget = link->ColdBudget(caps.hard);
+          if (budget < caps.hard && after <= caps.hard) {
+            caps.hard = budget;
+            cold = true;
+          }
+        }
+      }
       if (!caps.unlimited) {
         if (after > caps.hard) {
           if (!limit.shadow) {
             DescribeDenial(limit, caps, w, view, used, amount, now, &decision);
             decision.upgrade_plan = plan.next_plan;
+            if (cold) {
+              decision.status = 429;
+              decision.deny = DenyKind::kSyncing;
+              decision.reason = DenyKindReason(DenyKind::kSyncing);
+              decision.message = {};
+              decision.retry_after_ms = 1000;
+              decision.upgrade_plan = {};
+            }
             return decision;
           }
           decision.warnings |= kWarnShadowDenied;
@@ -770,7 +834,8 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
       const PendingCharge& p = pending[charged];
       const bool enforce = !p.caps.unlimited && !p.limit->shadow;
       failure = ChargeCell(*p.rec, p.gen, *p.limit, p.caps.hard, p.window, now,
-                           p.amount, enforce, p.word, p.prev_word, &seen);
+                           p.amount, enforce, p.word, p.prev_word, &seen, link,
+                           p.index);
       if (ABSL_PREDICT_FALSE(failure != Charge::kOk)) break;
       before[charged] = Estimate(seen, p.window, now);
     }
@@ -794,11 +859,22 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
     if (options.event_sink != nullptr) {
       for (int k = 0; k < num_pending; ++k) {
         const PendingCharge& p = pending[k];
+        // Synced counters cross thresholds cluster-wide: the sync
+        // component reports those, once per cluster.
+        if (link != nullptr && p.limit->synced) continue;
         const int64_t after = before[k] + p.amount;
         if (ABSL_PREDICT_FALSE(after >= p.caps.nudge_at &&
                                before[k] < p.caps.limit)) {
           NoteCrossings(plan, plan_id, *p.limit, p.caps, p.index, p.gen,
                         p.window, before[k], after);
+        }
+      }
+    }
+
+    if (link != nullptr) {
+      for (int k = 0; k < num_pending; ++k) {
+        if (pending[k].limit->synced) {
+          MarkDirty(link, *pending[k].rec, pending[k].index, pending[k].gen);
         }
       }
     }
@@ -853,10 +929,12 @@ SubjectRecord* WalletOf(CounterTable& table, const ReservationSlot& slot) {
 }  // namespace
 
 void Enforcer::Impl::Refund(ReservationSlot& slot) {
+  internal::SyncLink* const link = sync.load(std::memory_order_acquire);
   for (int k = 0; k < slot.num_ops; ++k) {
     const ReservedOp& op = slot.ops[k];
     AdjustCell(table.at(op.record), op.gen, op.cell, op.sliding, op.tag,
                -op.amount);
+    if (link != nullptr) MarkDirty(link, table.at(op.record), op.record, op.gen);
   }
   if (slot.wallet_micros > 0) {
     if (SubjectRecord* rec = WalletOf(table, slot)) {
@@ -900,6 +978,9 @@ CommitResult Enforcer::Impl::Settle(const CommitRequest& commit) {
       if (actual != op.amount) {
         AdjustCell(table.at(op.record), op.gen, op.cell, op.sliding, op.tag,
                    actual - op.amount);
+        if (internal::SyncLink* link = sync.load(std::memory_order_acquire)) {
+          MarkDirty(link, table.at(op.record), op.record, op.gen);
+        }
       }
       break;
     }
@@ -971,6 +1052,10 @@ absl::Status Enforcer::Impl::InstallCatalog(
 
 bool Enforcer::Impl::Reclaimable(SubjectRecord& rec, const CompiledCatalog& cc,
                                  int64_t now_ms) {
+  // A record the sync component has not read since it changed stays.
+  if (rec.ctrl.load(std::memory_order_seq_cst) & internal::kCtrlSyncDirty) {
+    return false;
+  }
   const uint64_t meta = rec.meta.load(std::memory_order_relaxed);
   if (MetaRegistered(meta) ||
       rec.wallet_micros.load(std::memory_order_relaxed) != 0) {
@@ -1158,7 +1243,18 @@ absl::Status Enforcer::UpsertAccount(const AccountUpdate& update) {
     impl_->retired_profiles.push_back({old, std::chrono::steady_clock::now()});
   }
   // Release: checks that acquire meta see the anchor and profile above.
-  rec.meta.store(PackMeta(plan, update.state, true), std::memory_order_release);
+  // The high half (sync readiness) is the sync component's: keep it.
+  uint64_t meta = rec.meta.load(std::memory_order_relaxed);
+  while (!rec.meta.compare_exchange_weak(
+      meta, (meta & ~uint64_t{0xffffffff}) | PackMeta(plan, update.state, true),
+      std::memory_order_release, std::memory_order_relaxed)) {
+  }
+  if (internal::SyncLink* link =
+          impl_->sync.load(std::memory_order_acquire)) {
+    // Prime: the sync component fetches the account's cluster usage now,
+    // before its first check.
+    Impl::MarkDirty(link, rec, ref->index, ref->gen);
+  }
   return absl::OkStatus();
 }
 
@@ -1276,6 +1372,15 @@ absl::StatusOr<AccountUsage> Enforcer::Usage(std::string_view account_id,
     lu.limit = caps.unlimited ? 0 : caps.limit;
     lu.hard_limit = caps.unlimited ? 0 : caps.hard;
     lu.used = Estimate(view, w, now);
+    if (internal::SyncLink* link =
+            impl_->sync.load(std::memory_order_acquire)) {
+      // Leave out what the sync component baked in that is not usage.
+      std::lock_guard<std::mutex> hook_lock(link->hook_mu);
+      if (link->virtual_units && limit.synced) {
+        lu.used = std::max<int64_t>(
+            0, lu.used - link->virtual_units(ref.index, limit.cell, w.tag));
+      }
+    }
     lu.window_start_ms = w.start_ms;
     lu.window_end_ms = w.end_ms;
     lu.state = caps.unlimited             ? "unlimited"
@@ -1387,4 +1492,184 @@ EnforcerStats Enforcer::Stats() const {
   return s;
 }
 
+// ---------------------------------------------------------------------------
+// The sync component's access (sync_link.h).
+
+namespace internal {
+
+absl::StatusOr<SyncLink*> SyncAccess::Attach(Enforcer& e,
+                                             std::unique_ptr<SyncLink> link) {
+  std::lock_guard<std::mutex> lock(e.impl_->admin_mu);
+  if (e.impl_->sync.load(std::memory_order_relaxed) != nullptr) {
+    return absl::FailedPreconditionError(
+        "RedisSync: the enforcer already has a sync component attached");
+  }
+  SyncLink* raw = link.get();
+  e.impl_->links.push_back(std::move(link));
+  // Release: checks that acquire the pointer see the link's settings.
+  e.impl_->sync.store(raw, std::memory_order_release);
+  return raw;
+}
+
+void SyncAccess::Detach(Enforcer& e) {
+  std::lock_guard<std::mutex> lock(e.impl_->admin_mu);
+  e.impl_->sync.store(nullptr, std::memory_order_release);
+}
+
+CounterTable& SyncAccess::Table(Enforcer& e) { return e.impl_->table; }
+
+Clock& SyncAccess::ClockOf(Enforcer& e) { return *e.impl_->clock; }
+
+bool SyncAccess::Describe(Enforcer& e, uint32_t index, uint8_t gen,
+                          int64_t now_ms, SyncRecordInfo* out) {
+  Enforcer::Impl& impl = *e.impl_;
+  SubjectRecord& rec = impl.table.at(index);
+  const uint32_t ctrl = rec.ctrl.load(std::memory_order_acquire);
+  if (SubjectRecord::State(ctrl) != RecordState::kLive ||
+      static_cast<uint8_t>(SubjectRecord::Generation(ctrl)) != gen) {
+    return false;
+  }
+  CounterTable::ReadKey(rec, &out->scope, &out->account, &out->sub);
+  if (((rec.ctrl.load(std::memory_order_acquire) ^ ctrl) & ~kCtrlSyncDirty) !=
+      0) {
+    return false;  // reused while we read the key
+  }
+  const CompiledCatalog& cc = *impl.compiled.load(std::memory_order_acquire);
+  SubjectRecord* account = &rec;
+  if (out->scope != Scope::kAccount) {
+    account = impl.table
+                  .Find(Scope::kAccount, out->account, {},
+                        impl.table.Hash(Scope::kAccount, out->account, {}))
+                  .rec;
+  }
+  const CompiledPlan* plan = nullptr;
+  int plan_id = -1;
+  const AccountProfile* profile = nullptr;
+  if (account != nullptr) {
+    profile = account->profile.load(std::memory_order_acquire);
+    plan_id = EffectivePlan(account->meta.load(std::memory_order_acquire),
+                            profile, now_ms);
+    if (plan_id >= 0 && static_cast<size_t>(plan_id) < cc.plans.size()) {
+      plan = cc.plans[plan_id].get();
+    }
+  }
+  out->cells.clear();
+  const auto& uses = cc.layout.scope(out->scope);
+  for (int i = 0; i < kCellsPerSubject; ++i) {
+    const CellUse& use = uses[i];
+    if (!use.used || use.second_half || use.window == WindowUnit::kSecond) {
+      continue;
+    }
+    const bool billing = use.window == WindowUnit::kBillingPeriod ||
+                         use.window == WindowUnit::kAnnual;
+    if (billing && account == nullptr) continue;  // no anchor to go by
+    SyncCellInfo info;
+    info.cell = static_cast<uint8_t>(i);
+    info.meter = use.meter;
+    info.meter_name = use.meter < cc.meter_names.size()
+                          ? cc.meter_names[use.meter]
+                          : fmt::format("meter{}", use.meter);
+    info.window = use.window;
+    info.mode = use.mode;
+    CompiledLimit probe;
+    probe.window = use.window;
+    const Window w = CurrentWindow(probe, billing ? *account : rec, now_ms);
+    info.start_ms = w.start_ms;
+    info.end_ms = w.end_ms;
+    info.tag = w.tag;
+    info.plan = plan_id;
+    if (plan != nullptr) {
+      for (size_t l = 0; l < plan->limits.size(); ++l) {
+        const CompiledLimit& limit = plan->limits[l];
+        if (limit.scope != out->scope || limit.cell != i) continue;
+        const Caps caps = CapsFor(
+            limit, profile,
+            out->scope == Scope::kUser ? std::string_view(out->sub) : "");
+        info.limit_index = static_cast<int>(l);
+        info.unlimited = caps.unlimited || limit.shadow;
+        info.limit = caps.limit;
+        info.hard = caps.hard;
+        info.nudge_at = caps.nudge_at;
+        info.leasable = limit.leasable && !caps.unlimited;
+        info.down_policy = limit.down_policy;
+        break;
+      }
+    }
+    out->cells.push_back(std::move(info));
+  }
+  return true;
+}
+
+bool SyncAccess::WindowOfTag(Enforcer& e, uint32_t index,
+                             const SyncCellInfo& info, uint32_t tag,
+                             int64_t now_ms, int max_back, int64_t* start_ms,
+                             int64_t* end_ms) {
+  if (info.tag == tag) {
+    *start_ms = info.start_ms;
+    *end_ms = info.end_ms;
+    return true;
+  }
+  if (info.window == WindowUnit::kBillingPeriod ||
+      info.window == WindowUnit::kAnnual) {
+    // Billing periods: step back period by period on the account's anchor.
+    Enforcer::Impl& impl = *e.impl_;
+    SubjectRecord& rec = impl.table.at(index);
+    Scope scope;
+    std::string account, sub;
+    CounterTable::ReadKey(rec, &scope, &account, &sub);
+    const SubjectRef ref =
+        impl.table.Find(Scope::kAccount, account, {},
+                        impl.table.Hash(Scope::kAccount, account, {}));
+    if (!ref) return false;
+    const int64_t anchor = ref.rec->anchor_ms.load(std::memory_order_seq_cst);
+    const int months = info.window == WindowUnit::kBillingPeriod ? 1 : 12;
+    int64_t start = info.start_ms;
+    for (int back = 0; back < max_back; ++back) {
+      const WindowInstance w = PeriodContaining(anchor, months, start - 1);
+      if (TagOf(FloorDiv(w.start_ms, kDayMs)) == tag) {
+        *start_ms = w.start_ms;
+        *end_ms = w.end_ms;
+        return true;
+      }
+      start = w.start_ms;
+    }
+    return false;
+  }
+  (void)now_ms;
+  const int64_t len = info.end_ms - info.start_ms;
+  const int64_t cur = FloorDiv(info.start_ms, len);
+  const int64_t back = (info.tag - tag) & Cell::kTagMask;
+  if (back == 0 || back > max_back) return false;
+  *start_ms = (cur - back) * len;
+  *end_ms = *start_ms + len;
+  return true;
+}
+
+void SyncAccess::SetReady(Enforcer& e, uint32_t index, uint8_t gen,
+                          uint8_t cell, uint32_t tag, bool ready,
+                          bool transient) {
+  SubjectRecord& rec = e.impl_->table.at(index);
+  const uint32_t ctrl = rec.ctrl.load(std::memory_order_acquire);
+  if (SubjectRecord::State(ctrl) != RecordState::kLive ||
+      static_cast<uint8_t>(SubjectRecord::Generation(ctrl)) != gen) {
+    return;
+  }
+  const int shift = kReadyShift + 4 * cell;
+  const uint64_t nibble = ready ? ReadyNibble(tag, transient) : 0;
+  uint64_t meta = rec.meta.load(std::memory_order_relaxed);
+  // Release: a check that sees the nibble sees the cell bake before it.
+  while (!rec.meta.compare_exchange_weak(
+      meta, (meta & ~(uint64_t{15} << shift)) | (nibble << shift),
+      std::memory_order_release, std::memory_order_relaxed)) {
+  }
+}
+
+void SyncAccess::PushEvent(Enforcer& e, const RawEvent& event) {
+  if (e.impl_->options.event_sink == nullptr) return;
+  if (!e.impl_->events.Push(event)) {
+    e.impl_->events_dropped.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace internal
 }  // namespace plangate

@@ -1,8 +1,9 @@
 // Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
 //
-// event_queue.h: a bounded multi-producer queue of raw threshold crossings.
+// event_queue.h: a bounded multi-producer queue (threshold crossings, and
+// the sync component's dirty records and closed windows).
 //
-// Checks push; the drainer (Maintain) pops. Slots carry a sequence number
+// Checks push; one drainer pops. Slots carry a sequence number
 // (the classic bounded-queue design): a producer claims a position with a
 // CAS on the tail, writes the slot and publishes it by a release store of
 // its sequence; the consumer acquires the sequence before reading. When the
@@ -35,9 +36,10 @@ struct RawEvent {
   int64_t limit = 0;
 };
 
-class EventQueue {
+template <typename T>
+class BoundedQueue {
  public:
-  explicit EventQueue(size_t capacity)
+  explicit BoundedQueue(size_t capacity)
       : mask_(std::bit_ceil(capacity < 2 ? size_t{2} : capacity) - 1),
         slots_(std::make_unique<Slot[]>(mask_ + 1)) {
     for (size_t i = 0; i <= mask_; ++i) {
@@ -45,7 +47,7 @@ class EventQueue {
     }
   }
 
-  bool Push(const RawEvent& e) {
+  bool Push(const T& e) {
     size_t pos = tail_.load(std::memory_order_relaxed);
     for (;;) {
       Slot& slot = slots_[pos & mask_];
@@ -69,7 +71,7 @@ class EventQueue {
     }
   }
 
-  bool Pop(RawEvent* out) {
+  bool Pop(T* out) {
     Slot& slot = slots_[head_ & mask_];
     if (slot.seq.load(std::memory_order_acquire) != head_ + 1) return false;
     *out = slot.event;
@@ -79,15 +81,17 @@ class EventQueue {
   }
 
  private:
-  struct alignas(64) Slot {
+  struct Slot {
     std::atomic<size_t> seq{0};
-    RawEvent event;
+    T event;
   };
   const size_t mask_;
   std::unique_ptr<Slot[]> slots_;
   alignas(64) std::atomic<size_t> tail_{0};
   alignas(64) size_t head_ = 0;  // consumer only
 };
+
+using EventQueue = BoundedQueue<RawEvent>;
 
 }  // namespace plangate::internal
 

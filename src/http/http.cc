@@ -281,6 +281,10 @@ void AppendGeneratedMessage(Writer& w, const Decision& d, int64_t now_ms) {
       case DenyKind::kResourceLimit:
         w.Append("Your plan's resource limit has been reached.");
         break;
+      case DenyKind::kSyncing:
+        w.Append("Usage is being synchronized across the cluster; retry "
+                 "shortly.");
+        break;
       default:
         if (d.reason.empty()) {
           w.Append("The request was denied.");

@@ -1,0 +1,141 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+//
+// metering.h: what one request costs, in the catalog's meters.
+//
+// The gateway charges, per request:
+//   - "requests": 1 (the Enforcer's default), on every metered route;
+//   - tokens ("tokens", else "ai_tokens"): at check, an estimate of
+//     ceil(text bytes of the messages / 4) + max_tokens (or
+//     --default-max-tokens); at commit, the upstream's usage.total_tokens;
+//   - "cost_micros": tokens * --micros-per-1k-tokens / 1000, rounded up,
+//     for managed (non-BYOK) traffic, estimated and committed like tokens;
+//   - "tool_calls": 1 for an MCP tools/call, committed only if it succeeded;
+//   - the wallet of an account whose plan requires one: the same cost.
+// A meter the catalog does not declare is not charged. A BYOK key asks for
+// the feature "byok" when some plan of the catalog lists it, so plans
+// without it answer 402 feature_not_in_plan naming the plan to upgrade to.
+//
+// The parsers here never throw and never allocate more than the JSON they
+// read; the response scanners use nlohmann's SAX interface, so a large
+// upstream reply is not built into a document just to find its usage.
+//
+// Thread safety: Metering is immutable after construction; the functions
+// are pure.
+
+#ifndef PLANGATE_EXAMPLES_GATEWAY_METERING_H_
+#define PLANGATE_EXAMPLES_GATEWAY_METERING_H_
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "config.h"
+#include "nlohmann/json.hpp"
+#include "plangate/enforcer.h"
+
+namespace gateway {
+
+// Bytes of text in an OpenAI "messages" array: every string "content" and
+// every "text" of a content part. The mock upstream counts prompt tokens
+// from the same number, as ceil(bytes / 4).
+int64_t PromptTextBytes(const nlohmann::json& messages);
+
+// What the gateway reads from a chat completions request body.
+struct ChatRequestInfo {
+  std::string model;                  // empty: the account's default
+  int64_t prompt_bytes = 0;           // PromptTextBytes(messages)
+  std::optional<int64_t> max_tokens;  // max_completion_tokens or max_tokens
+};
+
+// Validates the body: a JSON object with "messages" (an array), optional
+// "model" (a string) and "max_tokens" / "max_completion_tokens" (integers
+// >= 0). InvalidArgument with a message for the client otherwise.
+absl::StatusOr<ChatRequestInfo> ParseChatRequest(std::string_view body);
+
+// An OpenAI "usage" block.
+struct TokenUsage {
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  int64_t total_tokens = 0;  // prompt + completion when the reply omits it
+};
+
+// What a JSON-RPC or OpenAI reply says, found without building a document.
+struct ReplyScan {
+  bool valid = false;         // parsed as JSON (an SSE reply: some event did)
+  bool has_result = false;    // top-level "result"
+  bool has_error = false;     // top-level "error" that is not null
+  bool result_is_error = false;  // "result": {"isError": true} (MCP)
+  std::optional<TokenUsage> usage;  // top-level "usage" object
+};
+
+// Scans a reply body. With `event_stream` (Content-Type text/event-stream)
+// every "data:" line is scanned as JSON and the last usage, result or error
+// seen wins; "data: [DONE]" is skipped.
+ReplyScan ScanReply(std::string_view body, bool event_stream);
+
+// A JSON-RPC 2.0 request to the MCP endpoint.
+struct McpRequestInfo {
+  std::string method;
+  nlohmann::json id;  // null when absent
+  bool notification = false;  // no "id": no reply is expected
+  std::string tool;           // params.name of a tools/call
+};
+
+// InvalidArgument (-32600 "invalid request" to the client) when the body is
+// not a JSON-RPC 2.0 request object; batches are refused, since a batch
+// could carry unmetered tool calls.
+absl::StatusOr<McpRequestInfo> ParseMcpRequest(std::string_view body);
+
+// Meter amounts for one check or commit.
+struct Charge {
+  std::array<plangate::MeterAmount, 3> amounts{};
+  size_t count = 0;
+  int64_t wallet_micros = 0;
+
+  std::span<const plangate::MeterAmount> span() const {
+    return {amounts.data(), count};
+  }
+  void Add(int meter, int64_t amount) {
+    if (meter >= 0) amounts[count++] = {meter, amount};
+  }
+};
+
+struct MeteringOptions {
+  int64_t micros_per_1k_tokens = 1000;
+  int64_t default_max_tokens = 256;
+};
+
+// The catalog's meters and features, resolved once at start.
+class Metering {
+ public:
+  Metering(const plangate::Enforcer& enforcer, MeteringOptions options);
+
+  // At check: the estimate. At commit: the actual amounts.
+  Charge ChatEstimate(const ChatRequestInfo& chat, const KeyRecord& key) const;
+  Charge ChatActual(const TokenUsage& usage, const KeyRecord& key) const;
+  Charge ToolCall() const;
+
+  // The features a request with `key` uses (BYOK: "byok", if gated).
+  std::span<const std::string_view> Features(const KeyRecord& key) const;
+
+  // "tokens=tokens cost=cost_micros tool_calls=- byok_feature=no"
+  std::string Describe() const;
+
+ private:
+  int64_t CostMicros(int64_t tokens) const;
+
+  MeteringOptions options_;
+  int tokens_ = -1;
+  int cost_ = -1;
+  int tool_calls_ = -1;
+  std::string tokens_name_;
+  bool byok_gated_ = false;
+};
+
+}  // namespace gateway
+
+#endif  // PLANGATE_EXAMPLES_GATEWAY_METERING_H_

@@ -1,0 +1,744 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+
+#include "proxy_server.h"
+
+#include <array>
+#include <future>
+#include <optional>
+#include <string_view>
+#include <thread>
+#include <unordered_set>
+#include <utility>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/beast/http/empty_body.hpp>
+
+#include "fmt/format.h"
+#include "nlohmann/json.hpp"
+#include "plangate/clock.h"
+#include "plangate/http.h"
+
+namespace gateway {
+namespace {
+
+// Ordered, so error bodies read like OpenAI's: message, type, code, param.
+using Json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kMaxRequestBody = 4 << 20;  // 4 MiB
+constexpr auto kClientIdleTimeout = std::chrono::seconds(120);
+constexpr auto kClientWriteTimeout = std::chrono::seconds(60);
+
+// A JSON-RPC "server error" code for requests the plan does not allow; the
+// HTTP status (402, 403, 429) and error.data say which denial it was.
+constexpr int kJsonRpcPlanDenied = -32000;
+
+enum RouteId : int {
+  kRouteChat = 0,
+  kRouteMcp,
+  kRouteUsage,
+  kRoutePlans,
+  kRouteMetrics,
+  kRouteHealth,
+  kRouteOther,
+  kNumRoutes,
+};
+constexpr std::array<std::string_view, kNumRoutes> kRouteNames = {
+    "chat_completions", "mcp",     "billing_usage", "billing_plans",
+    "metrics",          "healthz", "other"};
+
+// A counter written by one thread and read by any: a relaxed load and
+// store, no read-modify-write.
+class Counter {
+ public:
+  void Add(uint64_t n = 1) {
+    v_.store(v_.load(std::memory_order_relaxed) + n,
+             std::memory_order_relaxed);
+  }
+  uint64_t Get() const { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> v_{0};
+};
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const auto lower = [](char c) {
+      return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+    };
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+// An OpenAI-style error body, like plangate's rendering of a denial.
+void JsonError(Response& res, http::status status, std::string_view message,
+               std::string_view type, std::string_view code) {
+  Json body;
+  body["error"] = {{"message", message},
+                   {"type", type},
+                   {"code", code},
+                   {"param", nullptr}};
+  res.result(status);
+  res.set(http::field::content_type, "application/json");
+  res.body() = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+// A JSON-RPC 2.0 error reply.
+void JsonRpcError(Response& res, http::status status, const Json& id,
+                  int code, std::string_view message, Json data = nullptr) {
+  Json body = {{"jsonrpc", "2.0"}, {"id", id}};
+  body["error"] = {{"code", code}, {"message", message}};
+  if (!data.is_null()) body["error"]["data"] = std::move(data);
+  res.result(status);
+  res.set(http::field::content_type, "application/json");
+  res.body() = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+// plangate's headers (rate limits, Retry-After, warnings) onto a response.
+void AddPlangateHeaders(const plangate::HttpRendering& rendering,
+                        Response& res, bool with_content_type) {
+  for (const plangate::HttpHeader& h : rendering.headers()) {
+    if (!with_content_type && EqualsIgnoreCase(h.name, "Content-Type")) {
+      continue;
+    }
+    res.set(h.name, h.value);
+  }
+}
+
+// A denial as plangate renders it.
+void Deny(const plangate::HttpRendering& rendering, Response& res) {
+  res.result(static_cast<unsigned>(rendering.status()));
+  AddPlangateHeaders(rendering, res, /*with_content_type=*/true);
+  res.body() = std::string(rendering.body());
+}
+
+bool IsEventStream(const Response& res) {
+  const auto it = res.find(http::field::content_type);
+  return it != res.end() && it->value().starts_with("text/event-stream");
+}
+
+bool Is2xx(const Response& res) { return res.result_int() / 100 == 2; }
+
+void RemoveHopByHop(http::fields& f) {
+  for (const http::field name :
+       {http::field::connection, http::field::keep_alive,
+        http::field::proxy_authenticate, http::field::proxy_authorization,
+        http::field::proxy_connection, http::field::te, http::field::trailer,
+        http::field::transfer_encoding, http::field::upgrade,
+        http::field::expect}) {
+    f.erase(name);
+  }
+}
+
+// A request the parser rejected (as opposed to a connection that ended).
+bool IsMalformed(const beast::error_code& ec) {
+  static const beast::error_category& http_errors =
+      beast::error_code(http::error::bad_version).category();
+  return ec.category() == http_errors && ec != http::error::end_of_stream &&
+         ec != http::error::partial_message && ec != http::error::body_limit;
+}
+
+std::string_view PathOf(std::string_view target) {
+  return target.substr(0, target.find('?'));
+}
+
+}  // namespace
+
+// Per worker thread.
+struct ProxyServer::Worker {
+  struct Stats {
+    std::array<Counter, kNumRoutes> requests;
+    std::array<Counter, 600> responses;  // by status code
+    Counter checks;           // Enforcer::Check calls
+    Counter denials;          // ... that denied
+    Counter commits;          // reservations settled with the actual usage
+    Counter refunds;          // ... refunded (upstream failed)
+    Counter upstream_errors;  // no answer, or a 5xx
+    Counter enforce_ns;       // time in plangate and usage parsing
+  };
+
+  explicit Worker(const ProxyOptions& options)
+      : ioc(1),
+        guard(asio::make_work_guard(ioc)),
+        pool(ioc.get_executor(), options.upstream_endpoints,
+             options.upstream_timeout) {}
+
+  asio::io_context ioc;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>>
+      guard;
+  UpstreamPool pool;
+  // Touched only on this worker's thread.
+  std::unordered_set<Session*> sessions;
+  bool draining = false;
+  Stats stats;
+  std::thread thread;
+};
+
+// One client connection, registered with its worker while it lives.
+struct ProxyServer::Session {
+  beast::tcp_stream* stream = nullptr;
+  bool idle = true;  // waiting for the next request
+};
+
+ProxyServer::ProxyServer(ProxyOptions options, plangate::Enforcer& enforcer,
+                         const KeyStore& keys, const Metering& metering)
+    : options_(std::move(options)),
+      enforcer_(enforcer),
+      keys_(keys),
+      metering_(metering),
+      plans_json_(PublicCatalogJson(*enforcer.catalog())) {}
+
+ProxyServer::~ProxyServer() { Shutdown(std::chrono::milliseconds(0)); }
+
+absl::Status ProxyServer::Start() {
+  for (int i = 0; i < std::max(1, options_.threads); ++i) {
+    workers_.push_back(std::make_unique<Worker>(options_));
+  }
+  acceptor_ = std::make_unique<tcp::acceptor>(workers_[0]->ioc);
+  beast::error_code ec;
+  tcp::acceptor& a = *acceptor_;
+  a.open(options_.listen.protocol(), ec);
+  if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(options_.listen, ec);
+  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+  if (!ec) local_ = a.local_endpoint(ec);
+  if (ec) {
+    workers_.clear();
+    return absl::UnavailableError(
+        fmt::format("--listen: cannot listen on {}:{}: {}",
+                    options_.listen.address().to_string(),
+                    options_.listen.port(), ec.message()));
+  }
+  asio::co_spawn(workers_[0]->ioc, Accept(), asio::detached);
+  for (auto& w : workers_) {
+    w->thread = std::thread([w = w.get()] { w->ioc.run(); });
+  }
+  return absl::OkStatus();
+}
+
+bool ProxyServer::Shutdown(std::chrono::milliseconds timeout) {
+  if (workers_.empty()) return true;
+  // 1. No new connections; idle ones close now, busy ones after their
+  //    response (which says Connection: close).
+  std::promise<void> closed;
+  asio::post(workers_[0]->ioc, [this, &closed] {
+    beast::error_code ec;
+    acceptor_->close(ec);
+    closed.set_value();
+  });
+  closed.get_future().wait();
+  for (auto& w : workers_) {
+    asio::post(w->ioc, [w = w.get()] {
+      w->draining = true;
+      for (Session* s : w->sessions) {
+        if (s->idle) s->stream->cancel();
+      }
+    });
+  }
+  // 2. Wait for the requests in flight.
+  const auto deadline = Clock::now() + timeout;
+  while (sessions_.load() > 0 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const bool clean = sessions_.load() == 0;
+  // 3. Stop the workers (what is left is abandoned) and join them.
+  for (auto& w : workers_) {
+    if (clean) {
+      w->guard.reset();
+    } else {
+      w->ioc.stop();
+    }
+  }
+  for (auto& w : workers_) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+  acceptor_.reset();
+  workers_.clear();
+  return clean;
+}
+
+awaitable<void> ProxyServer::Accept() {
+  for (;;) {
+    Worker& w = *workers_[next_worker_];
+    next_worker_ = (next_worker_ + 1) % workers_.size();
+    beast::error_code ec;
+    tcp::socket socket = co_await acceptor_->async_accept(w.ioc, Await(ec));
+    if (!acceptor_->is_open()) co_return;
+    if (ec) continue;  // e.g. EMFILE; the next accept may succeed
+    sessions_.fetch_add(1);
+    asio::co_spawn(w.ioc, Serve(w, std::move(socket)), asio::detached);
+  }
+}
+
+awaitable<void> ProxyServer::Serve(Worker& w, tcp::socket socket) {
+  beast::tcp_stream stream(std::move(socket));
+  beast::error_code ec;
+  stream.socket().set_option(tcp::no_delay(true), ec);
+  Session session{.stream = &stream};
+  w.sessions.insert(&session);
+  beast::flat_buffer buffer;
+  while (!w.draining) {
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(kMaxRequestBody);
+    session.idle = true;
+    stream.expires_after(kClientIdleTimeout);
+    co_await http::async_read_header(stream, buffer, parser, Await(ec));
+    session.idle = false;
+    if (!ec && parser.get()[http::field::expect] == "100-continue") {
+      http::response<http::empty_body> cont{http::status::continue_, 11};
+      co_await http::async_write(stream, cont, Await(ec));
+    }
+    if (!ec) co_await http::async_read(stream, buffer, parser, Await(ec));
+
+    Response res;
+    bool keep_alive = false;
+    unsigned version = 11;
+    if (ec == http::error::body_limit) {
+      JsonError(res, http::status::payload_too_large,
+                fmt::format("request body over {} bytes", kMaxRequestBody),
+                "invalid_request_error", "request_too_large");
+    } else if (IsMalformed(ec)) {
+      JsonError(res, http::status::bad_request,
+                fmt::format("malformed HTTP request: {}", ec.message()),
+                "invalid_request_error", "bad_request");
+    } else if (ec) {
+      break;  // closed, reset, timed out or cancelled by Shutdown
+    } else {
+      Request& req = parser.get();
+      keep_alive = req.keep_alive();  // before Route rewrites req upstream
+      version = req.version();
+      co_await Route(w, req, res);
+    }
+    keep_alive = keep_alive && !w.draining;
+    res.version(version);
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    w.stats.responses[std::min(res.result_int(), 599u)].Add();
+    stream.expires_after(kClientWriteTimeout);
+    beast::error_code write_ec;
+    co_await http::async_write(stream, res, Await(write_ec));
+    if (write_ec || !keep_alive) break;
+  }
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  w.sessions.erase(&session);
+  sessions_.fetch_sub(1);
+}
+
+awaitable<void> ProxyServer::Route(Worker& w, Request& req, Response& res) {
+  const std::string_view path = PathOf(req.target());
+  const http::verb method = req.method();
+  const auto route = [&](RouteId r, http::verb allowed) {
+    w.stats.requests[r].Add();
+    if (method == allowed) return true;
+    res.set(http::field::allow, http::to_string(allowed));
+    JsonError(res, http::status::method_not_allowed,
+              fmt::format("{} {}: use {}", req.method_string(), path,
+                          http::to_string(allowed)),
+              "invalid_request_error", "method_not_allowed");
+    return false;
+  };
+  if (path == "/v1/chat/completions") {
+    if (route(kRouteChat, http::verb::post)) {
+      co_await ChatCompletions(w, req, res);
+    }
+  } else if (path == "/mcp") {
+    if (route(kRouteMcp, http::verb::post)) co_await Mcp(w, req, res);
+  } else if (path == "/v1/billing/usage") {
+    if (route(kRouteUsage, http::verb::get)) Usage(w, req, res);
+  } else if (path == "/v1/billing/plans") {
+    if (route(kRoutePlans, http::verb::get)) {
+      res.set(http::field::content_type, "application/json");
+      res.body() = plans_json_;
+    }
+  } else if (path == "/metrics") {
+    if (route(kRouteMetrics, http::verb::get)) {
+      res.set(http::field::content_type, "text/plain; version=0.0.4");
+      res.body() = MetricsText();
+    }
+  } else if (path == "/healthz") {
+    if (route(kRouteHealth, http::verb::get)) {
+      res.set(http::field::content_type, "text/plain");
+      res.body() = "ok\n";
+    }
+  } else {
+    w.stats.requests[kRouteOther].Add();
+    JsonError(res, http::status::not_found,
+              fmt::format("no route {} {}", req.method_string(), path),
+              "invalid_request_error", "not_found");
+  }
+}
+
+const KeyRecord* ProxyServer::Authenticate(const Request& req,
+                                           Response& res) const {
+  std::string_view secret;
+  if (const auto it = req.find(http::field::authorization); it != req.end()) {
+    const std::string_view value = it->value();
+    if (value.size() > 7 && EqualsIgnoreCase(value.substr(0, 7), "Bearer ")) {
+      secret = value.substr(7);
+      while (!secret.empty() && secret.front() == ' ') secret.remove_prefix(1);
+    }
+  }
+  if (const KeyRecord* key = secret.empty() ? nullptr : keys_.Find(secret)) {
+    return key;
+  }
+  res.set(http::field::www_authenticate, "Bearer");
+  JsonError(res, http::status::unauthorized,
+            secret.empty() ? "Missing API key: send Authorization: Bearer <key>"
+                           : "Invalid API key",
+            "invalid_request_error", "invalid_api_key");
+  return nullptr;
+}
+
+awaitable<UpstreamResult> ProxyServer::CallUpstream(Worker& w, Request& req) {
+  RemoveHopByHop(req);
+  req.erase(http::field::authorization);
+  if (!options_.upstream_authorization.empty()) {
+    req.set(http::field::authorization, options_.upstream_authorization);
+  }
+  req.set(http::field::host, options_.upstream.host_header);
+  if (!options_.upstream.base_path.empty()) {
+    req.target(options_.upstream.base_path + std::string(req.target()));
+  }
+  req.version(11);
+  req.keep_alive(true);
+  req.prepare_payload();
+  UpstreamResult up = co_await w.pool.RoundTrip(req);
+  if (up.ec || up.response.result_int() >= 500) w.stats.upstream_errors.Add();
+  co_return up;
+}
+
+void ProxyServer::Relay(Worker&, UpstreamResult& up, Response& res) const {
+  if (up.ec) {
+    const bool timeout = up.ec == beast::error::timeout;
+    JsonError(res,
+              timeout ? http::status::gateway_timeout : http::status::bad_gateway,
+              fmt::format("upstream {}: {}", timeout ? "timed out" : "failed",
+                          up.ec.message()),
+              "server_error",
+              timeout ? "upstream_timeout" : "upstream_unavailable");
+    return;
+  }
+  if (up.response.result_int() >= 500) {
+    JsonError(res, http::status::bad_gateway,
+              fmt::format("upstream answered {}", up.response.result_int()),
+              "server_error", "upstream_error");
+    return;
+  }
+  res = std::move(up.response);
+  RemoveHopByHop(res);
+}
+
+awaitable<void> ProxyServer::ChatCompletions(Worker& w, Request& req,
+                                             Response& res) {
+  const KeyRecord* key = Authenticate(req, res);
+  if (key == nullptr) co_return;
+  const absl::StatusOr<ChatRequestInfo> chat = ParseChatRequest(req.body());
+  if (!chat.ok()) {
+    JsonError(res, http::status::bad_request,
+              std::string(chat.status().message()), "invalid_request_error",
+              "invalid_request");
+    co_return;
+  }
+  if (!options_.enforce) {
+    UpstreamResult up = co_await CallUpstream(w, req);
+    Relay(w, up, res);
+    co_return;
+  }
+
+  // Check: may this request go upstream?
+  Clock::time_point t0 = Clock::now();
+  const int64_t now_ms = plangate::SystemClock::Default()->NowMs();
+  const Charge estimate = metering_.ChatEstimate(*chat, *key);
+  const plangate::Decision d = enforcer_.Check({
+      .account_id = key->account,
+      .project_id = key->project,
+      .key_id = key->id,
+      .user_id = key->user,
+      .key_kind = key->kind,
+      .byok = key->byok,
+      .model = chat->model,
+      .features = metering_.Features(*key),
+      .wallet_micros = estimate.wallet_micros,
+      .amounts = estimate.span(),
+      .now_ms = now_ms,
+  });
+  const plangate::HttpRendering rendering(d, now_ms);
+  w.stats.checks.Add();
+  if (!d.admitted()) {
+    Deny(rendering, res);
+    w.stats.denials.Add();
+    w.stats.enforce_ns.Add((Clock::now() - t0).count());
+    co_return;
+  }
+  Clock::duration spent = Clock::now() - t0;
+
+  UpstreamResult up = co_await CallUpstream(w, req);
+
+  // Commit: the actual usage, or a refund when the upstream failed.
+  t0 = Clock::now();
+  if (up.ec || !Is2xx(up.response)) {
+    enforcer_.Commit({.reservation = d.reservation, .success = false});
+    w.stats.refunds.Add();
+  } else {
+    const ReplyScan scan =
+        ScanReply(up.response.body(), IsEventStream(up.response));
+    if (scan.usage) {
+      const Charge actual = metering_.ChatActual(*scan.usage, *key);
+      enforcer_.Commit({.reservation = d.reservation,
+                        .success = true,
+                        .actual = actual.span(),
+                        .wallet_micros = key->prepaid ? actual.wallet_micros
+                                                      : int64_t{-1}});
+    } else {
+      // No usage block: the estimate stands.
+      enforcer_.Commit({.reservation = d.reservation, .success = true});
+    }
+    w.stats.commits.Add();
+  }
+  spent += Clock::now() - t0;
+  w.stats.enforce_ns.Add(spent.count());
+  Relay(w, up, res);
+  AddPlangateHeaders(rendering, res, /*with_content_type=*/false);
+}
+
+awaitable<void> ProxyServer::Mcp(Worker& w, Request& req, Response& res) {
+  const KeyRecord* key = Authenticate(req, res);
+  if (key == nullptr) co_return;
+  const absl::StatusOr<McpRequestInfo> rpc = ParseMcpRequest(req.body());
+  if (!rpc.ok()) {
+    const bool not_json = rpc.status().message() == "request body is not valid JSON";
+    JsonRpcError(res, http::status::bad_request, nullptr,
+                 not_json ? -32700 : -32600,
+                 std::string(rpc.status().message()));
+    co_return;
+  }
+  // Only tools/call is metered; initialize, tools/list, notifications...
+  // pass through.
+  if (!options_.enforce || rpc->method != "tools/call" || rpc->notification) {
+    UpstreamResult up = co_await CallUpstream(w, req);
+    Relay(w, up, res);
+    co_return;
+  }
+
+  Clock::time_point t0 = Clock::now();
+  const int64_t now_ms = plangate::SystemClock::Default()->NowMs();
+  const Charge charge = metering_.ToolCall();
+  const plangate::Decision d = enforcer_.Check({
+      .account_id = key->account,
+      .project_id = key->project,
+      .key_id = key->id,
+      .user_id = key->user,
+      .key_kind = key->kind,
+      .byok = key->byok,
+      .features = metering_.Features(*key),
+      .amounts = charge.span(),
+      .now_ms = now_ms,
+  });
+  const plangate::HttpRendering rendering(d, now_ms);
+  w.stats.checks.Add();
+  if (!d.admitted()) {
+    // The JSON-RPC error carries plangate's error object as its data.
+    Json data = Json::parse(rendering.body(), nullptr, false);
+    data = data.is_object() && data.contains("error") ? data["error"]
+                                                      : Json::object();
+    data["status"] = rendering.status();
+    const std::string message = data.value("message", "denied by plan");
+    JsonRpcError(res, static_cast<http::status>(rendering.status()), rpc->id,
+                 kJsonRpcPlanDenied, message, std::move(data));
+    AddPlangateHeaders(rendering, res, /*with_content_type=*/false);
+    w.stats.denials.Add();
+    w.stats.enforce_ns.Add((Clock::now() - t0).count());
+    co_return;
+  }
+  Clock::duration spent = Clock::now() - t0;
+
+  UpstreamResult up = co_await CallUpstream(w, req);
+
+  // A tool call counts only when it succeeded: a result without isError.
+  t0 = Clock::now();
+  bool ok = !up.ec && Is2xx(up.response);
+  if (ok) {
+    const ReplyScan scan =
+        ScanReply(up.response.body(), IsEventStream(up.response));
+    ok = scan.valid && scan.has_result && !scan.has_error &&
+         !scan.result_is_error;
+  }
+  enforcer_.Commit({.reservation = d.reservation, .success = ok});
+  (ok ? w.stats.commits : w.stats.refunds).Add();
+  spent += Clock::now() - t0;
+  w.stats.enforce_ns.Add(spent.count());
+  Relay(w, up, res);
+  AddPlangateHeaders(rendering, res, /*with_content_type=*/false);
+}
+
+void ProxyServer::Usage(Worker&, const Request& req, Response& res) {
+  const KeyRecord* key = Authenticate(req, res);
+  if (key == nullptr) return;
+  const absl::StatusOr<plangate::AccountUsage> usage =
+      enforcer_.Usage(key->account);
+  if (!usage.ok()) {
+    JsonError(res, http::status::not_found,
+              fmt::format("no usage for account {}: {}",
+                          Json(key->account).dump(),
+                          std::string(usage.status().message())),
+              "invalid_request_error", "unknown_account");
+    return;
+  }
+  res.set(http::field::content_type, "application/json");
+  res.body() = plangate::UsageReportJson(*usage);
+}
+
+std::string ProxyServer::MetricsText() const {
+  std::string out;
+  const auto sum = [&](auto get) {
+    uint64_t total = 0;
+    for (const auto& w : workers_) total += get(w->stats);
+    return total;
+  };
+  const auto metric = [&](std::string_view name, std::string_view type,
+                          std::string_view help) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  };
+
+  metric("plangate_gateway_requests_total", "counter",
+         "Requests received, by route.");
+  for (int r = 0; r < kNumRoutes; ++r) {
+    out += fmt::format(
+        "plangate_gateway_requests_total{{route=\"{}\"}} {}\n", kRouteNames[r],
+        sum([r](const Worker::Stats& s) { return s.requests[r].Get(); }));
+  }
+  metric("plangate_gateway_responses_total", "counter",
+         "Responses sent, by status code.");
+  for (unsigned code = 100; code < 600; ++code) {
+    const uint64_t n =
+        sum([code](const Worker::Stats& s) { return s.responses[code].Get(); });
+    if (n > 0) {
+      out += fmt::format("plangate_gateway_responses_total{{code=\"{}\"}} {}\n",
+                         code, n);
+    }
+  }
+  const auto counter = [&](std::string_view name, std::string_view help,
+                           auto get) {
+    metric(name, "counter", help);
+    out += fmt::format("{} {}\n", name, sum(get));
+  };
+  counter("plangate_gateway_checks_total", "Enforcer::Check calls.",
+          [](const Worker::Stats& s) { return s.checks.Get(); });
+  counter("plangate_gateway_denials_total", "Checks that denied.",
+          [](const Worker::Stats& s) { return s.denials.Get(); });
+  counter("plangate_gateway_commits_total",
+          "Reservations settled with the upstream's usage.",
+          [](const Worker::Stats& s) { return s.commits.Get(); });
+  counter("plangate_gateway_refunds_total",
+          "Reservations refunded because the upstream call failed.",
+          [](const Worker::Stats& s) { return s.refunds.Get(); });
+  counter("plangate_gateway_upstream_errors_total",
+          "Upstream calls without an answer or with a 5xx.",
+          [](const Worker::Stats& s) { return s.upstream_errors.Get(); });
+  metric("plangate_gateway_enforce_seconds_total", "counter",
+         "Time spent in Check, rendering, usage parsing and Commit.");
+  out += fmt::format(
+      "plangate_gateway_enforce_seconds_total {:.9f}\n",
+      static_cast<double>(sum([](const Worker::Stats& s) {
+        return s.enforce_ns.Get();
+      })) * 1e-9);
+  metric("plangate_gateway_upstream_connections_opened_total", "counter",
+         "Connections opened to the upstream (kept alive and reused).");
+  out += fmt::format("plangate_gateway_upstream_connections_opened_total {}\n",
+                     [&] {
+                       uint64_t n = 0;
+                       for (const auto& w : workers_) {
+                         n += w->pool.connections_opened();
+                       }
+                       return n;
+                     }());
+  metric("plangate_gateway_enforcement_enabled", "gauge",
+         "1 unless started with --no-enforce.");
+  out += fmt::format("plangate_gateway_enforcement_enabled {}\n",
+                     options_.enforce ? 1 : 0);
+
+  if (sync_metrics_) {
+    out += sync_metrics_();
+    return out;
+  }
+  const plangate::EnforcerStats st = enforcer_.Stats();
+  const auto value = [&](std::string_view name, std::string_view type,
+                         std::string_view help, uint64_t v) {
+    metric(name, type, help);
+    out += fmt::format("{} {}\n", name, v);
+  };
+  value("plangate_subjects", "gauge", "Live subject records.", st.subjects);
+  value("plangate_subject_capacity", "gauge", "Subject table capacity.",
+        st.subject_capacity);
+  value("plangate_reservations_pending", "gauge",
+        "Reservations admitted and not yet committed.",
+        st.reservations_pending);
+  value("plangate_reservations_expired_total", "counter",
+        "Reservations refunded by Maintain.", st.reservations_expired);
+  value("plangate_subjects_reclaimed_total", "counter",
+        "Idle subjects reclaimed.", st.subjects_reclaimed);
+  value("plangate_capacity_denials_total", "counter",
+        "Checks denied because a table was full.", st.capacity_denials);
+  value("plangate_unreserved_admits_total", "counter",
+        "Admitted while the reservation table was full.",
+        st.unreserved_admits);
+  value("plangate_events_delivered_total", "counter",
+        "Threshold events delivered.", st.events_delivered);
+  value("plangate_events_dropped_total", "counter",
+        "Threshold events dropped (queue full).", st.events_dropped);
+  return out;
+}
+
+std::string PublicCatalogJson(const plangate::Catalog& catalog) {
+  using OJson = Json;
+  OJson out;
+  out["default_plan"] = catalog.default_plan().empty()
+                            ? OJson(nullptr)
+                            : OJson(catalog.default_plan());
+  out["upgrade_order"] = catalog.upgrade_order();
+  out["meters"] = catalog.meters();
+  OJson plans = OJson::array();
+  for (const plangate::Plan& p : catalog.plans()) {
+    OJson plan;
+    plan["id"] = p.id;
+    plan["name"] = p.name;
+    OJson limits = OJson::array();
+    for (const plangate::Limit& l : p.limits) {
+      OJson limit;
+      limit["id"] = l.id;
+      limit["scope"] = plangate::ScopeName(l.scope);
+      limit["meter"] = l.meter;
+      limit["window"] = plangate::WindowUnitName(l.window);
+      limit["mode"] = plangate::WindowModeName(l.mode);
+      limit["limit"] = l.unlimited ? OJson(nullptr) : OJson(l.limit);
+      limit["hard_limit"] = l.unlimited ? OJson(nullptr) : OJson(l.hard());
+      limit["soft_nudge"] = l.soft_nudge;
+      limit["grace"] = l.grace;
+      limit["applies_to"] = plangate::TrafficName(l.applies_to);
+      if (l.shadow || p.shadow) limit["shadow"] = true;
+      limits.push_back(std::move(limit));
+    }
+    plan["limits"] = std::move(limits);
+    plan["features"] = p.features;
+    plan["models"] = p.models_restricted ? OJson(p.models) : OJson(nullptr);
+    OJson kinds = OJson::array();
+    for (const plangate::KeyKind k : p.key_kinds) {
+      kinds.push_back(plangate::KeyKindName(k));
+    }
+    plan["key_kinds"] = std::move(kinds);
+    plan["wallet"] = {{"required", p.wallet.required},
+                      {"min_balance_micros", p.wallet.min_balance_micros}};
+    OJson gauges = OJson::object();
+    for (const plangate::Gauge& g : p.gauges) {
+      gauges[g.name] = g.unlimited ? OJson(nullptr) : OJson(g.cap);
+    }
+    plan["gauges"] = std::move(gauges);
+    plans.push_back(std::move(plan));
+  }
+  out["plans"] = std::move(plans);
+  return out.dump();
+}
+
+}  // namespace gateway

@@ -1,0 +1,173 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+//
+// sync.h: cluster-wide counts through Redis.
+//
+// A RedisSync attaches to one Enforcer and keeps its counters in step with
+// every other instance that uses the same Redis (and key prefix). Checks
+// never wait for Redis: the sync component ships each counter's usage in
+// pipelined batches on an interval and brings back the cluster totals, which
+// the counter cache then decides on.
+//
+//  - Exactly once: each instance writes its cumulative usage per (subject,
+//    limit, window) as its own field of a Redis hash, with a sequence number;
+//    a Redis 7 Function adds only the difference to the total. A retried or
+//    reordered flush is a no-op, and a write Redis lost (restart without
+//    persistence, failover) is restored by the next flush.
+//  - Leases: near a hard cap (remaining <= instances * per-round usage) an
+//    instance admits only within a lease it took atomically from Redis;
+//    grants are at most remaining / (2 * active instances), so instances
+//    together never pass the cap. Unused leases return, or expire after
+//    lease_ttl on the server.
+//  - Redis down: each limit's `redis_down` policy (catalog) decides:
+//    fail_open, fail_closed or local_share. Usage is kept and replayed.
+//  - Keys: <prefix>:{<account>}:<scope>:<sub>:<meter>:<window>:<start_ms>;
+//    every key of an account shares the hash tag, so Redis Cluster works.
+//
+// Thread safety: Start, Drain, Stats, PrometheusText and the destructor may
+// be called from any thread (not concurrently with the destructor). All
+// Redis work runs on one strand of the io_context.
+
+#ifndef PLANGATE_SYNC_H_
+#define PLANGATE_SYNC_H_
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
+
+namespace plangate {
+
+class Enforcer;
+
+// Where and how to reach Redis.
+struct RedisOptions {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string unix_socket;  // used instead of host:port when set
+  std::string user;         // ACL user (AUTH user password); empty: default
+  std::string password;     // AUTH when set
+  int db = 0;               // SELECT when not 0
+  std::chrono::milliseconds connect_timeout{1000};
+  std::chrono::milliseconds command_timeout{1000};  // per pipelined batch
+  // Reconnect delay: min(max, initial * 2^attempt), with full jitter.
+  std::chrono::milliseconds reconnect_initial{50};
+  std::chrono::milliseconds reconnect_max{5000};
+};
+
+// redis://[[user]:password@]host[:port][/db] or unix:///path/to.sock[?db=N].
+// InvalidArgument naming the part that is wrong.
+absl::StatusOr<RedisOptions> ParseRedisUrl(std::string_view url);
+
+struct SyncOptions {
+  RedisOptions redis;
+  std::string key_prefix = "pg";
+  // Unique per process start (cumulative fields must never shrink); empty
+  // means a random 64-bit id.
+  std::string instance_id;
+  // A flush round starts this often (or as soon as the previous one ends,
+  // if that is later). One round is one pipelined round trip.
+  std::chrono::milliseconds flush_interval{10};
+  size_t max_batch = 4096;  // commands per pipeline
+  // Counters changed within refresh_idle are read back at least this often,
+  // so that this instance sees the others' usage even when it adds none.
+  std::chrono::milliseconds refresh_interval{100};
+  std::chrono::milliseconds refresh_idle{std::chrono::seconds(30)};
+  // Leases near the hard cap of billing, annual and daily fixed windows.
+  bool leases = true;
+  // The least number of instances assumed to share an account (the lease
+  // margin uses max(this, instances Redis has seen on the counter)).
+  int expected_instances = 1;
+  // D_max: the per-instance usage per flush round the lease margin assumes
+  // at least (it uses max(this, 2 x the measured usage per round)).
+  // Counters switch to leases once remaining <= instances * that, or 1/16
+  // of the cap, whichever is more.
+  int64_t min_round_units = 1000;
+  // A leased counter this instance has not synced yet in its current window
+  // (first sight, new window) admits at most hard * cold_start_share /
+  // instances units until the first reply (about one flush_interval);
+  // checks past that get 429 quota_syncing. The default 0 is strict: N
+  // instances never pass the hard cap, even right after a restart, at the
+  // price of that short wait for counters never seen (UpsertAccount starts
+  // the sync of an account's counters at once, so registered accounts are
+  // usually ready before their first check). With a share s > 0, an
+  // instance that starts cold while the cluster is at the cap may pass it
+  // by up to s * hard / instances.
+  double cold_start_share = 0.0;
+  std::chrono::milliseconds lease_ttl{10000};
+  // Without a successful round trip for this long, Redis counts as down
+  // and the redis_down policies apply.
+  std::chrono::milliseconds unavailable_after{2000};
+  // Counters with unsent usage kept while Redis is down; past this bound
+  // the oldest closed windows are dropped (SyncStats::pending_dropped).
+  size_t max_pending = size_t{1} << 20;
+  // Window keys expire this long after their window ends.
+  std::chrono::milliseconds key_retention{std::chrono::hours(24 * 35)};
+};
+
+struct SyncStats {
+  bool connected = false;
+  bool redis_up = false;      // answered within unavailable_after
+  uint64_t counters = 0;      // counters (subject, limit, window) tracked
+  uint64_t leased_counters = 0;  // of which in lease mode
+  uint64_t rounds = 0;         // flush rounds answered
+  uint64_t round_trips = 0;    // pipelines answered (one per round)
+  uint64_t commands = 0;       // FCALLs answered
+  uint64_t retries = 0;        // rounds that failed and were sent again
+  uint64_t errors = 0;         // failed rounds + error replies
+  uint64_t timeouts = 0;       // rounds failed by the command timeout
+  uint64_t reconnects = 0;     // connections made after the first
+  uint64_t lease_grants = 0;   // grants received with units > 0
+  uint64_t lease_units = 0;    // units granted in total
+  uint64_t lease_returns = 0;  // leases handed back
+  uint64_t units_flushed = 0;  // own usage acknowledged by Redis
+  uint64_t events_won = 0;     // threshold events this instance delivered
+  uint64_t pending = 0;        // counters with usage Redis has not acked
+  uint64_t pending_dropped = 0;  // closed windows dropped at max_pending
+  uint64_t dirty_overflow = 0;   // records whose dirty mark did not queue
+  int64_t last_sync_age_ms = -1;  // since the last good round; -1: never
+};
+
+class RedisSync {
+ public:
+  // Attaches to `enforcer` (which must outlive the RedisSync) and starts
+  // connecting. With io == nullptr the RedisSync runs its own thread;
+  // otherwise the host runs `io`. FailedPrecondition when the enforcer
+  // already has a sync attached; InvalidArgument for bad options.
+  static absl::StatusOr<std::unique_ptr<RedisSync>> Start(
+      Enforcer& enforcer, SyncOptions options,
+      boost::asio::io_context* io = nullptr);
+
+  // Stops without draining (usage not yet acked stays counted locally but
+  // is not sent). Call Drain first for a graceful shutdown.
+  ~RedisSync();
+  RedisSync(const RedisSync&) = delete;
+  RedisSync& operator=(const RedisSync&) = delete;
+
+  // Flushes all pending usage and returns every lease; OK when Redis
+  // acknowledged everything before `timeout`, DeadlineExceeded otherwise.
+  absl::Status Drain(std::chrono::milliseconds timeout);
+
+  SyncStats Stats() const;
+  // Prometheus text exposition (sync and enforcer counters).
+  std::string PrometheusText() const;
+  const std::string& instance_id() const;
+  // The last connection or reply error, for logs ("" when none yet).
+  std::string LastError() const;
+
+  class Impl;
+
+ private:
+  explicit RedisSync(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace plangate
+
+#endif  // PLANGATE_SYNC_H_

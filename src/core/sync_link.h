@@ -1,0 +1,173 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+//
+// sync_link.h: what an Enforcer and its cluster sync component share.
+//
+// The hot path tells the sync component what changed without waiting for
+// it and without locks:
+//  - Dirty records. After a check or commit changes a record's cells it
+//    sets the record's ctrl dirty bit; the thread that sets it pushes
+//    (index, generation) on `dirty`. The sync thread pops, clears the bit
+//    and only then reads the cells. The cell CAS and the dirty-bit load of
+//    the hot path, and the bit clear and cell loads of the sync thread, are
+//    seq_cst (a Dekker pair): either the sync thread sees the charge, or the
+//    charging thread sees the bit clear and queues the record again.
+//  - Closed windows. A check that rolls a cell over to a new window pushes
+//    the word it replaced on `closed`: the final count of the old window,
+//    which no one can read from the record any more.
+//  - Readiness. For leasable limits, a cell's nibble in meta (bits 32..63)
+//    says which window the sync thread last brought in step with Redis. A
+//    check on a cell that is not ready admits at most a cold-start share.
+//
+// The sync thread adjusts cells (cluster usage of other instances, lease
+// bakes) with CAS on the same words the hot path charges.
+//
+// Thread safety: the queues are multi-producer, single-consumer (the sync
+// strand). The atomics may be read anywhere. SyncAccess functions are the
+// sync component's slow path; each says what it locks.
+
+#ifndef PLANGATE_CORE_SYNC_LINK_H_
+#define PLANGATE_CORE_SYNC_LINK_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/event_queue.h"
+#include "plangate/catalog.h"
+
+namespace plangate {
+class Enforcer;
+class Clock;
+}  // namespace plangate
+
+namespace plangate::internal {
+
+class CounterTable;
+
+struct ClosedWindow {
+  uint32_t index = 0;
+  uint8_t cell = 0;
+  uint64_t word = 0;  // the cell word the rollover replaced
+};
+
+inline constexpr uint64_t PackDirty(uint32_t index, uint8_t gen) {
+  return (uint64_t{index} << 8) | gen;
+}
+
+// Readiness nibbles in meta bits 32..63: [synced:1][transient:1][tag:2].
+// synced: the sync component baked the cell for the window whose tag's low
+// bits are `tag`. transient: the cell is in lease mode and the cluster has
+// capacity beyond this instance's lease, so a denial means "wait for the
+// next lease" (429 quota_syncing), not "the quota is spent".
+inline constexpr int kReadyShift = 32;
+inline constexpr uint64_t ReadyNibble(uint32_t tag, bool transient) {
+  return 8 | (transient ? 4 : 0) | (tag & 3);
+}
+inline uint64_t CellNibble(uint64_t meta, int cell) {
+  return (meta >> (kReadyShift + 4 * cell)) & 15;
+}
+inline bool NibbleReady(uint64_t nibble, uint32_t tag) {
+  return (nibble & 0b1011) == (8 | (tag & 3));
+}
+inline bool NibbleTransient(uint64_t nibble) { return (nibble & 4) != 0; }
+
+struct SyncLink {
+  explicit SyncLink(size_t capacity) : dirty(capacity), closed(capacity) {}
+
+  BoundedQueue<uint64_t> dirty;       // PackDirty(index, gen)
+  BoundedQueue<ClosedWindow> closed;  // rollovers of synced cells
+  std::atomic<uint64_t> dirty_overflow{0};
+  std::atomic<uint64_t> closed_overflow{0};
+
+  // Redis answered within SyncOptions::unavailable_after.
+  std::atomic<bool> up{false};
+  // Instances assumed to share a counter (cold-start share divisor).
+  std::atomic<uint32_t> instances{1};
+  // Fixed at attach time.
+  bool leases = true;
+  double cold_start_share = 0.0;
+
+  // The part of a cell's count that is not usage (a lease or outage bake),
+  // for Usage(); set by the sync component, called under `hook_mu`.
+  std::mutex hook_mu;
+  std::function<int64_t(uint32_t index, uint8_t cell, uint32_t tag)>
+      virtual_units;
+
+  // The most a not-yet-ready leasable cell may hold: a share of the hard
+  // cap split across the instances.
+  int64_t ColdBudget(int64_t hard) const {
+    const double n = instances.load(std::memory_order_relaxed);
+    return static_cast<int64_t>(static_cast<double>(hard) * cold_start_share /
+                                (n < 1 ? 1 : n));
+  }
+};
+
+// One synced counter cell of a record, as the sync component needs it.
+struct SyncCellInfo {
+  uint8_t cell = 0;
+  uint16_t meter = 0;
+  std::string meter_name;
+  WindowUnit window = WindowUnit::kBillingPeriod;
+  WindowMode mode = WindowMode::kFixed;
+  // The window current at `now`.
+  int64_t start_ms = 0;
+  int64_t end_ms = 0;
+  uint32_t tag = 0;
+  // Caps of the limit that owns the cell in the subject's plan; when no
+  // limit of the plan uses the cell, limit_index < 0 and the caps are
+  // unlimited (the counter is still shared).
+  int plan = -1;
+  int limit_index = -1;
+  bool unlimited = true;
+  int64_t limit = 0;
+  int64_t hard = 0;
+  int64_t nudge_at = 0;
+  bool leasable = false;
+  RedisDownPolicy down_policy = RedisDownPolicy::kFailOpen;
+};
+
+struct SyncRecordInfo {
+  Scope scope = Scope::kAccount;
+  std::string account;
+  std::string sub;
+  std::vector<SyncCellInfo> cells;  // synced cells only
+};
+
+// The sync component's access to an Enforcer's internals.
+class SyncAccess {
+ public:
+  // Attaches `link`, which the Enforcer then owns (checks may still hold
+  // it after Detach); FailedPrecondition when one is attached. Detach
+  // clears it. Both take the admin mutex.
+  static absl::StatusOr<SyncLink*> Attach(Enforcer& e,
+                                          std::unique_ptr<SyncLink> link);
+  static void Detach(Enforcer& e);
+
+  static CounterTable& Table(Enforcer& e);
+  static Clock& ClockOf(Enforcer& e);
+
+  // Describes a Live record of generation `gen` at `now_ms`; false when the
+  // record is gone. Reads the current catalog; no lock.
+  static bool Describe(Enforcer& e, uint32_t index, uint8_t gen,
+                       int64_t now_ms, SyncRecordInfo* out);
+  // The start and end of the window of `info`'s kind that has tag `tag`,
+  // searching back from the current one (at most `max_back` windows).
+  static bool WindowOfTag(Enforcer& e, uint32_t index, const SyncCellInfo& info,
+                          uint32_t tag, int64_t now_ms, int max_back,
+                          int64_t* start_ms, int64_t* end_ms);
+  // Marks (or unmarks, ready == false) cell `cell` of record `index` ready
+  // for window `tag`; no-op if the record's generation moved on.
+  static void SetReady(Enforcer& e, uint32_t index, uint8_t gen, uint8_t cell,
+                       uint32_t tag, bool ready, bool transient);
+  // Queues a cluster-wide threshold crossing for DeliverEvents.
+  static void PushEvent(Enforcer& e, const RawEvent& event);
+};
+
+}  // namespace plangate::internal
+
+#endif  // PLANGATE_CORE_SYNC_LINK_H_

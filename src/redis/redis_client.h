@@ -1,0 +1,137 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+//
+// redis_client.h: a small asynchronous Redis client on Boost.Asio and
+// hiredis 0.14's async API (our own adapter: the hiredis fd is watched with
+// asio::posix::stream_descriptor::async_wait and released, never closed, by
+// Asio).
+//
+// hiredis 0.14.1 has no command or connect timeouts, so every batch and every
+// connect attempt is guarded by an asio::steady_timer; when one fires, the
+// connection is dropped (replies are ordered, so a single command cannot be
+// abandoned) and the batch fails with DeadlineExceeded. The caller decides
+// whether to resend: plangate only sends idempotent batches.
+//
+// Reconnects use capped exponential backoff with full jitter, forever, until
+// Stop(). After each connect the client runs AUTH (when a password is set),
+// SELECT (when db != 0) and the caller's init commands (e.g. FUNCTION LOAD)
+// before it reports ready; a failing init command fails the connection.
+//
+// Thread safety: a Client is confined to its strand. Every method must be
+// called from it (post to strand() first), and every callback runs on it.
+// The Client is held by shared_ptr; pending handlers keep it alive. While
+// started, its own handlers (socket waits, timers) hold it, so call Stop()
+// before dropping the last reference; the destructor then runs once they
+// have drained, or when the io_context is destroyed. The destructor calls
+// `done` (Cancelled) for batches still pending, directly. Like any Asio
+// object, a Client must not outlive its io_context.
+//
+// hiredis writes with write(2); the client blocks SIGPIPE on its thread
+// around those writes and swallows the one a dead peer raises, so the host
+// need not ignore SIGPIPE. Host names are resolved (getaddrinfo, blocking) on
+// the strand, and hiredis 0.14 tries only the first address: prefer an IP.
+
+#ifndef PLANGATE_REDIS_REDIS_CLIENT_H_
+#define PLANGATE_REDIS_REDIS_CLIENT_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
+
+#include "absl/status/statusor.h"
+#include "plangate/sync.h"
+
+namespace plangate::internal::redis {
+
+// One reply, copied out of hiredis (which frees its own).
+struct Reply {
+  enum class Type : uint8_t { kNil, kInteger, kString, kStatus, kError, kArray };
+  Type type = Type::kNil;
+  int64_t integer = 0;
+  std::string str;  // kString, kStatus, kError
+  std::vector<Reply> elements;  // kArray
+
+  bool is_error() const { return type == Type::kError; }
+};
+
+using Command = std::vector<std::string>;  // argv, binary safe
+using BatchCallback =
+    std::function<void(absl::StatusOr<std::vector<Reply>> replies)>;
+
+struct ClientStats {
+  uint64_t connects = 0;         // successful (ready) connections
+  uint64_t connect_failures = 0; // failed attempts (refused, timeout, init)
+  uint64_t disconnects = 0;      // ready connections lost
+  uint64_t batches = 0;          // batches answered in full
+  uint64_t commands = 0;         // commands answered
+  uint64_t timeouts = 0;         // batches failed by their deadline
+  uint64_t failed_batches = 0;   // batches failed for any other reason
+};
+
+class Client : public std::enable_shared_from_this<Client> {
+ public:
+  using Strand = boost::asio::strand<boost::asio::io_context::executor_type>;
+
+  static std::shared_ptr<Client> Create(Strand strand, RedisOptions options);
+  ~Client();
+
+  // Commands run on every connection before it is ready (after AUTH and
+  // SELECT). A reply of type error fails the connection attempt.
+  void SetInitCommands(std::vector<Command> commands);
+  // Called on the strand each time the connection becomes ready / is lost.
+  // on_down also gets every failed connection attempt, with the reason
+  // (e.g. "redis AUTH failed: WRONGPASS ..."): Unavailable (refused, lost),
+  // DeadlineExceeded (connect_timeout, batch timeout), Unauthenticated
+  // (AUTH), FailedPrecondition (SELECT, init command). Neither is called
+  // after Stop().
+  void SetOnReady(std::function<void()> on_ready);
+  void SetOnDown(std::function<void(const absl::Status& why)> on_down);
+
+  // Starts connecting (and reconnecting after every loss) until Stop().
+  void Start();
+  // Drops the connection, fails queued batches with Cancelled, stops
+  // reconnecting. Idempotent.
+  void Stop();
+
+  bool ready() const;
+
+  // Sends `commands` pipelined, in order. `done` receives every reply (in
+  // order; error replies are replies, not failures) or a failure status:
+  // Unavailable when not ready or the connection was lost, DeadlineExceeded
+  // when command_timeout passed first (the connection is then dropped and
+  // re-established), Cancelled after Stop(), InvalidArgument for a command
+  // without arguments. Exactly one call of `done`, always posted (never from
+  // inside Execute).
+  void Execute(std::vector<Command> commands, BatchCallback done);
+
+  // Drops the current connection (as if it failed); used by tests.
+  void DropConnection();
+
+  const ClientStats& stats() const;
+  Strand strand() const;
+
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+ private:
+  class Impl;
+  Client(Strand strand, RedisOptions options);
+
+  std::unique_ptr<Impl> impl_;
+};
+
+// The cap of the reconnect delay after `failures` consecutive failed
+// attempts: min(reconnect_max, reconnect_initial * 2^failures). The delay
+// itself is uniform in [0, cap] ("full jitter"). Exposed for tests.
+std::chrono::milliseconds ReconnectBackoffCap(const RedisOptions& options,
+                                              int failures);
+
+}  // namespace plangate::internal::redis
+
+#endif  // PLANGATE_REDIS_REDIS_CLIENT_H_

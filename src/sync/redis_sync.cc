@@ -1,0 +1,1128 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+//
+// redis_sync.cc: the cluster sync component (sync.h).
+//
+// One strand runs everything here. Each round:
+//  1. Closed windows (rollovers the hot path reported) fold their final
+//     counts into their counter states.
+//  2. Dirty records are read: for each synced cell, the counter state of
+//     the cell's window takes the cell's change since the last read as this
+//     instance's own usage ("fold").
+//  3. Counters with unsent usage, unsynced leased counters and leases that
+//     run low are sent as one pipeline of FCALL pg1_sync (one per counter,
+//     each with this instance's cumulative usage and a fresh sequence
+//     number; see redis_functions.h).
+//  4. Each reply brings the cluster total and this instance's lease. The
+//     cell is then set ("baked") to own usage + an offset: the other
+//     instances' usage far from the cap, or hard - remaining lease in lease
+//     mode, so that the hot path, which only compares the cell with the
+//     hard cap, admits exactly what the cluster allows. Usage the hot path
+//     adds after the fold is kept: the bake is a CAS on the same word.
+//
+// A counter state is keyed by (record index, cell, window tag). Its own
+// usage never decreases except through refunds, and is sent whole (not as
+// a delta), so a lost or repeated reply is harmless.
+
+#include "plangate/sync.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cinttypes>
+#include <condition_variable>
+#include <cstdint>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <fmt/format.h>
+
+#include "absl/container/flat_hash_map.h"
+#include "core/counter_table.h"
+#include "core/sync_link.h"
+#include "plangate/clock.h"
+#include "plangate/enforcer.h"
+#include "plangate/events.h"
+#include "redis/redis_client.h"
+#include "sync/redis_functions.h"
+
+namespace plangate {
+namespace {
+
+using internal::Cell;
+using internal::ClosedWindow;
+using internal::CounterTable;
+using internal::SubjectRecord;
+using internal::SyncAccess;
+using internal::SyncCellInfo;
+using internal::SyncLink;
+using internal::SyncRecordInfo;
+using internal::redis::Client;
+using internal::redis::Command;
+using internal::redis::Reply;
+
+// How many windows back a late rollover may still be matched to its key.
+constexpr int kMaxWindowsBack = 64;
+// Rounds a state whose cell rolled waits for the rollover's final count.
+constexpr int kMaxAwaitRounds = 200;
+
+uint64_t StateKey(uint32_t index, uint8_t cell, uint32_t tag) {
+  return (uint64_t{index} << 20) | (uint64_t{cell} << 16) |
+         (tag & Cell::kTagMask);
+}
+
+// Ids inside a key: the hash tag must stay the first {...}, and ':'
+// separates fields, so those (and '%') are percent-encoded.
+std::string EscapeId(std::string_view id) {
+  std::string out;
+  out.reserve(id.size());
+  for (const char c : id) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '{' || c == '}' || c == ':' || c == '%' || u < 0x20 || u == 0x7f) {
+      out += fmt::format("%{:02X}", u);
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string RandomInstanceId() {
+  std::random_device rd;
+  const uint64_t hi = rd();
+  const uint64_t lo = rd();
+  return fmt::format("{:016x}", (hi << 32) ^ lo ^
+                                    static_cast<uint64_t>(
+                                        std::chrono::steady_clock::now()
+                                            .time_since_epoch()
+                                            .count()));
+}
+
+int64_t SteadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The state of one counter (subject, limit, window) on this instance.
+struct CounterState {
+  uint32_t index = 0;
+  uint8_t gen = 0;
+  uint8_t cell = 0;
+  uint32_t tag = 0;
+  std::string key;
+  int64_t start_ms = 0;
+  int64_t end_ms = 0;
+  SyncCellInfo info;
+
+  // Local accounting.
+  int64_t base = 0;    // the cell's count right after we last read it
+  int64_t own = 0;     // this instance's usage in the window, as folded
+  int64_t offset = 0;  // what we put in the cell beyond own usage
+  bool closed = false;  // the window's final count is folded in
+  bool gone = false;    // the record was reclaimed: `own` is final
+  int await_rounds = 0;
+
+  // Redis.
+  bool synced = false;     // a reply was applied
+  bool in_flight = false;  // part of the batch on the wire
+  int64_t sent = 0;        // cumulative in the batch on the wire
+  int64_t acked = 0;       // cumulative Redis acknowledged last
+  int64_t total = 0;       // cluster total at the last reply
+  int64_t lease = 0;       // our outstanding lease at the last reply
+  int64_t reply_cum = 0;   // the cumulative that reply answered
+  int64_t instances = 1;   // instances that wrote the counter
+  bool lease_mode = false;
+  bool release_lease = false;
+  int64_t lease_valid_until = 0;  // steady ms
+  int64_t last_sent_own = 0;
+  int64_t round_units = 0;  // decaying max of own usage per round
+  int64_t want = 0;         // lease wanted in the batch on the wire
+  int64_t last_reply = 0;   // steady ms
+  int64_t last_change = 0;  // steady ms of the last change of `own`
+
+  // Redis down.
+  bool down_baked = false;
+  int64_t down_allowance = 0;
+  int64_t down_own = 0;
+
+  // Sent again after every reconnect: if Redis restarted without its data
+  // or failed over, the cumulative values restore what it lost.
+  bool reassert = false;
+
+  bool Pending() const { return own != acked || !synced || reassert; }
+};
+
+}  // namespace
+
+class RedisSync::Impl {
+ public:
+  Impl(Enforcer& enforcer, SyncOptions options, boost::asio::io_context* io)
+      : enforcer_(enforcer),
+        options_(std::move(options)),
+        own_io_(io == nullptr ? std::make_unique<boost::asio::io_context>()
+                              : nullptr),
+        io_(io != nullptr ? *io : *own_io_),
+        strand_(boost::asio::make_strand(io_)),
+        timer_(strand_),
+        table_(SyncAccess::Table(enforcer)),
+        clock_(SyncAccess::ClockOf(enforcer)) {
+    if (options_.instance_id.empty()) options_.instance_id = RandomInstanceId();
+  }
+
+  absl::Status Start() {
+    const size_t capacity =
+        std::clamp<size_t>(table_.capacity(), 1024, size_t{1} << 20);
+    auto link = std::make_unique<SyncLink>(capacity);
+    link->leases = options_.leases;
+    link->cold_start_share = options_.cold_start_share;
+    link->instances.store(
+        static_cast<uint32_t>(std::max(1, options_.expected_instances)),
+        std::memory_order_relaxed);
+    auto attached = SyncAccess::Attach(enforcer_, std::move(link));
+    if (!attached.ok()) return attached.status();
+    link_ = *attached;
+    {
+      std::lock_guard<std::mutex> lock(link_->hook_mu);
+      link_->virtual_units = [this](uint32_t index, uint8_t cell,
+                                    uint32_t tag) {
+        std::lock_guard<std::mutex> vlock(virtual_mu_);
+        const auto it = virtual_.find(StateKey(index, cell, tag));
+        return it == virtual_.end() ? int64_t{0} : it->second;
+      };
+    }
+    client_ = Client::Create(strand_, options_.redis);
+    client_->SetInitCommands(
+        {Command{"FUNCTION", "LOAD", "REPLACE", internal::kRedisFunctionLibrary}});
+    client_->SetOnReady([this] {
+      if (connected_before_) {
+        reconnects_.fetch_add(1, std::memory_order_relaxed);
+      }
+      connected_before_ = true;
+      connected_.store(true, std::memory_order_relaxed);
+      for (auto& [key, st] : states_) st->reassert = true;
+      for (auto& st : retired_) st->reassert = true;
+    });
+    client_->SetOnDown([this](const absl::Status& why) {
+      connected_.store(false, std::memory_order_relaxed);
+      std::lock_guard<std::mutex> lock(error_mu_);
+      last_error_ = std::string(why.message());
+    });
+    boost::asio::post(strand_, [this] {
+      client_->Start();
+      Tick();
+    });
+    if (own_io_ != nullptr) {
+      work_ = std::make_unique<WorkGuard>(io_.get_executor());
+      thread_ = std::thread([this] { io_.run(); });
+    }
+    return absl::OkStatus();
+  }
+
+  void Stop() {
+    SyncAccess::Detach(enforcer_);
+    {
+      std::lock_guard<std::mutex> lock(link_->hook_mu);
+      link_->virtual_units = nullptr;
+    }
+    std::promise<void> stopped;
+    auto done = stopped.get_future();
+    boost::asio::post(strand_, [this, &stopped] {
+      stopping_ = true;
+      timer_.cancel();
+      client_->Stop();
+      stopped.set_value();
+    });
+    if (own_io_ != nullptr) {
+      done.wait();
+      work_.reset();
+      io_.stop();
+      thread_.join();
+    } else {
+      // The host runs the io_context; it must still be running.
+      done.wait();
+    }
+  }
+
+  absl::Status Drain(std::chrono::milliseconds timeout) {
+    auto state = std::make_shared<DrainWait>();
+    boost::asio::post(strand_, [this, state] {
+      draining_ = true;
+      drain_waiters_.push_back(state);
+      Round();
+    });
+    std::unique_lock<std::mutex> lock(state->mu);
+    if (!state->cv.wait_for(lock, timeout, [&] { return state->done; })) {
+      return absl::DeadlineExceededError(fmt::format(
+          "RedisSync::Drain: {} counters still had usage Redis had not "
+          "acknowledged after {} ms",
+          pending_.load(std::memory_order_relaxed), timeout.count()));
+    }
+    return absl::OkStatus();
+  }
+
+  SyncStats Stats() const {
+    SyncStats s;
+    s.connected = connected_.load(std::memory_order_relaxed);
+    s.rounds = rounds_.load(std::memory_order_relaxed);
+    s.round_trips = round_trips_.load(std::memory_order_relaxed);
+    s.commands = commands_.load(std::memory_order_relaxed);
+    s.retries = retries_.load(std::memory_order_relaxed);
+    s.errors = errors_.load(std::memory_order_relaxed);
+    s.timeouts = timeouts_.load(std::memory_order_relaxed);
+    s.reconnects = reconnects_.load(std::memory_order_relaxed);
+    s.lease_grants = lease_grants_.load(std::memory_order_relaxed);
+    s.lease_units = lease_units_.load(std::memory_order_relaxed);
+    s.lease_returns = lease_returns_.load(std::memory_order_relaxed);
+    s.units_flushed = units_flushed_.load(std::memory_order_relaxed);
+    s.events_won = events_won_.load(std::memory_order_relaxed);
+    s.pending = pending_.load(std::memory_order_relaxed);
+    s.pending_dropped = pending_dropped_.load(std::memory_order_relaxed);
+    s.dirty_overflow =
+        link_->dirty_overflow.load(std::memory_order_relaxed) +
+        link_->closed_overflow.load(std::memory_order_relaxed);
+    const int64_t last = last_good_ms_.load(std::memory_order_relaxed);
+    s.last_sync_age_ms = last == 0 ? -1 : SteadyMs() - last;
+    s.redis_up = link_->up.load(std::memory_order_relaxed);
+    s.counters = counters_.load(std::memory_order_relaxed);
+    s.leased_counters = leased_.load(std::memory_order_relaxed);
+    return s;
+  }
+
+  std::string LastError() const {
+    std::lock_guard<std::mutex> lock(error_mu_);
+    return last_error_;
+  }
+
+  const SyncOptions& options() const { return options_; }
+  Enforcer& enforcer() const { return enforcer_; }
+
+ private:
+  using WorkGuard =
+      boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
+  struct DrainWait {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+  };
+
+  void Tick() {
+    if (stopping_) return;
+    Round();
+    timer_.expires_after(options_.flush_interval);
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) Tick();
+    });
+  }
+
+  // ---- One round -------------------------------------------------------
+
+  void Round() {
+    if (stopping_) return;
+    const int64_t now = clock_.NowMs();
+    DrainClosed(now);
+    DrainDirty(now);
+    UpdateAvailability(now);
+    if (!in_flight_) Send(now);
+    Housekeep();
+    FinishDrainIfDone();
+  }
+
+  void DrainClosed(int64_t now) {
+    ClosedWindow note;
+    while (link_->closed.Pop(&note)) {
+      const uint8_t gen = Cell::Gen(note.word);
+      const uint32_t tag = Cell::Tag(note.word);
+      CounterState* st = FindState(note.index, note.cell, tag);
+      if (st == nullptr || st->gen != gen) {
+        // A window we never read while it was open: all of it is ours
+        // (bakes only ever go into windows we hold a state for).
+        st = CreateState(note.index, gen, note.cell, tag, now);
+        if (st == nullptr) {
+          pending_dropped_.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+      }
+      if (st->closed || st->gone) continue;
+      st->own += Cell::Count(note.word) - st->base;
+      st->base = Cell::Count(note.word);
+      st->closed = true;
+    }
+  }
+
+  void DrainDirty(int64_t now) {
+    uint64_t entry;
+    while (link_->dirty.Pop(&entry)) {
+      const auto index = static_cast<uint32_t>(entry >> 8);
+      const auto gen = static_cast<uint8_t>(entry & 0xff);
+      SubjectRecord& rec = table_.at(index);
+      // Clear the mark before reading the cells (sync_link.h).
+      const uint32_t ctrl = rec.ctrl.fetch_and(~internal::kCtrlSyncDirty,
+                                               std::memory_order_seq_cst);
+      if (SubjectRecord::State(ctrl) != internal::RecordState::kLive ||
+          static_cast<uint8_t>(SubjectRecord::Generation(ctrl)) != gen) {
+        continue;
+      }
+      ReadRecord(index, gen, now);
+    }
+  }
+
+  // Folds every synced cell of a record; creates the states it lacks.
+  void ReadRecord(uint32_t index, uint8_t gen, int64_t now) {
+    SubjectRecord& rec = table_.at(index);
+    bool described = false;
+    SyncRecordInfo info;
+    for (int c = 0; c < kCellsPerSubject; ++c) {
+      const uint64_t word = rec.cells[c].load(std::memory_order_seq_cst);
+      if (Cell::Gen(word) != gen) continue;
+      CounterState* st =
+          FindState(index, static_cast<uint8_t>(c), Cell::Tag(word));
+      if (st != nullptr && st->gen == gen) {
+        Fold(*st, now);
+        continue;
+      }
+      if (!described) {
+        described = true;
+        if (!SyncAccess::Describe(enforcer_, index, gen, now, &info)) return;
+      }
+      const SyncCellInfo* ci = nullptr;
+      for (const SyncCellInfo& x : info.cells) {
+        if (x.cell == c) ci = &x;
+      }
+      if (ci == nullptr) continue;  // not a synced counter
+      // A cell with usage gets a state for the window it holds; a leased
+      // counter also gets one for the current window (priming), so that it
+      // is ready before its first check.
+      if (Cell::Count(word) != 0) {
+        if (CounterState* s = CreateState(index, gen, static_cast<uint8_t>(c),
+                                          Cell::Tag(word), now, &info)) {
+          Fold(*s, now);
+        }
+      }
+      if (ci->leasable && options_.leases && Cell::Tag(word) != ci->tag &&
+          FindState(index, static_cast<uint8_t>(c), ci->tag) == nullptr) {
+        CreateState(index, gen, static_cast<uint8_t>(c), ci->tag, now, &info);
+      }
+    }
+  }
+
+  CounterState* FindState(uint32_t index, uint8_t cell, uint32_t tag) {
+    const auto it = states_.find(StateKey(index, cell, tag));
+    return it == states_.end() ? nullptr : it->second.get();
+  }
+
+  CounterState* CreateState(uint32_t index, uint8_t gen, uint8_t cell,
+                            uint32_t tag, int64_t now,
+                            const SyncRecordInfo* known = nullptr) {
+    SyncRecordInfo local;
+    if (known == nullptr) {
+      if (!SyncAccess::Describe(enforcer_, index, gen, now, &local)) {
+        return nullptr;
+      }
+      known = &local;
+    }
+    const SyncCellInfo* ci = nullptr;
+    for (const SyncCellInfo& x : known->cells) {
+      if (x.cell == cell) ci = &x;
+    }
+    if (ci == nullptr) return nullptr;
+    int64_t start = 0;
+    int64_t end = 0;
+    if (!SyncAccess::WindowOfTag(enforcer_, index, *ci, tag, now,
+                                 kMaxWindowsBack, &start, &end)) {
+      return nullptr;
+    }
+    auto st = std::make_unique<CounterState>();
+    st->index = index;
+    st->gen = gen;
+    st->cell = cell;
+    st->tag = tag;
+    st->start_ms = start;
+    st->end_ms = end;
+    st->info = *ci;
+    st->key = fmt::format(
+        "{}:{{{}}}:{}:{}:{}:{}:{}:{}", options_.key_prefix,
+        EscapeId(known->account), ScopeName(known->scope),
+        EscapeId(known->sub), EscapeId(ci->meter_name),
+        WindowUnitName(ci->window),
+        ci->mode == WindowMode::kSliding ? "s" : "f", start);
+    CounterState* raw = st.get();
+    const uint64_t key = StateKey(index, cell, tag);
+    auto& slot = states_[key];
+    if (slot != nullptr && slot->Pending()) {
+      // A reused record slot: the old state still owes Redis usage.
+      retired_.push_back(std::move(slot));
+    }
+    slot = std::move(st);
+    counters_.store(states_.size(), std::memory_order_relaxed);
+    return raw;
+  }
+
+  // What the cell should hold beyond own usage.
+  int64_t TargetOffset(const CounterState& st) const {
+    const SyncCellInfo& ci = st.info;
+    if (st.down_baked) {
+      if (ci.down_policy == RedisDownPolicy::kFailOpen) {
+        return st.synced ? st.total - st.reply_cum : 0;
+      }
+      // Allow down_allowance units from down_own on: the cell holds
+      // hard - (allowance - (own - down_own)).
+      return ci.hard - st.down_allowance - st.down_own;
+    }
+    if (!st.synced) return 0;
+    if (st.lease_mode && !ci.unlimited) {
+      // The cell holds hard - (lease - (own - reply_cum)).
+      return ci.hard - st.lease - st.reply_cum;
+    }
+    return st.total - st.reply_cum;
+  }
+
+  // Reads the cell into `st` and bakes TargetOffset in. False when the
+  // cell no longer holds st's window.
+  bool Fold(CounterState& st, int64_t now) {
+    if (st.closed || st.gone) return false;
+    SubjectRecord& rec = table_.at(st.index);
+    std::atomic<uint64_t>& a = rec.cells[st.cell];
+    uint64_t w = a.load(std::memory_order_seq_cst);
+    for (;;) {
+      if (Cell::Gen(w) != st.gen) {
+        st.gone = true;  // reclaimed: what we folded is all there is
+        return false;
+      }
+      if (Cell::Tag(w) != st.tag) {
+        const bool current = st.start_ms <= now && now < st.end_ms;
+        if (!current || st.info.mode != WindowMode::kFixed || st.own != 0 ||
+            st.base != 0) {
+          // The hot path rolled it; its final count is on `closed`.
+          if (++st.await_rounds > kMaxAwaitRounds) {
+            st.closed = true;
+            pending_dropped_.fetch_add(1, std::memory_order_relaxed);
+          }
+          return false;
+        }
+        // Our window is current and the cell still holds an older one:
+        // roll it in ourselves (as a check would), keeping the old final.
+        if (!st.synced) return false;  // nothing to bake yet
+        const int64_t next =
+            std::clamp(TargetOffset(st), int64_t{0}, kMaxCount);
+        if (a.compare_exchange_weak(w, Cell::Pack(st.gen, st.tag, next),
+                                    std::memory_order_seq_cst,
+                                    std::memory_order_seq_cst)) {
+          if (Cell::Count(w) != 0) {
+            link_->closed.Push(ClosedWindow{st.index, st.cell, w});
+          }
+          st.base = next;
+          st.offset = next;
+          Baked(st);
+          return true;
+        }
+        continue;
+      }
+      const int64_t count = Cell::Count(w);
+      const int64_t own_delta = count - st.base;
+      const int64_t next =
+          std::clamp(count + (TargetOffset(st) - st.offset), int64_t{0},
+                     kMaxCount);
+      if (next == count) {
+        st.own += own_delta;
+        st.base = count;
+        Baked(st);
+        return true;
+      }
+      if (a.compare_exchange_weak(w, Cell::Pack(st.gen, st.tag, next),
+                                  std::memory_order_seq_cst,
+                                  std::memory_order_seq_cst)) {
+        st.own += own_delta;
+        st.offset += next - count;
+        st.base = next;
+        Baked(st);
+        return true;
+      }
+    }
+  }
+
+  // After a fold: readiness and the Usage() correction.
+  void Baked(CounterState& st) {
+    if (st.synced && st.info.leasable && options_.leases) {
+      // In lease mode, while the cluster has more than our lease, running
+      // out of it is a wait, not the end of the quota.
+      const bool transient = st.lease_mode && !st.down_baked &&
+                             st.info.hard - st.total > st.lease;
+      SyncAccess::SetReady(enforcer_, st.index, st.gen, st.cell, st.tag, true,
+                           transient);
+    }
+    const int64_t real_others = st.synced ? st.total - st.reply_cum : 0;
+    const int64_t virtual_units = st.offset - real_others;
+    std::lock_guard<std::mutex> lock(virtual_mu_);
+    const uint64_t key = StateKey(st.index, st.cell, st.tag);
+    if (virtual_units == 0) {
+      virtual_.erase(key);
+    } else {
+      virtual_[key] = virtual_units;
+    }
+  }
+
+  // ---- Availability and failure policies ------------------------------
+
+  void UpdateAvailability(int64_t now) {
+    const int64_t steady = SteadyMs();
+    const int64_t last = last_good_ms_.load(std::memory_order_relaxed);
+    const int64_t since = last == 0 ? steady - started_ms_ : steady - last;
+    // A dropped connection alone is not an outage: reconnects are quick,
+    // and usage is only at risk once no round succeeds for a while.
+    const bool up = since < options_.unavailable_after.count();
+    const bool was_up = link_->up.load(std::memory_order_relaxed);
+    if (up == was_up && !(up == false && first_round_)) {
+      // While down, bake states created since.
+      if (!up) {
+        for (auto& [key, st] : states_) {
+          if (!st->down_baked && !st->closed && !st->gone) EnterDown(*st, now);
+        }
+      }
+      first_round_ = false;
+      return;
+    }
+    first_round_ = false;
+    link_->up.store(up, std::memory_order_relaxed);
+    for (auto& [key, st] : states_) {
+      if (st->closed || st->gone) continue;
+      if (!up) {
+        EnterDown(*st, now);
+      } else if (st->down_baked) {
+        st->down_baked = false;
+        Fold(*st, now);
+      }
+    }
+  }
+
+  void EnterDown(CounterState& st, int64_t now) {
+    const SyncCellInfo& ci = st.info;
+    if (ci.unlimited || ci.limit_index < 0) return;
+    st.down_baked = true;
+    // Fold first so that down_own is current.
+    const bool lease_valid =
+        st.lease_mode && SteadyMs() < st.lease_valid_until;
+    const int64_t lease_left =
+        lease_valid ? std::max<int64_t>(0, st.lease - (st.own - st.reply_cum))
+                    : 0;
+    st.down_own = st.own;
+    switch (ci.down_policy) {
+      case RedisDownPolicy::kFailOpen:
+        st.down_allowance = 0;
+        break;
+      case RedisDownPolicy::kFailClosed:
+        st.down_allowance = lease_left;
+        break;
+      case RedisDownPolicy::kLocalShare: {
+        const int64_t n = std::max<int64_t>(
+            {st.instances, options_.expected_instances, 1});
+        const int64_t used =
+            st.synced ? st.total + (st.own - st.reply_cum) : st.own;
+        const int64_t remainder = std::max<int64_t>(0, ci.hard - used);
+        if (st.lease_mode) {
+          st.down_allowance = lease_left;
+        } else if (st.synced) {
+          st.down_allowance = remainder / n;
+        } else {
+          // Never synced: the cold-start share, counted from zero usage
+          // (what the hot path already admitted under it counts).
+          st.down_allowance = link_->ColdBudget(ci.hard);
+          st.down_own = 0;
+        }
+        break;
+      }
+    }
+    Fold(st, now);
+  }
+
+  // ---- Sending ---------------------------------------------------------
+
+  void Send(int64_t now) {
+    if (!client_->ready()) return;
+    const int64_t steady = SteadyMs();
+    std::vector<Command> batch;
+    std::vector<CounterState*> sent;
+    for (auto& [key, st] : states_) {
+      if (batch.size() >= options_.max_batch) break;
+      if (!NeedsSend(*st, steady)) continue;
+      if (!st->closed && !st->gone) Fold(*st, now);
+      batch.push_back(MakeCommand(*st, steady));
+      sent.push_back(st.get());
+    }
+    for (auto& st : retired_) {
+      if (batch.size() >= options_.max_batch) break;
+      if (st->in_flight || !st->Pending()) continue;
+      batch.push_back(MakeCommand(*st, steady));
+      sent.push_back(st.get());
+    }
+    if (batch.empty()) return;
+    in_flight_ = true;
+    // States on the wire are neither erased nor dropped (Housekeep skips
+    // in_flight ones), so the pointers stay valid until the reply.
+    batch_states_ = std::move(sent);
+    const size_t n = batch.size();
+    client_->Execute(
+        std::move(batch),
+        [this, n](absl::StatusOr<std::vector<Reply>> replies) {
+          OnReplies(n, std::move(replies));
+        });
+  }
+
+  bool NeedsSend(const CounterState& st, int64_t steady) const {
+    if (st.in_flight) return false;
+    if (st.Pending()) return true;
+    if (st.release_lease) return true;
+    if (st.closed || st.gone) return false;
+    if (draining_ && st.lease > 0) return true;
+    // Counters in use learn the others' usage even when we add none.
+    if (steady - st.last_change < options_.refresh_idle.count() &&
+        steady - st.last_reply >= options_.refresh_interval.count()) {
+      return true;
+    }
+    if (!st.lease_mode) return false;
+    // Lease mode: top up when low, refresh before it expires.
+    const int64_t left = st.lease - (st.own - st.reply_cum);
+    const int64_t chunk = LeaseChunk(st);
+    return left * 2 < chunk ||
+           steady > st.lease_valid_until - options_.lease_ttl.count() / 4;
+  }
+
+  int64_t LeaseChunk(const CounterState& st) const {
+    return std::max<int64_t>(options_.min_round_units, 2 * st.round_units);
+  }
+
+  Command MakeCommand(CounterState& st, int64_t steady) {
+    (void)steady;
+    const SyncCellInfo& ci = st.info;
+    st.in_flight = true;
+    if (st.own != st.sent || st.last_change == 0) st.last_change = SteadyMs();
+    st.sent = st.own;
+    const int64_t used_this_round = st.own - st.last_sent_own;
+    st.round_units = std::max(used_this_round, st.round_units * 7 / 8);
+    st.last_sent_own = st.own;
+    int64_t want = 0;
+    if (st.release_lease || (draining_ && st.lease > 0) || st.closed ||
+        st.gone) {
+      want = st.lease > 0 ? -1 : 0;
+    } else if (st.lease_mode) {
+      const int64_t left = st.lease - (st.own - st.reply_cum);
+      const int64_t chunk = LeaseChunk(st);
+      if (left * 2 < chunk) want = chunk - std::max<int64_t>(0, left);
+    }
+    st.want = want;
+    const bool capped = !ci.unlimited && ci.limit_index >= 0;
+    return Command{
+        "FCALL",
+        "pg1_sync",
+        "1",
+        st.key,
+        options_.instance_id,
+        std::to_string(++seq_),
+        std::to_string(st.own),
+        std::to_string(st.end_ms + options_.key_retention.count()),
+        std::to_string(capped ? ci.hard : 0),
+        std::to_string(want),
+        std::to_string(options_.lease_ttl.count()),
+        std::to_string(capped ? ci.nudge_at : 0),
+        std::to_string(capped ? ci.limit : 0)};
+  }
+
+  void OnReplies(size_t n, absl::StatusOr<std::vector<Reply>> replies) {
+    in_flight_ = false;
+    const int64_t now = clock_.NowMs();
+    const int64_t steady = SteadyMs();
+    std::vector<CounterState*> states = std::move(batch_states_);
+    batch_states_.clear();
+    states.resize(n, nullptr);
+    for (CounterState* st : states) {
+      if (st != nullptr) st->in_flight = false;
+    }
+    if (!replies.ok()) {
+      errors_.fetch_add(1, std::memory_order_relaxed);
+      retries_.fetch_add(1, std::memory_order_relaxed);
+      if (absl::IsDeadlineExceeded(replies.status())) {
+        timeouts_.fetch_add(1, std::memory_order_relaxed);
+      }
+      std::lock_guard<std::mutex> lock(error_mu_);
+      last_error_ = std::string(replies.status().message());
+      return;  // the next round sends the (cumulative) values again
+    }
+    round_trips_.fetch_add(1, std::memory_order_relaxed);
+    rounds_.fetch_add(1, std::memory_order_relaxed);
+    commands_.fetch_add(n, std::memory_order_relaxed);
+    last_good_ms_.store(steady, std::memory_order_relaxed);
+    bool reload = false;
+    uint32_t max_instances = 0;
+    for (size_t i = 0; i < n && i < replies->size(); ++i) {
+      CounterState* st = states[i];
+      const Reply& r = (*replies)[i];
+      if (st == nullptr) continue;
+      if (r.type != Reply::Type::kArray || r.elements.size() != 6) {
+        errors_.fetch_add(1, std::memory_order_relaxed);
+        std::lock_guard<std::mutex> lock(error_mu_);
+        last_error_ =
+            r.is_error()
+                ? fmt::format("redis FCALL pg1_sync on \"{}\": {}", st->key,
+                              r.str)
+                : fmt::format(
+                      "redis FCALL pg1_sync on \"{}\": unexpected reply "
+                      "(not an array of 6 integers)",
+                      st->key);
+        if (r.is_error() && r.str.find("Function not found") !=
+                                std::string::npos) {
+          reload = true;
+        }
+        continue;
+      }
+      int64_t v[6];
+      bool ok = true;
+      for (int k = 0; k < 6; ++k) {
+        if (r.elements[k].type != Reply::Type::kInteger) ok = false;
+        v[k] = r.elements[k].integer;
+      }
+      if (!ok) {
+        errors_.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      ApplyReply(*st, v, now, steady);
+      max_instances =
+          std::max(max_instances, static_cast<uint32_t>(std::max<int64_t>(
+                                      1, st->instances)));
+    }
+    if (max_instances > 0) {
+      const auto n_inst = std::max<uint32_t>(
+          max_instances, static_cast<uint32_t>(options_.expected_instances));
+      if (n_inst > link_->instances.load(std::memory_order_relaxed)) {
+        link_->instances.store(n_inst, std::memory_order_relaxed);
+      }
+    }
+    if (reload) client_->DropConnection();  // reconnecting loads it again
+    std::erase_if(retired_, [](const std::unique_ptr<CounterState>& st) {
+      return !st->in_flight && !st->Pending();
+    });
+    FinishDrainIfDone();
+  }
+
+  void ApplyReply(CounterState& st, const int64_t v[6], int64_t now,
+                  int64_t steady) {
+    const int64_t total = v[0];
+    const int64_t lease = v[1];
+    const int64_t instances = v[2];
+    const int64_t flags = v[3];
+    const bool stale = v[5] != 0;
+    if (!stale) {
+      units_flushed_.fetch_add(
+          static_cast<uint64_t>(std::max<int64_t>(0, st.sent - st.acked)),
+          std::memory_order_relaxed);
+      st.acked = st.sent;
+      st.reply_cum = st.sent;
+    }
+    st.reassert = false;
+    if (lease > st.lease && st.want > 0) {
+      lease_grants_.fetch_add(1, std::memory_order_relaxed);
+      lease_units_.fetch_add(static_cast<uint64_t>(lease - st.lease),
+                             std::memory_order_relaxed);
+    }
+    if (st.want < 0 && lease == 0) {
+      lease_returns_.fetch_add(1, std::memory_order_relaxed);
+      st.release_lease = false;
+    }
+    st.total = total;
+    st.lease = lease;
+    st.instances = std::max<int64_t>(1, instances);
+    st.synced = true;
+    st.lease_valid_until = steady + options_.lease_ttl.count() / 2;
+    st.last_reply = steady;
+    st.want = 0;
+    if (flags != 0) EmitEvents(st, flags, total);
+    UpdateLeaseMode(st);
+    if (!st.closed && !st.gone) Fold(st, now);
+  }
+
+  void UpdateLeaseMode(CounterState& st) {
+    const SyncCellInfo& ci = st.info;
+    if (!options_.leases || !ci.leasable || ci.unlimited || st.closed ||
+        st.gone) {
+      if (st.lease_mode) st.release_lease = st.lease > 0;
+      st.lease_mode = false;
+      return;
+    }
+    const int64_t n =
+        std::max<int64_t>(st.instances, options_.expected_instances);
+    // Leases cover the last n * chunk units, and at least the last 1/16
+    // of the cap: a fresh counter with a small cap is leased from its
+    // first unit, before any rate is known.
+    const int64_t margin = std::max(n * LeaseChunk(st), ci.hard / 16);
+    const int64_t remaining = ci.hard - st.total;
+    if (!st.lease_mode && remaining <= margin) {
+      st.lease_mode = true;
+    } else if (st.lease_mode && remaining > 4 * margin + st.lease) {
+      st.lease_mode = false;  // refunds took it far from the cap again
+      st.release_lease = st.lease > 0;
+    }
+  }
+
+  void EmitEvents(const CounterState& st, int64_t flags, int64_t total) {
+    const SyncCellInfo& ci = st.info;
+    if (ci.limit_index < 0 || ci.plan < 0) return;
+    for (int bit = 0; bit < 2; ++bit) {
+      if ((flags & (int64_t{1} << bit)) == 0) continue;
+      internal::RawEvent e;
+      e.record = st.index;
+      e.gen = st.gen;
+      e.kind = static_cast<uint8_t>(bit == 0 ? ThresholdKind::kSoftNudge
+                                             : ThresholdKind::kHardCap);
+      e.limit_index = static_cast<uint16_t>(ci.limit_index);
+      e.plan = ci.plan;
+      e.window_start_ms = st.start_ms;
+      e.window_end_ms = st.end_ms;
+      e.used = total;
+      e.limit = ci.limit;
+      SyncAccess::PushEvent(enforcer_, e);
+      events_won_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  // ---- Housekeeping ----------------------------------------------------
+
+  void Housekeep() {
+    uint64_t pending = 0;
+    uint64_t leased = 0;
+    std::vector<uint64_t> erase;
+    for (auto& [key, st] : states_) {
+      if (st->Pending()) ++pending;
+      if (st->lease_mode) ++leased;
+      const bool finished = (st->closed || st->gone) && !st->in_flight &&
+                            !st->Pending() && st->lease == 0;
+      if (finished) erase.push_back(key);
+    }
+    for (auto& st : retired_) pending += st->Pending();
+    for (const uint64_t key : erase) {
+      states_.erase(key);
+      std::lock_guard<std::mutex> lock(virtual_mu_);
+      virtual_.erase(key);
+    }
+    // Bound what is kept while Redis is down: closed windows go first.
+    if (states_.size() > options_.max_pending) {
+      std::vector<uint64_t> drop;
+      for (auto& [key, st] : states_) {
+        if (states_.size() - drop.size() <= options_.max_pending) break;
+        if ((st->closed || st->gone) && !st->in_flight) drop.push_back(key);
+      }
+      for (const uint64_t key : drop) {
+        if (states_[key]->Pending()) {
+          pending_dropped_.fetch_add(1, std::memory_order_relaxed);
+        }
+        states_.erase(key);
+      }
+    }
+    pending_.store(pending, std::memory_order_relaxed);
+    leased_.store(leased, std::memory_order_relaxed);
+    counters_.store(states_.size(), std::memory_order_relaxed);
+  }
+
+  void FinishDrainIfDone() {
+    if (!draining_ || drain_waiters_.empty()) return;
+    for (auto& [key, st] : states_) {
+      if (st->Pending() || st->lease > 0 || st->in_flight) return;
+    }
+    for (auto& st : retired_) {
+      if (st->Pending()) return;
+    }
+    if (link_->dirty_overflow.load(std::memory_order_relaxed) == 0) {
+      // Records marked dirty but not read yet would still owe usage.
+      uint64_t entry;
+      if (link_->dirty.Pop(&entry)) {
+        // Put the work back through a normal round.
+        SubjectRecord& rec = table_.at(static_cast<uint32_t>(entry >> 8));
+        rec.ctrl.fetch_and(~internal::kCtrlSyncDirty,
+                           std::memory_order_seq_cst);
+        ReadRecord(static_cast<uint32_t>(entry >> 8),
+                   static_cast<uint8_t>(entry & 0xff), clock_.NowMs());
+        return;
+      }
+    }
+    for (auto& w : drain_waiters_) {
+      std::lock_guard<std::mutex> lock(w->mu);
+      w->done = true;
+      w->cv.notify_all();
+    }
+    drain_waiters_.clear();
+    draining_ = false;
+  }
+
+  Enforcer& enforcer_;
+  SyncOptions options_;
+  std::unique_ptr<boost::asio::io_context> own_io_;
+  boost::asio::io_context& io_;
+  Client::Strand strand_;
+  boost::asio::steady_timer timer_;
+  CounterTable& table_;
+  Clock& clock_;
+  SyncLink* link_ = nullptr;
+  std::shared_ptr<Client> client_;
+  std::unique_ptr<WorkGuard> work_;
+  std::thread thread_;
+
+  // Strand-only state.
+  absl::flat_hash_map<uint64_t, std::unique_ptr<CounterState>> states_;
+  std::vector<std::unique_ptr<CounterState>> retired_;
+  std::vector<CounterState*> batch_states_;
+  std::vector<std::shared_ptr<DrainWait>> drain_waiters_;
+  uint64_t seq_ = static_cast<uint64_t>(SteadyMs());
+  bool in_flight_ = false;
+  bool stopping_ = false;
+  bool draining_ = false;
+  bool connected_before_ = false;
+  bool first_round_ = true;
+  const int64_t started_ms_ = SteadyMs();
+
+  // Usage() corrections, read from any thread.
+  mutable std::mutex virtual_mu_;
+  absl::flat_hash_map<uint64_t, int64_t> virtual_;
+
+  mutable std::mutex error_mu_;
+  std::string last_error_;
+
+  std::atomic<bool> connected_{false};
+  std::atomic<uint64_t> rounds_{0}, round_trips_{0}, commands_{0},
+      retries_{0}, errors_{0}, timeouts_{0}, reconnects_{0}, lease_grants_{0},
+      lease_units_{0}, lease_returns_{0}, units_flushed_{0}, events_won_{0},
+      pending_{0}, pending_dropped_{0}, counters_{0}, leased_{0};
+  std::atomic<int64_t> last_good_ms_{0};
+};
+
+// ---- RedisSync -----------------------------------------------------------
+
+absl::StatusOr<std::unique_ptr<RedisSync>> RedisSync::Start(
+    Enforcer& enforcer, SyncOptions options, boost::asio::io_context* io) {
+  if (options.flush_interval.count() <= 0) {
+    return absl::InvalidArgumentError(
+        "SyncOptions.flush_interval: must be positive");
+  }
+  if (options.max_batch == 0) {
+    return absl::InvalidArgumentError("SyncOptions.max_batch: must be positive");
+  }
+  if (options.lease_ttl.count() <= 0) {
+    return absl::InvalidArgumentError("SyncOptions.lease_ttl: must be positive");
+  }
+  if (options.expected_instances < 1) {
+    return absl::InvalidArgumentError(
+        "SyncOptions.expected_instances: must be at least 1");
+  }
+  if (options.cold_start_share < 0 || options.cold_start_share > 1) {
+    return absl::InvalidArgumentError(
+        "SyncOptions.cold_start_share: must be in [0, 1]");
+  }
+  if (options.key_prefix.empty() ||
+      options.key_prefix.find_first_of("{}") != std::string::npos) {
+    return absl::InvalidArgumentError(
+        "SyncOptions.key_prefix: must be non-empty, without '{' or '}'");
+  }
+  if (options.instance_id.find_first_of(" \t\r\n") != std::string::npos) {
+    return absl::InvalidArgumentError(
+        "SyncOptions.instance_id: must not contain whitespace");
+  }
+  auto impl = std::make_unique<Impl>(enforcer, std::move(options), io);
+  if (absl::Status s = impl->Start(); !s.ok()) return s;
+  return std::unique_ptr<RedisSync>(new RedisSync(std::move(impl)));
+}
+
+RedisSync::RedisSync(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+RedisSync::~RedisSync() { impl_->Stop(); }
+
+absl::Status RedisSync::Drain(std::chrono::milliseconds timeout) {
+  return impl_->Drain(timeout);
+}
+
+SyncStats RedisSync::Stats() const { return impl_->Stats(); }
+
+const std::string& RedisSync::instance_id() const {
+  return impl_->options().instance_id;
+}
+
+std::string RedisSync::LastError() const { return impl_->LastError(); }
+
+std::string RedisSync::PrometheusText() const {
+  const SyncStats s = Stats();
+  const EnforcerStats e = impl_->enforcer().Stats();
+  std::string out;
+  const auto metric = [&out](std::string_view name, std::string_view type,
+                             std::string_view help, auto value) {
+    out += fmt::format("# HELP plangate_{} {}\n# TYPE plangate_{} {}\n",
+                       name, help, name, type);
+    out += fmt::format("plangate_{} {}\n", name, value);
+  };
+  metric("sync_connected", "gauge", "1 when the Redis connection is ready.",
+         s.connected ? 1 : 0);
+  metric("sync_redis_up", "gauge",
+         "1 while Redis answered within unavailable_after.",
+         s.redis_up ? 1 : 0);
+  metric("sync_rounds_total", "counter", "Flush rounds Redis answered.",
+         s.rounds);
+  metric("sync_round_trips_total", "counter", "Pipelines Redis answered.",
+         s.round_trips);
+  metric("sync_commands_total", "counter", "FCALLs Redis answered.",
+         s.commands);
+  metric("sync_retries_total", "counter",
+         "Rounds that failed and are sent again.", s.retries);
+  metric("sync_errors_total", "counter",
+         "Failed rounds and error replies.", s.errors);
+  metric("sync_timeouts_total", "counter",
+         "Rounds failed by the command timeout.", s.timeouts);
+  metric("sync_reconnects_total", "counter",
+         "Connections made after the first.", s.reconnects);
+  metric("sync_lease_grants_total", "counter", "Lease grants received.",
+         s.lease_grants);
+  metric("sync_lease_units_total", "counter", "Units granted in leases.",
+         s.lease_units);
+  metric("sync_lease_returns_total", "counter", "Leases handed back.",
+         s.lease_returns);
+  metric("sync_units_flushed_total", "counter",
+         "Own usage Redis acknowledged.", s.units_flushed);
+  metric("sync_events_won_total", "counter",
+         "Threshold events this instance delivered for the cluster.",
+         s.events_won);
+  metric("sync_pending_counters", "gauge",
+         "Counters with usage Redis has not acknowledged.", s.pending);
+  metric("sync_pending_dropped_total", "counter",
+         "Closed windows dropped at max_pending (usage lost to Redis).",
+         s.pending_dropped);
+  metric("sync_dirty_overflow_total", "counter",
+         "Change notices that found the sync queues full.", s.dirty_overflow);
+  metric("sync_counters", "gauge", "Counters the sync component tracks.",
+         s.counters);
+  metric("sync_leased_counters", "gauge", "Counters in lease mode.",
+         s.leased_counters);
+  metric("sync_last_sync_age_seconds", "gauge",
+         "Seconds since the last good round (-1: never).",
+         s.last_sync_age_ms < 0 ? -1.0
+                                : static_cast<double>(s.last_sync_age_ms) / 1000.0);
+  metric("subjects", "gauge", "Subjects in the counter cache.", e.subjects);
+  metric("reservations_pending", "gauge", "Reservations not yet settled.",
+         e.reservations_pending);
+  metric("reservations_expired_total", "counter",
+         "Reservations refunded by expiry.", e.reservations_expired);
+  metric("subjects_reclaimed_total", "counter", "Idle subjects reclaimed.",
+         e.subjects_reclaimed);
+  metric("capacity_denials_total", "counter",
+         "Checks denied because the counter cache was full.",
+         e.capacity_denials);
+  metric("events_delivered_total", "counter", "Threshold events delivered.",
+         e.events_delivered);
+  metric("events_dropped_total", "counter",
+         "Threshold events dropped (queue full).", e.events_dropped);
+  return out;
+}
+
+}  // namespace plangate

@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# End-to-end test of examples/gateway: a running plangate_gateway (with its
+# built-in mock upstream) driven with curl, checking exact statuses, headers
+# and JSON bodies.
+#
+#   e2e_test.sh PLANGATE_GATEWAY DATA_DIR [WITH_SYNC(0|1)]
+#
+# DATA_DIR holds catalog.json, keys.json and accounts.json (tests/gateway/
+# data). Every account there serves one case below, so the cases do not
+# depend on each other's counts. Exits 0 when every check passed.
+set -euo pipefail
+
+GATEWAY=${1:?usage: e2e_test.sh PLANGATE_GATEWAY DATA_DIR [WITH_SYNC]}
+data=${2:?usage: e2e_test.sh PLANGATE_GATEWAY DATA_DIR [WITH_SYNC]}
+with_sync=${3:-0}
+[[ -x "$GATEWAY" ]] || {
+  echo "FAIL: $GATEWAY is not an executable" >&2
+  exit 1
+}
+command -v curl >/dev/null || {
+  echo "FAIL: curl is not installed" >&2
+  exit 1
+}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/plangate-gateway-e2e.XXXXXX")
+# shellcheck source=tests/gateway/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+files=(--catalog "$data/catalog.json" --keys "$data/keys.json"
+  --accounts "$data/accounts.json")
+start_gateway gw "${files[@]}" --threads 2
+base="http://127.0.0.1:$gw_port"
+
+# 40 bytes of text: prompt_tokens = 10 at the mock upstream.
+text=abcdefghijklmnopqrstuvwxyzabcdefghijklmn
+chat_body() { # MODEL MAX_TOKENS
+  printf '{"model":"%s","messages":[{"role":"user","content":"%s"}],"max_tokens":%s}' \
+    "$1" "$text" "$2"
+}
+chat() { # KEY [MODEL] [MAX_TOKENS]
+  call POST "$base/v1/chat/completions" "$1" "$(chat_body "${2:-mock-small}" "${3:-100}")"
+}
+usage() { # KEY: the usage report into $tmp/usage.json
+  call GET "$base/v1/billing/usage" "$1"
+  expect_status 200 "usage report"
+  cp "$tmp/body" "$tmp/usage.json"
+}
+used() { jget ".usage.$1.used" "$tmp/usage.json"; }
+mcp() { # KEY ID METHOD [PARAMS]
+  call POST "$base/mcp" "$1" \
+    "{\"jsonrpc\":\"2.0\",\"id\":$2,\"method\":\"$3\",\"params\":${4:-{\}}}"
+}
+
+echo "--- 401: missing and unknown API keys"
+call POST "$base/v1/chat/completions" "" "$(chat_body mock-small 10)"
+expect_status 401 "no Authorization header"
+expect_eq "401 error.code" invalid_api_key "$(jget .error.code)"
+expect_eq "401 error.type" invalid_request_error "$(jget .error.type)"
+expect_eq "WWW-Authenticate" Bearer "$(header WWW-Authenticate)"
+chat sk-nobody
+expect_status 401 "unknown key"
+expect_eq "unknown key message" "Invalid API key" "$(jget .error.message)"
+
+echo "--- 400: malformed bodies"
+call POST "$base/v1/chat/completions" sk-basic '{"model": "mock-small", '
+expect_status 400 "truncated JSON"
+expect_eq "400 error.type" invalid_request_error "$(jget .error.type)"
+expect_eq "400 message" "request body is not valid JSON" "$(jget .error.message)"
+call POST "$base/v1/chat/completions" sk-basic '{"model":"mock-small"}'
+expect_status 400 "no messages"
+expect_eq "400 message" "messages: must be an array" "$(jget .error.message)"
+call POST "$base/v1/chat/completions" sk-basic \
+  '{"messages":[],"max_tokens":-1}'
+expect_status 400 "negative max_tokens"
+call POST "$base/mcp" sk-mcp 'not json'
+expect_status 400 "MCP parse error"
+expect_eq "JSON-RPC parse error code" -32700 "$(jget .error.code)"
+
+echo "--- 404, 405"
+call GET "$base/v1/nothing" sk-basic
+expect_status 404 "unknown route"
+call GET "$base/v1/chat/completions" sk-basic
+expect_status 405 "GET on chat completions"
+expect_eq "Allow" POST "$(header Allow)"
+
+echo "--- 200: chat completions forwarded, usage committed from the upstream"
+for i in 1 2 3; do
+  chat sk-basic mock-small 100
+  expect_status 200 "chat #$i"
+  expect_eq "chat #$i object" chat.completion "$(jget .object)"
+  expect_eq "chat #$i prompt_tokens" 10 "$(jget .usage.prompt_tokens)"
+  expect_eq "chat #$i completion_tokens" 16 "$(jget .usage.completion_tokens)"
+  expect_match "chat #$i RateLimit-Policy" '^"monthly_' "$(header RateLimit-Policy)"
+done
+usage sk-basic
+expect_eq "acct-basic account" acct-basic "$(jget .account "$tmp/usage.json")"
+expect_eq "acct-basic requests" 3 "$(used monthly_requests)"
+# Reserved 10 + 100 per request at check, committed 10 + 16 = 26.
+expect_eq "acct-basic tokens (3 x 26)" 78 "$(used monthly_tokens)"
+expect_eq "acct-basic cost (1 micro per token)" 78 "$(used monthly_cost)"
+expect_eq "acct-basic tool calls" 0 "$(used monthly_tool_calls)"
+
+echo "--- failed upstream calls are refunded"
+chat sk-basic mock-error 100
+expect_status 502 "upstream 500"
+expect_eq "502 error.code" upstream_error "$(jget .error.code)"
+expect_eq "502 error.type" server_error "$(jget .error.type)"
+usage sk-basic
+expect_eq "requests after a failed call" 3 "$(used monthly_requests)"
+expect_eq "tokens after a failed call" 78 "$(used monthly_tokens)"
+
+echo "--- 402 billing_limit_reached after soft nudge and grace (monthly tokens)"
+# Plan pro: 100 tokens a month, soft nudge at 50%, 50% grace (hard 150).
+# Each request reserves and uses 10 + 10 = 20 tokens.
+expected_warnings=("" "" soft_nudge soft_nudge soft_nudge grace grace)
+for i in "${!expected_warnings[@]}"; do
+  chat sk-tokens mock-small 10
+  expect_status 200 "token request #$((i + 1))"
+  expect_eq "token request #$((i + 1)) X-Plangate-Warning" \
+    "${expected_warnings[$i]}" "$(header X-Plangate-Warning)"
+done
+chat sk-tokens mock-small 10
+expect_status 402 "token request #8 (140 + 20 > 150)"
+expect_eq "402 error.code" billing_limit_reached "$(jget .error.code)"
+expect_eq "402 error.type" insufficient_quota "$(jget .error.type)"
+expect_eq "402 X-RateLimit-Limit" 150 "$(header X-RateLimit-Limit)"
+# A denial reports what is left (10 tokens), which this request (20) exceeds.
+expect_eq "402 X-RateLimit-Remaining" 10 "$(header X-RateLimit-Remaining)"
+expect_match "402 RateLimit" '^"monthly_tokens";r=10;t=[0-9]+$' "$(header RateLimit)"
+expect_match "402 RateLimit-Policy" '^"monthly_tokens";q=150;w=[0-9]+$' \
+  "$(header RateLimit-Policy)"
+expect_match "402 Retry-After" '^[0-9]+$' "$(header Retry-After)"
+expect_eq "402 Content-Type" application/json "$(header Content-Type)"
+usage sk-tokens
+expect_eq "acct-tokens tokens" 140 "$(used monthly_tokens)"
+expect_eq "acct-tokens state" grace "$(jget .usage.monthly_tokens.state "$tmp/usage.json")"
+expect_eq "acct-tokens requests (the denial not counted)" 7 "$(used monthly_requests)"
+
+echo "--- 402 feature_not_in_plan (BYOK), payment_required, insufficient_credit"
+chat sk-basic-byok mock-small 10
+expect_status 402 "BYOK key on a plan without byok"
+expect_eq "BYOK error.code" feature_not_in_plan "$(jget .error.code)"
+expect_match "BYOK message names the upgrade" scale "$(jget .error.message)"
+chat sk-blocked mock-small 10
+expect_status 402 "blocked account"
+expect_eq "blocked error.code" payment_required "$(jget .error.code)"
+chat sk-pastdue mock-small 10
+expect_status 200 "past-due account inside its grace"
+expect_eq "past-due warning" past_due "$(header X-Plangate-Warning)"
+chat sk-broke mock-small 10
+expect_status 402 "prepaid account with an empty wallet"
+expect_eq "wallet error.code" insufficient_credit "$(jget .error.code)"
+chat sk-wallet mock-small 100
+expect_status 200 "prepaid account with credit"
+usage sk-wallet
+# 1,000,000 micros credited; 110 reserved at check, 26 debited at commit.
+expect_eq "wallet after one call" 999974 "$(jget .wallet_micros "$tmp/usage.json")"
+
+echo "--- 403: model allowlist, key kind, unknown account"
+chat sk-basic gpt-4o 10
+expect_status 403 "model outside the allowlist"
+expect_eq "model error.code" plan_limit_error "$(jget .error.code)"
+expect_eq "model error.type" permission_denied "$(jget .error.type)"
+chat sk-free-live mock-small 10
+expect_status 403 "live key on a test-only plan"
+expect_eq "key kind error.code" production_access_disabled "$(jget .error.code)"
+chat sk-ghost mock-small 10
+expect_status 403 "account not registered"
+expect_eq "unknown account error.code" unknown_account "$(jget .error.code)"
+
+echo "--- test keys are never counted"
+for i in 1 2 3 4 5; do
+  chat sk-free-test mock-small 10
+  expect_status 200 "test key #$i"
+done
+usage sk-free-test
+expect_eq "acct-free requests after 5 test calls" 0 "$(used monthly_requests)"
+
+echo "--- 429 per-minute limit; internal keys unlimited, test keys free"
+# The limit is 3 in a fixed UTC minute: stay clear of a minute boundary.
+second=$((10#$(date -u +%S)))
+if ((second > 45)); then
+  echo "(waiting $((61 - second)) s for the next minute)"
+  sleep $((61 - second))
+fi
+for i in 1 2 3 4 5; do
+  chat sk-rate-internal mock-small 10
+  expect_status 200 "internal key #$i"
+  chat sk-rate-test mock-small 10
+  expect_status 200 "test key #$i"
+done
+for i in 1 2 3; do
+  chat sk-rate mock-small 10
+  expect_status 200 "live key #$i"
+  expect_eq "live key #$i X-RateLimit-Remaining" $((3 - i)) \
+    "$(header X-RateLimit-Remaining)"
+done
+chat sk-rate mock-small 10
+expect_status 429 "live key #4"
+expect_eq "429 error.code" rate_limited "$(jget .error.code)"
+expect_eq "429 error.type" rate_limit_exceeded "$(jget .error.type)"
+retry_after=$(header Retry-After)
+expect_match "429 Retry-After" '^[0-9]+$' "$retry_after"
+((retry_after >= 1 && retry_after <= 60)) ||
+  fail "429 Retry-After $retry_after not in [1, 60]"
+expect_eq "429 RateLimit-Policy" '"per_minute";q=3;w=60' "$(header RateLimit-Policy)"
+expect_match "429 RateLimit" '^"per_minute";r=0;t=[0-9]+$' "$(header RateLimit)"
+expect_eq "429 X-RateLimit-Limit" 3 "$(header X-RateLimit-Limit)"
+chat sk-rate-internal mock-small 10
+expect_status 200 "internal key past the cap"
+chat sk-rate-test mock-small 10
+expect_status 200 "test key past the cap"
+usage sk-rate
+expect_eq "acct-rate per-minute count (live only)" 3 "$(used per_minute)"
+
+echo "--- MCP: tools/call metered as tool_calls, only when it succeeds"
+mcp sk-mcp 1 initialize '{"protocolVersion":"2025-03-26"}'
+expect_status 200 "initialize"
+expect_eq "initialize server" plangate-mock "$(jget .result.serverInfo.name)"
+mcp sk-mcp 2 tools/list
+expect_status 200 "tools/list"
+expect_eq "tools/list first tool" echo "$(jget '.result.tools[0].name')"
+usage sk-mcp
+expect_eq "tool calls after initialize + tools/list" 0 "$(used monthly_tool_calls)"
+expect_eq "requests after initialize + tools/list" 0 "$(used monthly_requests)"
+mcp sk-mcp 3 tools/call '{"name":"echo","arguments":{"text":"hello"}}'
+expect_status 200 "tools/call echo"
+expect_eq "echo result" hello "$(jget '.result.content[0].text')"
+expect_eq "echo X-RateLimit-Remaining" 1 "$(header X-RateLimit-Remaining)"
+mcp sk-mcp 4 tools/call '{"name":"fail"}'
+expect_status 200 "tools/call fail"
+expect_eq "fail isError" true "$(jget .result.isError)"
+mcp sk-mcp 5 tools/call '{"name":"no-such-tool"}'
+expect_status 200 "tools/call of an unknown tool"
+expect_eq "unknown tool JSON-RPC error" -32602 "$(jget .error.code)"
+usage sk-mcp
+expect_eq "tool calls after 1 success + 2 failures" 1 "$(used monthly_tool_calls)"
+mcp sk-mcp 6 tools/call '{"name":"add","arguments":{"a":2,"b":3}}'
+expect_status 200 "tools/call add"
+mcp sk-mcp '"seven"' tools/call '{"name":"echo","arguments":{"text":"x"}}'
+expect_status 402 "tools/call past the monthly cap"
+expect_eq "denied JSON-RPC id" seven "$(jget .id)"
+expect_eq "denied JSON-RPC code" -32000 "$(jget .error.code)"
+expect_eq "denied data.code" billing_limit_reached "$(jget .error.data.code)"
+expect_eq "denied data.status" 402 "$(jget .error.data.status)"
+expect_eq "denied X-RateLimit-Remaining" 0 "$(header X-RateLimit-Remaining)"
+usage sk-mcp
+expect_eq "tool calls at the end" 2 "$(used monthly_tool_calls)"
+call POST "$base/mcp" sk-mcp '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+expect_status 202 "notification"
+
+echo "--- billing plans, metrics"
+call GET "$base/v1/billing/plans" ""
+expect_status 200 "plans"
+expect_eq "first plan" free "$(jget '.plans[0].id')"
+expect_eq "last plan" scale "$(jget '.plans[5].id')"
+expect_eq "pro token hard limit" 150 "$(jget '.plans[3].limits[1].hard_limit')"
+call GET "$base/metrics" ""
+expect_status 200 "metrics"
+metrics=$(cat "$tmp/body")
+expect_match "metrics: checks" 'plangate_gateway_checks_total [1-9][0-9]*' "$metrics"
+expect_match "metrics: refunds" 'plangate_gateway_refunds_total [1-9]' "$metrics"
+expect_match "metrics: 429s" 'plangate_gateway_responses_total\{code="429"\} 1' "$metrics"
+expect_match "metrics: enforcer" 'plangate_subjects [1-9]' "$metrics"
+
+echo "--- an unreachable upstream: 502, nothing counted"
+start_gateway down "${files[@]}" --threads 1 --upstream http://127.0.0.1:1
+call POST "http://127.0.0.1:$down_port/v1/chat/completions" sk-basic \
+  "$(chat_body mock-small 10)"
+expect_status 502 "connection refused upstream"
+expect_eq "unreachable error.code" upstream_unavailable "$(jget .error.code)"
+call GET "http://127.0.0.1:$down_port/v1/billing/usage" sk-basic
+expect_eq "requests counted with the upstream down" 0 \
+  "$(jget .usage.monthly_requests.used)"
+
+echo "--- bad configuration is reported by file and field"
+printf '[{"key":"k1","account":"a"},{"key":"k2","account":"a","kind":"prod"}]' \
+  >"$tmp/bad_keys.json"
+rc=0
+out=$("$GATEWAY" --catalog "$data/catalog.json" --keys "$tmp/bad_keys.json" 2>&1) || rc=$?
+expect_eq "bad keys file exit status" 1 "$rc"
+expect_eq "bad keys file message" \
+  "plangate_gateway: $tmp/bad_keys.json: [1].kind: must be live, test or internal" "$out"
+rc=0
+out=$("$GATEWAY" --catalog "$data/catalog.json" 2>&1) || rc=$?
+expect_eq "missing --keys exit status" 2 "$rc"
+expect_match "missing --keys message" '^plangate_gateway: --keys: required' "$out"
+if [[ "$with_sync" != 1 ]]; then
+  rc=0
+  out=$("$GATEWAY" "${files[@]}" --redis redis://127.0.0.1:6379 2>&1) || rc=$?
+  expect_eq "--redis without sync exit status" 1 "$rc"
+  expect_match "--redis without sync message" \
+    '^plangate_gateway: --redis: this plangate_gateway was built without cluster sync' "$out"
+fi
+
+echo "--- graceful shutdown finishes the request in flight"
+curl -sS --max-time 10 -o "$tmp/slow.body" -w '%{http_code}' \
+  -H 'Authorization: Bearer sk-basic' -H 'Content-Type: application/json' \
+  --data-binary '{"model":"mock-slow","messages":[]}' \
+  "$base/v1/chat/completions" >"$tmp/slow.status" &
+slow=$!
+sleep 0.3 # the request is at the mock upstream now (it answers after 1 s)
+kill -TERM "$gw_pid"
+for _ in $(seq 1 100); do
+  kill -0 "$gw_pid" 2>/dev/null || break
+  sleep 0.05
+done
+wait "$slow" || fail "the in-flight request failed during shutdown"
+expect_eq "in-flight request status" 200 "$(cat "$tmp/slow.status")"
+rc=0
+wait "$gw_pid" || rc=$?
+expect_eq "gateway exit status after SIGTERM" 0 "$rc"
+grep -q 'plangate_gateway: stopped' "$tmp/gw.log" || fail "no 'stopped' in the log"
+if curl -sS -o /dev/null --max-time 1 "$base/healthz" 2>/dev/null; then
+  fail "the gateway still accepts connections after SIGTERM"
+fi
+
+stop_all
+echo "PASS: $checks checks"

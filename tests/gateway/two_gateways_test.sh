@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Two plangate_gateway processes on one Redis share their counts: a monthly
+# cap of 10 requests (plan "shared" of tests/gateway/data) holds across
+# both under concurrent load, both report the cluster's total, and a
+# gateway stopped with SIGTERM drains its last usage to Redis first.
+#
+#   two_gateways_test.sh PLANGATE_GATEWAY DATA_DIR
+#
+# Starts its own redis-server on a free loopback port (the binary from
+# PLANGATE_TEST_REDIS_SERVER, else redis-server on PATH) and one mock
+# upstream process both gateways forward to. Needs a gateway built with
+# PLANGATE_GATEWAY_WITH_SYNC. Exit 0: passed; 1: failed; 77: no
+# redis-server (skipped).
+set -euo pipefail
+
+GATEWAY=${1:?usage: two_gateways_test.sh PLANGATE_GATEWAY DATA_DIR}
+data=${2:?usage: two_gateways_test.sh PLANGATE_GATEWAY DATA_DIR}
+redis_server=${PLANGATE_TEST_REDIS_SERVER:-$(command -v redis-server || true)}
+if [[ -z "$redis_server" || ! -x "$redis_server" ]]; then
+  echo "SKIP: no redis-server (set PLANGATE_TEST_REDIS_SERVER)" >&2
+  exit 77
+fi
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/plangate-gateway-two.XXXXXX")
+# shellcheck source=tests/gateway/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# A private redis-server on a free port, no persistence.
+redis_port=
+for _ in $(seq 1 20); do
+  port=$((20000 + RANDOM % 20000))
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then continue; fi
+  "$redis_server" --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+    --dir "$tmp" --daemonize no >"$tmp/redis.log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  for _ in $(seq 1 50); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      redis_port=$port
+      break 2
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+done
+[[ -n "$redis_port" ]] || fail "could not start $redis_server"
+echo "redis-server on 127.0.0.1:$redis_port"
+
+start_gateway mock --serve-mock 127.0.0.1:0 --threads 1
+common=(--catalog "$data/catalog.json" --keys "$data/keys.json"
+  --accounts "$data/accounts.json" --threads 2
+  --upstream "http://127.0.0.1:$mock_port"
+  --redis "redis://127.0.0.1:$redis_port" --redis-prefix "pgtest$$")
+start_gateway a "${common[@]}"
+start_gateway b "${common[@]}"
+a="http://127.0.0.1:$a_port"
+b="http://127.0.0.1:$b_port"
+body='{"model":"mock-small","messages":[{"role":"user","content":"hi"}],"max_tokens":4}'
+
+# used URL KEY: the account's monthly_requests as that gateway reports it.
+used() {
+  call GET "$1/v1/billing/usage" "$2"
+  expect_status 200 "usage from $1"
+  jget .usage.monthly_requests.used
+}
+
+# settles URL KEY EXPECTED: waits (up to 5 s) for the gateway to report it.
+settles() {
+  local got=
+  for _ in $(seq 1 50); do
+    got=$(used "$1" "$2")
+    [[ "$got" == "$3" ]] && return 0
+    sleep 0.1
+  done
+  fail "$1 reports $got requests for key $2, expected $3"
+}
+
+echo "--- 40 concurrent requests, 20 per gateway, on a cap of 10"
+for i in $(seq 1 20); do
+  for url in "$a" "$b"; do
+    curl -sS --max-time 20 -o /dev/null -w '%{http_code}\n' \
+      -H 'Authorization: Bearer sk-shared' -H 'Content-Type: application/json' \
+      --data-binary "$body" "$url/v1/chat/completions" >>"$tmp/codes" &
+  done
+done
+wait_curls() {
+  local pid
+  for pid in $(jobs -p); do
+    # Only the curls: the servers are in pids[] and keep running.
+    [[ " ${pids[*]} " == *" $pid "* ]] && continue
+    wait "$pid" || true
+  done
+}
+wait_curls
+admitted=$(grep -c '^200$' "$tmp/codes" || true)
+others=$(grep -v -c -E '^(200|402|429)$' "$tmp/codes" || true)
+echo "admitted $admitted of 40 ($(sort "$tmp/codes" | uniq -c | tr '\n' ' '))"
+expect_eq "answers other than 200, 402, 429" 0 "$others"
+((admitted <= 10)) || fail "the cap of 10 did not hold: $admitted admitted"
+((admitted >= 1)) || fail "nothing admitted"
+
+echo "--- both gateways report the cluster total, and both deny at the cap"
+settles "$a" sk-shared "$admitted"
+settles "$b" sk-shared "$admitted"
+# Sequentially, until the cap is reached: whatever leases left unused come
+# back, so the total ends at exactly 10.
+for _ in $(seq 1 40); do
+  for url in "$a" "$b"; do
+    call POST "$url/v1/chat/completions" sk-shared "$body"
+    [[ "$status" == 200 ]] && admitted=$((admitted + 1))
+  done
+  ((admitted >= 10)) && break
+  sleep 0.05
+done
+expect_eq "admitted in all" 10 "$admitted"
+for url in "$a" "$b"; do
+  call POST "$url/v1/chat/completions" sk-shared "$body"
+  expect_status 402 "$url past the shared cap"
+  expect_eq "$url error.code" billing_limit_reached "$(jget .error.code)"
+done
+settles "$a" sk-shared 10
+settles "$b" sk-shared 10
+
+echo "--- SIGTERM drains usage to Redis"
+for i in 1 2 3; do
+  call POST "$a/v1/chat/completions" sk-drain "$body"
+  expect_status 200 "drain request #$i"
+done
+kill -TERM "$a_pid"
+rc=0
+wait "$a_pid" || rc=$?
+expect_eq "gateway a exit status" 0 "$rc"
+grep -q 'redis drain: ok' "$tmp/a.log" || fail "gateway a did not drain to Redis"
+settles "$b" sk-drain 3
+
+echo "--- /metrics carries the sync counters"
+call GET "$b/metrics" ""
+expect_status 200 "metrics"
+expect_match "metrics: gateway counters" 'plangate_gateway_checks_total' "$(cat "$tmp/body")"
+
+stop_all
+echo "PASS: $checks checks"

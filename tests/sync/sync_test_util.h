@@ -1,0 +1,96 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+//
+// sync_test_util.h: enforcers with a RedisSync, for the sync tests and the
+// multi-process worker.
+
+#ifndef PLANGATE_TESTS_SYNC_SYNC_TEST_UTIL_H_
+#define PLANGATE_TESTS_SYNC_SYNC_TEST_UTIL_H_
+
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "plangate/catalog.h"
+#include "plangate/enforcer.h"
+#include "plangate/sync.h"
+
+namespace plangate::testing {
+
+// Jan 1 2026 00:00 UTC: billing periods are calendar months.
+inline constexpr int64_t kAnchorMs = 1767225600000;
+
+// One gateway instance: an Enforcer and its RedisSync.
+struct Instance {
+  std::unique_ptr<Enforcer> enforcer;
+  std::unique_ptr<RedisSync> sync;
+
+  Decision Check(const std::string& account, const MeterAmount* amounts = nullptr,
+                 size_t n = 0) {
+    CheckRequest req;
+    req.account_id = account;
+    req.amounts = std::span<const MeterAmount>(amounts, n);
+    return enforcer->Check(req);
+  }
+};
+
+inline SyncOptions TestSyncOptions(int port) {
+  SyncOptions o;
+  o.redis.port = port;
+  o.redis.command_timeout = std::chrono::milliseconds(300);
+  o.redis.connect_timeout = std::chrono::milliseconds(300);
+  o.redis.reconnect_initial = std::chrono::milliseconds(20);
+  o.redis.reconnect_max = std::chrono::milliseconds(200);
+  o.flush_interval = std::chrono::milliseconds(5);
+  o.unavailable_after = std::chrono::milliseconds(400);
+  // The tests' counters are small: lease by measured rate, not by D_max.
+  o.min_round_units = 1;
+  return o;
+}
+
+// Throws on setup errors (tests REQUIRE_NOTHROW around it).
+inline Instance MakeInstance(const std::string& catalog_json,
+                             const std::string& account,
+                             const std::string& plan, SyncOptions options) {
+  auto catalog = Catalog::Parse(catalog_json);
+  if (!catalog.ok()) throw std::runtime_error(std::string(catalog.status().message()));
+  EnforcerOptions eo;
+  eo.max_subjects = 1024;
+  auto enforcer = Enforcer::Create(*catalog, eo);
+  if (!enforcer.ok()) throw std::runtime_error(std::string(enforcer.status().message()));
+  Instance inst;
+  inst.enforcer = std::move(*enforcer);
+  auto sync = RedisSync::Start(*inst.enforcer, std::move(options));
+  if (!sync.ok()) throw std::runtime_error(std::string(sync.status().message()));
+  inst.sync = std::move(*sync);
+  // Registering the account after the sync is attached primes its
+  // counters; Drain waits until Redis answered for them.
+  AccountUpdate up;
+  up.account_id = account;
+  up.plan_id = plan;
+  up.anchor_ms = kAnchorMs;
+  if (absl::Status s = inst.enforcer->UpsertAccount(up); !s.ok()) {
+    throw std::runtime_error(std::string(s.message()));
+  }
+  if (absl::Status s = inst.sync->Drain(std::chrono::milliseconds(10000));
+      !s.ok()) {
+    throw std::runtime_error(std::string(s.message()));
+  }
+  return inst;
+}
+
+// Waits until pred() or the deadline; returns pred().
+template <typename Pred>
+bool WaitFor(Pred pred, std::chrono::milliseconds deadline) {
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > end) return pred();
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
+}  // namespace plangate::testing
+
+#endif  // PLANGATE_TESTS_SYNC_SYNC_TEST_UTIL_H_

@@ -1,0 +1,53 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+//
+// sync_worker: one gateway process for the multi-process sync test.
+// Usage: sync_worker PORT HARD CHECKS INSTANCES. Runs CHECKS checks on
+// account "acme" (plan with a monthly cap of HARD requests), drains to
+// Redis and prints "admitted N". Exit status 1 on any setup or drain error.
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+#include <thread>
+
+#include "sync/sync_test_util.h"
+
+int main(int argc, char** argv) {
+  using namespace plangate;
+  using namespace plangate::testing;
+  if (argc != 5) {
+    std::fprintf(stderr, "usage: sync_worker PORT HARD CHECKS INSTANCES\n");
+    return 2;
+  }
+  const int port = std::atoi(argv[1]);
+  const std::string hard = argv[2];
+  const int checks = std::atoi(argv[3]);
+  const int instances = std::atoi(argv[4]);
+  const std::string catalog =
+      R"({"version": 1, "plans": [{"id": "cap", "limits": [
+        {"id": "monthly", "meter": "requests", "window": "billing_period",
+         "limit": )" +
+      hard + "}]}]}";
+  try {
+    SyncOptions o = TestSyncOptions(port);
+    o.expected_instances = instances;
+    Instance inst = MakeInstance(catalog, "acme", "cap", o);
+    long long admitted = 0;
+    for (int i = 0; i < checks; ++i) {
+      if (inst.Check("acme").admitted()) ++admitted;
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
+    const absl::Status s = inst.sync->Drain(std::chrono::milliseconds(15000));
+    if (!s.ok()) {
+      std::fprintf(stderr, "sync_worker: %s\n", std::string(s.message()).c_str());
+      return 1;
+    }
+    std::printf("admitted %lld\n", admitted);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sync_worker: %s\n", e.what());
+    return 1;
+  }
+}
