@@ -78,7 +78,7 @@ Node MakeNode(int64_t limit, const std::string& prefix, bool leases,
     up.anchor_ms = kAnchorMs;
     (void)n.enforcer->UpsertAccount(up);
   }
-  (void)n.sync->Drain(std::chrono::milliseconds(5000));
+  (void)n.sync->Flush(std::chrono::milliseconds(5000));
   return n;
 }
 
@@ -128,7 +128,7 @@ void BM_PlangateCheckSynced(benchmark::State& state) {
     req.account_id = ids[i++ % ids.size()];
     admitted += node.enforcer->Check(req).admitted();
   }
-  (void)node.sync->Drain(std::chrono::milliseconds(10000));
+  (void)node.sync->Flush(std::chrono::milliseconds(10000));
   const SyncStats after = node.sync->Stats();
   const double checks = static_cast<double>(state.iterations());
   const double cmds = static_cast<double>(after.commands - before.commands);

@@ -150,9 +150,13 @@ class RedisSync {
   RedisSync(const RedisSync&) = delete;
   RedisSync& operator=(const RedisSync&) = delete;
 
-  // Flushes all pending usage and returns every lease; OK when Redis
-  // acknowledged everything before `timeout`, DeadlineExceeded otherwise.
+  // For a graceful shutdown: flushes all pending usage and returns every
+  // lease; OK when Redis acknowledged everything before `timeout`,
+  // DeadlineExceeded otherwise. Checks after it wait for new leases.
   absl::Status Drain(std::chrono::milliseconds timeout);
+  // Flushes all pending usage (and syncs counters never synced yet),
+  // keeping leases: a barrier for tests, reports and handovers.
+  absl::Status Flush(std::chrono::milliseconds timeout);
 
   SyncStats Stats() const;
   // Prometheus text exposition (sync and enforcer counters).

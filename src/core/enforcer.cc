@@ -766,7 +766,12 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
         const uint64_t nibble = internal::CellNibble(
             subject.rec->meta.load(std::memory_order_acquire), limit.cell);
         if (internal::NibbleReady(nibble, w.tag)) {
-          cold = internal::NibbleTransient(nibble);
+          // This instance may take the count up to its ceiling (lease).
+          const int64_t ceiling = link->Ceiling(subject.index, limit.cell);
+          if (ceiling >= 0 && ceiling < caps.hard && after <= caps.hard) {
+            caps.hard = ceiling;
+            cold = true;
+          }
         } else if (limit.down_policy != RedisDownPolicy::kFailOpen ||
                    link->up.load(std::memory_order_relaxed)) {
           // This instance has not synced the counter's window yet: it may
@@ -784,6 +789,8 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
             DescribeDenial(limit, caps, w, view, used, amount, now, &decision);
             decision.upgrade_plan = plan.next_plan;
             if (cold) {
+              // Tell the sync component this counter wants (more) lease.
+              MarkDirty(link, *subject.rec, subject.index, subject.gen);
               decision.status = 429;
               decision.deny = DenyKind::kSyncing;
               decision.reason = DenyKindReason(DenyKind::kSyncing);
@@ -1372,15 +1379,6 @@ absl::StatusOr<AccountUsage> Enforcer::Usage(std::string_view account_id,
     lu.limit = caps.unlimited ? 0 : caps.limit;
     lu.hard_limit = caps.unlimited ? 0 : caps.hard;
     lu.used = Estimate(view, w, now);
-    if (internal::SyncLink* link =
-            impl_->sync.load(std::memory_order_acquire)) {
-      // Leave out what the sync component baked in that is not usage.
-      std::lock_guard<std::mutex> hook_lock(link->hook_mu);
-      if (link->virtual_units && limit.synced) {
-        lu.used = std::max<int64_t>(
-            0, lu.used - link->virtual_units(ref.index, limit.cell, w.tag));
-      }
-    }
     lu.window_start_ms = w.start_ms;
     lu.window_end_ms = w.end_ms;
     lu.state = caps.unlimited             ? "unlimited"

@@ -17,6 +17,12 @@
 //  - Readiness. For leasable limits, a cell's nibble in meta (bits 32..63)
 //    says which window the sync thread last brought in step with Redis. A
 //    check on a cell that is not ready admits at most a cold-start share.
+//  - Ceilings. For leasable limits the sync thread also publishes, per
+//    (record, cell), the count the cell may reach on this instance: the
+//    count at its last read plus what this instance may still use (its
+//    lease, or what the redis_down policy allows). The cell itself keeps
+//    the cluster's usage, so decisions report true numbers; a check past
+//    the ceiling but within the hard cap is a transient 429.
 //
 // The sync thread adjusts cells (cluster usage of other instances, lease
 // bakes) with CAS on the same words the hot path charges.
@@ -38,6 +44,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/event_queue.h"
+#include "internal/huge_array.h"
 #include "plangate/catalog.h"
 
 namespace plangate {
@@ -77,10 +84,27 @@ inline bool NibbleReady(uint64_t nibble, uint32_t tag) {
 inline bool NibbleTransient(uint64_t nibble) { return (nibble & 4) != 0; }
 
 struct SyncLink {
-  explicit SyncLink(size_t capacity) : dirty(capacity), closed(capacity) {}
+  SyncLink(size_t queue_capacity, size_t records)
+      : dirty(queue_capacity),
+        closed(queue_capacity),
+        ceilings(records * kCellsPerSubject) {}
+
+  // Ceiling of cell `cell` of record `index`, or -1 for none.
+  int64_t Ceiling(uint32_t index, int cell) const {
+    return ceilings[size_t{index} * kCellsPerSubject + cell].load(
+               std::memory_order_acquire) -
+           1;
+  }
+  void SetCeiling(uint32_t index, int cell, int64_t ceiling) {
+    ceilings[size_t{index} * kCellsPerSubject + cell].store(
+        ceiling + 1, std::memory_order_release);
+  }
 
   BoundedQueue<uint64_t> dirty;       // PackDirty(index, gen)
   BoundedQueue<ClosedWindow> closed;  // rollovers of synced cells
+  // ceiling + 1 per (record, cell); 0 is "none" (zeroed pages cost nothing
+  // until touched).
+  HugeArray<std::atomic<int64_t>> ceilings;
   std::atomic<uint64_t> dirty_overflow{0};
   std::atomic<uint64_t> closed_overflow{0};
 
@@ -91,12 +115,6 @@ struct SyncLink {
   // Fixed at attach time.
   bool leases = true;
   double cold_start_share = 0.0;
-
-  // The part of a cell's count that is not usage (a lease or outage bake),
-  // for Usage(); set by the sync component, called under `hook_mu`.
-  std::mutex hook_mu;
-  std::function<int64_t(uint32_t index, uint8_t cell, uint32_t tag)>
-      virtual_units;
 
   // The most a not-yet-ready leasable cell may hold: a share of the hard
   // cap split across the instances.

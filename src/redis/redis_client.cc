@@ -38,8 +38,8 @@
 #include <signal.h>
 
 #include <algorithm>
-#include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cerrno>
 #include <cstddef>
@@ -213,8 +213,8 @@ class Client::Impl {
                 : options_.host.find(':') != std::string::npos
                     ? absl::StrCat("[", options_.host, "]:", options_.port)
                     : absl::StrCat(options_.host, ":", options_.port);
-    uint64_t seed = static_cast<uint64_t>(
-        SteadyClock::now().time_since_epoch().count());
+    uint64_t seed =
+        static_cast<uint64_t>(SteadyClock::now().time_since_epoch().count());
     try {
       std::random_device rd;
       seed ^= (uint64_t{rd()} << 32) | rd();
@@ -281,9 +281,8 @@ class Client::Impl {
     inflight_.push_back(std::move(batch));
     for (const Command& command : commands) {
       if (!Send(command)) {
-        const absl::Status why = absl::UnavailableError(
-            absl::StrCat("redis could not queue a command: ", ErrorText(),
-                         At()));
+        const absl::Status why = absl::UnavailableError(absl::StrCat(
+            "redis could not queue a command: ", ErrorText(), At()));
         ConnectionLost(why, why);
         return;
       }
@@ -377,24 +376,24 @@ class Client::Impl {
     std::shared_ptr<Client> self = Self();
     if (!self) return;  // being destroyed
     armed = true;
-    c.sd.async_wait(
-        read ? asio::posix::stream_descriptor::wait_read
-             : asio::posix::stream_descriptor::wait_write,
-        [this, self = std::move(self), conn = c.shared_from_this(),
-         read](const boost::system::error_code& ec) {
-          (read ? conn->read_armed : conn->write_armed) = false;
-          if (ec || conn->closed || conn->detached) return;
-          if (!(read ? conn->want_read : conn->want_write)) return;
-          ++in_hiredis_;
-          if (read) {
-            redisAsyncHandleRead(conn->ac);
-          } else {
-            ScopedSigpipeGuard guard;
-            redisAsyncHandleWrite(conn->ac);
-          }
-          --in_hiredis_;
-          // conn->ac may be gone now (closed); `conn` itself is held here.
-        });
+    c.sd.async_wait(read ? asio::posix::stream_descriptor::wait_read
+                         : asio::posix::stream_descriptor::wait_write,
+                    [this, self = std::move(self), conn = c.shared_from_this(),
+                     read](const boost::system::error_code& ec) {
+                      (read ? conn->read_armed : conn->write_armed) = false;
+                      if (ec || conn->closed || conn->detached) return;
+                      if (!(read ? conn->want_read : conn->want_write)) return;
+                      ++in_hiredis_;
+                      if (read) {
+                        redisAsyncHandleRead(conn->ac);
+                      } else {
+                        ScopedSigpipeGuard guard;
+                        redisAsyncHandleWrite(conn->ac);
+                      }
+                      --in_hiredis_;
+                      // conn->ac may be gone now (closed); `conn` itself is
+                      // held here.
+                    });
   }
 
   bool Send(const Command& command) {
@@ -501,9 +500,8 @@ class Client::Impl {
       const Step& step = handshake_[handshake_next_++];
       if (r->type == REDIS_REPLY_ERROR) {
         AttemptFailed(absl::Status(
-            step.code,
-            absl::StrCat("redis ", step.label, " failed: ",
-                         std::string(r->str, r->len), At())));
+            step.code, absl::StrCat("redis ", step.label, " failed: ",
+                                    std::string(r->str, r->len), At())));
         return;
       }
       if (handshake_next_ == handshake_.size()) BecomeReady();
@@ -704,10 +702,10 @@ class Client::Impl {
         batch.expected == 1 ? "" : "s", " got no reply within ",
         Ms(options_.command_timeout), "; connection dropped", At()));
     Deliver(std::move(batch.done), why);
-    ConnectionLost(why,
-                   absl::UnavailableError(absl::StrCat(
-                       "redis connection dropped: an earlier batch timed out",
-                       At())));
+    ConnectionLost(
+        why,
+        absl::UnavailableError(absl::StrCat(
+            "redis connection dropped: an earlier batch timed out", At())));
   }
 
   void CancelReconnectTimer() {

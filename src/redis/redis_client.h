@@ -33,6 +33,8 @@
 #ifndef PLANGATE_REDIS_REDIS_CLIENT_H_
 #define PLANGATE_REDIS_REDIS_CLIENT_H_
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -41,9 +43,6 @@
 #include <string_view>
 #include <vector>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/strand.hpp>
-
 #include "absl/status/statusor.h"
 #include "plangate/sync.h"
 
@@ -51,10 +50,17 @@ namespace plangate::internal::redis {
 
 // One reply, copied out of hiredis (which frees its own).
 struct Reply {
-  enum class Type : uint8_t { kNil, kInteger, kString, kStatus, kError, kArray };
+  enum class Type : uint8_t {
+    kNil,
+    kInteger,
+    kString,
+    kStatus,
+    kError,
+    kArray
+  };
   Type type = Type::kNil;
   int64_t integer = 0;
-  std::string str;  // kString, kStatus, kError
+  std::string str;              // kString, kStatus, kError
   std::vector<Reply> elements;  // kArray
 
   bool is_error() const { return type == Type::kError; }
@@ -65,13 +71,13 @@ using BatchCallback =
     std::function<void(absl::StatusOr<std::vector<Reply>> replies)>;
 
 struct ClientStats {
-  uint64_t connects = 0;         // successful (ready) connections
-  uint64_t connect_failures = 0; // failed attempts (refused, timeout, init)
-  uint64_t disconnects = 0;      // ready connections lost
-  uint64_t batches = 0;          // batches answered in full
-  uint64_t commands = 0;         // commands answered
-  uint64_t timeouts = 0;         // batches failed by their deadline
-  uint64_t failed_batches = 0;   // batches failed for any other reason
+  uint64_t connects = 0;          // successful (ready) connections
+  uint64_t connect_failures = 0;  // failed attempts (refused, timeout, init)
+  uint64_t disconnects = 0;       // ready connections lost
+  uint64_t batches = 0;           // batches answered in full
+  uint64_t commands = 0;          // commands answered
+  uint64_t timeouts = 0;          // batches failed by their deadline
+  uint64_t failed_batches = 0;    // batches failed for any other reason
 };
 
 class Client : public std::enable_shared_from_this<Client> {

@@ -234,10 +234,10 @@ class UrlParser {
           return Error(absl::StrCat("unknown parameter \"", Av(key),
                                     "\" (only db is supported)"));
         }
-        absl::Status s = ParseDb(
-            eq == std::string_view::npos ? std::string_view()
-                                         : param.substr(eq + 1),
-            &options);
+        absl::Status s =
+            ParseDb(eq == std::string_view::npos ? std::string_view()
+                                                 : param.substr(eq + 1),
+                    &options);
         if (!s.ok()) return s;
       }
     }

@@ -182,7 +182,7 @@ class RedisSync::Impl {
   absl::Status Start() {
     const size_t capacity =
         std::clamp<size_t>(table_.capacity(), 1024, size_t{1} << 20);
-    auto link = std::make_unique<SyncLink>(capacity);
+    auto link = std::make_unique<SyncLink>(capacity, table_.capacity());
     link->leases = options_.leases;
     link->cold_start_share = options_.cold_start_share;
     link->instances.store(
@@ -191,15 +191,6 @@ class RedisSync::Impl {
     auto attached = SyncAccess::Attach(enforcer_, std::move(link));
     if (!attached.ok()) return attached.status();
     link_ = *attached;
-    {
-      std::lock_guard<std::mutex> lock(link_->hook_mu);
-      link_->virtual_units = [this](uint32_t index, uint8_t cell,
-                                    uint32_t tag) {
-        std::lock_guard<std::mutex> vlock(virtual_mu_);
-        const auto it = virtual_.find(StateKey(index, cell, tag));
-        return it == virtual_.end() ? int64_t{0} : it->second;
-      };
-    }
     client_ = Client::Create(strand_, options_.redis);
     client_->SetInitCommands(
         {Command{"FUNCTION", "LOAD", "REPLACE", internal::kRedisFunctionLibrary}});
@@ -230,10 +221,6 @@ class RedisSync::Impl {
 
   void Stop() {
     SyncAccess::Detach(enforcer_);
-    {
-      std::lock_guard<std::mutex> lock(link_->hook_mu);
-      link_->virtual_units = nullptr;
-    }
     std::promise<void> stopped;
     auto done = stopped.get_future();
     boost::asio::post(strand_, [this, &stopped] {
@@ -253,10 +240,11 @@ class RedisSync::Impl {
     }
   }
 
-  absl::Status Drain(std::chrono::milliseconds timeout) {
+  absl::Status Drain(std::chrono::milliseconds timeout, bool return_leases) {
     auto state = std::make_shared<DrainWait>();
-    boost::asio::post(strand_, [this, state] {
+    boost::asio::post(strand_, [this, state, return_leases] {
       draining_ = true;
+      returning_leases_ = returning_leases_ || return_leases;
       drain_waiters_.push_back(state);
       Round();
     });
@@ -387,6 +375,7 @@ class RedisSync::Impl {
       CounterState* st =
           FindState(index, static_cast<uint8_t>(c), Cell::Tag(word));
       if (st != nullptr && st->gen == gen) {
+        st->last_change = SteadyMs();  // in use: keep (or get) a lease
         Fold(*st, now);
         continue;
       }
@@ -449,6 +438,8 @@ class RedisSync::Impl {
     st->start_ms = start;
     st->end_ms = end;
     st->info = *ci;
+    st->lease_mode = options_.leases && ci->leasable && !ci->unlimited &&
+                     ci->limit_index >= 0;
     st->key = fmt::format(
         "{}:{{{}}}:{}:{}:{}:{}:{}:{}", options_.key_prefix,
         EscapeId(known->account), ScopeName(known->scope),
@@ -467,23 +458,32 @@ class RedisSync::Impl {
     return raw;
   }
 
-  // What the cell should hold beyond own usage.
+  // What the cell should hold beyond own usage: the other instances'
+  // usage as of the last reply.
   int64_t TargetOffset(const CounterState& st) const {
+    return st.synced ? st.total - st.reply_cum : 0;
+  }
+
+  // How much more this instance may use of the counter, or -1 for no
+  // bound beyond the hard cap.
+  int64_t Allowance(const CounterState& st) const {
     const SyncCellInfo& ci = st.info;
+    if (ci.unlimited || ci.limit_index < 0) return -1;
+    const int64_t lease_left =
+        std::max<int64_t>(0, st.lease - (st.own - st.reply_cum));
     if (st.down_baked) {
-      if (ci.down_policy == RedisDownPolicy::kFailOpen) {
-        return st.synced ? st.total - st.reply_cum : 0;
+      switch (ci.down_policy) {
+        case RedisDownPolicy::kFailOpen:
+          return -1;
+        case RedisDownPolicy::kFailClosed:
+          return SteadyMs() < st.lease_valid_until ? lease_left : 0;
+        case RedisDownPolicy::kLocalShare:
+          return std::max<int64_t>(
+              0, st.down_allowance - (st.own - st.down_own));
       }
-      // Allow down_allowance units from down_own on: the cell holds
-      // hard - (allowance - (own - down_own)).
-      return ci.hard - st.down_allowance - st.down_own;
     }
-    if (!st.synced) return 0;
-    if (st.lease_mode && !ci.unlimited) {
-      // The cell holds hard - (lease - (own - reply_cum)).
-      return ci.hard - st.lease - st.reply_cum;
-    }
-    return st.total - st.reply_cum;
+    if (!st.lease_mode) return -1;
+    return SteadyMs() < st.lease_valid_until ? lease_left : 0;
   }
 
   // Reads the cell into `st` and bakes TargetOffset in. False when the
@@ -522,7 +522,7 @@ class RedisSync::Impl {
           }
           st.base = next;
           st.offset = next;
-          Baked(st);
+          Baked(st, next);
           return true;
         }
         continue;
@@ -535,7 +535,7 @@ class RedisSync::Impl {
       if (next == count) {
         st.own += own_delta;
         st.base = count;
-        Baked(st);
+        Baked(st, count);
         return true;
       }
       if (a.compare_exchange_weak(w, Cell::Pack(st.gen, st.tag, next),
@@ -544,30 +544,22 @@ class RedisSync::Impl {
         st.own += own_delta;
         st.offset += next - count;
         st.base = next;
-        Baked(st);
+        Baked(st, next);
         return true;
       }
     }
   }
 
-  // After a fold: readiness and the Usage() correction.
-  void Baked(CounterState& st) {
-    if (st.synced && st.info.leasable && options_.leases) {
-      // In lease mode, while the cluster has more than our lease, running
-      // out of it is a wait, not the end of the quota.
-      const bool transient = st.lease_mode && !st.down_baked &&
-                             st.info.hard - st.total > st.lease;
+  // After a fold that left the cell at `count`: the ceiling, then
+  // readiness (a check that sees the nibble sees the ceiling).
+  void Baked(CounterState& st, int64_t count) {
+    if (!st.info.leasable || !options_.leases) return;
+    const int64_t allowance = Allowance(st);
+    link_->SetCeiling(st.index, st.cell,
+                      allowance < 0 ? -1 : std::min(count + allowance, kMaxCount));
+    if (st.synced || st.down_baked) {
       SyncAccess::SetReady(enforcer_, st.index, st.gen, st.cell, st.tag, true,
-                           transient);
-    }
-    const int64_t real_others = st.synced ? st.total - st.reply_cum : 0;
-    const int64_t virtual_units = st.offset - real_others;
-    std::lock_guard<std::mutex> lock(virtual_mu_);
-    const uint64_t key = StateKey(st.index, st.cell, st.tag);
-    if (virtual_units == 0) {
-      virtual_.erase(key);
-    } else {
-      virtual_[key] = virtual_units;
+                           false);
     }
   }
 
@@ -628,10 +620,8 @@ class RedisSync::Impl {
         const int64_t used =
             st.synced ? st.total + (st.own - st.reply_cum) : st.own;
         const int64_t remainder = std::max<int64_t>(0, ci.hard - used);
-        if (st.lease_mode) {
-          st.down_allowance = lease_left;
-        } else if (st.synced) {
-          st.down_allowance = remainder / n;
+        if (st.synced) {
+          st.down_allowance = std::max(lease_left, remainder / n);
         } else {
           // Never synced: the cold-start share, counted from zero usage
           // (what the hot path already admitted under it counts).
@@ -682,13 +672,17 @@ class RedisSync::Impl {
     if (st.Pending()) return true;
     if (st.release_lease) return true;
     if (st.closed || st.gone) return false;
-    if (draining_ && st.lease > 0) return true;
+    if (returning_leases_ && st.lease > 0) return true;
     // Counters in use learn the others' usage even when we add none.
     if (steady - st.last_change < options_.refresh_idle.count() &&
         steady - st.last_reply >= options_.refresh_interval.count()) {
       return true;
     }
     if (!st.lease_mode) return false;
+    // An idle counter hands its lease back (see MakeCommand).
+    if (steady - st.last_change > options_.lease_ttl.count() / 2) {
+      return st.lease > 0;
+    }
     // Lease mode: top up when low, refresh before it expires.
     const int64_t left = st.lease - (st.own - st.reply_cum);
     const int64_t chunk = LeaseChunk(st);
@@ -696,8 +690,14 @@ class RedisSync::Impl {
            steady > st.lease_valid_until - options_.lease_ttl.count() / 4;
   }
 
+  // The lease to hold: twice the usage per round (at least D_max), and far
+  // from the cap a good share of the remainder, so bursts seldom wait.
   int64_t LeaseChunk(const CounterState& st) const {
-    return std::max<int64_t>(options_.min_round_units, 2 * st.round_units);
+    const int64_t n =
+        std::max<int64_t>({st.instances, options_.expected_instances, 1});
+    const int64_t share = std::max<int64_t>(0, st.info.hard - st.total) / (4 * n);
+    return std::max<int64_t>(
+        {options_.min_round_units, 2 * st.round_units, share, 1});
   }
 
   Command MakeCommand(CounterState& st, int64_t steady) {
@@ -710,8 +710,9 @@ class RedisSync::Impl {
     st.round_units = std::max(used_this_round, st.round_units * 7 / 8);
     st.last_sent_own = st.own;
     int64_t want = 0;
-    if (st.release_lease || (draining_ && st.lease > 0) || st.closed ||
-        st.gone) {
+    const bool idle = SteadyMs() - st.last_change > options_.lease_ttl.count() / 2;
+    if (st.release_lease || (returning_leases_ && st.lease > 0) || st.closed ||
+        st.gone || (st.lease_mode && idle && st.own == st.sent)) {
       want = st.lease > 0 ? -1 : 0;
     } else if (st.lease_mode) {
       const int64_t left = st.lease - (st.own - st.reply_cum);
@@ -848,27 +849,15 @@ class RedisSync::Impl {
     if (!st.closed && !st.gone) Fold(st, now);
   }
 
+  // Leasable counters always admit within a lease (when leases are on):
+  // the server never grants more than the remainder, so instances together
+  // never pass the cap; far from it leases are large.
   void UpdateLeaseMode(CounterState& st) {
     const SyncCellInfo& ci = st.info;
-    if (!options_.leases || !ci.leasable || ci.unlimited || st.closed ||
-        st.gone) {
-      if (st.lease_mode) st.release_lease = st.lease > 0;
-      st.lease_mode = false;
-      return;
-    }
-    const int64_t n =
-        std::max<int64_t>(st.instances, options_.expected_instances);
-    // Leases cover the last n * chunk units, and at least the last 1/16
-    // of the cap: a fresh counter with a small cap is leased from its
-    // first unit, before any rate is known.
-    const int64_t margin = std::max(n * LeaseChunk(st), ci.hard / 16);
-    const int64_t remaining = ci.hard - st.total;
-    if (!st.lease_mode && remaining <= margin) {
-      st.lease_mode = true;
-    } else if (st.lease_mode && remaining > 4 * margin + st.lease) {
-      st.lease_mode = false;  // refunds took it far from the cap again
-      st.release_lease = st.lease > 0;
-    }
+    const bool leased = options_.leases && ci.leasable && !ci.unlimited &&
+                        ci.limit_index >= 0 && !st.closed && !st.gone;
+    if (!leased && st.lease > 0) st.release_lease = true;
+    st.lease_mode = leased;
   }
 
   void EmitEvents(const CounterState& st, int64_t flags, int64_t total) {
@@ -908,8 +897,6 @@ class RedisSync::Impl {
     for (auto& st : retired_) pending += st->Pending();
     for (const uint64_t key : erase) {
       states_.erase(key);
-      std::lock_guard<std::mutex> lock(virtual_mu_);
-      virtual_.erase(key);
     }
     // Bound what is kept while Redis is down: closed windows go first.
     if (states_.size() > options_.max_pending) {
@@ -933,7 +920,8 @@ class RedisSync::Impl {
   void FinishDrainIfDone() {
     if (!draining_ || drain_waiters_.empty()) return;
     for (auto& [key, st] : states_) {
-      if (st->Pending() || st->lease > 0 || st->in_flight) return;
+      if (st->Pending() || st->in_flight) return;
+      if (returning_leases_ && st->lease > 0) return;
     }
     for (auto& st : retired_) {
       if (st->Pending()) return;
@@ -958,6 +946,7 @@ class RedisSync::Impl {
     }
     drain_waiters_.clear();
     draining_ = false;
+    returning_leases_ = false;
   }
 
   Enforcer& enforcer_;
@@ -982,13 +971,11 @@ class RedisSync::Impl {
   bool in_flight_ = false;
   bool stopping_ = false;
   bool draining_ = false;
+  bool returning_leases_ = false;
   bool connected_before_ = false;
   bool first_round_ = true;
   const int64_t started_ms_ = SteadyMs();
 
-  // Usage() corrections, read from any thread.
-  mutable std::mutex virtual_mu_;
-  absl::flat_hash_map<uint64_t, int64_t> virtual_;
 
   mutable std::mutex error_mu_;
   std::string last_error_;
@@ -1042,7 +1029,11 @@ RedisSync::RedisSync(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 RedisSync::~RedisSync() { impl_->Stop(); }
 
 absl::Status RedisSync::Drain(std::chrono::milliseconds timeout) {
-  return impl_->Drain(timeout);
+  return impl_->Drain(timeout, /*return_leases=*/true);
+}
+
+absl::Status RedisSync::Flush(std::chrono::milliseconds timeout) {
+  return impl_->Drain(timeout, /*return_leases=*/false);
 }
 
 SyncStats RedisSync::Stats() const { return impl_->Stats(); }

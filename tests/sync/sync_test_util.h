@@ -73,7 +73,7 @@ inline Instance MakeInstance(const std::string& catalog_json,
   if (absl::Status s = inst.enforcer->UpsertAccount(up); !s.ok()) {
     throw std::runtime_error(std::string(s.message()));
   }
-  if (absl::Status s = inst.sync->Drain(std::chrono::milliseconds(10000));
+  if (absl::Status s = inst.sync->Flush(std::chrono::milliseconds(10000));
       !s.ok()) {
     throw std::runtime_error(std::string(s.message()));
   }
