@@ -54,6 +54,7 @@
 #include "plangate/events.h"
 #include "redis/redis_client.h"
 #include "sync/redis_functions.h"
+#include "sync/sync_keys.h"
 
 namespace plangate {
 namespace {
@@ -78,22 +79,6 @@ constexpr int kMaxAwaitRounds = 200;
 uint64_t StateKey(uint32_t index, uint8_t cell, uint32_t tag) {
   return (uint64_t{index} << 20) | (uint64_t{cell} << 16) |
          (tag & Cell::kTagMask);
-}
-
-// Ids inside a key: the hash tag must stay the first {...}, and ':'
-// separates fields, so those (and '%') are percent-encoded.
-std::string EscapeId(std::string_view id) {
-  std::string out;
-  out.reserve(id.size());
-  for (const char c : id) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '{' || c == '}' || c == ':' || c == '%' || u < 0x20 || u == 0x7f) {
-      out += fmt::format("%{:02X}", u);
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 std::string RandomInstanceId() {
@@ -440,12 +425,9 @@ class RedisSync::Impl {
     st->info = *ci;
     st->lease_mode = options_.leases && ci->leasable && !ci->unlimited &&
                      ci->limit_index >= 0;
-    st->key = fmt::format(
-        "{}:{{{}}}:{}:{}:{}:{}:{}:{}", options_.key_prefix,
-        EscapeId(known->account), ScopeName(known->scope),
-        EscapeId(known->sub), EscapeId(ci->meter_name),
-        WindowUnitName(ci->window),
-        ci->mode == WindowMode::kSliding ? "s" : "f", start);
+    st->key = internal::CounterKey(options_.key_prefix, known->account,
+                                   known->scope, known->sub, ci->meter_name,
+                                   ci->window, ci->mode, start);
     CounterState* raw = st.get();
     const uint64_t key = StateKey(index, cell, tag);
     auto& slot = states_[key];

@@ -1,0 +1,51 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+//
+// sync_keys.h: the Redis key of one counter (subject, limit, window).
+//
+//   <prefix>:{<account>}:<scope>:<sub>:<meter>:<window>:<f|s>:<start_ms>
+//
+// The account is the hash tag, so all of an account's keys share a Redis
+// Cluster slot. Ids are percent-encoded where they would break the layout
+// ('{', '}', ':', '%' and control characters).
+
+#ifndef PLANGATE_SYNC_SYNC_KEYS_H_
+#define PLANGATE_SYNC_SYNC_KEYS_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "plangate/catalog.h"
+
+namespace plangate::internal {
+
+inline std::string EscapeKeyPart(std::string_view id) {
+  std::string out;
+  out.reserve(id.size());
+  for (const char c : id) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '{' || c == '}' || c == ':' || c == '%' || u < 0x20 || u == 0x7f) {
+      out += fmt::format("%{:02X}", u);
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+inline std::string CounterKey(std::string_view prefix, std::string_view account,
+                              Scope scope, std::string_view sub,
+                              std::string_view meter, WindowUnit window,
+                              WindowMode mode, int64_t start_ms) {
+  return fmt::format("{}:{{{}}}:{}:{}:{}:{}:{}:{}", prefix,
+                     EscapeKeyPart(account), ScopeName(scope),
+                     EscapeKeyPart(sub), EscapeKeyPart(meter),
+                     WindowUnitName(window),
+                     mode == WindowMode::kSliding ? "s" : "f", start_ms);
+}
+
+}  // namespace plangate::internal
+
+#endif  // PLANGATE_SYNC_SYNC_KEYS_H_
