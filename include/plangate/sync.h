@@ -20,7 +20,7 @@
 //    lease_ttl on the server.
 //  - Redis down: each limit's `redis_down` policy (catalog) decides:
 //    fail_open, fail_closed or local_share. Usage is kept and replayed.
-//  - Keys: <prefix>:{<account>}:<scope>:<sub>:<meter>:<window>:<start_ms>;
+//  - Keys: <prefix>:{<account>}:<scope>:<sub>:<meter>:<window>:<f|s>:<start>;
 //    every key of an account shares the hash tag, so Redis Cluster works.
 //
 // Thread safety: Start, Drain, Stats, PrometheusText and the destructor may

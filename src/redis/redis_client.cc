@@ -52,6 +52,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace plangate::internal::redis {
@@ -97,6 +98,22 @@ class ScopedSigpipeGuard {
   bool was_pending_ = false;
   bool blocked_ = false;
 };
+
+// Commands that turn the connection into a push channel break the
+// one-reply-per-command order (and trip asserts in hiredis 0.14).
+absl::Status CheckCommand(const Command& command) {
+  if (command.empty()) return absl::InvalidArgumentError("has no arguments");
+  for (const char* name :
+       {"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR"}) {
+    if (absl::EqualsIgnoreCase(command[0], name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("(", command[0],
+                       ") is not supported: it makes the connection a push "
+                       "channel"));
+    }
+  }
+  return absl::OkStatus();
+}
 
 Reply ToReply(const redisReply& r) {
   Reply out;
@@ -255,11 +272,12 @@ class Client::Impl {
       return;
     }
     for (size_t i = 0; i < commands.size(); ++i) {
-      if (commands[i].empty()) {
+      absl::Status s = CheckCommand(commands[i]);
+      if (!s.ok()) {
         ++stats_.failed_batches;
         Deliver(std::move(done),
                 absl::InvalidArgumentError(absl::StrCat(
-                    "redis batch: command #", i + 1, " has no arguments")));
+                    "redis batch: command #", i + 1, " ", s.message())));
         return;
       }
     }
@@ -468,6 +486,12 @@ class Client::Impl {
     }
     for (size_t i = 0; i < init_commands_.size(); ++i) {
       if (init_commands_[i].empty()) continue;
+      absl::Status s = CheckCommand(init_commands_[i]);
+      if (!s.ok()) {
+        AttemptFailed(absl::InvalidArgumentError(
+            absl::StrCat("redis init command #", i + 1, " ", s.message())));
+        return;
+      }
       commands.push_back(init_commands_[i]);
       handshake_.push_back({absl::StrCat("init command #", i + 1, " (",
                                          init_commands_[i][0], ")"),

@@ -112,8 +112,9 @@ class Client : public std::enable_shared_from_this<Client> {
   // Unavailable when not ready or the connection was lost, DeadlineExceeded
   // when command_timeout passed first (the connection is then dropped and
   // re-established), Cancelled after Stop(), InvalidArgument for a command
-  // without arguments. Exactly one call of `done`, always posted (never from
-  // inside Execute).
+  // without arguments or one that makes the connection a push channel
+  // (SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE, MONITOR). Exactly one call of
+  // `done`, always posted (never from inside Execute).
   void Execute(std::vector<Command> commands, BatchCallback done);
 
   // Drops the current connection (as if it failed); used by tests.

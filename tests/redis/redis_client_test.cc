@@ -54,6 +54,31 @@ std::unique_ptr<RedisServer> StartServer(RedisServer::Options options = {}) {
   return *std::move(server);
 }
 
+// Shows the status when it is not OK.
+#define REQUIRE_OK(expr)                                       \
+  do {                                                         \
+    const auto& require_ok_value = (expr);                     \
+    INFO("status: " << StatusOf(require_ok_value).ToString()); \
+    REQUIRE(require_ok_value.ok());                            \
+  } while (0)
+
+absl::Status StatusOf(const absl::Status& s) { return s; }
+template <typename T>
+absl::Status StatusOf(const absl::StatusOr<T>& s) {
+  return s.status();
+}
+
+// The server's address and password, with timeouts generous enough for a
+// loaded machine; tests about timeouts set their own.
+RedisOptions TestOptions(const RedisServer& server) {
+  RedisOptions o = server.ClientOptions();
+  o.connect_timeout = 10s;
+  o.command_timeout = 10s;
+  o.reconnect_initial = 10ms;
+  o.reconnect_max = 200ms;
+  return o;
+}
+
 bool Contains(const absl::Status& s, const std::string& part) {
   return absl::StrContains(s.message(), part);
 }
@@ -161,6 +186,45 @@ class Harness {
     return future;
   }
 
+  // Several batches, executed in one turn of the strand (so they are in
+  // flight together).
+  std::vector<std::future<Result>> ExecManyAsync(
+      std::vector<std::vector<Command>> batches) {
+    std::vector<std::shared_ptr<std::promise<Result>>> promises;
+    std::vector<std::future<Result>> futures;
+    for (size_t i = 0; i < batches.size(); ++i) {
+      promises.push_back(std::make_shared<std::promise<Result>>());
+      futures.push_back(promises.back()->get_future());
+    }
+    asio::post(strand_, [this, promises, batches = std::move(batches)] {
+      for (size_t i = 0; i < batches.size(); ++i) {
+        auto calls = std::make_shared<int>(0);
+        in_execute_ = true;
+        client_->Execute(batches[i], [this, p = promises[i], calls](Result r) {
+          if (in_execute_) ++reentrant_calls_;
+          if (++*calls > 1) {
+            ++extra_calls_;
+            return;
+          }
+          p->set_value(std::move(r));
+        });
+        in_execute_ = false;
+      }
+    });
+    return futures;
+  }
+
+  // Sends `commands` until a batch succeeds (a client with a short
+  // command_timeout may see a slow answer time out on a loaded machine).
+  Result ExecEventually(const std::vector<Command>& commands) {
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    for (;;) {
+      Result r = Exec(commands);
+      if (r.ok() || std::chrono::steady_clock::now() > deadline) return r;
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+
   static Result Get(std::future<Result>& f) {
     if (f.wait_for(kWait) != std::future_status::ready) {
       FAIL("a batch got no answer for " << kWait.count() << " s");
@@ -217,15 +281,14 @@ void RequireReady(Harness& h, int n = 1) {
     for (const absl::Status& s : h.events.Downs()) {
       downs += "\n  " + s.ToString();
     }
-    FAIL("the client was not ready " << n << " time(s) within "
-                                     << kWait.count() << " s; on_down got:"
-                                     << downs);
+    FAIL("the client was not ready " << n << " time(s) within " << kWait.count()
+                                     << " s; on_down got:" << downs);
   }
 }
 
 TEST_CASE("a pipelined batch returns mixed replies in order", "[redis]") {
   auto server = StartServer();
-  Harness h(server->ClientOptions());
+  Harness h(TestOptions(*server));
   h.Start();
   RequireReady(h);
   CHECK(h.IsReady());
@@ -241,7 +304,7 @@ TEST_CASE("a pipelined batch returns mixed replies in order", "[redis]") {
                      {"HSET", "h", "f", "1"},
                      {"HGETALL", "h"},
                      {"LRANGE", "nolist", "0", "-1"}});
-  REQUIRE(r.ok());
+  REQUIRE_OK(r);
   REQUIRE(r->size() == 11);
   const std::vector<Reply>& v = *r;
   CHECK(v[0].type == Reply::Type::kStatus);
@@ -276,7 +339,7 @@ TEST_CASE("a pipelined batch returns mixed replies in order", "[redis]") {
   }
   for (int i = 0; i < 50; ++i) {
     Result b = Harness::Get(futures[i]);
-    REQUIRE(b.ok());
+    REQUIRE_OK(b);
     REQUIRE(b->size() == 2);
     CHECK((*b)[0].integer == i + 1);
     CHECK((*b)[1].str == std::to_string(i + 1));
@@ -285,26 +348,32 @@ TEST_CASE("a pipelined batch returns mixed replies in order", "[redis]") {
   // An empty batch is answered at once; a command without arguments is
   // refused before anything is sent.
   Result empty = h.Exec({});
-  REQUIRE(empty.ok());
+  REQUIRE_OK(empty);
   CHECK(empty->empty());
   Result bad = h.Exec({{"PING"}, {}});
   CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(Contains(bad.status(), "command #2 has no arguments"));
+  Result sub = h.Exec({{"subscribe", "ch"}});
+  CHECK(sub.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(sub.status().message() ==
+        "redis batch: command #1 (subscribe) is not supported: it makes the "
+        "connection a push channel");
 
   const ClientStats stats = h.Stats();
   CHECK(stats.connects == 1);
   CHECK(stats.batches == 52);
   CHECK(stats.commands == 11 + 100);
-  CHECK(stats.failed_batches == 1);
+  CHECK(stats.failed_batches == 2);
   CHECK(stats.timeouts == 0);
   CHECK(stats.disconnects == 0);
   h.Finish();
 }
 
-TEST_CASE("arguments and replies are binary safe, large ones too",
-          "[redis]") {
+TEST_CASE("arguments and replies are binary safe, large ones too", "[redis]") {
   auto server = StartServer();
-  Harness h(server->ClientOptions());
+  RedisOptions options = TestOptions(*server);
+  options.command_timeout = 30s;  // 8 MB each way, maybe under a sanitizer
+  Harness h(options);
   h.Start();
   RequireReady(h);
 
@@ -321,7 +390,7 @@ TEST_CASE("arguments and replies are binary safe, large ones too",
                      {"SET", "big", big},
                      {"GET", "big"},
                      {"STRLEN", "big"}});
-  REQUIRE(r.ok());
+  REQUIRE_OK(r);
   REQUIRE(r->size() == 5);
   CHECK((*r)[1].str == value);
   CHECK((*r)[3].str.size() == big.size());
@@ -330,7 +399,7 @@ TEST_CASE("arguments and replies are binary safe, large ones too",
 
   // The server saw the exact bytes.
   absl::StatusOr<Reply> len = server->Command({"STRLEN", key});
-  REQUIRE(len.ok());
+  REQUIRE_OK(len);
   CHECK(len->integer == 256);
   h.Finish();
 }
@@ -340,11 +409,11 @@ TEST_CASE("AUTH with a password, an ACL user, and wrong credentials",
   auto server = StartServer({.password = "s3cret"});
 
   SECTION("default user") {
-    Harness h(server->ClientOptions());
+    Harness h(TestOptions(*server));
     h.Start();
     RequireReady(h);
     Result r = h.Exec({{"ACL", "WHOAMI"}});
-    REQUIRE(r.ok());
+    REQUIRE_OK(r);
     CHECK((*r)[0].str == "default");
     h.Finish();
   }
@@ -352,22 +421,22 @@ TEST_CASE("AUTH with a password, an ACL user, and wrong credentials",
   SECTION("ACL user") {
     absl::StatusOr<Reply> setuser = server->Command(
         {"ACL", "SETUSER", "alice", "on", ">alice-pw", "~*", "&*", "+@all"});
-    REQUIRE(setuser.ok());
+    REQUIRE_OK(setuser);
     REQUIRE(setuser->str == "OK");
-    RedisOptions options = server->ClientOptions();
+    RedisOptions options = TestOptions(*server);
     options.user = "alice";
     options.password = "alice-pw";
     Harness h(options);
     h.Start();
     RequireReady(h);
     Result r = h.Exec({{"ACL", "WHOAMI"}});
-    REQUIRE(r.ok());
+    REQUIRE_OK(r);
     CHECK((*r)[0].str == "alice");
     h.Finish();
   }
 
   SECTION("wrong password: a clear reason, never ready") {
-    RedisOptions options = server->ClientOptions();
+    RedisOptions options = TestOptions(*server);
     options.password = "wrong";
     options.reconnect_initial = 5ms;
     options.reconnect_max = 20ms;
@@ -392,7 +461,7 @@ TEST_CASE("AUTH with a password, an ACL user, and wrong credentials",
   }
 
   SECTION("no password for a server that wants one") {
-    RedisOptions options = server->ClientOptions();
+    RedisOptions options = TestOptions(*server);
     options.password.clear();
     Harness h(options);
     h.Start();
@@ -408,30 +477,30 @@ TEST_CASE("SELECT picks the db; a db out of range fails the connection",
           "[redis]") {
   auto server = StartServer({.args = {"--databases", "8"}});
   {
-    RedisOptions options = server->ClientOptions();
+    RedisOptions options = TestOptions(*server);
     options.db = 5;
     Harness h(options);
     h.Start();
     RequireReady(h);
-    REQUIRE(h.Exec({{"SET", "dbkey", "five"}}).ok());
+    REQUIRE_OK(h.Exec({{"SET", "dbkey", "five"}}));
     h.Finish();
   }
   absl::StatusOr<Reply> in5 = server->Command({"GET", "dbkey"}, 5);
-  REQUIRE(in5.ok());
+  REQUIRE_OK(in5);
   CHECK(in5->str == "five");
   absl::StatusOr<Reply> in0 = server->Command({"GET", "dbkey"});
-  REQUIRE(in0.ok());
+  REQUIRE_OK(in0);
   CHECK(in0->type == Reply::Type::kNil);
 
-  RedisOptions options = server->ClientOptions();
+  RedisOptions options = TestOptions(*server);
   options.db = 8;
   Harness h(options);
   h.Start();
   REQUIRE(h.events.WaitDowns(1));
   const absl::Status why = h.events.Downs()[0];
   CHECK(why.code() == absl::StatusCode::kFailedPrecondition);
-  CHECK(absl::StartsWith(why.message(),
-                         "redis SELECT 8 failed: ERR DB index is out of range"));
+  CHECK(absl::StartsWith(
+      why.message(), "redis SELECT 8 failed: ERR DB index is out of range"));
   CHECK(h.events.Ready() == 0);
   h.Finish();
 }
@@ -441,32 +510,31 @@ TEST_CASE("a unix socket, from a unix:// URL", "[redis]") {
   REQUIRE_FALSE(server->unix_socket().empty());
   absl::StatusOr<RedisOptions> options =
       ParseRedisUrl("unix://" + server->unix_socket() + "?db=2");
-  REQUIRE(options.ok());
+  REQUIRE_OK(options);
   CHECK(options->unix_socket == server->unix_socket());
   CHECK(options->db == 2);
   Harness h(*options);
   h.Start();
   RequireReady(h);
   Result r = h.Exec({{"SET", "via", "unix"}, {"CLIENT", "INFO"}});
-  REQUIRE(r.ok());
+  REQUIRE_OK(r);
   CHECK((*r)[0].str == "OK");
   CHECK(absl::StrContains((*r)[1].str, "db=2"));
   CHECK(absl::StrContains((*r)[1].str, "laddr=" + server->unix_socket()));
   h.Finish();
   absl::StatusOr<Reply> got = server->Command({"GET", "via"}, 2);
-  REQUIRE(got.ok());
+  REQUIRE_OK(got);
   CHECK(got->str == "unix");
 }
 
-TEST_CASE("init commands run before ready, on every connection",
-          "[redis]") {
+TEST_CASE("init commands run before ready, on every connection", "[redis]") {
   auto server = StartServer();
   // on_ready runs on the io thread: look at the server from there, at that
   // very moment, and report back to the test thread.
   std::mutex mu;
   std::vector<std::string> seen_at_ready;
   RedisServer* s = server.get();
-  Harness h(server->ClientOptions(),
+  Harness h(TestOptions(*server),
             {{"SET", "init:flag", "set"}, {"INCR", "init:count"}}, [&] {
               absl::StatusOr<Reply> count = s->Command({"GET", "init:count"});
               std::lock_guard<std::mutex> lock(mu);
@@ -476,14 +544,14 @@ TEST_CASE("init commands run before ready, on every connection",
   h.Start();
   RequireReady(h);
   Result r = h.Exec({{"GET", "init:flag"}});
-  REQUIRE(r.ok());
+  REQUIRE_OK(r);
   CHECK((*r)[0].str == "set");
 
   // A new connection runs them again.
   h.Drop();
   RequireReady(h, 2);
   absl::StatusOr<Reply> count = server->Command({"GET", "init:count"});
-  REQUIRE(count.ok());
+  REQUIRE_OK(count);
   CHECK(count->str == "2");
   h.Finish();
   {
@@ -496,7 +564,7 @@ TEST_CASE("init commands run before ready, on every connection",
 
 TEST_CASE("a failing init command fails the connection", "[redis]") {
   auto server = StartServer();
-  Harness h(server->ClientOptions(),
+  Harness h(TestOptions(*server),
             {{"SET", "a", "1"}, {"NOSUCHCOMMAND", "x"}, {"SET", "b", "1"}});
   h.Start();
   REQUIRE(h.events.WaitDowns(1));
@@ -511,15 +579,15 @@ TEST_CASE("a failing init command fails the connection", "[redis]") {
 
 TEST_CASE("reconnects after the server is killed and restarted", "[redis]") {
   auto server = StartServer();
-  RedisOptions options = server->ClientOptions();
+  RedisOptions options = TestOptions(*server);
   options.reconnect_initial = 10ms;
   options.reconnect_max = 200ms;
   Harness h(options);
   h.Start();
   RequireReady(h);
-  REQUIRE(h.Exec({{"SET", "x", "1"}}).ok());
+  REQUIRE_OK(h.Exec({{"SET", "x", "1"}}));
 
-  REQUIRE(server->Kill().ok());
+  REQUIRE_OK(server->Kill());
   REQUIRE(h.events.WaitDowns(1));
   const absl::Status lost = h.events.Downs()[0];
   CHECK(lost.code() == absl::StatusCode::kUnavailable);
@@ -529,10 +597,10 @@ TEST_CASE("reconnects after the server is killed and restarted", "[redis]") {
   CHECK(down.status().code() == absl::StatusCode::kUnavailable);
   CHECK(Contains(down.status(), "redis not connected"));
 
-  REQUIRE(server->Restart().ok());
+  REQUIRE_OK(server->Restart());
   RequireReady(h, 2);
   Result r = h.Exec({{"PING"}, {"GET", "x"}});
-  REQUIRE(r.ok());
+  REQUIRE_OK(r);
   CHECK((*r)[0].str == "PONG");
   CHECK((*r)[1].type == Reply::Type::kNil);  // no persistence
   const ClientStats stats = h.Stats();
@@ -542,11 +610,12 @@ TEST_CASE("reconnects after the server is killed and restarted", "[redis]") {
   h.Finish();
 }
 
-TEST_CASE("a batch past command_timeout fails with DeadlineExceeded and the "
-          "client recovers",
-          "[redis]") {
+TEST_CASE(
+    "a batch past command_timeout fails with DeadlineExceeded and the "
+    "client recovers",
+    "[redis]") {
   auto server = StartServer();
-  RedisOptions options = server->ClientOptions();
+  RedisOptions options = TestOptions(*server);
   options.command_timeout = 200ms;
   options.connect_timeout = 10s;  // the server is still asleep meanwhile
   options.reconnect_initial = 10ms;
@@ -554,23 +623,24 @@ TEST_CASE("a batch past command_timeout fails with DeadlineExceeded and the "
   h.Start();
   RequireReady(h);
 
-  std::future<Result> sleeper = h.ExecAsync({{"DEBUG", "SLEEP", "1"}});
-  std::future<Result> behind = h.ExecAsync({{"PING"}});
-  Result slept = Harness::Get(sleeper);
+  std::vector<std::future<Result>> f =
+      h.ExecManyAsync({{{"DEBUG", "SLEEP", "1"}}, {{"PING"}}});
+  Result slept = Harness::Get(f[0]);
   CHECK(slept.status().code() == absl::StatusCode::kDeadlineExceeded);
   CHECK(Contains(slept.status(),
                  "redis batch of 1 command got no reply within 200ms"));
-  Result other = Harness::Get(behind);
+  Result other = Harness::Get(f[1]);
   CHECK(other.status().code() == absl::StatusCode::kUnavailable);
+  CHECK(Contains(other.status(), "an earlier batch timed out"));
 
   RequireReady(h, 2);
-  Result r = h.Exec({{"PING"}});
-  REQUIRE(r.ok());
+  Result r = h.ExecEventually({{"PING"}});
+  REQUIRE_OK(r);
   CHECK((*r)[0].str == "PONG");
   const ClientStats stats = h.Stats();
-  CHECK(stats.timeouts == 1);
-  CHECK(stats.disconnects == 1);
-  CHECK(stats.connects == 2);
+  CHECK(stats.timeouts >= 1);  // more only if a PING was slow
+  CHECK(stats.disconnects == stats.timeouts);
+  CHECK(stats.connects == stats.disconnects + 1);
   CHECK(h.events.Downs()[0].code() == absl::StatusCode::kDeadlineExceeded);
   h.Finish();
 }
@@ -578,7 +648,7 @@ TEST_CASE("a batch past command_timeout fails with DeadlineExceeded and the "
 TEST_CASE("a paused server: batches and connects time out, then recover",
           "[redis]") {
   auto server = StartServer();
-  RedisOptions options = server->ClientOptions();
+  RedisOptions options = TestOptions(*server);
   options.command_timeout = 300ms;
   options.connect_timeout = 300ms;
   options.reconnect_initial = 10ms;
@@ -587,25 +657,26 @@ TEST_CASE("a paused server: batches and connects time out, then recover",
   h.Start();
   RequireReady(h);
 
-  REQUIRE(server->Pause().ok());
+  REQUIRE_OK(server->Pause());
   Result r = h.Exec({{"PING"}});
   CHECK(r.status().code() == absl::StatusCode::kDeadlineExceeded);
   // Reconnects reach the kernel's accept queue, but nothing answers.
   REQUIRE(h.events.WaitUntil([&] {
     for (const absl::Status& s : h.events.downs) {
-      if (absl::StrContains(s.message(), "redis connect timed out")) return true;
+      if (absl::StrContains(s.message(), "redis connect timed out"))
+        return true;
     }
     return false;
   }));
   CHECK(h.events.Ready() == 1);
 
-  REQUIRE(server->Resume().ok());
+  REQUIRE_OK(server->Resume());
   RequireReady(h, 2);
-  Result after = h.Exec({{"PING"}});
-  REQUIRE(after.ok());
+  Result after = h.ExecEventually({{"PING"}});
+  REQUIRE_OK(after);
   CHECK((*after)[0].str == "PONG");
   const ClientStats stats = h.Stats();
-  CHECK(stats.timeouts == 1);
+  CHECK(stats.timeouts >= 1);
   CHECK(stats.connect_failures >= 1);
   h.Finish();
 }
@@ -613,8 +684,8 @@ TEST_CASE("a paused server: batches and connects time out, then recover",
 TEST_CASE("connect timeout: connected, but the handshake is never answered",
           "[redis]") {
   auto server = StartServer();
-  REQUIRE(server->Pause().ok());
-  RedisOptions options = server->ClientOptions();
+  REQUIRE_OK(server->Pause());
+  RedisOptions options = TestOptions(*server);
   options.connect_timeout = 200ms;
   options.reconnect_initial = 10ms;
   options.reconnect_max = 50ms;
@@ -629,16 +700,16 @@ TEST_CASE("connect timeout: connected, but the handshake is never answered",
   CHECK(h.events.Ready() == 0);
   CHECK(h.Stats().connect_failures >= 2);
 
-  REQUIRE(server->Resume().ok());
+  REQUIRE_OK(server->Resume());
   RequireReady(h);
-  REQUIRE(h.Exec({{"PING"}}).ok());
+  REQUIRE_OK(h.Exec({{"PING"}}));
   h.Finish();
 }
 
 TEST_CASE("nothing listening: connects fail with the reason", "[redis]") {
   auto server = StartServer();
-  REQUIRE(server->Kill().ok());  // its port is now closed
-  RedisOptions options = server->ClientOptions();
+  REQUIRE_OK(server->Kill());  // its port is now closed
+  RedisOptions options = TestOptions(*server);
   options.reconnect_initial = 5ms;
   options.reconnect_max = 20ms;
   Harness h(options);
@@ -646,16 +717,18 @@ TEST_CASE("nothing listening: connects fail with the reason", "[redis]") {
   REQUIRE(h.events.WaitDowns(2));
   const absl::Status why = h.events.Downs()[0];
   CHECK(why.code() == absl::StatusCode::kUnavailable);
-  CHECK(absl::StartsWith(why.message(),
-                         "redis connect failed: Connection refused (at 127.0.0.1:"));
+  CHECK(absl::StartsWith(
+      why.message(),
+      "redis connect failed: Connection refused (at 127.0.0.1:"));
   h.Finish();
 }
 
-TEST_CASE("CLIENT KILL fails the batch in flight with Unavailable, then the "
-          "client reconnects",
-          "[redis]") {
+TEST_CASE(
+    "CLIENT KILL fails the batch in flight with Unavailable, then the "
+    "client reconnects",
+    "[redis]") {
   auto server = StartServer();
-  RedisOptions options = server->ClientOptions();
+  RedisOptions options = TestOptions(*server);
   options.command_timeout = 30s;
   options.reconnect_initial = 10ms;
   Harness h(options);
@@ -667,21 +740,21 @@ TEST_CASE("CLIENT KILL fails the batch in flight with Unavailable, then the "
   bool seen = false;
   for (int i = 0; i < 6000 && !seen; ++i) {
     absl::StatusOr<Reply> list = server->Command({"CLIENT", "LIST"});
-    REQUIRE(list.ok());
+    REQUIRE_OK(list);
     seen = absl::StrContains(list->str, "cmd=blpop");
     if (!seen) std::this_thread::sleep_for(10ms);
   }
   REQUIRE(seen);
   absl::StatusOr<Reply> killed =
       server->Command({"CLIENT", "KILL", "TYPE", "normal"});
-  REQUIRE(killed.ok());
+  REQUIRE_OK(killed);
   CHECK(killed->integer >= 1);
 
   Result r = Harness::Get(blocked);
   CHECK(r.status().code() == absl::StatusCode::kUnavailable);
   CHECK(Contains(r.status(), "redis connection lost"));
   RequireReady(h, 2);
-  REQUIRE(h.Exec({{"PING"}}).ok());
+  REQUIRE_OK(h.Exec({{"PING"}}));
   const ClientStats stats = h.Stats();
   CHECK(stats.disconnects == 1);
   CHECK(stats.failed_batches == 1);
@@ -691,7 +764,7 @@ TEST_CASE("CLIENT KILL fails the batch in flight with Unavailable, then the "
 TEST_CASE("Stop fails every pending batch with Cancelled, exactly once",
           "[redis]") {
   auto server = StartServer();
-  RedisOptions options = server->ClientOptions();
+  RedisOptions options = TestOptions(*server);
   options.command_timeout = 30s;
   Harness h(options);
   h.Start();
@@ -721,7 +794,7 @@ TEST_CASE("Stop fails every pending batch with Cancelled, exactly once",
 
 TEST_CASE("destroying a client calls pending done with Cancelled", "[redis]") {
   auto server = StartServer();
-  RedisOptions options = server->ClientOptions();
+  RedisOptions options = TestOptions(*server);
   options.command_timeout = 30s;
   int calls = 0;
   absl::Status status;
@@ -734,8 +807,8 @@ TEST_CASE("destroying a client calls pending done with Cancelled", "[redis]") {
     client->SetOnReady([&ready] { ready.set_value(); });
     asio::post(*strand, [client] { client->Start(); });
     std::thread thread([&io] { io->run_for(kWait); });
-    const bool was_ready = ready.get_future().wait_for(kWait) ==
-                           std::future_status::ready;
+    const bool was_ready =
+        ready.get_future().wait_for(kWait) == std::future_status::ready;
     std::promise<void> sent;
     asio::post(*strand, [&] {
       client->Execute({{"BLPOP", "nolist", "30"}}, [&](Result r) {
@@ -778,8 +851,8 @@ TEST_CASE("reconnect backoff doubles up to its cap", "[redis]") {
   // second we watch; one that does fails about a dozen times (the caps of
   // the first 12 attempts add up to 4 s). Load only makes it fewer.
   auto server = StartServer();
-  REQUIRE(server->Kill().ok());
-  RedisOptions options = server->ClientOptions();
+  REQUIRE_OK(server->Kill());
+  RedisOptions options = TestOptions(*server);
   options.reconnect_initial = 1ms;
   options.reconnect_max = 60s;
   Harness h(options);
@@ -792,7 +865,7 @@ TEST_CASE("reconnect backoff doubles up to its cap", "[redis]") {
 
 TEST_CASE("ParseRedisUrl accepts the documented forms", "[redis][url]") {
   absl::StatusOr<RedisOptions> o = ParseRedisUrl("redis://localhost");
-  REQUIRE(o.ok());
+  REQUIRE_OK(o);
   CHECK(o->host == "localhost");
   CHECK(o->port == 6379);
   CHECK(o->db == 0);
@@ -801,13 +874,13 @@ TEST_CASE("ParseRedisUrl accepts the documented forms", "[redis][url]") {
   CHECK(o->unix_socket.empty());
 
   o = ParseRedisUrl("redis://10.0.0.7:6380/2");
-  REQUIRE(o.ok());
+  REQUIRE_OK(o);
   CHECK(o->host == "10.0.0.7");
   CHECK(o->port == 6380);
   CHECK(o->db == 2);
 
   o = ParseRedisUrl("redis://:s3cret@cache:1/15");
-  REQUIRE(o.ok());
+  REQUIRE_OK(o);
   CHECK(o->user.empty());
   CHECK(o->password == "s3cret");
   CHECK(o->host == "cache");
@@ -815,25 +888,25 @@ TEST_CASE("ParseRedisUrl accepts the documented forms", "[redis][url]") {
   CHECK(o->db == 15);
 
   o = ParseRedisUrl("redis://alice:p%40ss%3Aw%2Fd@cache:65535/");
-  REQUIRE(o.ok());
+  REQUIRE_OK(o);
   CHECK(o->user == "alice");
   CHECK(o->password == "p@ss:w/d");
   CHECK(o->port == 65535);
   CHECK(o->db == 0);
 
   o = ParseRedisUrl("REDIS://[::1]:7000/1");
-  REQUIRE(o.ok());
+  REQUIRE_OK(o);
   CHECK(o->host == "::1");
   CHECK(o->port == 7000);
   CHECK(o->db == 1);
 
   o = ParseRedisUrl("unix:///run/redis/redis.sock");
-  REQUIRE(o.ok());
+  REQUIRE_OK(o);
   CHECK(o->unix_socket == "/run/redis/redis.sock");
   CHECK(o->db == 0);
 
   o = ParseRedisUrl("unix:///tmp/r.sock?db=3");
-  REQUIRE(o.ok());
+  REQUIRE_OK(o);
   CHECK(o->unix_socket == "/tmp/r.sock");
   CHECK(o->db == 3);
 }
@@ -846,7 +919,8 @@ TEST_CASE("ParseRedisUrl names what is wrong, never the password",
       {"redis://h:0", R"(redis URL "redis://h:0": port must be in [1, 65535])"},
       {"redis://h:12345678901",
        R"(redis URL "redis://h:12345678901": port must be in [1, 65535])"},
-      {"redis://h:6a", R"(redis URL "redis://h:6a": port must be a number, got "6a")"},
+      {"redis://h:6a",
+       R"(redis URL "redis://h:6a": port must be a number, got "6a")"},
       {"redis://h:", R"(redis URL "redis://h:": port is empty)"},
       {"redis://", R"(redis URL "redis://": host is empty)"},
       {"redis://:6379", R"(redis URL "redis://:6379": host is empty)"},
@@ -855,29 +929,39 @@ TEST_CASE("ParseRedisUrl names what is wrong, never the password",
       {"redis://:hunter2@/1", R"(redis URL "redis://:***@/1": host is empty)"},
       {"redis://hunter2@h",
        R"(redis URL "redis://***@h": credentials must be [user]:password@ (a password alone is written :password@))"},
-      {"redis://u:@h", R"(redis URL "redis://u:***@h": the password after ':' is empty)"},
+      {"redis://u:@h",
+       R"(redis URL "redis://u:***@h": the password after ':' is empty)"},
       {"redis://u:p%4@h",
        R"(redis URL "redis://u:***@h": bad percent-encoding in the password)"},
       {"redis://u%zz:p@h",
        R"(redis URL "redis://u%zz:***@h": bad percent-encoding in the user)"},
-      {"redis://h/x", R"(redis URL "redis://h/x": db must be a non-negative integer, got "x")"},
-      {"redis://h/-1", R"(redis URL "redis://h/-1": db must be a non-negative integer, got "-1")"},
+      {"redis://h/x",
+       R"(redis URL "redis://h/x": db must be a non-negative integer, got "x")"},
+      {"redis://h/-1",
+       R"(redis URL "redis://h/-1": db must be a non-negative integer, got "-1")"},
       {"redis://h/99999999999",
        R"(redis URL "redis://h/99999999999": db must be a non-negative integer, got "99999999999")"},
       {"redis://h?db=1",
        R"(redis URL "redis://h?db=1": query and fragment are not supported in redis:// URLs (the db goes in the path: redis://host:port/db))"},
       {"redis://::1:6379",
        R"(redis URL "redis://::1:6379": an IPv6 host must be written in brackets ([::1]:6379))"},
-      {"redis://[::1:6379", R"(redis URL "redis://[::1:6379": IPv6 host is missing its closing ']')"},
-      {"redis://[::1]x", R"(redis URL "redis://[::1]x": unexpected "x" after the IPv6 host)"},
-      {"http://h", R"(redis URL "http://h": scheme must be redis:// or unix://)"},
-      {"localhost:6379", R"(redis URL "localhost:6379": scheme must be redis:// or unix://)"},
-      {"rediss://h", R"(redis URL "rediss://h": TLS (rediss://) is not supported)"},
+      {"redis://[::1:6379",
+       R"(redis URL "redis://[::1:6379": IPv6 host is missing its closing ']')"},
+      {"redis://[::1]x",
+       R"(redis URL "redis://[::1]x": unexpected "x" after the IPv6 host)"},
+      {"http://h",
+       R"(redis URL "http://h": scheme must be redis:// or unix://)"},
+      {"localhost:6379",
+       R"(redis URL "localhost:6379": scheme must be redis:// or unix://)"},
+      {"rediss://h",
+       R"(redis URL "rediss://h": TLS (rediss://) is not supported)"},
       {"unix://", R"(redis URL "unix://": socket path is empty)"},
       {"unix://r.sock",
        R"(redis URL "unix://r.sock": socket path must be absolute (unix:///path/to.sock))"},
-      {"unix:///s?db=x", R"(redis URL "unix:///s?db=x": db must be a non-negative integer, got "x")"},
-      {"unix:///s?db", R"(redis URL "unix:///s?db": db must be a non-negative integer, got "")"},
+      {"unix:///s?db=x",
+       R"(redis URL "unix:///s?db=x": db must be a non-negative integer, got "x")"},
+      {"unix:///s?db",
+       R"(redis URL "unix:///s?db": db must be a non-negative integer, got "")"},
       {"unix:///s?foo=1",
        R"(redis URL "unix:///s?foo=1": unknown parameter "foo" (only db is supported))"},
       {"unix:///s#x", R"(redis URL "unix:///s#x": fragment is not supported)"},

@@ -146,8 +146,8 @@ absl::StatusOr<Context> Open(const std::string& host, int port,
                              std::chrono::milliseconds connect_timeout,
                              std::chrono::milliseconds io_timeout) {
   const std::string where = absl::StrCat("redis test server ", host, ":", port);
-  Context c(redisConnectWithTimeout(host.c_str(), port,
-                                    ToTimeval(connect_timeout)));
+  Context c(
+      redisConnectWithTimeout(host.c_str(), port, ToTimeval(connect_timeout)));
   if (c == nullptr) return absl::ResourceExhaustedError(where + ": no memory");
   if (c->err != 0) {
     return absl::UnavailableError(absl::StrCat(where, ": ", c->errstr));
@@ -174,8 +174,8 @@ absl::StatusOr<Reply> RunCommand(const std::string& host, int port,
                                  const std::string& password, int db,
                                  const std::vector<std::string>& argv,
                                  std::chrono::milliseconds io_timeout) {
-  absl::StatusOr<Context> c = Open(host, port, password, db,
-                                   std::chrono::seconds(5), io_timeout);
+  absl::StatusOr<Context> c =
+      Open(host, port, password, db, std::chrono::seconds(5), io_timeout);
   if (!c.ok()) return c.status();
   absl::StatusOr<Reply> r = RunOn(c->get(), argv);
   if (!r.ok()) {
@@ -259,8 +259,8 @@ absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(
   if (base.size() > 60) base = "/tmp";
   std::string dir = base + "/plangate-redis.XXXXXX";
   if (mkdtemp(dir.data()) == nullptr) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot create a temp dir from ", dir, ": ", ErrnoText(errno)));
+    return absl::UnavailableError(absl::StrCat("cannot create a temp dir from ",
+                                               dir, ": ", ErrnoText(errno)));
   }
   server->dir_ = dir;
   if (server->options_.unix_socket) server->unix_socket_ = dir + "/redis.sock";
@@ -360,7 +360,6 @@ absl::Status RedisServer::Launch() {
   }
   close(log_fd);
   pid_ = pid;
-  paused_ = false;
   return WaitUntilUp();
 }
 
@@ -372,10 +371,10 @@ absl::Status RedisServer::WaitUntilUp() {
     const pid_t r = waitpid(pid_, &status, WNOHANG);
     if (r == pid_) {
       pid_ = -1;
-      return absl::UnavailableError(absl::StrCat(
-          "redis-server on port ", port_, " exited during startup (",
-          DescribeExit(status), "); ", dir_, "/redis.log ends with:\n",
-          LogTail()));
+      return absl::UnavailableError(
+          absl::StrCat("redis-server on port ", port_,
+                       " exited during startup (", DescribeExit(status), "); ",
+                       dir_, "/redis.log ends with:\n", LogTail()));
     }
     absl::StatusOr<Context> c =
         Open(host_, port_, options_.password, 0, std::chrono::milliseconds(500),
@@ -390,10 +389,10 @@ absl::Status RedisServer::WaitUntilUp() {
     }
     if (steady_clock::now() > deadline) {
       (void)Reap(/*kill_first=*/true);
-      return absl::DeadlineExceededError(absl::StrCat(
-          "redis-server on port ", port_, " did not answer within ",
-          kStartTimeout.count(), " s; ", dir_, "/redis.log ends with:\n",
-          LogTail()));
+      return absl::DeadlineExceededError(
+          absl::StrCat("redis-server on port ", port_,
+                       " did not answer within ", kStartTimeout.count(), " s; ",
+                       dir_, "/redis.log ends with:\n", LogTail()));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -409,7 +408,6 @@ absl::Status RedisServer::Reap(bool kill_first) {
   } while (r < 0 && errno == EINTR);
   const pid_t pid = pid_;
   pid_ = -1;
-  paused_ = false;
   if (r != pid) {
     return absl::InternalError(
         absl::StrCat("waitpid(", pid, "): ", ErrnoText(errno)));
@@ -427,7 +425,6 @@ absl::Status RedisServer::Stop() {
     const pid_t r = waitpid(pid_, &status, WNOHANG);
     if (r == pid_) {
       pid_ = -1;
-      paused_ = false;
       return absl::OkStatus();
     }
     if (r < 0 && errno != EINTR) return Reap(/*kill_first=*/true);
@@ -439,7 +436,8 @@ absl::Status RedisServer::Stop() {
 absl::Status RedisServer::Kill() { return Reap(/*kill_first=*/true); }
 
 absl::Status RedisServer::Pause() {
-  if (pid_ <= 0) return absl::FailedPreconditionError("redis-server not running");
+  if (pid_ <= 0)
+    return absl::FailedPreconditionError("redis-server not running");
   if (kill(pid_, SIGSTOP) != 0) {
     return absl::InternalError(absl::StrCat("SIGSTOP: ", ErrnoText(errno)));
   }
@@ -451,19 +449,19 @@ absl::Status RedisServer::Pause() {
   } while (r < 0 && errno == EINTR);
   if (r == pid_ && !WIFSTOPPED(status)) {
     pid_ = -1;
-    return absl::InternalError(absl::StrCat(
-        "redis-server exited instead of stopping (", DescribeExit(status), ")"));
+    return absl::InternalError(
+        absl::StrCat("redis-server exited instead of stopping (",
+                     DescribeExit(status), ")"));
   }
-  paused_ = true;
   return absl::OkStatus();
 }
 
 absl::Status RedisServer::Resume() {
-  if (pid_ <= 0) return absl::FailedPreconditionError("redis-server not running");
+  if (pid_ <= 0)
+    return absl::FailedPreconditionError("redis-server not running");
   if (kill(pid_, SIGCONT) != 0) {
     return absl::InternalError(absl::StrCat("SIGCONT: ", ErrnoText(errno)));
   }
-  paused_ = false;
   return absl::OkStatus();
 }
 
@@ -487,13 +485,12 @@ absl::StatusOr<Reply> RedisServer::Command(const std::vector<std::string>& argv,
 std::shared_future<absl::StatusOr<Reply>> RedisServer::CommandInBackground(
     std::vector<std::string> argv) {
   std::shared_future<absl::StatusOr<Reply>> f =
-      std::async(std::launch::async,
-                 [host = host_, port = port_, password = options_.password,
-                  argv = std::move(argv)] {
-                   return RunCommand(host, port, password, 0, argv,
-                                     std::chrono::seconds(60));
-                 })
-          .share();
+      std::async(std::launch::async, [host = host_, port = port_,
+                                      password = options_.password,
+                                      argv = std::move(argv)] {
+        return RunCommand(host, port, password, 0, argv,
+                          std::chrono::seconds(60));
+      }).share();
   background_.push_back(f);
   return f;
 }

@@ -114,7 +114,6 @@ class RedisServer {
   std::string dir_;
   std::string unix_socket_;
   pid_t pid_ = -1;
-  bool paused_ = false;
   std::vector<std::shared_future<absl::StatusOr<Reply>>> background_;
 };
 

@@ -5,6 +5,8 @@
 //
 //   quotactl validate CATALOG
 //   quotactl replay --catalog C --accounts A --trace T [--out F] [--check]
+//   quotactl usage --catalog C --plan P --account ID [--anchor T] [--now T]
+//                  [--redis URL] [--prefix P]
 //
 // Exit status: 0 success, 1 invalid input or failed expectations, 2 usage.
 
@@ -20,17 +22,22 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "fmt/format.h"
 #include "plangate/catalog.h"
 #include "replay.h"
 #include "trace.h"
+#include "usage.h"
 
 namespace {
 
 constexpr char kUsage[] =
     "usage: quotactl validate CATALOG\n"
     "       quotactl replay --catalog FILE --accounts FILE --trace FILE\n"
-    "                       [--out FILE] [--check]\n";
+    "                       [--out FILE] [--check]\n"
+    "       quotactl usage --catalog FILE --plan PLAN --account ID\n"
+    "                      [--anchor TIME] [--now TIME] [--redis URL]\n"
+    "                      [--prefix PREFIX]\n";
 
 // Traces longer than this show a progress bar when stderr is a terminal.
 constexpr size_t kProgressMinEvents = 10'000;
@@ -194,6 +201,91 @@ int Replay(const std::vector<std::string_view>& args) {
   return summary->mismatches.empty() ? 0 : 1;
 }
 
+// quotactl usage: the account's usage report, live from Redis with --redis.
+int UsageCommand(const std::vector<std::string_view>& args) {
+  std::string catalog_path, plan, account, anchor, now, redis_url;
+  std::string prefix = "pg";
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string_view arg = args[i];
+    std::string* target = nullptr;
+    std::string_view name = arg;
+    std::optional<std::string_view> value;
+    if (const size_t eq = arg.find('='); eq != std::string_view::npos) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+    }
+    if (name == "--catalog") {
+      target = &catalog_path;
+    } else if (name == "--plan") {
+      target = &plan;
+    } else if (name == "--account") {
+      target = &account;
+    } else if (name == "--anchor") {
+      target = &anchor;
+    } else if (name == "--now") {
+      target = &now;
+    } else if (name == "--redis") {
+      target = &redis_url;
+    } else if (name == "--prefix") {
+      target = &prefix;
+    } else {
+      return Usage(fmt::format("usage: unknown argument '{}'", arg));
+    }
+    if (!value) {
+      if (i + 1 >= args.size()) {
+        return Usage(fmt::format("usage: {} needs a value", name));
+      }
+      value = args[++i];
+    }
+    if (value->empty()) {
+      return Usage(fmt::format("usage: {} needs a value", name));
+    }
+    *target = std::string(*value);
+  }
+  if (catalog_path.empty()) return Usage("usage: missing --catalog");
+  if (plan.empty()) return Usage("usage: missing --plan");
+  if (account.empty()) return Usage("usage: missing --account");
+
+  // Every line of the message (a catalog may have several problems).
+  auto fail = [](const absl::Status& status) {
+    // Debian's Abseil has its own string_view.
+    const std::string text(status.message());
+    std::string_view message = text;
+    while (!message.empty()) {
+      const size_t nl = message.find('\n');
+      fmt::print(stderr, "quotactl usage: {}\n", message.substr(0, nl));
+      message = nl == std::string_view::npos ? std::string_view()
+                                             : message.substr(nl + 1);
+    }
+    return 1;
+  };
+  plangate::quotactl::UsageQuery query;
+  query.catalog_path = catalog_path;
+  query.plan_id = plan;
+  query.account_id = account;
+  query.redis_url = redis_url;
+  query.key_prefix = prefix;
+  if (!anchor.empty()) {
+    auto ms = plangate::quotactl::ParseInstant("--anchor", anchor);
+    if (!ms.ok()) return fail(ms.status());
+    query.anchor_ms = *ms;
+  }
+  if (!now.empty()) {
+    auto ms = plangate::quotactl::ParseInstant("--now", now);
+    if (!ms.ok()) return fail(ms.status());
+    query.now_ms = *ms;
+  }
+  absl::StatusOr<std::string> report = plangate::quotactl::UsageReport(query);
+  if (!report.ok()) return fail(report.status());
+  std::fputs(report->c_str(), stdout);
+  std::fputc('\n', stdout);
+  if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0) {
+    fmt::print(stderr, "quotactl usage: stdout: write failed\n");
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -207,5 +299,6 @@ int main(int argc, char** argv) {
   }
   if (command == "validate") return Validate(args);
   if (command == "replay") return Replay(args);
+  if (command == "usage") return UsageCommand(args);
   return Usage(fmt::format("unknown command '{}'", command));
 }
