@@ -19,7 +19,8 @@ namespace {
 
 using Json = nlohmann::json;
 
-constexpr std::string_view kUsage = R"(usage: plangate_gateway --catalog FILE --keys FILE [flags]
+constexpr std::string_view kUsage =
+    R"(usage: plangate_gateway --catalog FILE --keys FILE [flags]
        plangate_gateway --serve-mock HOST:PORT [--threads N]
 
 An OpenAI-compatible and MCP reverse proxy that enforces the plans of a
@@ -40,6 +41,9 @@ plangate catalog on every request.
   --redis URL              share counts with other gateways through Redis
                            (redis://[[user]:password@]host[:port][/db])
   --redis-prefix P         Redis key prefix (default pg)
+  --sync-wait-ms N         with --redis, how long a request waits for the
+                           first lease of a counter not synced yet before
+                           it is answered 429 quota_syncing (default 500)
   --upstream-timeout-ms N  per upstream call (default 60000)
   --drain-timeout-ms N     on SIGINT/SIGTERM, how long in-flight requests
                            may take to finish (default 10000)
@@ -91,7 +95,8 @@ std::string SyntaxError(std::string_view text) {
 
 bool ParseInt(std::string_view text, int64_t min, int64_t max, int64_t* out) {
   int64_t v = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  const auto [end, ec] =
+      std::from_chars(text.data(), text.data() + text.size(), v);
   if (ec != std::errc() || end != text.data() + text.size() || v < min ||
       v > max) {
     return false;
@@ -108,7 +113,8 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
     const int err = errno;
     const std::string reason = std::strerror(err);
     if (err == ENOENT) {
-      return absl::NotFoundError(fmt::format("{}: cannot open: {}", path, reason));
+      return absl::NotFoundError(
+          fmt::format("{}: cannot open: {}", path, reason));
     }
     return absl::UnavailableError(
         fmt::format("{}: cannot open: {}", path, reason));
@@ -249,19 +255,19 @@ absl::Status RegisterAccounts(
   for (size_t i = 0; i < accounts.size(); ++i) {
     const plangate::replay::AccountSpec& spec = accounts[i];
     const auto fail = [&](const absl::Status& s) {
-      return absl::InvalidArgumentError(
-          fmt::format("{}:{}: accounts[{}]: {}", file_name, spec.line, i,
-                      std::string(s.message())));
+      return absl::InvalidArgumentError(fmt::format("{}:{}: accounts[{}]: {}",
+                                                    file_name, spec.line, i,
+                                                    std::string(s.message())));
     };
-    absl::Status s = enforcer.UpsertAccount(
-        {.account_id = spec.id,
-         .plan_id = spec.plan,
-         .anchor_ms = spec.anchor_ms,
-         .state = spec.state,
-         .past_due_deadline_ms = spec.past_due_until_ms,
-         .scheduled_plan_id = spec.scheduled_plan,
-         .default_model = spec.default_model,
-         .overrides = spec.overrides});
+    absl::Status s =
+        enforcer.UpsertAccount({.account_id = spec.id,
+                                .plan_id = spec.plan,
+                                .anchor_ms = spec.anchor_ms,
+                                .state = spec.state,
+                                .past_due_deadline_ms = spec.past_due_until_ms,
+                                .scheduled_plan_id = spec.scheduled_plan,
+                                .default_model = spec.default_model,
+                                .overrides = spec.overrides});
     if (!s.ok()) return fail(s);
     if (spec.wallet_micros > 0) {
       auto balance = enforcer.UpdateWallet(
@@ -321,8 +327,7 @@ absl::StatusOr<UpstreamUrl> ParseUpstreamUrl(std::string_view url) {
       slash == std::string_view::npos ? "" : rest.substr(slash);
   while (!path.empty() && path.back() == '/') path.remove_suffix(1);
   if (authority.empty()) {
-    return absl::InvalidArgumentError(
-        fmt::format("no host in {}", Quote(url)));
+    return absl::InvalidArgumentError(fmt::format("no host in {}", Quote(url)));
   }
   UpstreamUrl u;
   u.host_header = std::string(authority);
@@ -358,8 +363,8 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
     std::string_view arg = argv[i];
     std::string_view value;
     bool has_value = false;
-    if (const size_t eq = arg.find('='); arg.starts_with("--") &&
-                                         eq != std::string_view::npos) {
+    if (const size_t eq = arg.find('=');
+        arg.starts_with("--") && eq != std::string_view::npos) {
       value = arg.substr(eq + 1);
       arg = arg.substr(0, eq);
       has_value = true;
@@ -413,10 +418,15 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
     } else if (arg == "--serve-mock") {
       s = string_value(&flags.serve_mock);
     } else if (arg == "--threads") {
-      if (s = int_value(1, 256, &n); s.ok()) flags.threads = static_cast<int>(n);
+      if (s = int_value(1, 256, &n); s.ok())
+        flags.threads = static_cast<int>(n);
     } else if (arg == "--upstream-timeout-ms") {
       if (s = int_value(1, 3'600'000, &n); s.ok()) {
         flags.upstream_timeout = std::chrono::milliseconds(n);
+      }
+    } else if (arg == "--sync-wait-ms") {
+      if (s = int_value(0, 60'000, &n); s.ok()) {
+        flags.sync_wait = std::chrono::milliseconds(n);
       }
     } else if (arg == "--drain-timeout-ms") {
       if (s = int_value(0, 3'600'000, &n); s.ok()) {

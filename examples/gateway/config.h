@@ -112,6 +112,7 @@ struct Flags {
   bool enforce = true;
   std::string redis;  // empty: in-process counts only
   std::string redis_prefix = "pg";
+  std::chrono::milliseconds sync_wait{500};
   std::chrono::milliseconds upstream_timeout{60'000};
   std::chrono::milliseconds drain_timeout{10'000};
   int64_t micros_per_1k_tokens = 1000;

@@ -58,9 +58,10 @@ class EventLog final : public plangate::EventSink {
         "plangate_gateway: event %s account=%s%s%s limit=%s used=%lld/%lld\n",
         e.kind == plangate::ThresholdKind::kSoftNudge ? "soft_nudge"
                                                       : "hard_cap",
-        e.account_id.c_str(), e.subject_id.empty() ? "" : " subject=",
-        e.subject_id.c_str(), e.limit_id.c_str(),
-        static_cast<long long>(e.used), static_cast<long long>(e.limit));
+        e.account_id.c_str(),
+        e.subject_id.empty() ? "" : " subject=", e.subject_id.c_str(),
+        e.limit_id.c_str(), static_cast<long long>(e.used),
+        static_cast<long long>(e.limit));
   }
 };
 
@@ -70,10 +71,9 @@ absl::StatusOr<std::vector<tcp::endpoint>> Resolve(const std::string& host,
   asio::io_context io;
   tcp::resolver resolver(io);
   beast::error_code ec;
-  const auto results =
-      resolver.resolve(host, std::to_string(port),
-                       passive ? tcp::resolver::passive
-                               : tcp::resolver::flags(), ec);
+  const auto results = resolver.resolve(
+      host, std::to_string(port),
+      passive ? tcp::resolver::passive : tcp::resolver::flags(), ec);
   if (ec || results.empty()) {
     return absl::UnavailableError(fmt::format(
         "cannot resolve {}: {}", host, ec ? ec.message() : "no address"));
@@ -117,8 +117,9 @@ int ServeMock(const Flags& flags, int threads) {
   auto mock = MockUpstream::Start(listen->front(), threads);
   if (!mock.ok()) return Fail(mock.status());
   const tcp::endpoint at = (*mock)->local_endpoint();
-  std::printf("plangate_gateway: mock upstream listening on http://%s\n",
-              fmt::format("{}:{}", at.address().to_string(), at.port()).c_str());
+  std::printf(
+      "plangate_gateway: mock upstream listening on http://%s\n",
+      fmt::format("{}:{}", at.address().to_string(), at.port()).c_str());
   std::fflush(stdout);
   asio::io_context control;
   RunUntilSignal(control, nullptr);
@@ -184,13 +185,14 @@ int RunGateway(const Flags& flags, int threads) {
   }
   auto listen = Resolve(flags.listen.host, flags.listen.port, true);
   if (!listen.ok()) {
-    return Fail(absl::UnavailableError(fmt::format(
-        "--listen: {}", std::string(listen.status().message()))));
+    return Fail(absl::UnavailableError(
+        fmt::format("--listen: {}", std::string(listen.status().message()))));
   }
   options.listen = listen->front();
   options.threads = threads;
   options.enforce = flags.enforce;
   options.upstream_timeout = flags.upstream_timeout;
+  options.sync_wait = flags.sync_wait;
 
   // Cluster-wide counts through Redis.
 #ifdef PLANGATE_GATEWAY_WITH_SYNC
@@ -207,8 +209,8 @@ int RunGateway(const Flags& flags, int threads) {
     sync_options.key_prefix = flags.redis_prefix;
     auto started = plangate::RedisSync::Start(**enforcer, sync_options);
     if (!started.ok()) {
-      return Fail(absl::UnavailableError(fmt::format(
-          "--redis: {}", std::string(started.status().message()))));
+      return Fail(absl::UnavailableError(
+          fmt::format("--redis: {}", std::string(started.status().message()))));
     }
     sync = std::move(*started);
   }
@@ -261,8 +263,7 @@ int RunGateway(const Flags& flags, int threads) {
   if (sync) {
     absl::Status drained = sync->Drain(std::chrono::milliseconds(5000));
     std::fprintf(stderr, "plangate_gateway: redis drain: %s\n",
-                 drained.ok() ? "ok"
-                              : std::string(drained.message()).c_str());
+                 drained.ok() ? "ok" : std::string(drained.message()).c_str());
     sync.reset();
   }
 #endif

@@ -3,6 +3,9 @@
 #include "metering.h"
 
 #include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -14,137 +17,208 @@ namespace {
 using Json = nlohmann::json;
 
 constexpr std::string_view kByokFeature = "byok";
+// The largest max_tokens accepted (far above any model's output limit).
+constexpr int64_t kMaxTokensField = 100'000'000;
 constexpr std::array<std::string_view, 1> kByokFeatures = {kByokFeature};
 
-// Finds the few fields ScanReply reports. `depth_` counts the open
-// containers (1 inside the top-level object); `field_` is the key whose
-// value comes next, when it is one of interest.
-class ReplySax final : public nlohmann::json_sax<Json> {
+// A single pass over a JSON document that checks its syntax and reports
+// the few members ScanReply needs, building nothing and allocating nothing
+// (a SAX parse with nlohmann costs ~10x more: it decodes every string).
+// String contents are compared raw: a key spelled with escapes is not
+// recognized, which no upstream does.
+class ReplyWalker {
  public:
-  explicit ReplySax(ReplyScan* out) : out_(out) {}
+  explicit ReplyWalker(std::string_view text)
+      : p_(text.data()), end_(text.data() + text.size()) {}
 
-  bool null() override { return Scalar(/*is_null=*/true); }
-  bool boolean(bool v) override {
-    if (depth_ == 2 && in_result_ && field_ == Field::kIsError && v) {
-      out_->result_is_error = true;
+  // The whole text must be one JSON object.
+  bool Scan(ReplyScan* out) {
+    if (!Consume('{')) return false;
+    if (!Consume('}')) {
+      do {
+        std::string_view key;
+        if (!String(&key) || !Consume(':')) return false;
+        if (!TopLevelMember(key, out)) return false;
+      } while (Consume(','));
+      if (!Consume('}')) return false;
     }
-    return Scalar(false);
-  }
-  bool number_integer(number_integer_t v) override {
-    Number(static_cast<int64_t>(v));
-    return Scalar(false);
-  }
-  bool number_unsigned(number_unsigned_t v) override {
-    Number(static_cast<int64_t>(
-        std::min<number_unsigned_t>(v, std::numeric_limits<int64_t>::max())));
-    return Scalar(false);
-  }
-  bool number_float(number_float_t, const string_t&) override {
-    return Scalar(false);
-  }
-  bool string(string_t&) override { return Scalar(false); }
-  bool binary(binary_t&) override { return Scalar(false); }
-  bool start_object(std::size_t) override {
-    if (depth_ == 1) {
-      if (field_ == Field::kUsage) {
-        in_usage_ = true;
-        usage_.emplace();
-      }
-      if (field_ == Field::kResult) in_result_ = true;
-    }
-    return Open();
-  }
-  bool start_array(std::size_t) override { return Open(); }
-  bool end_object() override { return Close(); }
-  bool end_array() override { return Close(); }
-  bool key(string_t& k) override {
-    field_ = Field::kNone;
-    if (depth_ == 1) {
-      if (k == "usage") field_ = Field::kUsage;
-      if (k == "result") field_ = Field::kResult;
-      if (k == "error") field_ = Field::kError;
-    } else if (depth_ == 2 && in_usage_) {
-      if (k == "prompt_tokens") field_ = Field::kPrompt;
-      if (k == "completion_tokens") field_ = Field::kCompletion;
-      if (k == "total_tokens") field_ = Field::kTotal;
-    } else if (depth_ == 2 && in_result_) {
-      if (k == "isError") field_ = Field::kIsError;
-    }
-    return true;
-  }
-  bool parse_error(std::size_t, const std::string&,
-                   const nlohmann::detail::exception&) override {
-    return false;
-  }
-
-  // After a successful parse: publish the usage, if any.
-  void Finish() {
-    if (!usage_) return;
-    if (usage_->total_tokens == 0) {
-      usage_->total_tokens = usage_->prompt_tokens + usage_->completion_tokens;
-    }
-    out_->usage = usage_;
+    Ws();
+    return p_ == end_;
   }
 
  private:
-  enum class Field {
-    kNone,
-    kUsage,
-    kResult,
-    kError,
-    kPrompt,
-    kCompletion,
-    kTotal,
-    kIsError,
-  };
+  static constexpr int kMaxDepth = 128;
 
-  // A value starts in the container at depth_: note top-level "result" and
-  // non-null "error" members.
-  void Begin(bool is_null) {
-    if (depth_ == 1) {
-      if (field_ == Field::kResult) out_->has_result = true;
-      if (field_ == Field::kError && !is_null) out_->has_error = true;
+  bool TopLevelMember(std::string_view key, ReplyScan* out) {
+    const char next = Peek();
+    if (key == "usage" && next == '{') return Usage(out);
+    if (key == "result") {
+      out->has_result = true;
+      return next == '{' ? Result(out) : Skip(1);
     }
-    field_ = Field::kNone;
-  }
-  bool Scalar(bool is_null) {
-    Begin(is_null);
-    return true;
-  }
-  bool Open() {
-    Begin(false);
-    ++depth_;
-    return true;
-  }
-  bool Close() {
-    if (--depth_ == 1) {
-      in_usage_ = false;
-      in_result_ = false;
+    if (key == "error") {
+      if (next == 'n') return Literal("null");
+      out->has_error = true;
     }
-    field_ = Field::kNone;
-    return true;
-  }
-  void Number(int64_t v) {
-    if (depth_ != 2 || !in_usage_ || v < 0) return;
-    if (field_ == Field::kPrompt) usage_->prompt_tokens = v;
-    if (field_ == Field::kCompletion) usage_->completion_tokens = v;
-    if (field_ == Field::kTotal) usage_->total_tokens = v;
+    return Skip(1);
   }
 
-  ReplyScan* out_;
-  int depth_ = 0;
-  Field field_ = Field::kNone;
-  bool in_usage_ = false;
-  bool in_result_ = false;
-  std::optional<TokenUsage> usage_;
+  bool Usage(ReplyScan* out) {
+    TokenUsage usage;
+    if (!Object(2, [&](std::string_view key) {
+          int64_t* field = key == "prompt_tokens" ? &usage.prompt_tokens
+                           : key == "completion_tokens"
+                               ? &usage.completion_tokens
+                           : key == "total_tokens" ? &usage.total_tokens
+                                                   : nullptr;
+          if (field == nullptr) return Skip(2);
+          std::optional<int64_t> n;
+          if (!Number(&n)) return Skip(2);
+          if (n && *n >= 0) *field = std::min(*n, plangate::kMaxCount);
+          return true;
+        })) {
+      return false;
+    }
+    if (usage.total_tokens == 0) {
+      usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+    }
+    out->usage = usage;
+    return true;
+  }
+
+  bool Result(ReplyScan* out) {
+    return Object(2, [&](std::string_view key) {
+      if (key == "isError" && Peek() == 't') {
+        if (!Literal("true")) return false;
+        out->result_is_error = true;
+        return true;
+      }
+      return Skip(2);
+    });
+  }
+
+  // An object whose members `member(key)` consumes the value of.
+  template <typename Member>
+  bool Object(int depth, Member member) {
+    if (depth > kMaxDepth || !Consume('{')) return false;
+    if (Consume('}')) return true;
+    do {
+      std::string_view key;
+      if (!String(&key) || !Consume(':') || !member(key)) return false;
+    } while (Consume(','));
+    return Consume('}');
+  }
+
+  // Any value, at nesting `depth`.
+  bool Skip(int depth) {
+    switch (Peek()) {
+      case '{':
+        return Object(depth, [&](std::string_view) { return Skip(depth + 1); });
+      case '[':
+        if (depth > kMaxDepth) return false;
+        ++p_;
+        if (Consume(']')) return true;
+        do {
+          if (!Skip(depth + 1)) return false;
+        } while (Consume(','));
+        return Consume(']');
+      case '"': {
+        std::string_view unused;
+        return String(&unused);
+      }
+      case 't':
+        return Literal("true");
+      case 'f':
+        return Literal("false");
+      case 'n':
+        return Literal("null");
+      default: {
+        std::optional<int64_t> unused;
+        return Number(&unused);
+      }
+    }
+  }
+
+  // A string's raw contents (escapes left as they are; control characters
+  // are not checked for).
+  bool String(std::string_view* out) {
+    if (Peek() != '"') return false;
+    const char* start = ++p_;
+    for (;;) {
+      const auto* quote = static_cast<const char*>(
+          std::memchr(p_, '"', static_cast<size_t>(end_ - p_)));
+      if (quote == nullptr) return false;
+      // The quote ends the string unless an odd run of backslashes
+      // precedes it.
+      const char* q = quote;
+      while (q > start && q[-1] == '\\') --q;
+      p_ = quote + 1;
+      if ((quote - q) % 2 == 0) {
+        *out = std::string_view(start, static_cast<size_t>(quote - start));
+        return true;
+      }
+    }
+  }
+
+  // A number; `integer` is set when it has no fraction or exponent.
+  bool Number(std::optional<int64_t>* integer) {
+    Ws();
+    const char* start = p_;
+    bool whole = true;
+    while (p_ < end_ &&
+           (std::isdigit(static_cast<unsigned char>(*p_)) || *p_ == '-' ||
+            *p_ == '+' || *p_ == '.' || *p_ == 'e' || *p_ == 'E')) {
+      whole &= *p_ != '.' && *p_ != 'e' && *p_ != 'E';
+      ++p_;
+    }
+    if (p_ == start) return false;
+    if (whole) {
+      int64_t v = 0;
+      const auto [ptr, ec] = std::from_chars(start, p_, v);
+      if (ec == std::errc::result_out_of_range) {
+        v = *start == '-' ? 0 : std::numeric_limits<int64_t>::max();
+      } else if (ec != std::errc() || ptr != p_) {
+        return false;
+      }
+      *integer = v;
+    }
+    return true;
+  }
+
+  bool Literal(std::string_view word) {
+    Ws();
+    if (static_cast<size_t>(end_ - p_) < word.size() ||
+        std::string_view(p_, word.size()) != word) {
+      return false;
+    }
+    p_ += word.size();
+    return true;
+  }
+
+  void Ws() {
+    while (p_ < end_ &&
+           (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) {
+      ++p_;
+    }
+  }
+  char Peek() {
+    Ws();
+    return p_ < end_ ? *p_ : '\0';
+  }
+  bool Consume(char c) {
+    if (Peek() != c) return false;
+    ++p_;
+    return true;
+  }
+
+  const char* p_;
+  const char* end_;
 };
 
 // Scans one JSON document into `scan`; false when it is not JSON.
 bool ScanJson(std::string_view text, ReplyScan* scan) {
   ReplyScan one;
-  ReplySax sax(&one);
-  if (!Json::sax_parse(text, &sax)) return false;
-  sax.Finish();
+  if (!ReplyWalker(text).Scan(&one)) return false;
   scan->valid = true;
   scan->has_result |= one.has_result;
   scan->has_error |= one.has_error;
@@ -159,9 +233,10 @@ absl::Status ReadCount(const Json& body, const char* field,
                        std::optional<int64_t>* out) {
   const auto it = body.find(field);
   if (it == body.end() || it->is_null()) return absl::OkStatus();
-  if (!it->is_number_integer() || it->get<int64_t>() < 0) {
-    return absl::InvalidArgumentError(
-        fmt::format("{}: must be a non-negative integer", field));
+  if (!it->is_number_integer() || it->get<int64_t>() < 0 ||
+      it->get<int64_t>() > kMaxTokensField) {
+    return absl::InvalidArgumentError(fmt::format(
+        "{}: must be an integer in [0, {}]", field, kMaxTokensField));
   }
   *out = it->get<int64_t>();
   return absl::OkStatus();
@@ -177,13 +252,15 @@ int64_t PromptTextBytes(const Json& messages) {
     const auto content = m.find("content");
     if (content == m.end()) continue;
     if (content->is_string()) {
-      bytes += static_cast<int64_t>(content->get_ref<const std::string&>().size());
+      bytes +=
+          static_cast<int64_t>(content->get_ref<const std::string&>().size());
     } else if (content->is_array()) {
       for (const Json& part : *content) {
         if (!part.is_object()) continue;
         const auto text = part.find("text");
         if (text != part.end() && text->is_string()) {
-          bytes += static_cast<int64_t>(text->get_ref<const std::string&>().size());
+          bytes +=
+              static_cast<int64_t>(text->get_ref<const std::string&>().size());
         }
       }
     }
@@ -285,8 +362,7 @@ absl::StatusOr<McpRequestInfo> ParseMcpRequest(std::string_view body) {
   return info;
 }
 
-Metering::Metering(const plangate::Enforcer& enforcer,
-                   MeteringOptions options)
+Metering::Metering(const plangate::Enforcer& enforcer, MeteringOptions options)
     : options_(options) {
   for (const char* name : {"tokens", "ai_tokens"}) {
     if ((tokens_ = enforcer.MeterId(name)) >= 0) {
@@ -304,15 +380,18 @@ Metering::Metering(const plangate::Enforcer& enforcer,
 }
 
 int64_t Metering::CostMicros(int64_t tokens) const {
+  const int64_t price = options_.micros_per_1k_tokens;
+  if (tokens <= 0 || price <= 0) return 0;
+  // Saturates at the largest count plangate holds rather than overflow.
+  if (tokens > plangate::kMaxCount / price) return plangate::kMaxCount;
   // Round up: a fraction of a micro-unit is still charged.
-  return (tokens * options_.micros_per_1k_tokens + 999) / 1000;
+  return (tokens * price + 999) / 1000;
 }
 
 Charge Metering::ChatEstimate(const ChatRequestInfo& chat,
                               const KeyRecord& key) const {
-  const int64_t tokens =
-      (chat.prompt_bytes + 3) / 4 +
-      chat.max_tokens.value_or(options_.default_max_tokens);
+  const int64_t tokens = (chat.prompt_bytes + 3) / 4 +
+                         chat.max_tokens.value_or(options_.default_max_tokens);
   Charge c;
   c.Add(tokens_, tokens);
   const int64_t cost = key.byok ? 0 : CostMicros(tokens);
@@ -323,9 +402,10 @@ Charge Metering::ChatEstimate(const ChatRequestInfo& chat,
 
 Charge Metering::ChatActual(const TokenUsage& usage,
                             const KeyRecord& key) const {
+  const int64_t tokens = std::min(usage.total_tokens, plangate::kMaxCount);
   Charge c;
-  c.Add(tokens_, usage.total_tokens);
-  const int64_t cost = key.byok ? 0 : CostMicros(usage.total_tokens);
+  c.Add(tokens_, tokens);
+  const int64_t cost = key.byok ? 0 : CostMicros(tokens);
   c.Add(cost_, cost);
   if (key.prepaid) c.wallet_micros = cost;
   return c;
@@ -344,11 +424,10 @@ std::span<const std::string_view> Metering::Features(
 }
 
 std::string Metering::Describe() const {
-  return fmt::format("tokens={} cost={} tool_calls={} byok_feature={}",
-                     tokens_ >= 0 ? tokens_name_ : "-",
-                     cost_ >= 0 ? "cost_micros" : "-",
-                     tool_calls_ >= 0 ? "tool_calls" : "-",
-                     byok_gated_ ? "yes" : "no");
+  return fmt::format(
+      "tokens={} cost={} tool_calls={} byok_feature={}",
+      tokens_ >= 0 ? tokens_name_ : "-", cost_ >= 0 ? "cost_micros" : "-",
+      tool_calls_ >= 0 ? "tool_calls" : "-", byok_gated_ ? "yes" : "no");
 }
 
 }  // namespace gateway

@@ -15,9 +15,10 @@
 // the feature "byok" when some plan of the catalog lists it, so plans
 // without it answer 402 feature_not_in_plan naming the plan to upgrade to.
 //
-// The parsers here never throw and never allocate more than the JSON they
-// read; the response scanners use nlohmann's SAX interface, so a large
-// upstream reply is not built into a document just to find its usage.
+// The parsers here never throw. Request bodies are parsed with nlohmann
+// into a document (the gateway validates them anyway); upstream replies are
+// only walked once, without building or allocating anything, to find their
+// usage and outcome: that walk is part of enforcement's cost per request.
 //
 // Thread safety: Metering is immutable after construction; the functions
 // are pure.
@@ -65,10 +66,10 @@ struct TokenUsage {
 
 // What a JSON-RPC or OpenAI reply says, found without building a document.
 struct ReplyScan {
-  bool valid = false;         // parsed as JSON (an SSE reply: some event did)
-  bool has_result = false;    // top-level "result"
-  bool has_error = false;     // top-level "error" that is not null
-  bool result_is_error = false;  // "result": {"isError": true} (MCP)
+  bool valid = false;       // parsed as JSON (an SSE reply: some event did)
+  bool has_result = false;  // top-level "result"
+  bool has_error = false;   // top-level "error" that is not null
+  bool result_is_error = false;     // "result": {"isError": true} (MCP)
   std::optional<TokenUsage> usage;  // top-level "usage" object
 };
 
@@ -80,7 +81,7 @@ ReplyScan ScanReply(std::string_view body, bool event_stream);
 // A JSON-RPC 2.0 request to the MCP endpoint.
 struct McpRequestInfo {
   std::string method;
-  nlohmann::json id;  // null when absent
+  nlohmann::json id;          // null when absent
   bool notification = false;  // no "id": no reply is expected
   std::string tool;           // params.name of a tools/call
 };

@@ -4,12 +4,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/this_coro.hpp>
 #include <chrono>
 #include <cstdint>
 #include <string>
 #include <utility>
-
-#include <boost/asio/this_coro.hpp>
 
 #include "fmt/format.h"
 #include "metering.h"  // PromptTextBytes
@@ -157,17 +156,18 @@ void Mcp(const Request& req, Response& res) {
     const Json args = params.value("arguments", Json::object());
     if (tool == "echo") {
       const auto text = args.find("text");
-      out["result"] = TextResult(
-          text != args.end() && text->is_string() ? text->get<std::string>()
-                                                  : "",
-          false);
+      out["result"] = TextResult(text != args.end() && text->is_string()
+                                     ? text->get<std::string>()
+                                     : "",
+                                 false);
     } else if (tool == "add") {
       const double a = args.value("a", 0.0), b = args.value("b", 0.0);
       out["result"] = TextResult(fmt::format("{}", a + b), false);
     } else if (tool == "fail") {
       out["result"] = TextResult("the tool failed (on purpose)", true);
     } else {
-      return rpc_error(-32602, fmt::format("unknown tool {}", Json(tool).dump()));
+      return rpc_error(-32602,
+                       fmt::format("unknown tool {}", Json(tool).dump()));
     }
   } else {
     return rpc_error(-32601, fmt::format("method not found: {}", method));
@@ -237,10 +237,9 @@ absl::StatusOr<std::unique_ptr<MockUpstream>> MockUpstream::Start(
   if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
   if (!ec) mock->local_ = a.local_endpoint(ec);
   if (ec) {
-    return absl::UnavailableError(
-        fmt::format("mock upstream: cannot listen on {}:{}: {}",
-                    endpoint.address().to_string(), endpoint.port(),
-                    ec.message()));
+    return absl::UnavailableError(fmt::format(
+        "mock upstream: cannot listen on {}:{}: {}",
+        endpoint.address().to_string(), endpoint.port(), ec.message()));
   }
   asio::co_spawn(mock->ioc_, Accept(a), asio::detached);
   for (int i = 0; i < std::max(1, threads); ++i) {

@@ -11,8 +11,11 @@
 #ifndef PLANGATE_EXAMPLES_GATEWAY_NET_H_
 #define PLANGATE_EXAMPLES_GATEWAY_NET_H_
 
-// Boost 1.74's awaitable.hpp uses std::exchange without including <utility>.
+// Boost 1.74's awaitable.hpp uses std::exchange without including <utility>,
+// so <utility> goes first.
+// clang-format off
 #include <utility>
+// clang-format on
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>

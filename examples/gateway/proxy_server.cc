@@ -2,16 +2,17 @@
 
 #include "proxy_server.h"
 
+#include <algorithm>
 #include <array>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <future>
 #include <optional>
 #include <string_view>
 #include <thread>
 #include <unordered_set>
 #include <utility>
-
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/beast/http/empty_body.hpp>
 
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
@@ -52,8 +53,7 @@ constexpr std::array<std::string_view, kNumRoutes> kRouteNames = {
 class Counter {
  public:
   void Add(uint64_t n = 1) {
-    v_.store(v_.load(std::memory_order_relaxed) + n,
-             std::memory_order_relaxed);
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
   uint64_t Get() const { return v_.load(std::memory_order_relaxed); }
 
@@ -76,18 +76,16 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 void JsonError(Response& res, http::status status, std::string_view message,
                std::string_view type, std::string_view code) {
   Json body;
-  body["error"] = {{"message", message},
-                   {"type", type},
-                   {"code", code},
-                   {"param", nullptr}};
+  body["error"] = {
+      {"message", message}, {"type", type}, {"code", code}, {"param", nullptr}};
   res.result(status);
   res.set(http::field::content_type, "application/json");
   res.body() = body.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 // A JSON-RPC 2.0 error reply.
-void JsonRpcError(Response& res, http::status status, const Json& id,
-                  int code, std::string_view message, Json data = nullptr) {
+void JsonRpcError(Response& res, http::status status, const Json& id, int code,
+                  std::string_view message, Json data = nullptr) {
   Json body = {{"jsonrpc", "2.0"}, {"id", id}};
   body["error"] = {{"code", code}, {"message", message}};
   if (!data.is_null()) body["error"]["data"] = std::move(data);
@@ -97,8 +95,8 @@ void JsonRpcError(Response& res, http::status status, const Json& id,
 }
 
 // plangate's headers (rate limits, Retry-After, warnings) onto a response.
-void AddPlangateHeaders(const plangate::HttpRendering& rendering,
-                        Response& res, bool with_content_type) {
+void AddPlangateHeaders(const plangate::HttpRendering& rendering, Response& res,
+                        bool with_content_type) {
   for (const plangate::HttpHeader& h : rendering.headers()) {
     if (!with_content_type && EqualsIgnoreCase(h.name, "Content-Type")) {
       continue;
@@ -151,8 +149,8 @@ struct ProxyServer::Worker {
   struct Stats {
     std::array<Counter, kNumRoutes> requests;
     std::array<Counter, 600> responses;  // by status code
-    Counter checks;           // Enforcer::Check calls
-    Counter denials;          // ... that denied
+    Counter checks;                      // Enforcer::Check calls
+    Counter denials;                     // ... that denied
     Counter commits;          // reservations settled with the actual usage
     Counter refunds;          // ... refunded (upstream failed)
     Counter upstream_errors;  // no answer, or a 5xx
@@ -412,12 +410,12 @@ awaitable<UpstreamResult> ProxyServer::CallUpstream(Worker& w, Request& req) {
 void ProxyServer::Relay(Worker&, UpstreamResult& up, Response& res) const {
   if (up.ec) {
     const bool timeout = up.ec == beast::error::timeout;
-    JsonError(res,
-              timeout ? http::status::gateway_timeout : http::status::bad_gateway,
-              fmt::format("upstream {}: {}", timeout ? "timed out" : "failed",
-                          up.ec.message()),
-              "server_error",
-              timeout ? "upstream_timeout" : "upstream_unavailable");
+    JsonError(
+        res,
+        timeout ? http::status::gateway_timeout : http::status::bad_gateway,
+        fmt::format("upstream {}: {}", timeout ? "timed out" : "failed",
+                    up.ec.message()),
+        "server_error", timeout ? "upstream_timeout" : "upstream_unavailable");
     return;
   }
   if (up.response.result_int() >= 500) {
@@ -449,9 +447,8 @@ awaitable<void> ProxyServer::ChatCompletions(Worker& w, Request& req,
 
   // Check: may this request go upstream?
   Clock::time_point t0 = Clock::now();
-  const int64_t now_ms = plangate::SystemClock::Default()->NowMs();
   const Charge estimate = metering_.ChatEstimate(*chat, *key);
-  const plangate::Decision d = enforcer_.Check({
+  plangate::CheckRequest check = {
       .account_id = key->account,
       .project_id = key->project,
       .key_id = key->id,
@@ -462,9 +459,15 @@ awaitable<void> ProxyServer::ChatCompletions(Worker& w, Request& req,
       .features = metering_.Features(*key),
       .wallet_micros = estimate.wallet_micros,
       .amounts = estimate.span(),
-      .now_ms = now_ms,
-  });
-  const plangate::HttpRendering rendering(d, now_ms);
+      .now_ms = plangate::SystemClock::Default()->NowMs(),
+  };
+  plangate::Decision d = enforcer_.Check(check);
+  if (d.deny == plangate::DenyKind::kSyncing) {
+    const Clock::duration before = Clock::now() - t0;
+    co_await WaitForSync(check, d);
+    t0 = Clock::now() - before;  // the wait is not plangate's CPU time
+  }
+  const plangate::HttpRendering rendering(d, check.now_ms);
   w.stats.checks.Add();
   if (!d.admitted()) {
     Deny(rendering, res);
@@ -486,11 +489,11 @@ awaitable<void> ProxyServer::ChatCompletions(Worker& w, Request& req,
         ScanReply(up.response.body(), IsEventStream(up.response));
     if (scan.usage) {
       const Charge actual = metering_.ChatActual(*scan.usage, *key);
-      enforcer_.Commit({.reservation = d.reservation,
-                        .success = true,
-                        .actual = actual.span(),
-                        .wallet_micros = key->prepaid ? actual.wallet_micros
-                                                      : int64_t{-1}});
+      enforcer_.Commit(
+          {.reservation = d.reservation,
+           .success = true,
+           .actual = actual.span(),
+           .wallet_micros = key->prepaid ? actual.wallet_micros : int64_t{-1}});
     } else {
       // No usage block: the estimate stands.
       enforcer_.Commit({.reservation = d.reservation, .success = true});
@@ -503,12 +506,30 @@ awaitable<void> ProxyServer::ChatCompletions(Worker& w, Request& req,
   AddPlangateHeaders(rendering, res, /*with_content_type=*/false);
 }
 
+awaitable<void> ProxyServer::WaitForSync(plangate::CheckRequest& check,
+                                         plangate::Decision& d) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  std::chrono::milliseconds delay(2), waited(0);
+  while (d.deny == plangate::DenyKind::kSyncing &&
+         waited < options_.sync_wait) {
+    timer.expires_after(delay);
+    beast::error_code ec;
+    co_await timer.async_wait(Await(ec));
+    if (ec) co_return;
+    waited += delay;
+    delay = std::min(delay * 2, std::chrono::milliseconds(100));
+    check.now_ms = plangate::SystemClock::Default()->NowMs();
+    d = enforcer_.Check(check);
+  }
+}
+
 awaitable<void> ProxyServer::Mcp(Worker& w, Request& req, Response& res) {
   const KeyRecord* key = Authenticate(req, res);
   if (key == nullptr) co_return;
   const absl::StatusOr<McpRequestInfo> rpc = ParseMcpRequest(req.body());
   if (!rpc.ok()) {
-    const bool not_json = rpc.status().message() == "request body is not valid JSON";
+    const bool not_json =
+        rpc.status().message() == "request body is not valid JSON";
     JsonRpcError(res, http::status::bad_request, nullptr,
                  not_json ? -32700 : -32600,
                  std::string(rpc.status().message()));
@@ -523,9 +544,8 @@ awaitable<void> ProxyServer::Mcp(Worker& w, Request& req, Response& res) {
   }
 
   Clock::time_point t0 = Clock::now();
-  const int64_t now_ms = plangate::SystemClock::Default()->NowMs();
   const Charge charge = metering_.ToolCall();
-  const plangate::Decision d = enforcer_.Check({
+  plangate::CheckRequest check = {
       .account_id = key->account,
       .project_id = key->project,
       .key_id = key->id,
@@ -534,9 +554,15 @@ awaitable<void> ProxyServer::Mcp(Worker& w, Request& req, Response& res) {
       .byok = key->byok,
       .features = metering_.Features(*key),
       .amounts = charge.span(),
-      .now_ms = now_ms,
-  });
-  const plangate::HttpRendering rendering(d, now_ms);
+      .now_ms = plangate::SystemClock::Default()->NowMs(),
+  };
+  plangate::Decision d = enforcer_.Check(check);
+  if (d.deny == plangate::DenyKind::kSyncing) {
+    const Clock::duration before = Clock::now() - t0;
+    co_await WaitForSync(check, d);
+    t0 = Clock::now() - before;
+  }
+  const plangate::HttpRendering rendering(d, check.now_ms);
   w.stats.checks.Add();
   if (!d.admitted()) {
     // The JSON-RPC error carries plangate's error object as its data.
@@ -579,11 +605,11 @@ void ProxyServer::Usage(Worker&, const Request& req, Response& res) {
   const absl::StatusOr<plangate::AccountUsage> usage =
       enforcer_.Usage(key->account);
   if (!usage.ok()) {
-    JsonError(res, http::status::not_found,
-              fmt::format("no usage for account {}: {}",
-                          Json(key->account).dump(),
-                          std::string(usage.status().message())),
-              "invalid_request_error", "unknown_account");
+    JsonError(
+        res, http::status::not_found,
+        fmt::format("no usage for account {}: {}", Json(key->account).dump(),
+                    std::string(usage.status().message())),
+        "invalid_request_error", "unknown_account");
     return;
   }
   res.set(http::field::content_type, "application/json");
@@ -639,11 +665,11 @@ std::string ProxyServer::MetricsText() const {
           [](const Worker::Stats& s) { return s.upstream_errors.Get(); });
   metric("plangate_gateway_enforce_seconds_total", "counter",
          "Time spent in Check, rendering, usage parsing and Commit.");
-  out += fmt::format(
-      "plangate_gateway_enforce_seconds_total {:.9f}\n",
-      static_cast<double>(sum([](const Worker::Stats& s) {
-        return s.enforce_ns.Get();
-      })) * 1e-9);
+  out += fmt::format("plangate_gateway_enforce_seconds_total {:.9f}\n",
+                     static_cast<double>(sum([](const Worker::Stats& s) {
+                       return s.enforce_ns.Get();
+                     })) *
+                         1e-9);
   metric("plangate_gateway_upstream_connections_opened_total", "counter",
          "Connections opened to the upstream (kept alive and reused).");
   out += fmt::format("plangate_gateway_upstream_connections_opened_total {}\n",
@@ -682,8 +708,7 @@ std::string ProxyServer::MetricsText() const {
   value("plangate_capacity_denials_total", "counter",
         "Checks denied because a table was full.", st.capacity_denials);
   value("plangate_unreserved_admits_total", "counter",
-        "Admitted while the reservation table was full.",
-        st.unreserved_admits);
+        "Admitted while the reservation table was full.", st.unreserved_admits);
   value("plangate_events_delivered_total", "counter",
         "Threshold events delivered.", st.events_delivered);
   value("plangate_events_dropped_total", "counter",

@@ -42,8 +42,8 @@
 #include "config.h"
 #include "metering.h"
 #include "net.h"
-#include "upstream.h"
 #include "plangate/enforcer.h"
+#include "upstream.h"
 
 namespace gateway {
 
@@ -56,6 +56,10 @@ struct ProxyOptions {
   std::vector<tcp::endpoint> upstream_endpoints;  // resolved
   std::chrono::milliseconds upstream_timeout{60'000};
   std::string upstream_authorization;  // Authorization header value, or ""
+  // With cluster sync, a counter this instance has not synced yet answers
+  // 429 quota_syncing until its first lease arrives (a round trip or two);
+  // the request waits that long, re-checking, rather than fail.
+  std::chrono::milliseconds sync_wait{500};
 };
 
 class ProxyServer {
@@ -93,6 +97,10 @@ class ProxyServer {
   awaitable<void> Route(Worker& w, Request& req, Response& res);
   awaitable<void> ChatCompletions(Worker& w, Request& req, Response& res);
   awaitable<void> Mcp(Worker& w, Request& req, Response& res);
+  // Re-checks `check` (with a fresh now_ms) while `d` is 429 quota_syncing,
+  // with backoff, for up to options_.sync_wait.
+  awaitable<void> WaitForSync(plangate::CheckRequest& check,
+                              plangate::Decision& d);
   void Usage(Worker& w, const Request& req, Response& res);
   std::string MetricsText() const;
 

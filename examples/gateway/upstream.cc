@@ -2,9 +2,8 @@
 
 #include "upstream.h"
 
-#include <utility>
-
 #include <boost/beast/core/error.hpp>
+#include <utility>
 
 namespace gateway {
 namespace {
@@ -15,8 +14,7 @@ constexpr size_t kMaxResponseBody = 64 << 20;  // 64 MiB
 // before reading our request".
 bool ClosedWhileIdle(const beast::error_code& ec) {
   return ec == http::error::end_of_stream || ec == asio::error::eof ||
-         ec == asio::error::connection_reset ||
-         ec == asio::error::broken_pipe;
+         ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
 }
 
 }  // namespace
@@ -43,7 +41,8 @@ awaitable<std::unique_ptr<UpstreamPool::Connection>> UpstreamPool::Connect(
   conn->stream.expires_after(timeout_);
   co_await conn->stream.async_connect(endpoints_, Await(ec));
   if (ec) co_return nullptr;
-  ++opened_;
+  opened_.store(opened_.load(std::memory_order_relaxed) + 1,
+                std::memory_order_relaxed);
   conn->stream.socket().set_option(tcp::no_delay(true), ec);
   ec = {};
   co_return conn;

@@ -19,6 +19,7 @@
 #ifndef PLANGATE_EXAMPLES_GATEWAY_UPSTREAM_H_
 #define PLANGATE_EXAMPLES_GATEWAY_UPSTREAM_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -47,8 +48,10 @@ class UpstreamPool {
   // and reads the whole response, within the timeout.
   awaitable<UpstreamResult> RoundTrip(const Request& request);
 
-  // Connections opened so far (a pool that works opens few).
-  uint64_t connections_opened() const { return opened_; }
+  // Connections opened so far (a pool that works opens few). Any thread.
+  uint64_t connections_opened() const {
+    return opened_.load(std::memory_order_relaxed);
+  }
 
  private:
   struct Connection;
@@ -60,7 +63,7 @@ class UpstreamPool {
   std::chrono::milliseconds timeout_;
   size_t max_idle_;
   std::vector<std::unique_ptr<Connection>> idle_;
-  uint64_t opened_ = 0;
+  std::atomic<uint64_t> opened_{0};  // written on the pool's thread only
 };
 
 }  // namespace gateway

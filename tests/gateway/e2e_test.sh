@@ -8,6 +8,8 @@
 # DATA_DIR holds catalog.json, keys.json and accounts.json (tests/gateway/
 # data). Every account there serves one case below, so the cases do not
 # depend on each other's counts. Exits 0 when every check passed.
+# NAME_port and NAME_pid are set by start_gateway (lib.sh).
+# shellcheck disable=SC2154
 set -euo pipefail
 
 GATEWAY=${1:?usage: e2e_test.sh PLANGATE_GATEWAY DATA_DIR [WITH_SYNC]}

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by the gateway's end-to-end tests (sourced, not run).
 #
 # A test sets `tmp` (a scratch directory) and calls:
@@ -14,21 +15,27 @@
 #   expect_status N, expect_eq WHAT EXPECTED ACTUAL, expect_match WHAT REGEX
 #   ACTUAL, fail MESSAGE         checks; a failure prints the gateway logs
 #                                and exits 1
-#   stop_all                     SIGTERM every gateway started, then wait
+#   stop_all                     SIGTERM every process started, wait, and
+#                                fail unless each exited with status 0
 # and sets an EXIT trap that kills whatever is still running.
 
 pids=()
 checks=0
 
 stop_all() {
-  local pid
+  local pid rc failed=()
   for pid in "${pids[@]}"; do
     kill -TERM "$pid" 2>/dev/null || true
   done
   for pid in "${pids[@]}"; do
-    wait "$pid" 2>/dev/null || true
+    rc=0
+    wait "$pid" 2>/dev/null || rc=$?
+    # 127: already reaped by the test itself.
+    ((rc == 0 || rc == 127)) || failed+=("pid $pid exited with status $rc")
   done
   pids=()
+  # A sanitizer report (a leak at exit, a race) shows up as a bad status.
+  ((${#failed[@]} == 0)) || fail "after SIGTERM: ${failed[*]}"
 }
 
 cleanup() {

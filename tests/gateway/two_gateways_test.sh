@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Two plangate_gateway processes on one Redis share their counts: a monthly
 # cap of 10 requests (plan "shared" of tests/gateway/data) holds across
-# both under concurrent load, both report the cluster's total, and a
-# gateway stopped with SIGTERM drains its last usage to Redis first.
+# both under concurrent load, both report the cluster's total, and what a
+# gateway admitted just before SIGTERM reaches Redis (it drains on exit)
+# and counts at the other gateway.
 #
 #   two_gateways_test.sh PLANGATE_GATEWAY DATA_DIR
 #
@@ -11,6 +12,8 @@
 # upstream process both gateways forward to. Needs a gateway built with
 # PLANGATE_GATEWAY_WITH_SYNC. Exit 0: passed; 1: failed; 77: no
 # redis-server (skipped).
+# NAME_port and NAME_pid are set by start_gateway (lib.sh).
+# shellcheck disable=SC2154
 set -euo pipefail
 
 GATEWAY=${1:?usage: two_gateways_test.sh PLANGATE_GATEWAY DATA_DIR}
@@ -132,7 +135,11 @@ rc=0
 wait "$a_pid" || rc=$?
 expect_eq "gateway a exit status" 0 "$rc"
 grep -q 'redis drain: ok' "$tmp/a.log" || fail "gateway a did not drain to Redis"
-settles "$b" sk-drain 3
+# b has not checked acct-drain yet, so it holds no counter for it: its
+# first request there syncs the counter and finds a's 3 in Redis.
+call POST "$b/v1/chat/completions" sk-drain "$body"
+expect_status 200 "the first acct-drain request on b"
+settles "$b" sk-drain 4
 
 echo "--- /metrics carries the sync counters"
 call GET "$b/metrics" ""

@@ -1,0 +1,230 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+//
+// examples/gateway's parsers: the keys file, chat and MCP request bodies,
+// and the reply walker that finds the upstream's usage and outcome.
+
+#include "metering.h"
+
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "config.h"
+#include "plangate/catalog.h"
+#include "plangate/enforcer.h"
+
+namespace gateway {
+namespace {
+
+TEST_CASE("ScanReply finds an OpenAI usage block") {
+  const ReplyScan s = ScanReply(
+      R"({"id":"x","choices":[{"message":{"content":"a \"usage\": {} b\\"}}],)"
+      R"("usage":{"prompt_tokens":12,"completion_tokens":7,"total_tokens":19,)"
+      R"("prompt_tokens_details":{"cached_tokens":3}}})",
+      false);
+  REQUIRE(s.valid);
+  REQUIRE(s.usage.has_value());
+  CHECK(s.usage->prompt_tokens == 12);
+  CHECK(s.usage->completion_tokens == 7);
+  CHECK(s.usage->total_tokens == 19);
+  CHECK_FALSE(s.has_error);
+  CHECK_FALSE(s.has_result);
+}
+
+TEST_CASE("ScanReply adds up a usage block without total_tokens") {
+  const ReplyScan s = ScanReply(
+      R"({"usage": {"prompt_tokens": 5, "completion_tokens": 6}})", false);
+  REQUIRE(s.usage.has_value());
+  CHECK(s.usage->total_tokens == 11);
+}
+
+TEST_CASE("ScanReply ignores usage below the top level and in strings") {
+  const ReplyScan s = ScanReply(
+      R"({"data":{"usage":{"total_tokens":99}},"note":"\"usage\":{}"})", false);
+  CHECK(s.valid);
+  CHECK_FALSE(s.usage.has_value());
+}
+
+TEST_CASE("ScanReply reads JSON-RPC outcomes") {
+  const ReplyScan ok = ScanReply(
+      R"({"jsonrpc":"2.0","id":1,"result":{"content":[],"isError":false}})",
+      false);
+  CHECK(ok.has_result);
+  CHECK_FALSE(ok.result_is_error);
+  CHECK_FALSE(ok.has_error);
+  const ReplyScan tool_failed = ScanReply(
+      R"({"jsonrpc":"2.0","id":1,"result":{"content":[{"isError":false}],)"
+      R"("isError":true}})",
+      false);
+  CHECK(tool_failed.result_is_error);
+  const ReplyScan rpc_error = ScanReply(
+      R"({"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"x"}})",
+      false);
+  CHECK(rpc_error.has_error);
+  CHECK_FALSE(rpc_error.has_result);
+  CHECK_FALSE(ScanReply(R"({"result":null,"error":null})", false).has_error);
+}
+
+TEST_CASE("ScanReply rejects what is not one JSON object") {
+  for (const char* text :
+       {"", "{", "}", "[]", "null", R"({"usage":{"total_tokens":1})",
+        R"({"usage":{"total_tokens":1}} x)", R"({"a":tru})", R"({"a" 1})",
+        R"({"a":"unterminated})", R"({"a":[1,2,})", R"({,})"}) {
+    INFO(text);
+    const ReplyScan s = ScanReply(text, false);
+    CHECK_FALSE(s.valid);
+    CHECK_FALSE(s.usage.has_value());
+  }
+}
+
+TEST_CASE("ScanReply survives deep nesting") {
+  std::string deep = R"({"a":)";
+  for (int i = 0; i < 100000; ++i) deep += "[";
+  CHECK_FALSE(ScanReply(deep, false).valid);
+  std::string ok = R"({"a":)";
+  for (int i = 0; i < 100; ++i) ok += "[";
+  for (int i = 0; i < 100; ++i) ok += "]";
+  ok += R"(,"usage":{"total_tokens":4}})";
+  const ReplyScan s = ScanReply(ok, false);
+  CHECK(s.valid);
+  REQUIRE(s.usage.has_value());
+  CHECK(s.usage->total_tokens == 4);
+}
+
+TEST_CASE("ScanReply reads server-sent events") {
+  const ReplyScan s = ScanReply(
+      "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\r\n\r\n"
+      "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,"
+      "\"completion_tokens\":2,\"total_tokens\":5}}\n\n"
+      "data: [DONE]\n\n",
+      true);
+  CHECK(s.valid);
+  REQUIRE(s.usage.has_value());
+  CHECK(s.usage->total_tokens == 5);
+  CHECK_FALSE(ScanReply("event: ping\n\n", true).valid);
+}
+
+TEST_CASE("ParseChatRequest validates and measures the prompt") {
+  auto chat = ParseChatRequest(
+      R"({"model":"gpt-4o","max_tokens":50,"messages":[)"
+      R"({"role":"system","content":"abcd"},)"
+      R"({"role":"user","content":[{"type":"text","text":"efgh"},)"
+      R"({"type":"image_url","image_url":{"url":"http://x"}}]}]})");
+  REQUIRE(chat.ok());
+  CHECK(chat->model == "gpt-4o");
+  CHECK(chat->prompt_bytes == 8);
+  CHECK(chat->max_tokens == 50);
+  auto newer = ParseChatRequest(R"({"messages":[],"max_completion_tokens":7})");
+  REQUIRE(newer.ok());
+  CHECK(newer->model.empty());
+  CHECK(newer->max_tokens == 7);
+
+  CHECK(ParseChatRequest("{").status().message() ==
+        "request body is not valid JSON");
+  CHECK(ParseChatRequest("[]").status().message() ==
+        "request body must be a JSON object");
+  CHECK(ParseChatRequest(R"({"model":"m"})").status().message() ==
+        "messages: must be an array");
+  CHECK(ParseChatRequest(R"({"model":3,"messages":[]})").status().message() ==
+        "model: must be a string");
+  CHECK(ParseChatRequest(R"({"messages":[],"max_tokens":1.5})")
+            .status()
+            .message() == "max_tokens: must be an integer in [0, 100000000]");
+  CHECK_FALSE(
+      ParseChatRequest(R"({"messages":[],"max_tokens":100000001})").ok());
+}
+
+TEST_CASE("ParseMcpRequest") {
+  auto call =
+      ParseMcpRequest(R"({"jsonrpc":"2.0","id":"a1","method":"tools/call",)"
+                      R"("params":{"name":"search","arguments":{}}})");
+  REQUIRE(call.ok());
+  CHECK(call->method == "tools/call");
+  CHECK(call->tool == "search");
+  CHECK(call->id == "a1");
+  CHECK_FALSE(call->notification);
+  auto note = ParseMcpRequest(
+      R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
+  REQUIRE(note.ok());
+  CHECK(note->notification);
+  CHECK(ParseMcpRequest("[]").status().message() ==
+        "JSON-RPC batches are not supported");
+  CHECK(ParseMcpRequest(R"({"id":1,"method":"x"})").status().message() ==
+        "jsonrpc: must be \"2.0\"");
+  CHECK(ParseMcpRequest(R"({"jsonrpc":"2.0","id":{},"method":"x"})")
+            .status()
+            .message() == "id: must be a string or an integer");
+}
+
+TEST_CASE("KeyStore::Parse names the file, the entry and the field") {
+  auto keys = KeyStore::Parse(
+      R"([{"key":"k1","account":"a","kind":"internal","user":"u"},)"
+      R"({"key":"k2","account":"b","kind":"sandbox","byok":true,"id":"kid"}])",
+      "keys.json");
+  REQUIRE(keys.ok());
+  CHECK(keys->size() == 2);
+  const KeyRecord* k1 = keys->Find("k1");
+  REQUIRE(k1 != nullptr);
+  CHECK(k1->id == "k1");
+  CHECK(k1->kind == plangate::KeyKind::kInternal);
+  CHECK(k1->user == "u");
+  const KeyRecord* k2 = keys->Find("k2");
+  REQUIRE(k2 != nullptr);
+  CHECK(k2->id == "kid");
+  CHECK(k2->kind == plangate::KeyKind::kTest);
+  CHECK(k2->byok);
+  CHECK(keys->Find("k3") == nullptr);
+
+  auto bad = KeyStore::Parse(
+      R"([{"key":"k1","account":"a"},{"key":"k1","account":"a"},)"
+      R"({"account":"a","kind":"prod","colour":1},{"key":"","account":"a",)"
+      R"("byok":"yes"}, 7])",
+      "keys.json");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(std::string(bad.status().message()) ==
+        "keys.json: [1].key: duplicate key (also [0])\n"
+        "keys.json: [2].colour: unknown field\n"
+        "keys.json: [2].key: missing required field\n"
+        "keys.json: [2].kind: must be live, test or internal\n"
+        "keys.json: [3].key: must be a non-empty string\n"
+        "keys.json: [3].byok: must be true or false\n"
+        "keys.json: [4]: must be an object");
+  CHECK(std::string(KeyStore::Parse("{}", "k.json").status().message()) ==
+        "k.json: keys: must be a JSON array of keys");
+}
+
+TEST_CASE("Metering charges the catalog's meters") {
+  auto catalog = plangate::Catalog::Parse(R"({
+    "version": 1,
+    "meters": ["requests", "tokens", "cost_micros", "tool_calls"],
+    "plans": [{"id": "p", "features": ["byok"], "limits": [
+      {"meter": "tokens", "limit": 1000},
+      {"meter": "cost_micros", "limit": 1000},
+      {"meter": "tool_calls", "limit": 1000}]}]})");
+  REQUIRE(catalog.ok());
+  auto enforcer = plangate::Enforcer::Create(*catalog);
+  REQUIRE(enforcer.ok());
+  const Metering m(**enforcer,
+                   {.micros_per_1k_tokens = 2500, .default_max_tokens = 100});
+  const KeyRecord live{.id = "k", .account = "a", .prepaid = true};
+  const KeyRecord byok{.id = "k", .account = "a", .byok = true};
+
+  const Charge est = m.ChatEstimate({.prompt_bytes = 41}, live);
+  REQUIRE(est.count == 2);  // tokens, cost
+  CHECK(est.amounts[0].amount == 11 + 100);
+  CHECK(est.amounts[1].amount == 278);  // ceil(111 * 2.5)
+  CHECK(est.wallet_micros == 278);
+  const Charge actual = m.ChatActual({.total_tokens = 40}, byok);
+  CHECK(actual.amounts[0].amount == 40);
+  CHECK(actual.amounts[1].amount == 0);  // BYOK: the platform pays nothing
+  CHECK(actual.wallet_micros == 0);
+  CHECK(m.ToolCall().count == 1);
+  // Absurd usage saturates instead of overflowing.
+  const Charge huge = m.ChatActual({.total_tokens = int64_t{1} << 62}, live);
+  CHECK(huge.amounts[0].amount == plangate::kMaxCount);
+  CHECK(huge.amounts[1].amount == plangate::kMaxCount);
+  CHECK(m.Features(byok).size() == 1);
+  CHECK(m.Features(live).empty());
+}
+
+}  // namespace
+}  // namespace gateway
