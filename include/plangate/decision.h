@@ -86,7 +86,8 @@ struct Decision {
   int64_t limit_value = 0;      // the limit's nominal cap
   int64_t hard_limit = 0;       // cap including grace
   int64_t used = 0;             // usage before this request
-  int64_t remaining = 0;        // hard_limit - used - amount, at least 0
+  int64_t remaining = 0;        // admitted: hard_limit - used - amount;
+                                // denied: hard_limit - used; at least 0
   int64_t window_start_ms = 0;  // when the deciding window began (Unix ms)
   int64_t reset_ms = 0;         // when the deciding window ends (Unix ms)
   int64_t retry_after_ms = 0;   // for denials: until the request may fit
