@@ -83,9 +83,9 @@ Node MakeNode(int64_t limit, const std::string& prefix, bool leases,
 }
 
 std::string Unique(const char* what) {
-  return std::string(what) + std::to_string(std::chrono::steady_clock::now()
-                                                .time_since_epoch()
-                                                .count());
+  return std::string(what) +
+         std::to_string(
+             std::chrono::steady_clock::now().time_since_epoch().count());
 }
 
 void BM_NaiveIncr(benchmark::State& state) {
@@ -101,7 +101,8 @@ void BM_NaiveIncr(benchmark::State& state) {
   const std::string key = Unique("naive:");
   int64_t admitted = 0;
   for (auto _ : state) {
-    auto* r = static_cast<redisReply*>(redisCommand(ctx, "INCR %s", key.c_str()));
+    auto* r =
+        static_cast<redisReply*>(redisCommand(ctx, "INCR %s", key.c_str()));
     admitted += r != nullptr && r->integer <= 100000000;
     freeReplyObject(r);
   }

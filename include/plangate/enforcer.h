@@ -49,7 +49,6 @@ namespace internal {
 class SyncAccess;
 }  // namespace internal
 
-
 struct EnforcerOptions {
   // Behaviour
 

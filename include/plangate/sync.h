@@ -113,24 +113,24 @@ struct SyncOptions {
 
 struct SyncStats {
   bool connected = false;
-  bool redis_up = false;      // answered within unavailable_after
-  uint64_t counters = 0;      // counters (subject, limit, window) tracked
-  uint64_t leased_counters = 0;  // of which in lease mode
-  uint64_t rounds = 0;         // flush rounds answered
-  uint64_t round_trips = 0;    // pipelines answered (one per round)
-  uint64_t commands = 0;       // FCALLs answered
-  uint64_t retries = 0;        // rounds that failed and were sent again
-  uint64_t errors = 0;         // failed rounds + error replies
-  uint64_t timeouts = 0;       // rounds failed by the command timeout
-  uint64_t reconnects = 0;     // connections made after the first
-  uint64_t lease_grants = 0;   // grants received with units > 0
-  uint64_t lease_units = 0;    // units granted in total
-  uint64_t lease_returns = 0;  // leases handed back
-  uint64_t units_flushed = 0;  // own usage acknowledged by Redis
-  uint64_t events_won = 0;     // threshold events this instance delivered
-  uint64_t pending = 0;        // counters with usage Redis has not acked
-  uint64_t pending_dropped = 0;  // closed windows dropped at max_pending
-  uint64_t dirty_overflow = 0;   // records whose dirty mark did not queue
+  bool redis_up = false;          // answered within unavailable_after
+  uint64_t counters = 0;          // counters (subject, limit, window) tracked
+  uint64_t leased_counters = 0;   // of which in lease mode
+  uint64_t rounds = 0;            // flush rounds answered
+  uint64_t round_trips = 0;       // pipelines answered (one per round)
+  uint64_t commands = 0;          // FCALLs answered
+  uint64_t retries = 0;           // rounds that failed and were sent again
+  uint64_t errors = 0;            // failed rounds + error replies
+  uint64_t timeouts = 0;          // rounds failed by the command timeout
+  uint64_t reconnects = 0;        // connections made after the first
+  uint64_t lease_grants = 0;      // grants received with units > 0
+  uint64_t lease_units = 0;       // units granted in total
+  uint64_t lease_returns = 0;     // leases handed back
+  uint64_t units_flushed = 0;     // own usage acknowledged by Redis
+  uint64_t events_won = 0;        // threshold events this instance delivered
+  uint64_t pending = 0;           // counters with usage Redis has not acked
+  uint64_t pending_dropped = 0;   // closed windows dropped at max_pending
+  uint64_t dirty_overflow = 0;    // records whose dirty mark did not queue
   int64_t last_sync_age_ms = -1;  // since the last good round; -1: never
 };
 

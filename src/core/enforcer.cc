@@ -291,7 +291,8 @@ Charge ChargeCell(SubjectRecord& rec, uint8_t gen, const CompiledLimit& limit,
       if (sync != nullptr && limit.synced && Cell::Tag(word) != w.tag &&
           Cell::Count(word) != 0) {
         // The old window's final count: only the sync component needs it.
-        if (!sync->closed.Push(internal::ClosedWindow{index, limit.cell, word})) {
+        if (!sync->closed.Push(
+                internal::ClosedWindow{index, limit.cell, word})) {
           sync->closed_overflow.fetch_add(1, std::memory_order_relaxed);
         }
       }
@@ -523,8 +524,7 @@ struct Enforcer::Impl {
     if (rec.ctrl.load(std::memory_order_seq_cst) & internal::kCtrlSyncDirty) {
       return;  // queued already; the sync thread will read our change
     }
-    if (rec.ctrl.fetch_or(internal::kCtrlSyncDirty,
-                          std::memory_order_seq_cst) &
+    if (rec.ctrl.fetch_or(internal::kCtrlSyncDirty, std::memory_order_seq_cst) &
         internal::kCtrlSyncDirty) {
       return;
     }
@@ -941,7 +941,8 @@ void Enforcer::Impl::Refund(ReservationSlot& slot) {
     const ReservedOp& op = slot.ops[k];
     AdjustCell(table.at(op.record), op.gen, op.cell, op.sliding, op.tag,
                -op.amount);
-    if (link != nullptr) MarkDirty(link, table.at(op.record), op.record, op.gen);
+    if (link != nullptr)
+      MarkDirty(link, table.at(op.record), op.record, op.gen);
   }
   if (slot.wallet_micros > 0) {
     if (SubjectRecord* rec = WalletOf(table, slot)) {
@@ -1256,8 +1257,7 @@ absl::Status Enforcer::UpsertAccount(const AccountUpdate& update) {
       meta, (meta & ~uint64_t{0xffffffff}) | PackMeta(plan, update.state, true),
       std::memory_order_release, std::memory_order_relaxed)) {
   }
-  if (internal::SyncLink* link =
-          impl_->sync.load(std::memory_order_acquire)) {
+  if (internal::SyncLink* link = impl_->sync.load(std::memory_order_acquire)) {
     // Prime: the sync component fetches the account's cluster usage now,
     // before its first check.
     Impl::MarkDirty(link, rec, ref->index, ref->gen);

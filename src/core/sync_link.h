@@ -171,8 +171,8 @@ class SyncAccess {
 
   // Describes a Live record of generation `gen` at `now_ms`; false when the
   // record is gone. Reads the current catalog; no lock.
-  static bool Describe(Enforcer& e, uint32_t index, uint8_t gen,
-                       int64_t now_ms, SyncRecordInfo* out);
+  static bool Describe(Enforcer& e, uint32_t index, uint8_t gen, int64_t now_ms,
+                       SyncRecordInfo* out);
   // The start and end of the window of `info`'s kind that has tag `tag`,
   // searching back from the current one (at most `max_back` windows).
   static bool WindowOfTag(Enforcer& e, uint32_t index, const SyncCellInfo& info,

@@ -282,8 +282,9 @@ void AppendGeneratedMessage(Writer& w, const Decision& d, int64_t now_ms) {
         w.Append("Your plan's resource limit has been reached.");
         break;
       case DenyKind::kSyncing:
-        w.Append("Usage is being synchronized across the cluster; retry "
-                 "shortly.");
+        w.Append(
+            "Usage is being synchronized across the cluster; retry "
+            "shortly.");
         break;
       default:
         if (d.reason.empty()) {

@@ -23,10 +23,15 @@
 // usage never decreases except through refunds, and is sent whole (not as
 // a delta), so a lost or repeated reply is harmless.
 
-#include "plangate/sync.h"
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <cinttypes>
 #include <condition_variable>
 #include <cstdint>
@@ -39,19 +44,13 @@
 #include <utility>
 #include <vector>
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
-#include <fmt/format.h>
-
 #include "absl/container/flat_hash_map.h"
 #include "core/counter_table.h"
 #include "core/sync_link.h"
 #include "plangate/clock.h"
 #include "plangate/enforcer.h"
 #include "plangate/events.h"
+#include "plangate/sync.h"
 #include "redis/redis_client.h"
 #include "sync/redis_functions.h"
 #include "sync/sync_keys.h"
@@ -85,11 +84,11 @@ std::string RandomInstanceId() {
   std::random_device rd;
   const uint64_t hi = rd();
   const uint64_t lo = rd();
-  return fmt::format("{:016x}", (hi << 32) ^ lo ^
-                                    static_cast<uint64_t>(
-                                        std::chrono::steady_clock::now()
-                                            .time_since_epoch()
-                                            .count()));
+  return fmt::format(
+      "{:016x}",
+      (hi << 32) ^ lo ^
+          static_cast<uint64_t>(
+              std::chrono::steady_clock::now().time_since_epoch().count()));
 }
 
 int64_t SteadyMs() {
@@ -110,9 +109,9 @@ struct CounterState {
   SyncCellInfo info;
 
   // Local accounting.
-  int64_t base = 0;    // the cell's count right after we last read it
-  int64_t own = 0;     // this instance's usage in the window, as folded
-  int64_t offset = 0;  // what we put in the cell beyond own usage
+  int64_t base = 0;     // the cell's count right after we last read it
+  int64_t own = 0;      // this instance's usage in the window, as folded
+  int64_t offset = 0;   // what we put in the cell beyond own usage
   bool closed = false;  // the window's final count is folded in
   bool gone = false;    // the record was reclaimed: `own` is final
   int await_rounds = 0;
@@ -177,8 +176,8 @@ class RedisSync::Impl {
     if (!attached.ok()) return attached.status();
     link_ = *attached;
     client_ = Client::Create(strand_, options_.redis);
-    client_->SetInitCommands(
-        {Command{"FUNCTION", "LOAD", "REPLACE", internal::kRedisFunctionLibrary}});
+    client_->SetInitCommands({Command{"FUNCTION", "LOAD", "REPLACE",
+                                      internal::kRedisFunctionLibrary}});
     client_->SetOnReady([this] {
       if (connected_before_) {
         reconnects_.fetch_add(1, std::memory_order_relaxed);
@@ -260,9 +259,8 @@ class RedisSync::Impl {
     s.events_won = events_won_.load(std::memory_order_relaxed);
     s.pending = pending_.load(std::memory_order_relaxed);
     s.pending_dropped = pending_dropped_.load(std::memory_order_relaxed);
-    s.dirty_overflow =
-        link_->dirty_overflow.load(std::memory_order_relaxed) +
-        link_->closed_overflow.load(std::memory_order_relaxed);
+    s.dirty_overflow = link_->dirty_overflow.load(std::memory_order_relaxed) +
+                       link_->closed_overflow.load(std::memory_order_relaxed);
     const int64_t last = last_good_ms_.load(std::memory_order_relaxed);
     s.last_sync_age_ms = last == 0 ? -1 : SteadyMs() - last;
     s.redis_up = link_->up.load(std::memory_order_relaxed);
@@ -460,8 +458,8 @@ class RedisSync::Impl {
         case RedisDownPolicy::kFailClosed:
           return SteadyMs() < st.lease_valid_until ? lease_left : 0;
         case RedisDownPolicy::kLocalShare:
-          return std::max<int64_t>(
-              0, st.down_allowance - (st.own - st.down_own));
+          return std::max<int64_t>(0,
+                                   st.down_allowance - (st.own - st.down_own));
       }
     }
     if (!st.lease_mode) return -1;
@@ -511,9 +509,8 @@ class RedisSync::Impl {
       }
       const int64_t count = Cell::Count(w);
       const int64_t own_delta = count - st.base;
-      const int64_t next =
-          std::clamp(count + (TargetOffset(st) - st.offset), int64_t{0},
-                     kMaxCount);
+      const int64_t next = std::clamp(count + (TargetOffset(st) - st.offset),
+                                      int64_t{0}, kMaxCount);
       if (next == count) {
         st.own += own_delta;
         st.base = count;
@@ -537,8 +534,9 @@ class RedisSync::Impl {
   void Baked(CounterState& st, int64_t count) {
     if (!st.info.leasable || !options_.leases) return;
     const int64_t allowance = Allowance(st);
-    link_->SetCeiling(st.index, st.cell,
-                      allowance < 0 ? -1 : std::min(count + allowance, kMaxCount));
+    link_->SetCeiling(
+        st.index, st.cell,
+        allowance < 0 ? -1 : std::min(count + allowance, kMaxCount));
     if (st.synced || st.down_baked) {
       SyncAccess::SetReady(enforcer_, st.index, st.gen, st.cell, st.tag, true,
                            false);
@@ -583,8 +581,7 @@ class RedisSync::Impl {
     if (ci.unlimited || ci.limit_index < 0) return;
     st.down_baked = true;
     // Fold first so that down_own is current.
-    const bool lease_valid =
-        st.lease_mode && SteadyMs() < st.lease_valid_until;
+    const bool lease_valid = st.lease_mode && SteadyMs() < st.lease_valid_until;
     const int64_t lease_left =
         lease_valid ? std::max<int64_t>(0, st.lease - (st.own - st.reply_cum))
                     : 0;
@@ -597,8 +594,8 @@ class RedisSync::Impl {
         st.down_allowance = lease_left;
         break;
       case RedisDownPolicy::kLocalShare: {
-        const int64_t n = std::max<int64_t>(
-            {st.instances, options_.expected_instances, 1});
+        const int64_t n =
+            std::max<int64_t>({st.instances, options_.expected_instances, 1});
         const int64_t used =
             st.synced ? st.total + (st.own - st.reply_cum) : st.own;
         const int64_t remainder = std::max<int64_t>(0, ci.hard - used);
@@ -642,11 +639,10 @@ class RedisSync::Impl {
     // in_flight ones), so the pointers stay valid until the reply.
     batch_states_ = std::move(sent);
     const size_t n = batch.size();
-    client_->Execute(
-        std::move(batch),
-        [this, n](absl::StatusOr<std::vector<Reply>> replies) {
-          OnReplies(n, std::move(replies));
-        });
+    client_->Execute(std::move(batch),
+                     [this, n](absl::StatusOr<std::vector<Reply>> replies) {
+                       OnReplies(n, std::move(replies));
+                     });
   }
 
   bool NeedsSend(const CounterState& st, int64_t steady) const {
@@ -677,7 +673,8 @@ class RedisSync::Impl {
   int64_t LeaseChunk(const CounterState& st) const {
     const int64_t n =
         std::max<int64_t>({st.instances, options_.expected_instances, 1});
-    const int64_t share = std::max<int64_t>(0, st.info.hard - st.total) / (4 * n);
+    const int64_t share =
+        std::max<int64_t>(0, st.info.hard - st.total) / (4 * n);
     return std::max<int64_t>(
         {options_.min_round_units, 2 * st.round_units, share, 1});
   }
@@ -692,7 +689,8 @@ class RedisSync::Impl {
     st.round_units = std::max(used_this_round, st.round_units * 7 / 8);
     st.last_sent_own = st.own;
     int64_t want = 0;
-    const bool idle = SteadyMs() - st.last_change > options_.lease_ttl.count() / 2;
+    const bool idle =
+        SteadyMs() - st.last_change > options_.lease_ttl.count() / 2;
     if (st.release_lease || (returning_leases_ && st.lease > 0) || st.closed ||
         st.gone || (st.lease_mode && idle && st.own == st.sent)) {
       want = st.lease > 0 ? -1 : 0;
@@ -703,20 +701,19 @@ class RedisSync::Impl {
     }
     st.want = want;
     const bool capped = !ci.unlimited && ci.limit_index >= 0;
-    return Command{
-        "FCALL",
-        "pg1_sync",
-        "1",
-        st.key,
-        options_.instance_id,
-        std::to_string(++seq_),
-        std::to_string(st.own),
-        std::to_string(st.end_ms + options_.key_retention.count()),
-        std::to_string(capped ? ci.hard : 0),
-        std::to_string(want),
-        std::to_string(options_.lease_ttl.count()),
-        std::to_string(capped ? ci.nudge_at : 0),
-        std::to_string(capped ? ci.limit : 0)};
+    return Command{"FCALL",
+                   "pg1_sync",
+                   "1",
+                   st.key,
+                   options_.instance_id,
+                   std::to_string(++seq_),
+                   std::to_string(st.own),
+                   std::to_string(st.end_ms + options_.key_retention.count()),
+                   std::to_string(capped ? ci.hard : 0),
+                   std::to_string(want),
+                   std::to_string(options_.lease_ttl.count()),
+                   std::to_string(capped ? ci.nudge_at : 0),
+                   std::to_string(capped ? ci.limit : 0)};
   }
 
   void OnReplies(size_t n, absl::StatusOr<std::vector<Reply>> replies) {
@@ -760,8 +757,8 @@ class RedisSync::Impl {
                       "redis FCALL pg1_sync on \"{}\": unexpected reply "
                       "(not an array of 6 integers)",
                       st->key);
-        if (r.is_error() && r.str.find("Function not found") !=
-                                std::string::npos) {
+        if (r.is_error() &&
+            r.str.find("Function not found") != std::string::npos) {
           reload = true;
         }
         continue;
@@ -778,8 +775,8 @@ class RedisSync::Impl {
       }
       ApplyReply(*st, v, now, steady);
       max_instances =
-          std::max(max_instances, static_cast<uint32_t>(std::max<int64_t>(
-                                      1, st->instances)));
+          std::max(max_instances,
+                   static_cast<uint32_t>(std::max<int64_t>(1, st->instances)));
     }
     if (max_instances > 0) {
       const auto n_inst = std::max<uint32_t>(
@@ -958,13 +955,12 @@ class RedisSync::Impl {
   bool first_round_ = true;
   const int64_t started_ms_ = SteadyMs();
 
-
   mutable std::mutex error_mu_;
   std::string last_error_;
 
   std::atomic<bool> connected_{false};
-  std::atomic<uint64_t> rounds_{0}, round_trips_{0}, commands_{0},
-      retries_{0}, errors_{0}, timeouts_{0}, reconnects_{0}, lease_grants_{0},
+  std::atomic<uint64_t> rounds_{0}, round_trips_{0}, commands_{0}, retries_{0},
+      errors_{0}, timeouts_{0}, reconnects_{0}, lease_grants_{0},
       lease_units_{0}, lease_returns_{0}, units_flushed_{0}, events_won_{0},
       pending_{0}, pending_dropped_{0}, counters_{0}, leased_{0};
   std::atomic<int64_t> last_good_ms_{0};
@@ -979,10 +975,12 @@ absl::StatusOr<std::unique_ptr<RedisSync>> RedisSync::Start(
         "SyncOptions.flush_interval: must be positive");
   }
   if (options.max_batch == 0) {
-    return absl::InvalidArgumentError("SyncOptions.max_batch: must be positive");
+    return absl::InvalidArgumentError(
+        "SyncOptions.max_batch: must be positive");
   }
   if (options.lease_ttl.count() <= 0) {
-    return absl::InvalidArgumentError("SyncOptions.lease_ttl: must be positive");
+    return absl::InvalidArgumentError(
+        "SyncOptions.lease_ttl: must be positive");
   }
   if (options.expected_instances < 1) {
     return absl::InvalidArgumentError(
@@ -1032,8 +1030,8 @@ std::string RedisSync::PrometheusText() const {
   std::string out;
   const auto metric = [&out](std::string_view name, std::string_view type,
                              std::string_view help, auto value) {
-    out += fmt::format("# HELP plangate_{} {}\n# TYPE plangate_{} {}\n",
-                       name, help, name, type);
+    out += fmt::format("# HELP plangate_{} {}\n# TYPE plangate_{} {}\n", name,
+                       help, name, type);
     out += fmt::format("plangate_{} {}\n", name, value);
   };
   metric("sync_connected", "gauge", "1 when the Redis connection is ready.",
@@ -1049,8 +1047,8 @@ std::string RedisSync::PrometheusText() const {
          s.commands);
   metric("sync_retries_total", "counter",
          "Rounds that failed and are sent again.", s.retries);
-  metric("sync_errors_total", "counter",
-         "Failed rounds and error replies.", s.errors);
+  metric("sync_errors_total", "counter", "Failed rounds and error replies.",
+         s.errors);
   metric("sync_timeouts_total", "counter",
          "Rounds failed by the command timeout.", s.timeouts);
   metric("sync_reconnects_total", "counter",
@@ -1061,8 +1059,8 @@ std::string RedisSync::PrometheusText() const {
          s.lease_units);
   metric("sync_lease_returns_total", "counter", "Leases handed back.",
          s.lease_returns);
-  metric("sync_units_flushed_total", "counter",
-         "Own usage Redis acknowledged.", s.units_flushed);
+  metric("sync_units_flushed_total", "counter", "Own usage Redis acknowledged.",
+         s.units_flushed);
   metric("sync_events_won_total", "counter",
          "Threshold events this instance delivered for the cluster.",
          s.events_won);
@@ -1079,8 +1077,9 @@ std::string RedisSync::PrometheusText() const {
          s.leased_counters);
   metric("sync_last_sync_age_seconds", "gauge",
          "Seconds since the last good round (-1: never).",
-         s.last_sync_age_ms < 0 ? -1.0
-                                : static_cast<double>(s.last_sync_age_ms) / 1000.0);
+         s.last_sync_age_ms < 0
+             ? -1.0
+             : static_cast<double>(s.last_sync_age_ms) / 1000.0);
   metric("subjects", "gauge", "Subjects in the counter cache.", e.subjects);
   metric("reservations_pending", "gauge", "Reservations not yet settled.",
          e.reservations_pending);

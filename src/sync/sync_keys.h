@@ -11,11 +11,11 @@
 #ifndef PLANGATE_SYNC_SYNC_KEYS_H_
 #define PLANGATE_SYNC_SYNC_KEYS_H_
 
+#include <fmt/format.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
-
-#include <fmt/format.h>
 
 #include "plangate/catalog.h"
 

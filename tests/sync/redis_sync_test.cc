@@ -6,16 +6,14 @@
 // SLEEP past the timeout), leases at the hard cap, the redis_down
 // policies, cluster-wide threshold events, and several processes.
 
-#include "plangate/sync.h"
-
 #include <hiredis/hiredis.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <functional>
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -23,6 +21,7 @@
 #include <vector>
 
 #include "plangate/events.h"
+#include "plangate/sync.h"
 #include "support/redis_server.h"
 #include "sync/sync_test_util.h"
 
@@ -130,8 +129,8 @@ void ExactUnderFault(const std::string& name,
   constexpr int kInstances = 3;
   std::vector<Instance> inst(kInstances);
   for (auto& i : inst) {
-    REQUIRE_NOTHROW(
-        i = MakeInstance(kBigQuota, "acme", "pro", TestSyncOptions(server.port())));
+    REQUIRE_NOTHROW(i = MakeInstance(kBigQuota, "acme", "pro",
+                                     TestSyncOptions(server.port())));
   }
   std::atomic<bool> stop{false};
   std::atomic<int64_t> admitted{0};
@@ -248,7 +247,8 @@ int64_t Hammer(int n, bool leases, int64_t hard, int port) {
   return admitted.load();
 }
 
-TEST_CASE("leases: N instances never pass the hard cap", "[sync][redis][lease]") {
+TEST_CASE("leases: N instances never pass the hard cap",
+          "[sync][redis][lease]") {
   auto started = RedisServer::Start();
   REQUIRE(started.ok());
   RedisServer& server = **started;
@@ -303,8 +303,8 @@ TEST_CASE("redis down: fail_open, fail_closed and local_share",
     return inst.Check("acme", m, 1);
   };
   // 100 of each, synced.
-  REQUIRE(WaitFor([&] { return inst.sync->Stats().redis_up; },
-                  milliseconds(5000)));
+  REQUIRE(
+      WaitFor([&] { return inst.sync->Stats().redis_up; }, milliseconds(5000)));
   REQUIRE(use(a, 100).admitted());
   REQUIRE(use(b, 100).admitted());
   REQUIRE(use(c, 100).admitted());
@@ -365,7 +365,8 @@ TEST_CASE("threshold events fire once per cluster", "[sync][redis][events]") {
     auto e = Enforcer::Create(*catalog, eo);
     REQUIRE(e.ok());
     inst[i].enforcer = std::move(*e);
-    auto s = RedisSync::Start(*inst[i].enforcer, TestSyncOptions(server.port()));
+    auto s =
+        RedisSync::Start(*inst[i].enforcer, TestSyncOptions(server.port()));
     REQUIRE(s.ok());
     inst[i].sync = std::move(*s);
     AccountUpdate up;
@@ -397,10 +398,9 @@ TEST_CASE("several processes on one account: exact totals, cap held",
   auto run = [&](const std::string& hard, int checks, int procs) {
     std::vector<FILE*> pipes;
     for (int p = 0; p < procs; ++p) {
-      const std::string cmd = std::string(worker) + " " +
-                              std::to_string(server.port()) + " " + hard +
-                              " " + std::to_string(checks) + " " +
-                              std::to_string(procs);
+      const std::string cmd =
+          std::string(worker) + " " + std::to_string(server.port()) + " " +
+          hard + " " + std::to_string(checks) + " " + std::to_string(procs);
       FILE* f = popen(cmd.c_str(), "r");
       REQUIRE(f != nullptr);
       pipes.push_back(f);

@@ -26,8 +26,8 @@ struct Instance {
   std::unique_ptr<Enforcer> enforcer;
   std::unique_ptr<RedisSync> sync;
 
-  Decision Check(const std::string& account, const MeterAmount* amounts = nullptr,
-                 size_t n = 0) {
+  Decision Check(const std::string& account,
+                 const MeterAmount* amounts = nullptr, size_t n = 0) {
     CheckRequest req;
     req.account_id = account;
     req.amounts = std::span<const MeterAmount>(amounts, n);
@@ -54,15 +54,18 @@ inline Instance MakeInstance(const std::string& catalog_json,
                              const std::string& account,
                              const std::string& plan, SyncOptions options) {
   auto catalog = Catalog::Parse(catalog_json);
-  if (!catalog.ok()) throw std::runtime_error(std::string(catalog.status().message()));
+  if (!catalog.ok())
+    throw std::runtime_error(std::string(catalog.status().message()));
   EnforcerOptions eo;
   eo.max_subjects = 1024;
   auto enforcer = Enforcer::Create(*catalog, eo);
-  if (!enforcer.ok()) throw std::runtime_error(std::string(enforcer.status().message()));
+  if (!enforcer.ok())
+    throw std::runtime_error(std::string(enforcer.status().message()));
   Instance inst;
   inst.enforcer = std::move(*enforcer);
   auto sync = RedisSync::Start(*inst.enforcer, std::move(options));
-  if (!sync.ok()) throw std::runtime_error(std::string(sync.status().message()));
+  if (!sync.ok())
+    throw std::runtime_error(std::string(sync.status().message()));
   inst.sync = std::move(*sync);
   // Registering the account after the sync is attached primes its
   // counters; Drain waits until Redis answered for them.

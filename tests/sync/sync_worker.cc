@@ -3,7 +3,8 @@
 // sync_worker: one gateway process for the multi-process sync test.
 // Usage: sync_worker PORT HARD CHECKS INSTANCES. Sends CHECKS requests,
 // unpaced, to account "acme" (plan with a monthly cap of HARD requests),
-// drains to Redis and prints "admitted N". Exit status 1 on any setup or drain error.
+// drains to Redis and prints "admitted N". Exit status 1 on any setup or drain
+// error.
 
 #include <chrono>
 #include <cstdio>
@@ -54,7 +55,8 @@ int main(int argc, char** argv) {
     }
     const absl::Status s = inst.sync->Drain(std::chrono::milliseconds(15000));
     if (!s.ok()) {
-      std::fprintf(stderr, "sync_worker: %s\n", std::string(s.message()).c_str());
+      std::fprintf(stderr, "sync_worker: %s\n",
+                   std::string(s.message()).c_str());
       return 1;
     }
     std::printf("admitted %lld\n", admitted);
