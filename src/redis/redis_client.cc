@@ -54,50 +54,13 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "redis/hiredis_util.h"
 
 namespace plangate::internal::redis {
 namespace {
 
 namespace asio = boost::asio;
 using SteadyClock = std::chrono::steady_clock;
-
-// Blocks SIGPIPE on this thread for its lifetime and swallows a SIGPIPE
-// raised meanwhile (by hiredis' write(2) to a closed socket). A SIGPIPE that
-// was already pending is left alone.
-class ScopedSigpipeGuard {
- public:
-  ScopedSigpipeGuard() {
-    sigemptyset(&pipe_);
-    sigaddset(&pipe_, SIGPIPE);
-    sigset_t pending;
-    sigemptyset(&pending);
-    was_pending_ = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
-    blocked_ = pthread_sigmask(SIG_BLOCK, &pipe_, &old_) == 0;
-  }
-  ~ScopedSigpipeGuard() {
-    if (!blocked_) return;
-    const int saved_errno = errno;
-    if (!was_pending_) {
-      sigset_t pending;
-      sigemptyset(&pending);
-      if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
-        const timespec zero{0, 0};
-        while (sigtimedwait(&pipe_, nullptr, &zero) == -1 && errno == EINTR) {
-        }
-      }
-    }
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-    errno = saved_errno;
-  }
-  ScopedSigpipeGuard(const ScopedSigpipeGuard&) = delete;
-  ScopedSigpipeGuard& operator=(const ScopedSigpipeGuard&) = delete;
-
- private:
-  sigset_t pipe_;
-  sigset_t old_;
-  bool was_pending_ = false;
-  bool blocked_ = false;
-};
 
 // Commands that turn the connection into a push channel break the
 // one-reply-per-command order (and trip asserts in hiredis 0.14).
@@ -113,40 +76,6 @@ absl::Status CheckCommand(const Command& command) {
     }
   }
   return absl::OkStatus();
-}
-
-Reply ToReply(const redisReply& r) {
-  Reply out;
-  switch (r.type) {
-    case REDIS_REPLY_STRING:
-      out.type = Reply::Type::kString;
-      out.str.assign(r.str, r.len);
-      break;
-    case REDIS_REPLY_STATUS:
-      out.type = Reply::Type::kStatus;
-      out.str.assign(r.str, r.len);
-      break;
-    case REDIS_REPLY_ERROR:
-      out.type = Reply::Type::kError;
-      out.str.assign(r.str, r.len);
-      break;
-    case REDIS_REPLY_INTEGER:
-      out.type = Reply::Type::kInteger;
-      out.integer = r.integer;
-      break;
-    case REDIS_REPLY_ARRAY:
-      out.type = Reply::Type::kArray;
-      out.elements.reserve(r.elements);
-      for (size_t i = 0; i < r.elements; ++i) {
-        out.elements.push_back(r.element[i] != nullptr ? ToReply(*r.element[i])
-                                                       : Reply{});
-      }
-      break;
-    default:  // REDIS_REPLY_NIL
-      out.type = Reply::Type::kNil;
-      break;
-  }
-  return out;
 }
 
 std::chrono::milliseconds AtLeast1ms(std::chrono::milliseconds d) {
@@ -538,7 +467,7 @@ class Client::Impl {
       return;
     }
     Batch& batch = inflight_.front();
-    batch.replies.push_back(ToReply(*r));
+    batch.replies.push_back(CopyReply(*r));
     if (batch.replies.size() < batch.expected) return;
     ++stats_.batches;
     stats_.commands += batch.expected;

@@ -28,11 +28,14 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "redis/hiredis_util.h"
 
 namespace plangate::testing {
 namespace {
 
 using Reply = RedisServer::Reply;
+using internal::redis::CopyReply;
+using internal::redis::ScopedSigpipeGuard;
 using std::chrono::steady_clock;
 
 constexpr auto kStartTimeout = std::chrono::seconds(20);
@@ -40,70 +43,6 @@ constexpr auto kStopTimeout = std::chrono::seconds(10);
 constexpr auto kRestartTimeout = std::chrono::seconds(10);
 
 std::string ErrnoText(int err) { return std::system_category().message(err); }
-
-// Blocks SIGPIPE on this thread while hiredis writes and swallows the one a
-// closed socket raises (the test process keeps SIGPIPE's default action,
-// like a host of the library would).
-class SigpipeBlock {
- public:
-  SigpipeBlock() {
-    sigemptyset(&pipe_);
-    sigaddset(&pipe_, SIGPIPE);
-    sigset_t pending;
-    sigemptyset(&pending);
-    was_pending_ = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
-  }
-  ~SigpipeBlock() {
-    sigset_t pending;
-    sigemptyset(&pending);
-    if (!was_pending_ && sigpending(&pending) == 0 &&
-        sigismember(&pending, SIGPIPE)) {
-      const timespec zero{0, 0};
-      while (sigtimedwait(&pipe_, nullptr, &zero) == -1 && errno == EINTR) {
-      }
-    }
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-  SigpipeBlock(const SigpipeBlock&) = delete;
-  SigpipeBlock& operator=(const SigpipeBlock&) = delete;
-
- private:
-  sigset_t pipe_;
-  sigset_t old_;
-  bool was_pending_ = false;
-};
-
-Reply ToReply(const redisReply& r) {
-  Reply out;
-  switch (r.type) {
-    case REDIS_REPLY_STRING:
-      out.type = Reply::Type::kString;
-      out.str.assign(r.str, r.len);
-      break;
-    case REDIS_REPLY_STATUS:
-      out.type = Reply::Type::kStatus;
-      out.str.assign(r.str, r.len);
-      break;
-    case REDIS_REPLY_ERROR:
-      out.type = Reply::Type::kError;
-      out.str.assign(r.str, r.len);
-      break;
-    case REDIS_REPLY_INTEGER:
-      out.type = Reply::Type::kInteger;
-      out.integer = r.integer;
-      break;
-    case REDIS_REPLY_ARRAY:
-      out.type = Reply::Type::kArray;
-      for (size_t i = 0; i < r.elements; ++i) {
-        out.elements.push_back(ToReply(*r.element[i]));
-      }
-      break;
-    default:
-      break;
-  }
-  return out;
-}
 
 timeval ToTimeval(std::chrono::milliseconds d) {
   return timeval{static_cast<time_t>(d.count() / 1000),
@@ -125,7 +64,7 @@ absl::StatusOr<Reply> RunOn(redisContext* c,
   }
   void* raw;
   {
-    SigpipeBlock block;
+    ScopedSigpipeGuard block;
     raw = redisCommandArgv(c, static_cast<int>(args.size()), args.data(),
                            lens.data());
   }
@@ -134,7 +73,7 @@ absl::StatusOr<Reply> RunOn(redisContext* c,
         absl::StrCat(argv.empty() ? "" : argv[0], ": ", c->errstr));
   }
   auto* reply = static_cast<redisReply*>(raw);
-  Reply out = ToReply(*reply);
+  Reply out = CopyReply(*reply);
   freeReplyObject(reply);
   return out;
 }

@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -87,43 +88,61 @@ int Validate(const std::vector<std::string_view>& args) {
   return 0;
 }
 
-int Replay(const std::vector<std::string_view>& args) {
-  std::string catalog_path, accounts_path, trace_path, out_path;
-  bool check = false;
+// Parses "--name value" and "--name=value" into `flags`, and value-less
+// `switches`. Returns the usage problem ("replay: --trace needs a value"),
+// or "" when every argument was understood.
+std::string ParseFlags(
+    std::string_view command, const std::vector<std::string_view>& args,
+    const std::vector<std::pair<std::string_view, std::string*>>& flags,
+    const std::vector<std::pair<std::string_view, bool*>>& switches = {}) {
   for (size_t i = 0; i < args.size(); ++i) {
-    std::string_view arg = args[i];
-    if (arg == "--check") {
-      check = true;
+    const std::string_view arg = args[i];
+    bool* on = nullptr;
+    for (const auto& [name, target] : switches) {
+      if (arg == name) on = target;
+    }
+    if (on != nullptr) {
+      *on = true;
       continue;
     }
-    std::string* target = nullptr;
     std::string_view name = arg;
     std::optional<std::string_view> value;
     if (const size_t eq = arg.find('='); eq != std::string_view::npos) {
       name = arg.substr(0, eq);
       value = arg.substr(eq + 1);
     }
-    if (name == "--catalog") {
-      target = &catalog_path;
-    } else if (name == "--accounts") {
-      target = &accounts_path;
-    } else if (name == "--trace") {
-      target = &trace_path;
-    } else if (name == "--out") {
-      target = &out_path;
-    } else {
-      return Usage(fmt::format("replay: unknown argument '{}'", arg));
+    std::string* target = nullptr;
+    for (const auto& [flag, where] : flags) {
+      if (name == flag) target = where;
+    }
+    if (target == nullptr) {
+      return fmt::format("{}: unknown argument '{}'", command, arg);
     }
     if (!value) {
       if (i + 1 >= args.size()) {
-        return Usage(fmt::format("replay: {} needs a value", name));
+        return fmt::format("{}: {} needs a value", command, name);
       }
       value = args[++i];
     }
     if (value->empty()) {
-      return Usage(fmt::format("replay: {} needs a value", name));
+      return fmt::format("{}: {} needs a value", command, name);
     }
     *target = std::string(*value);
+  }
+  return "";
+}
+
+int Replay(const std::vector<std::string_view>& args) {
+  std::string catalog_path, accounts_path, trace_path, out_path;
+  bool check = false;
+  if (const std::string problem = ParseFlags("replay", args,
+                                             {{"--catalog", &catalog_path},
+                                              {"--accounts", &accounts_path},
+                                              {"--trace", &trace_path},
+                                              {"--out", &out_path}},
+                                             {{"--check", &check}});
+      !problem.empty()) {
+    return Usage(problem);
   }
   if (catalog_path.empty()) return Usage("replay: missing --catalog");
   if (accounts_path.empty()) return Usage("replay: missing --accounts");
@@ -205,42 +224,16 @@ int Replay(const std::vector<std::string_view>& args) {
 int UsageCommand(const std::vector<std::string_view>& args) {
   std::string catalog_path, plan, account, anchor, now, redis_url;
   std::string prefix = "pg";
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string_view arg = args[i];
-    std::string* target = nullptr;
-    std::string_view name = arg;
-    std::optional<std::string_view> value;
-    if (const size_t eq = arg.find('='); eq != std::string_view::npos) {
-      name = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-    }
-    if (name == "--catalog") {
-      target = &catalog_path;
-    } else if (name == "--plan") {
-      target = &plan;
-    } else if (name == "--account") {
-      target = &account;
-    } else if (name == "--anchor") {
-      target = &anchor;
-    } else if (name == "--now") {
-      target = &now;
-    } else if (name == "--redis") {
-      target = &redis_url;
-    } else if (name == "--prefix") {
-      target = &prefix;
-    } else {
-      return Usage(fmt::format("usage: unknown argument '{}'", arg));
-    }
-    if (!value) {
-      if (i + 1 >= args.size()) {
-        return Usage(fmt::format("usage: {} needs a value", name));
-      }
-      value = args[++i];
-    }
-    if (value->empty()) {
-      return Usage(fmt::format("usage: {} needs a value", name));
-    }
-    *target = std::string(*value);
+  if (const std::string problem = ParseFlags("usage", args,
+                                             {{"--catalog", &catalog_path},
+                                              {"--plan", &plan},
+                                              {"--account", &account},
+                                              {"--anchor", &anchor},
+                                              {"--now", &now},
+                                              {"--redis", &redis_url},
+                                              {"--prefix", &prefix}});
+      !problem.empty()) {
+    return Usage(problem);
   }
   if (catalog_path.empty()) return Usage("usage: missing --catalog");
   if (plan.empty()) return Usage("usage: missing --plan");

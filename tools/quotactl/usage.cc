@@ -20,6 +20,7 @@
 #include "fmt/format.h"
 #include "internal/period.h"
 #include "plangate/clock.h"
+#include "redis/hiredis_util.h"
 #include "sync/sync_keys.h"
 #include "trace.h"
 
@@ -148,6 +149,8 @@ class RedisConnection {
   // or field.
   absl::StatusOr<std::vector<int64_t>> ReadTotals(
       const std::vector<std::string>& keys) {
+    // A server that closes the socket must not kill us with SIGPIPE.
+    const internal::redis::ScopedSigpipeGuard no_sigpipe;
     for (const std::string& key : keys) {
       const char* argv[] = {"HMGET", key.c_str(), "t", "L", "n"};
       const size_t lens[] = {5, key.size(), 1, 1, 1};
@@ -191,6 +194,7 @@ class RedisConnection {
 
   absl::StatusOr<ReplyPtr> Command(const std::vector<std::string>& args,
                                    std::string_view what) {
+    const internal::redis::ScopedSigpipeGuard no_sigpipe;
     std::vector<const char*> argv;
     std::vector<size_t> lens;
     for (const std::string& a : args) {
