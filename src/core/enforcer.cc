@@ -1644,8 +1644,7 @@ bool SyncAccess::WindowOfTag(Enforcer& e, uint32_t index,
 }
 
 void SyncAccess::SetReady(Enforcer& e, uint32_t index, uint8_t gen,
-                          uint8_t cell, uint32_t tag, bool ready,
-                          bool transient) {
+                          uint8_t cell, uint32_t tag, bool ready) {
   SubjectRecord& rec = e.impl_->table.at(index);
   const uint32_t ctrl = rec.ctrl.load(std::memory_order_acquire);
   if (SubjectRecord::State(ctrl) != RecordState::kLive ||
@@ -1653,7 +1652,7 @@ void SyncAccess::SetReady(Enforcer& e, uint32_t index, uint8_t gen,
     return;
   }
   const int shift = kReadyShift + 4 * cell;
-  const uint64_t nibble = ready ? ReadyNibble(tag, transient) : 0;
+  const uint64_t nibble = ready ? ReadyNibble(tag) : 0;
   uint64_t meta = rec.meta.load(std::memory_order_relaxed);
   // Release: a check that sees the nibble sees the cell bake before it.
   while (!rec.meta.compare_exchange_weak(

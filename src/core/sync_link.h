@@ -36,7 +36,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -66,22 +65,17 @@ inline constexpr uint64_t PackDirty(uint32_t index, uint8_t gen) {
   return (uint64_t{index} << 8) | gen;
 }
 
-// Readiness nibbles in meta bits 32..63: [synced:1][transient:1][tag:2].
-// synced: the sync component baked the cell for the window whose tag's low
-// bits are `tag`. transient: the cell is in lease mode and the cluster has
-// capacity beyond this instance's lease, so a denial means "wait for the
-// next lease" (429 quota_syncing), not "the quota is spent".
+// Readiness nibbles in meta bits 32..63, one per cell: 8 | (tag & 7) once
+// the sync component read the cell for the window with that tag (and
+// published its ceiling); 0 before.
 inline constexpr int kReadyShift = 32;
-inline constexpr uint64_t ReadyNibble(uint32_t tag, bool transient) {
-  return 8 | (transient ? 4 : 0) | (tag & 3);
-}
+inline constexpr uint64_t ReadyNibble(uint32_t tag) { return 8 | (tag & 7); }
 inline uint64_t CellNibble(uint64_t meta, int cell) {
   return (meta >> (kReadyShift + 4 * cell)) & 15;
 }
 inline bool NibbleReady(uint64_t nibble, uint32_t tag) {
-  return (nibble & 0b1011) == (8 | (tag & 3));
+  return nibble == ReadyNibble(tag);
 }
-inline bool NibbleTransient(uint64_t nibble) { return (nibble & 4) != 0; }
 
 struct SyncLink {
   SyncLink(size_t queue_capacity, size_t records)
@@ -181,7 +175,7 @@ class SyncAccess {
   // Marks (or unmarks, ready == false) cell `cell` of record `index` ready
   // for window `tag`; no-op if the record's generation moved on.
   static void SetReady(Enforcer& e, uint32_t index, uint8_t gen, uint8_t cell,
-                       uint32_t tag, bool ready, bool transient);
+                       uint32_t tag, bool ready);
   // Queues a cluster-wide threshold crossing for DeliverEvents.
   static void PushEvent(Enforcer& e, const RawEvent& event);
 };

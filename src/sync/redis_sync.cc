@@ -538,8 +538,7 @@ class RedisSync::Impl {
         st.index, st.cell,
         allowance < 0 ? -1 : std::min(count + allowance, kMaxCount));
     if (st.synced || st.down_baked) {
-      SyncAccess::SetReady(enforcer_, st.index, st.gen, st.cell, st.tag, true,
-                           false);
+      SyncAccess::SetReady(enforcer_, st.index, st.gen, st.cell, st.tag, true);
     }
   }
 
@@ -553,23 +552,12 @@ class RedisSync::Impl {
     // and usage is only at risk once no round succeeds for a while.
     const bool up = since < options_.unavailable_after.count();
     const bool was_up = link_->up.load(std::memory_order_relaxed);
-    if (up == was_up && !(up == false && first_round_)) {
-      // While down, bake states created since.
-      if (!up) {
-        for (auto& [key, st] : states_) {
-          if (!st->down_baked && !st->closed && !st->gone) EnterDown(*st, now);
-        }
-      }
-      first_round_ = false;
-      return;
-    }
-    first_round_ = false;
-    link_->up.store(up, std::memory_order_relaxed);
+    if (up != was_up) link_->up.store(up, std::memory_order_relaxed);
     for (auto& [key, st] : states_) {
       if (st->closed || st->gone) continue;
-      if (!up) {
-        EnterDown(*st, now);
-      } else if (st->down_baked) {
+      if (!up && !st->down_baked) {
+        EnterDown(*st, now);  // at the outage, and states created during it
+      } else if (up && st->down_baked) {
         st->down_baked = false;
         Fold(*st, now);
       }
@@ -580,7 +568,6 @@ class RedisSync::Impl {
     const SyncCellInfo& ci = st.info;
     if (ci.unlimited || ci.limit_index < 0) return;
     st.down_baked = true;
-    // Fold first so that down_own is current.
     const bool lease_valid = st.lease_mode && SteadyMs() < st.lease_valid_until;
     const int64_t lease_left =
         lease_valid ? std::max<int64_t>(0, st.lease - (st.own - st.reply_cum))
@@ -952,7 +939,6 @@ class RedisSync::Impl {
   bool draining_ = false;
   bool returning_leases_ = false;
   bool connected_before_ = false;
-  bool first_round_ = true;
   const int64_t started_ms_ = SteadyMs();
 
   mutable std::mutex error_mu_;

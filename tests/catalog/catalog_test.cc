@@ -491,6 +491,10 @@ TEST_CASE("broken catalogs name the field and the reason", "[errors]") {
            {"limit": 1, "applies_to": "own_key"}]})"),
        "plans[0].limits[0].applies_to: must be one of all, managed, byok "
        R"((got "own_key"))"},
+      {"bad redis_down", WithPlans(R"({"id": "free", "limits": [
+           {"limit": 1, "redis_down": "fail_soft"}]})"),
+       "plans[0].limits[0].redis_down: must be one of fail_open, "
+       R"(fail_closed, local_share (got "fail_soft"))"},
       {"sliding billing period", WithPlans(R"({"id": "free", "limits": [
            {"limit": 1, "mode": "sliding"}]})"),
        "plans[0].limits[0].mode: sliding is not allowed with window "
