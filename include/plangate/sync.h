@@ -13,13 +13,19 @@
 //    a Redis 7 Function adds only the difference to the total. A retried or
 //    reordered flush is a no-op, and a write Redis lost (restart without
 //    persistence, failover) is restored by the next flush.
-//  - Leases: near a hard cap (remaining <= instances * per-round usage) an
-//    instance admits only within a lease it took atomically from Redis;
-//    grants are at most remaining / (2 * active instances), so instances
-//    together never pass the cap. Unused leases return, or expire after
-//    lease_ttl on the server.
+//  - Leases: on leasable counters an instance admits only within a lease
+//    it took atomically from Redis; grants are at most remaining / (2 *
+//    active instances), so instances together never pass the cap. Unused
+//    leases go back when idle or on Drain; Redis never takes a lease from
+//    a silent instance (it may be cut off and still admitting on it).
 //  - Redis down: each limit's `redis_down` policy (catalog) decides:
-//    fail_open, fail_closed or local_share. Usage is kept and replayed.
+//    fail_open, fail_closed (the lease left) or local_share (the lease
+//    left plus a down reserve Redis set aside for the instance). Usage is
+//    kept and replayed.
+//  - Data loss: a restart without data, FLUSHALL or a failover to a replica
+//    that missed writes is detected (a dataset epoch, the replication id),
+//    and no lease is granted on a counter until the instances that held it
+//    re-sent what they used and hold. docs/sync.md states each bound.
 //  - Keys: <prefix>:{<account>}:<scope>:<sub>:<meter>:<window>:<f|s>:<start>;
 //    every key of an account shares the hash tag, so Redis Cluster works.
 //
@@ -100,6 +106,11 @@ struct SyncOptions {
   // instance that starts cold while the cluster is at the cap may pass it
   // by up to s * hard / instances.
   double cold_start_share = 0.0;
+  // An instance that has not called for a counter in lease_ttl counts as
+  // silent there (it no longer divides the remainder; its leases stay
+  // held); an idle counter gives its lease back after lease_ttl / 2; after
+  // a data loss, a counter waits at most lease_ttl for the instances that
+  // held it to re-send.
   std::chrono::milliseconds lease_ttl{10000};
   // Without a successful round trip for this long, Redis counts as down
   // and the redis_down policies apply.
@@ -131,6 +142,8 @@ struct SyncStats {
   uint64_t pending = 0;           // counters with usage Redis has not acked
   uint64_t pending_dropped = 0;   // closed windows dropped at max_pending
   uint64_t dirty_overflow = 0;    // records whose dirty mark did not queue
+  uint64_t epoch_changes = 0;     // dataset epochs changed (Redis lost data)
+  uint64_t recoveries = 0;        // counters held by a recovery after a loss
   int64_t last_sync_age_ms = -1;  // since the last good round; -1: never
 };
 

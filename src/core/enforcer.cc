@@ -258,7 +258,8 @@ std::string_view IdFor(const CheckRequest& req, Scope scope) {
 }
 
 // Outcome of charging one cell.
-enum class Charge { kOk, kOver, kStale };
+// kLeaseShrank: the sync lowered this instance's ceiling under the charge.
+enum class Charge { kOk, kOver, kStale, kLeaseShrank };
 
 // Adds `amount` to the counter of window `tag`, refusing when `enforce`
 // and the result would pass `hard`. *seen receives the view it decided on.
@@ -453,6 +454,7 @@ struct PendingCharge {
   int64_t used;
   uint64_t word;
   uint64_t prev_word;
+  bool leased;  // bounded by the sync's ceiling: re-checked after the charge
 };
 
 }  // namespace
@@ -761,12 +763,14 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
       const int64_t after = used + amount;
       Caps caps = CapsFor(limit, profile, req.user_id);
       bool cold = false;  // a denial here is transient: 429 quota_syncing
+      bool leased = false;
       if (ABSL_PREDICT_FALSE(link != nullptr) && limit.leasable &&
           link->leases && !caps.unlimited) {
         const uint64_t nibble = internal::CellNibble(
             subject.rec->meta.load(std::memory_order_acquire), limit.cell);
         if (internal::NibbleReady(nibble, w.tag)) {
           // This instance may take the count up to its ceiling (lease).
+          leased = true;
           const int64_t ceiling = link->Ceiling(subject.index, limit.cell);
           if (ceiling >= 0 && ceiling < caps.hard && after <= caps.hard) {
             caps.hard = ceiling;
@@ -816,8 +820,8 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
         }
       }
       pending[num_pending++] = {
-          &limit, caps,   subject.rec, subject.index, subject.gen,
-          w,      amount, used,        word,          prev_word};
+          &limit, caps, subject.rec, subject.index, subject.gen, w,
+          amount, used, word,        prev_word,     leased};
     }
     if (ABSL_PREDICT_FALSE(stale)) continue;
     if (tightest >= 0) {
@@ -846,6 +850,24 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
       if (ABSL_PREDICT_FALSE(failure != Charge::kOk)) break;
       before[charged] = Estimate(seen, p.window, now);
     }
+    // A ceiling the sync lowered (a lease returned, a reserve given back)
+    // after phase 1 read it: the sync stores the new ceiling and only then
+    // reads the cell for the usage it reports, both seq_cst, and the charge
+    // above is a seq_cst CAS followed by this seq_cst load, so either the
+    // sync's read saw this charge (and reports it inside the old lease) or
+    // this load sees the new ceiling and the charge is undone.
+    if (ABSL_PREDICT_FALSE(link != nullptr) && failure == Charge::kOk) {
+      for (int k = 0; k < num_pending; ++k) {
+        const PendingCharge& p = pending[k];
+        if (!p.leased || p.amount <= 0) continue;
+        const int64_t ceiling = link->CeilingSeqCst(p.index, p.limit->cell);
+        if (ABSL_PREDICT_FALSE(ceiling >= 0 &&
+                               before[k] + p.amount > ceiling)) {
+          failure = Charge::kLeaseShrank;
+          break;
+        }
+      }
+    }
     if (ABSL_PREDICT_FALSE(failure != Charge::kOk)) {
       for (int k = 0; k < charged; ++k) {
         const PendingCharge& p = pending[k];
@@ -855,6 +877,11 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
       }
       if (debit > 0) MoveWallet(account.wallet_micros, debit);
       if (failure == Charge::kStale) continue;
+      if (failure == Charge::kLeaseShrank) {
+        Decision syncing = DenyWith(DenyKind::kSyncing, 429);
+        syncing.retry_after_ms = 1000;
+        return syncing;
+      }
       const PendingCharge& p = pending[charged];
       Decision denied;
       DescribeDenial(*p.limit, p.caps, p.window, seen,

@@ -22,7 +22,10 @@
 //    count at its last read plus what this instance may still use (its
 //    lease, or what the redis_down policy allows). The cell itself keeps
 //    the cluster's usage, so decisions report true numbers; a check past
-//    the ceiling but within the hard cap is a transient 429.
+//    the ceiling but within the hard cap is a transient 429. A lowered
+//    ceiling (rights given back) is stored before the sync reads the cell
+//    for the usage it reports, and a check re-reads the ceiling after its
+//    charge (both seq_cst), so no charge slips past a ceiling unreported.
 //
 // The sync thread adjusts cells (cluster usage of other instances, lease
 // bakes) with CAS on the same words the hot path charges.
@@ -89,9 +92,20 @@ struct SyncLink {
                std::memory_order_acquire) -
            1;
   }
+  // The check's re-read after its charge (see SetCeiling).
+  int64_t CeilingSeqCst(uint32_t index, int cell) const {
+    return ceilings[size_t{index} * kCellsPerSubject + cell].load(
+               std::memory_order_seq_cst) -
+           1;
+  }
+  // seq_cst, not just release: when the sync lowers a ceiling it stores it
+  // and then reads the cell (seq_cst) for the usage it reports; a check
+  // charges the cell (seq_cst CAS) and then re-reads the ceiling
+  // (CeilingSeqCst). In the single total order one of the two sees the
+  // other: the charge is reported inside the old lease, or undone.
   void SetCeiling(uint32_t index, int cell, int64_t ceiling) {
     ceilings[size_t{index} * kCellsPerSubject + cell].store(
-        ceiling + 1, std::memory_order_release);
+        ceiling + 1, std::memory_order_seq_cst);
   }
 
   BoundedQueue<uint64_t> dirty;       // PackDirty(index, gen)

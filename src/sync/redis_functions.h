@@ -2,92 +2,186 @@
 //
 // redis_functions.h: the Redis 7 Function library plangate's sync loads on
 // every connection (FUNCTION LOAD REPLACE; Functions are also persisted and
-// replicated, unlike the script cache).
+// replicated, unlike the script cache). docs/sync.md states the guarantees
+// this protocol gives; this comment states the protocol.
 //
 // One hash per (subject, limit, window). Fields:
 //   t          sum of every instance's cumulative usage (the cluster total)
-//   L          sum of outstanding leases
-//   n          number of instances that ever wrote the hash
+//   L, D       sums of outstanding leases and down reserves
+//   P          capacity held for usage that may be missing from t after a
+//              data loss (see recovery)
+//   n          instances active on the counter (z:<inst> == 1)
+//   ep         the dataset epoch the hash was written under
+//   rid, rd    the current recovery (its id) and its deadline (server ms)
+//   ne, nv     instances a recovery waits for, and how many re-sent
+//   F          the largest allocation (t + L + D + P) a re-sender last saw
 //   xn, xl     set by the flush that first crossed the soft nudge / limit
+//   ps         when the next scan for silent instances is due
 //   c:<inst>   the instance's cumulative usage in the window
 //   s:<inst>   the last sequence number applied for the instance
-//   r:<inst>   the instance's outstanding lease
-//   e:<inst>   when its lease expires (server clock, ms)
+//   r:<inst>   its outstanding lease; d:<inst> its down reserve
+//   e:<inst>   when it counts as silent (server ms); z:<inst> 1 if active
+//   v:<inst>   the recovery id it last re-sent in
 //
-// pg1_sync KEYS[1]; ARGV inst seq cum expire_at_ms hard want ttl_ms nudge_at
-// limit. A flush whose seq is not above s:<inst> changes nothing (a retry,
-// or one overtaken by a later flush); otherwise t moves by cum - c:<inst>,
-// so applying the same cumulative twice counts once, and a write Redis lost
-// is restored by the next flush. Usage first eats into the instance's lease.
-// want > 0 asks for a lease of up to `want` units, granted from
-// hard - t - L and at most (hard - t - L) / (2 n), so leases shrink with
-// the remainder; want < 0 returns the lease. Expired leases of other
-// instances are reclaimed. Returns {t, lease, n, flags, L, stale} where
-// flags bit 0 / bit 1 say this flush crossed the soft nudge / limit first.
+// The invariant: t + L + D + P <= hard after every call that grants, and
+// every unit an instance may admit without asking Redis again is in its
+// own lease or reserve (hot path ceilings, sync.h). Leases and reserves
+// are never taken from a silent instance: it may still be admitting
+// within them, cut off. They go back when it returns them or re-sends.
 //
-// pg1_read KEYS...: {t, L, n} per key (read only; quotactl usage).
+// pg2_sync KEYS[1]; ARGV:
+//   1 inst  2 seq  3 cum  4 expire_at_ms  5 hard  6 want  7 ttl_ms
+//   8 nudge_at  9 limit  10 epoch  11 seen  12 seen_n  13 acked_seq
+//   14 rq (the down reserve wanted)  15 hold_r  16 hold_d  17 recovery_ms
+// A call whose seq is not above s:<inst> changes nothing (a retry, or one
+// overtaken by a later one); otherwise t moves by cum - c:<inst>, so the
+// same cumulative applied twice counts once, and usage a lost write dropped
+// comes back with the next call. Usage first eats into the lease.
+// want > 0 asks for up to `want` lease units, granted from
+// hard - t - L - D - P and at most a 1 / (2 n) share of that; want < 0
+// returns the lease and the reserve. The reserve (what the instance may
+// admit while Redis is down, local_share) shrinks only to what the caller
+// asks (rq < d), so a caller whose reply is lost never believes it holds
+// more than Redis set aside; it grows towards rq up to a 1 / (4 n) share
+// of what nobody else holds.
+//
+// Recovery. A call starts one when the hash may have lost writes: its
+// epoch is newer than ep (the dataset was flushed, restarted empty or
+// failed over; see pg2_epoch), the hash is empty although the caller saw
+// it before (seen > 0 or acked_seq > 0), or s:<inst> < acked_seq. Until
+// every instance that was active (ne, the most any re-sender last saw) has
+// re-sent once, or rd passes, nothing is granted. A re-send restores the
+// caller's lease and reserve as it holds them (hold_r, hold_d: what it may
+// still admit on them) and raises F to what it last saw. When the recovery
+// ends, P takes F - (t + L + D + P) if positive: usage and rights of
+// instances that never re-sent, held back for the rest of the window.
+// A caller on an older epoch than ep gets flag 16 and nothing applied.
+//
+// Returns {t, r, d, n, flags, alloc} with alloc = t + L + D + P and flags
+// 1 soft nudge crossed first, 2 limit crossed first, 4 stale (seq not
+// new), 8 recovering (nothing granted), 16 epoch behind (call again with
+// the current epoch).
+//
+// pg2_epoch KEYS[1] ARGV old loss: the dataset epoch, "<ms>-<rand>[-L]".
+// Creates it when missing; replaces it when loss == 1 and it still equals
+// `old` (the caller saw the server lose writes: a new replication id).
+// "-L" marks an epoch born after a loss: keys empty in its first
+// recovery_ms may have lost their data, so they recover too.
+//
+// pg2_read KEYS...: {t, L, n} per key (read only; quotactl usage).
 
 #ifndef PLANGATE_SYNC_REDIS_FUNCTIONS_H_
 #define PLANGATE_SYNC_REDIS_FUNCTIONS_H_
 
 namespace plangate::internal {
 
-inline constexpr char kRedisFunctionLibrary[] = R"lua(#!lua name=plangate1
+inline constexpr char kRedisFunctionLibrary[] = R"lua(#!lua name=plangate2
 
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Frees the leases of other instances whose expiry passed; returns units.
-local function reclaim_expired(k, now, self)
+-- "<ms>-<rand>[-L]" -> ms, born after a loss
+local function epoch_parts(e)
+  if not e then return -1, false end
+  local ms = tonumber(string.match(e, '^(%d+)-'))
+  return ms or -1, string.sub(e, -2) == '-L'
+end
+
+-- -1, 0, 1 as a is older than, the same as, newer than b
+local function epoch_cmp(a, b)
+  if a == b then return 0 end
+  local am = epoch_parts(a)
+  local bm = epoch_parts(b)
+  if am ~= bm then return am < bm and -1 or 1 end
+  return a < b and -1 or 1
+end
+
+-- Instances silent past their e: stop counting in n (their rights stay).
+local function scan_silent(k, now, self, n)
   local all = redis.call('HGETALL', k)
-  local freed = 0
-  for i = 1, #all, 2 do
-    local f = all[i]
-    if string.sub(f, 1, 2) == 'e:' and tonumber(all[i + 1]) < now then
-      local inst = string.sub(f, 3)
-      if inst ~= self then
-        freed = freed + (tonumber(redis.call('HGET', k, 'r:' .. inst)) or 0)
-        redis.call('HDEL', k, 'r:' .. inst, f)
+  local f = {}
+  for i = 1, #all, 2 do f[all[i]] = all[i + 1] end
+  for name, v in pairs(f) do
+    if v == '1' and string.sub(name, 1, 2) == 'z:' then
+      local inst = string.sub(name, 3)
+      if inst ~= self and (tonumber(f['e:' .. inst]) or 0) < now then
+        redis.call('HSET', k, name, 0)
+        n = n - 1
       end
     end
   end
-  return freed
+  return math.max(n, 0)
 end
 
-local function sync(keys, args)
+local function sync(keys, a)
   local k = keys[1]
-  local inst = args[1]
-  local seq = tonumber(args[2])
-  local cum = tonumber(args[3])
-  local expire_at = tonumber(args[4])
-  local hard = tonumber(args[5])
-  local want = tonumber(args[6])
-  local ttl = tonumber(args[7])
-  local nudge_at = tonumber(args[8])
-  local limit = tonumber(args[9])
+  local inst = a[1]
+  local seq, cum, expire_at = tonumber(a[2]), tonumber(a[3]), tonumber(a[4])
+  local hard, want, ttl = tonumber(a[5]), tonumber(a[6]), tonumber(a[7])
+  local nudge_at, limit = tonumber(a[8]), tonumber(a[9])
+  local epoch = a[10]
+  local seen, seen_n, acked = tonumber(a[11]), tonumber(a[12]), tonumber(a[13])
+  local rq, hold_r, hold_d = tonumber(a[14]), tonumber(a[15]),
+                             tonumber(a[16])
+  local recovery_ms = tonumber(a[17])
   if not (k and inst and seq and cum and expire_at and hard and want and ttl
-          and nudge_at and limit) then
-    return redis.error_reply('ERR pg1_sync: expected 1 key and 9 arguments')
+          and nudge_at and limit and epoch and seen and seen_n and acked
+          and rq and hold_r and hold_d and recovery_ms) then
+    return redis.error_reply('ERR pg2_sync: expected 1 key and 17 arguments')
   end
-  local h = redis.call('HMGET', k, 't', 'L', 'n', 'c:' .. inst, 's:' .. inst,
-                       'r:' .. inst)
+  local h = redis.call('HMGET', k, 't', 'L', 'D', 'P', 'n', 'ep', 'rid', 'rd',
+                       'ne', 'nv', 'F', 'ps', 'c:' .. inst, 's:' .. inst,
+                       'r:' .. inst, 'd:' .. inst, 'z:' .. inst, 'v:' .. inst)
+  local empty = h[1] == false
   local t = tonumber(h[1]) or 0
   local L = tonumber(h[2]) or 0
-  local n = tonumber(h[3]) or 0
-  local c = tonumber(h[4])
-  local s = tonumber(h[5]) or -1
-  local r = tonumber(h[6]) or 0
+  local D = tonumber(h[3]) or 0
+  local P = tonumber(h[4]) or 0
+  local n = tonumber(h[5]) or 0
+  local ep = h[6] or nil
+  local rid = tonumber(h[7])
+  local rd = tonumber(h[8])
+  local ne = tonumber(h[9]) or 0
+  local nv = tonumber(h[10]) or 0
+  local F = tonumber(h[11]) or 0
+  local ps = tonumber(h[12]) or 0
+  local c = tonumber(h[13])
+  local s = tonumber(h[14]) or -1
+  local r = tonumber(h[15]) or 0
+  local d = tonumber(h[16]) or 0
+  local z = h[17]
+  local v = tonumber(h[18])
   if seq <= s then
-    return {t, r, n, 0, L, 1}
+    return {t, r, d, n, 4, t + L + D + P}
   end
-  if c == nil then
-    c = 0
-    n = n + 1
+  local cmp = ep and epoch_cmp(epoch, ep) or 1
+  if cmp < 0 then
+    return {t, r, d, n, 16, t + L + D + P}
   end
   local now = now_ms()
+  -- Lost writes: start (or restart) a recovery.
+  -- A newer epoch than the hash's is a new loss: every active instance
+  -- re-sends again. Otherwise a loss joins the recovery under way.
+  local lost = (acked > 0 and s < acked) or (empty and seen > 0)
+  local restart = cmp > 0 and ep ~= nil
+  if cmp > 0 and empty and not lost then
+    local born, after_loss = epoch_parts(epoch)
+    if after_loss and now - born < recovery_ms then lost = true end
+  end
+  ep = epoch
+  if restart or (lost and not rd) then
+    if not (rd and now < rd) then rd = now + recovery_ms end
+    rid = now
+    nv = 0
+  end
+  if z ~= '1' then
+    n = n + 1
+    z = '1'
+  end
   local flags = 0
+  if c == nil then c = 0 end
   local delta = cum - c
   if delta ~= 0 then
     local before = t
@@ -101,32 +195,107 @@ local function sync(keys, args)
           redis.call('HSETNX', k, 'xl', now) == 1 then
         flags = flags + 2
       end
+      -- Usage comes out of the lease first, then the reserve.
       local used = math.min(r, delta)
       r = r - used
       L = L - used
+      local rest = math.min(d, delta - used)
+      d = d - rest
+      D = D - rest
     end
   end
-  if L > r then
-    L = L - reclaim_expired(k, now, inst)
+  local recovering = false
+  if rd then
+    if rid and v ~= rid then
+      -- First call in this recovery: the caller's own rights as it holds
+      -- them (net of the usage in cum), and what it last saw.
+      L = L - r + hold_r
+      r = hold_r
+      D = D - d + hold_d
+      d = hold_d
+      if seen > F then F = seen end
+      if seen_n > ne then ne = seen_n end
+      nv = nv + 1
+      v = rid
+    end
+    if now < rd and (ne == 0 or nv < ne) then
+      recovering = true
+    else
+      local gap = F - (t + L + D + P)
+      if gap > 0 then P = P + gap end
+      rd = nil
+      rid = nil
+      redis.call('HDEL', k, 'rd', 'rid', 'ne', 'nv', 'F')
+    end
+  end
+  if now >= ps then
+    n = scan_silent(k, now, inst, n)
+    ps = now + 1000
   end
   if want < 0 then
     L = L - r
     r = 0
-  elseif want > 0 and hard > 0 then
-    local avail = hard - t - L
-    if avail > 0 then
-      local share = math.floor(avail / (2 * math.max(n, 1)))
-      if share < 1 then share = 1 end
-      local grant = math.min(want, share)
-      r = r + grant
-      L = L + grant
+    D = D - d
+    d = 0
+    if n > 0 then n = n - 1 end
+    z = '0'
+  elseif hard > 0 and not recovering then
+    local m = math.max(n, 1)
+    if want > 0 then
+      local avail = hard - t - L - D - P
+      if avail > 0 then
+        local share = math.floor(avail / (2 * m))
+        if share < 1 then share = 1 end
+        local grant = math.min(want, share)
+        r = r + grant
+        L = L + grant
+      end
+    end
+    -- The down reserve grows towards rq, up to a 1 / (4 n) share of what
+    -- nobody else holds; it shrinks only when asked (below).
+    if rq > d then
+      local target = math.floor(math.max(0, hard - t - L - (D - d) - P) /
+                                (4 * m))
+      local nd = math.max(d, math.min(rq, target))
+      D = D - d + nd
+      d = nd
     end
   end
+  if want >= 0 and rq < d then
+    D = D - d + rq
+    d = rq
+  end
   if L < 0 then L = 0 end
-  redis.call('HSET', k, 't', t, 'L', L, 'n', n, 'c:' .. inst, cum,
-             's:' .. inst, seq, 'r:' .. inst, r, 'e:' .. inst, now + ttl)
+  if D < 0 then D = 0 end
+  local fields = {'t', t, 'L', L, 'D', D, 'P', P, 'n', n, 'ep', ep, 'ps', ps,
+                  'c:' .. inst, cum, 's:' .. inst, seq, 'r:' .. inst, r,
+                  'd:' .. inst, d, 'e:' .. inst, now + ttl, 'z:' .. inst, z}
+  if rd then
+    for _, x in ipairs({'rd', rd, 'rid', rid, 'ne', ne, 'nv', nv, 'F', F,
+                        'v:' .. inst, v}) do
+      fields[#fields + 1] = x
+    end
+  end
+  redis.call('HSET', k, unpack(fields))
   redis.call('PEXPIREAT', k, expire_at)
-  return {t, r, n, flags, L, 0}
+  if recovering then flags = flags + 8 end
+  return {t, r, d, n, flags, t + L + D + P}
+end
+
+local function epoch(keys, a)
+  local k = keys[1]
+  local old, loss = a[1], a[2]
+  if not (k and old and loss) then
+    return redis.error_reply('ERR pg2_epoch: expected 1 key and 2 arguments')
+  end
+  local cur = redis.call('GET', k)
+  if cur and not (loss == '1' and cur == old) then return cur end
+  local t = redis.call('TIME')
+  local e = string.format('%d-%s%s', tonumber(t[1]) * 1000 +
+                          math.floor(tonumber(t[2]) / 1000), t[2],
+                          old ~= '' and '-L' or '')
+  redis.call('SET', k, e)
+  return e
 end
 
 local function read(keys, args)
@@ -138,8 +307,9 @@ local function read(keys, args)
   return out
 end
 
-redis.register_function('pg1_sync', sync)
-redis.register_function{function_name = 'pg1_read', callback = read,
+redis.register_function('pg2_sync', sync)
+redis.register_function('pg2_epoch', epoch)
+redis.register_function{function_name = 'pg2_read', callback = read,
                         flags = {'no-writes'}}
 )lua";
 

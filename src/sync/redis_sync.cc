@@ -9,10 +9,11 @@
 //     the cell's window takes the cell's change since the last read as this
 //     instance's own usage ("fold").
 //  3. Counters with unsent usage, unsynced leased counters and leases that
-//     run low are sent as one pipeline of FCALL pg1_sync (one per counter,
+//     run low are sent as one pipeline of FCALL pg2_sync (one per counter,
 //     each with this instance's cumulative usage and a fresh sequence
-//     number; see redis_functions.h).
-//  4. Each reply brings the cluster total and this instance's lease. The
+//     number; see redis_functions.h), after a GET of the dataset epoch.
+//  4. Each reply brings the cluster total and this instance's lease and
+//     down reserve. The
 //     cell is then set ("baked") to own usage + an offset: the other
 //     instances' usage far from the cap, or hard - remaining lease in lease
 //     mode, so that the hot path, which only compares the cell with the
@@ -22,6 +23,14 @@
 // A counter state is keyed by (record index, cell, window tag). Its own
 // usage never decreases except through refunds, and is sent whole (not as
 // a delta), so a lost or repeated reply is harmless.
+//
+// Data loss. After every connect, and whenever the epoch GET of a round
+// differs from the one held, the strand resolves the dataset epoch
+// (INFO replication, then FCALL pg2_epoch: a new replication id means the
+// server may have lost writes, and the epoch is replaced) before it sends
+// any counter. Every call carries the epoch, what the instance last saw of
+// the counter and the rights it holds, so the Function can tell a hash
+// that lost writes and hold all grants until the instances re-sent.
 
 #include <fmt/format.h>
 
@@ -74,6 +83,10 @@ using internal::redis::Reply;
 constexpr int kMaxWindowsBack = 64;
 // Rounds a state whose cell rolled waits for the rollover's final count.
 constexpr int kMaxAwaitRounds = 200;
+// pg2_sync reply flags (redis_functions.h).
+constexpr int64_t kFlagStale = 4;
+constexpr int64_t kFlagRecovering = 8;
+constexpr int64_t kFlagEpochBehind = 16;
 
 uint64_t StateKey(uint32_t index, uint8_t cell, uint32_t tag) {
   return (uint64_t{index} << 20) | (uint64_t{cell} << 16) |
@@ -117,17 +130,23 @@ struct CounterState {
   int await_rounds = 0;
 
   // Redis.
-  bool synced = false;     // a reply was applied
-  bool in_flight = false;  // part of the batch on the wire
-  int64_t sent = 0;        // cumulative in the batch on the wire
-  int64_t acked = 0;       // cumulative Redis acknowledged last
-  int64_t total = 0;       // cluster total at the last reply
-  int64_t lease = 0;       // our outstanding lease at the last reply
-  int64_t reply_cum = 0;   // the cumulative that reply answered
-  int64_t instances = 1;   // instances that wrote the counter
+  bool synced = false;      // a reply was applied
+  bool in_flight = false;   // part of the batch on the wire
+  int64_t sent = 0;         // cumulative in the batch on the wire
+  int64_t acked = 0;        // cumulative Redis acknowledged last
+  int64_t total = 0;        // cluster total at the last reply
+  int64_t lease = 0;        // our outstanding lease at the last reply
+  int64_t reserve = 0;      // our down reserve at the last reply
+  int64_t alloc = 0;        // t + L + D + P at the last reply
+  int64_t reply_cum = 0;    // the cumulative that reply answered
+  int64_t instances = 1;    // instances active on the counter
+  int64_t seen_n = 0;       // the same, 0 before any reply
+  uint64_t sent_seq = 0;    // sequence number of the call on the wire
+  uint64_t acked_seq = 0;   // the last one Redis applied (0: none)
+  bool recovering = false;  // the last reply said: nothing granted yet
   bool lease_mode = false;
   bool release_lease = false;
-  int64_t lease_valid_until = 0;  // steady ms
+  int64_t lease_valid_until = 0;  // steady ms: refresh before this
   int64_t last_sent_own = 0;
   int64_t round_units = 0;  // decaying max of own usage per round
   int64_t want = 0;         // lease wanted in the batch on the wire
@@ -144,6 +163,16 @@ struct CounterState {
   bool reassert = false;
 
   bool Pending() const { return own != acked || !synced || reassert; }
+  bool HoldsRights() const { return lease > 0 || reserve > 0; }
+  // What this instance may still admit on its lease and its reserve
+  // (usage comes out of the lease first, as in the Function).
+  int64_t LeaseLeft() const {
+    return std::max<int64_t>(0, lease - (own - reply_cum));
+  }
+  int64_t ReserveLeft() const {
+    const int64_t past_lease = std::max<int64_t>(0, (own - reply_cum) - lease);
+    return std::max<int64_t>(0, reserve - past_lease);
+  }
 };
 
 }  // namespace
@@ -186,6 +215,10 @@ class RedisSync::Impl {
       connected_.store(true, std::memory_order_relaxed);
       for (auto& [key, st] : states_) st->reassert = true;
       for (auto& st : retired_) st->reassert = true;
+      // Nothing is sent before the epoch of this server is known.
+      epoch_ready_ = false;
+      check_replid_ = true;
+      ResolveEpoch();
     });
     client_->SetOnDown([this](const absl::Status& why) {
       connected_.store(false, std::memory_order_relaxed);
@@ -266,6 +299,8 @@ class RedisSync::Impl {
     s.redis_up = link_->up.load(std::memory_order_relaxed);
     s.counters = counters_.load(std::memory_order_relaxed);
     s.leased_counters = leased_.load(std::memory_order_relaxed);
+    s.epoch_changes = epoch_changes_.load(std::memory_order_relaxed);
+    s.recoveries = recoveries_.load(std::memory_order_relaxed);
     return s;
   }
 
@@ -303,6 +338,7 @@ class RedisSync::Impl {
     DrainClosed(now);
     DrainDirty(now);
     UpdateAvailability(now);
+    if (!epoch_ready_) ResolveEpoch();
     if (!in_flight_) Send(now);
     Housekeep();
     FinishDrainIfDone();
@@ -446,24 +482,24 @@ class RedisSync::Impl {
 
   // How much more this instance may use of the counter, or -1 for no
   // bound beyond the hard cap.
+  // Leases and reserves are never taken back from a silent instance
+  // (redis_functions.h), so they stay good however long Redis is away.
   int64_t Allowance(const CounterState& st) const {
     const SyncCellInfo& ci = st.info;
     if (ci.unlimited || ci.limit_index < 0) return -1;
-    const int64_t lease_left =
-        std::max<int64_t>(0, st.lease - (st.own - st.reply_cum));
     if (st.down_baked) {
       switch (ci.down_policy) {
         case RedisDownPolicy::kFailOpen:
           return -1;
         case RedisDownPolicy::kFailClosed:
-          return SteadyMs() < st.lease_valid_until ? lease_left : 0;
+          return st.lease_mode ? st.LeaseLeft() : 0;
         case RedisDownPolicy::kLocalShare:
           return std::max<int64_t>(0,
                                    st.down_allowance - (st.own - st.down_own));
       }
     }
     if (!st.lease_mode) return -1;
-    return SteadyMs() < st.lease_valid_until ? lease_left : 0;
+    return st.LeaseLeft();
   }
 
   // Reads the cell into `st` and bakes TargetOffset in. False when the
@@ -568,10 +604,7 @@ class RedisSync::Impl {
     const SyncCellInfo& ci = st.info;
     if (ci.unlimited || ci.limit_index < 0) return;
     st.down_baked = true;
-    const bool lease_valid = st.lease_mode && SteadyMs() < st.lease_valid_until;
-    const int64_t lease_left =
-        lease_valid ? std::max<int64_t>(0, st.lease - (st.own - st.reply_cum))
-                    : 0;
+    const int64_t lease_left = st.lease_mode ? st.LeaseLeft() : 0;
     st.down_own = st.own;
     switch (ci.down_policy) {
       case RedisDownPolicy::kFailOpen:
@@ -586,7 +619,13 @@ class RedisSync::Impl {
         const int64_t used =
             st.synced ? st.total + (st.own - st.reply_cum) : st.own;
         const int64_t remainder = std::max<int64_t>(0, ci.hard - used);
-        if (st.synced) {
+        if (st.synced && st.lease_mode) {
+          // The reserve Redis set aside for this instance: the reserves of
+          // all instances and their leases together never pass the cap.
+          st.down_allowance = lease_left + st.ReserveLeft();
+        } else if (st.synced) {
+          // Not leased (leases off, or a window that is not leasable): no
+          // bound across instances beyond this share.
           st.down_allowance = std::max(lease_left, remainder / n);
         } else {
           // Never synced: the cold-start share, counted from zero usage
@@ -603,24 +642,27 @@ class RedisSync::Impl {
   // ---- Sending ---------------------------------------------------------
 
   void Send(int64_t now) {
-    if (!client_->ready()) return;
+    if (!client_->ready() || !epoch_ready_) return;
     const int64_t steady = SteadyMs();
     std::vector<Command> batch;
     std::vector<CounterState*> sent;
+    // The epoch first: a flush or restart between rounds shows here.
+    batch.push_back(Command{"GET", EpochKey()});
+    sent.push_back(nullptr);
     for (auto& [key, st] : states_) {
-      if (batch.size() >= options_.max_batch) break;
+      if (batch.size() > options_.max_batch) break;
       if (!NeedsSend(*st, steady)) continue;
       if (!st->closed && !st->gone) Fold(*st, now);
-      batch.push_back(MakeCommand(*st, steady));
+      batch.push_back(MakeCommand(*st, now));
       sent.push_back(st.get());
     }
     for (auto& st : retired_) {
-      if (batch.size() >= options_.max_batch) break;
+      if (batch.size() > options_.max_batch) break;
       if (st->in_flight || !st->Pending()) continue;
-      batch.push_back(MakeCommand(*st, steady));
+      batch.push_back(MakeCommand(*st, now));
       sent.push_back(st.get());
     }
-    if (batch.empty()) return;
+    if (batch.size() == 1) return;
     in_flight_ = true;
     // States on the wire are neither erased nor dropped (Housekeep skips
     // in_flight ones), so the pointers stay valid until the reply.
@@ -637,7 +679,7 @@ class RedisSync::Impl {
     if (st.Pending()) return true;
     if (st.release_lease) return true;
     if (st.closed || st.gone) return false;
-    if (returning_leases_ && st.lease > 0) return true;
+    if (returning_leases_ && st.HoldsRights()) return true;
     // Counters in use learn the others' usage even when we add none.
     if (steady - st.last_change < options_.refresh_idle.count() &&
         steady - st.last_reply >= options_.refresh_interval.count()) {
@@ -646,9 +688,10 @@ class RedisSync::Impl {
     if (!st.lease_mode) return false;
     // An idle counter hands its lease back (see MakeCommand).
     if (steady - st.last_change > options_.lease_ttl.count() / 2) {
-      return st.lease > 0;
+      return st.HoldsRights();
     }
-    // Lease mode: top up when low, refresh before it expires.
+    // Lease mode: top up when low; call before Redis counts this instance
+    // silent (it would stop sharing the remainder with it).
     const int64_t left = st.lease - (st.own - st.reply_cum);
     const int64_t chunk = LeaseChunk(st);
     return left * 2 < chunk ||
@@ -666,41 +709,163 @@ class RedisSync::Impl {
         {options_.min_round_units, 2 * st.round_units, share, 1});
   }
 
-  Command MakeCommand(CounterState& st, int64_t steady) {
-    (void)steady;
+  Command MakeCommand(CounterState& st, int64_t now) {
     const SyncCellInfo& ci = st.info;
-    st.in_flight = true;
+    const bool capped = !ci.unlimited && ci.limit_index >= 0;
     if (st.own != st.sent || st.last_change == 0) st.last_change = SteadyMs();
-    st.sent = st.own;
-    const int64_t used_this_round = st.own - st.last_sent_own;
-    st.round_units = std::max(used_this_round, st.round_units * 7 / 8);
-    st.last_sent_own = st.own;
     int64_t want = 0;
     const bool idle =
         SteadyMs() - st.last_change > options_.lease_ttl.count() / 2;
-    if (st.release_lease || (returning_leases_ && st.lease > 0) || st.closed ||
-        st.gone || (st.lease_mode && idle && st.own == st.sent)) {
-      want = st.lease > 0 ? -1 : 0;
+    if (st.release_lease || (returning_leases_ && st.HoldsRights()) ||
+        st.closed || st.gone || (st.lease_mode && idle && st.own == st.sent)) {
+      want = st.HoldsRights() ? -1 : 0;
     } else if (st.lease_mode) {
       const int64_t left = st.lease - (st.own - st.reply_cum);
       const int64_t chunk = LeaseChunk(st);
       if (left * 2 < chunk) want = chunk - std::max<int64_t>(0, left);
     }
+    // A down reserve only where the redis_down policy spends one.
+    int64_t rq = 0;
+    if (want >= 0 && st.lease_mode && capped &&
+        ci.down_policy == RedisDownPolicy::kLocalShare) {
+      // The share the Function aims at (a quarter of what nobody else
+      // holds, split over the active instances), as of the last reply.
+      const int64_t n = std::max<int64_t>(st.instances, 1);
+      rq = std::max<int64_t>(0, ci.hard - st.alloc + st.reserve) / (4 * n);
+    }
+    // Rights given back count as gone from now on, whatever becomes of
+    // this call: lower the ceiling first, then read the usage to report
+    // (sync_link.h), so a check that slipped past the old ceiling is
+    // reported inside the rights it used.
+    const int64_t used = std::max<int64_t>(0, st.own - st.reply_cum);
+    bool shrink = false;
+    if (want < 0) {
+      const int64_t lease = std::min(st.lease, used);
+      st.reserve = std::min(st.reserve, used - lease);
+      st.lease = lease;
+      shrink = true;
+    } else if (rq < st.ReserveLeft()) {
+      st.reserve =
+          std::min(st.reserve, rq + std::max<int64_t>(0, used - st.lease));
+      shrink = true;
+    }
+    if (shrink && st.down_baked) {
+      st.down_allowance =
+          std::min(st.down_allowance,
+                   (st.own - st.down_own) + st.LeaseLeft() + st.ReserveLeft());
+    }
+    if (shrink && !st.closed && !st.gone) {
+      Fold(st, now);  // publishes the lower ceiling
+      Fold(st, now);  // and reads what was charged meanwhile
+    }
+    st.in_flight = true;
+    if (st.own != st.sent) st.last_change = SteadyMs();
+    st.sent = st.own;
+    const int64_t used_this_round = st.own - st.last_sent_own;
+    st.round_units = std::max(used_this_round, st.round_units * 7 / 8);
+    st.last_sent_own = st.own;
     st.want = want;
-    const bool capped = !ci.unlimited && ci.limit_index >= 0;
+    st.sent_seq = ++seq_;
     return Command{"FCALL",
-                   "pg1_sync",
+                   "pg2_sync",
                    "1",
                    st.key,
                    options_.instance_id,
-                   std::to_string(++seq_),
+                   std::to_string(st.sent_seq),
                    std::to_string(st.own),
                    std::to_string(st.end_ms + options_.key_retention.count()),
                    std::to_string(capped ? ci.hard : 0),
                    std::to_string(want),
                    std::to_string(options_.lease_ttl.count()),
                    std::to_string(capped ? ci.nudge_at : 0),
-                   std::to_string(capped ? ci.limit : 0)};
+                   std::to_string(capped ? ci.limit : 0),
+                   epoch_,
+                   std::to_string(st.alloc),
+                   std::to_string(st.seen_n),
+                   std::to_string(st.acked_seq),
+                   std::to_string(rq),
+                   std::to_string(st.LeaseLeft()),
+                   std::to_string(st.ReserveLeft()),
+                   std::to_string(options_.lease_ttl.count())};
+  }
+
+  // ---- The dataset epoch ----------------------------------------------
+
+  std::string EpochKey() const { return options_.key_prefix + ":epoch"; }
+
+  // INFO replication, then pg2_epoch: a replication id other than the one
+  // of the last connection means the server may not have every write this
+  // instance saw acknowledged (a restart without data, a failover to a
+  // replica that lagged), so the epoch is replaced, once for the cluster
+  // (pg2_epoch only replaces the epoch the caller knew).
+  void ResolveEpoch() {
+    if (epoch_in_flight_ || !client_->ready()) return;
+    epoch_in_flight_ = true;
+    client_->Execute(
+        {Command{"INFO", "replication"}},
+        [this](absl::StatusOr<std::vector<Reply>> replies) {
+          if (!replies.ok() || replies->size() != 1 ||
+              (*replies)[0].is_error()) {
+            epoch_in_flight_ = false;
+            NoteError("redis INFO replication", replies);
+            return;  // the next round tries again
+          }
+          const std::string replid = ReplicationId((*replies)[0].str);
+          const bool loss = check_replid_ && !replid_.empty() &&
+                            !replid.empty() && replid != replid_;
+          client_->Execute(
+              {Command{"FCALL", "pg2_epoch", "1", EpochKey(), epoch_,
+                       loss ? "1" : "0"}},
+              [this, replid](absl::StatusOr<std::vector<Reply>> epoch_replies) {
+                epoch_in_flight_ = false;
+                if (!epoch_replies.ok() || epoch_replies->size() != 1 ||
+                    (*epoch_replies)[0].type != Reply::Type::kString) {
+                  NoteError("redis FCALL pg2_epoch", epoch_replies);
+                  return;
+                }
+                if (!replid.empty()) replid_ = replid;
+                check_replid_ = false;
+                AdoptEpoch((*epoch_replies)[0].str);
+              });
+        });
+  }
+
+  void AdoptEpoch(const std::string& epoch) {
+    if (epoch != epoch_) {
+      if (!epoch_.empty()) {
+        epoch_changes_.fetch_add(1, std::memory_order_relaxed);
+      }
+      epoch_ = epoch;
+      // Every counter tells the new dataset what it holds.
+      for (auto& [key, st] : states_) st->reassert = true;
+      for (auto& st : retired_) st->reassert = true;
+    }
+    epoch_ready_ = true;
+  }
+
+  // master_replid from an INFO replication text ("" when absent).
+  static std::string ReplicationId(const std::string& info) {
+    constexpr std::string_view kField = "master_replid:";
+    const size_t at = info.find(kField);
+    if (at == std::string::npos) return "";
+    const size_t from = at + kField.size();
+    const size_t end = info.find_first_of("\r\n", from);
+    return info.substr(from, end == std::string::npos ? end : end - from);
+  }
+
+  void NoteError(std::string_view what,
+                 const absl::StatusOr<std::vector<Reply>>& replies) {
+    errors_.fetch_add(1, std::memory_order_relaxed);
+    std::string why;
+    if (!replies.ok()) {
+      why = std::string(replies.status().message());
+    } else if (replies->size() == 1 && (*replies)[0].is_error()) {
+      why = (*replies)[0].str;
+    } else {
+      why = "unexpected reply";
+    }
+    std::lock_guard<std::mutex> lock(error_mu_);
+    last_error_ = fmt::format("{}: {}", what, why);
   }
 
   void OnReplies(size_t n, absl::StatusOr<std::vector<Reply>> replies) {
@@ -725,11 +890,19 @@ class RedisSync::Impl {
     }
     round_trips_.fetch_add(1, std::memory_order_relaxed);
     rounds_.fetch_add(1, std::memory_order_relaxed);
-    commands_.fetch_add(n, std::memory_order_relaxed);
+    commands_.fetch_add(n - 1, std::memory_order_relaxed);
     last_good_ms_.store(steady, std::memory_order_relaxed);
     bool reload = false;
     uint32_t max_instances = 0;
-    for (size_t i = 0; i < n && i < replies->size(); ++i) {
+    // The epoch GET: a missing or other epoch means the dataset changed
+    // under this connection (FLUSHALL, or another instance saw a loss).
+    if (!replies->empty()) {
+      const Reply& e = (*replies)[0];
+      if (e.type != Reply::Type::kString || e.str != epoch_) {
+        epoch_ready_ = false;
+      }
+    }
+    for (size_t i = 1; i < n && i < replies->size(); ++i) {
       CounterState* st = states[i];
       const Reply& r = (*replies)[i];
       if (st == nullptr) continue;
@@ -738,10 +911,10 @@ class RedisSync::Impl {
         std::lock_guard<std::mutex> lock(error_mu_);
         last_error_ =
             r.is_error()
-                ? fmt::format("redis FCALL pg1_sync on \"{}\": {}", st->key,
+                ? fmt::format("redis FCALL pg2_sync on \"{}\": {}", st->key,
                               r.str)
                 : fmt::format(
-                      "redis FCALL pg1_sync on \"{}\": unexpected reply "
+                      "redis FCALL pg2_sync on \"{}\": unexpected reply "
                       "(not an array of 6 integers)",
                       st->key);
         if (r.is_error() &&
@@ -773,33 +946,56 @@ class RedisSync::Impl {
       }
     }
     if (reload) client_->DropConnection();  // reconnecting loads it again
+    if (!epoch_ready_ && !reload) ResolveEpoch();
     std::erase_if(retired_, [](const std::unique_ptr<CounterState>& st) {
       return !st->in_flight && !st->Pending();
     });
     FinishDrainIfDone();
   }
 
+  // v: {t, r, d, n, flags, alloc} (redis_functions.h).
   void ApplyReply(CounterState& st, const int64_t v[6], int64_t now,
                   int64_t steady) {
     const int64_t total = v[0];
     const int64_t lease = v[1];
-    const int64_t instances = v[2];
-    const int64_t flags = v[3];
-    const bool stale = v[5] != 0;
-    if (!stale) {
+    const int64_t reserve = v[2];
+    const int64_t instances = v[3];
+    const int64_t flags = v[4];
+    if (flags & kFlagEpochBehind) {
+      // Nothing was applied: send again under the current epoch.
+      epoch_ready_ = false;
+      return;
+    }
+    const bool stale = (flags & kFlagStale) != 0;
+    if (stale) {
+      // A newer call of ours was applied first: its figures (or the next
+      // call's) are the ones to take.
+      st.want = 0;
+      return;
+    }
+    {
       units_flushed_.fetch_add(
           static_cast<uint64_t>(std::max<int64_t>(0, st.sent - st.acked)),
           std::memory_order_relaxed);
       st.acked = st.sent;
       st.reply_cum = st.sent;
+      st.acked_seq = st.sent_seq;
     }
+    const bool recovering = (flags & kFlagRecovering) != 0;
+    if (recovering && !st.recovering) {
+      recoveries_.fetch_add(1, std::memory_order_relaxed);
+    }
+    st.recovering = recovering;
+    st.reserve = reserve;
+    st.alloc = v[5];
+    st.seen_n = instances;
     st.reassert = false;
     if (lease > st.lease && st.want > 0) {
       lease_grants_.fetch_add(1, std::memory_order_relaxed);
       lease_units_.fetch_add(static_cast<uint64_t>(lease - st.lease),
                              std::memory_order_relaxed);
     }
-    if (st.want < 0 && lease == 0) {
+    if (st.want < 0 && lease == 0 && reserve == 0) {
       lease_returns_.fetch_add(1, std::memory_order_relaxed);
       st.release_lease = false;
     }
@@ -810,7 +1006,7 @@ class RedisSync::Impl {
     st.lease_valid_until = steady + options_.lease_ttl.count() / 2;
     st.last_reply = steady;
     st.want = 0;
-    if (flags != 0) EmitEvents(st, flags, total);
+    if ((flags & 3) != 0) EmitEvents(st, flags & 3, total);
     UpdateLeaseMode(st);
     if (!st.closed && !st.gone) Fold(st, now);
   }
@@ -822,7 +1018,7 @@ class RedisSync::Impl {
     const SyncCellInfo& ci = st.info;
     const bool leased = options_.leases && ci.leasable && !ci.unlimited &&
                         ci.limit_index >= 0 && !st.closed && !st.gone;
-    if (!leased && st.lease > 0) st.release_lease = true;
+    if (!leased && st.HoldsRights()) st.release_lease = true;
     st.lease_mode = leased;
   }
 
@@ -857,7 +1053,7 @@ class RedisSync::Impl {
       if (st->Pending()) ++pending;
       if (st->lease_mode) ++leased;
       const bool finished = (st->closed || st->gone) && !st->in_flight &&
-                            !st->Pending() && st->lease == 0;
+                            !st->Pending() && !st->HoldsRights();
       if (finished) erase.push_back(key);
     }
     for (auto& st : retired_) pending += st->Pending();
@@ -887,7 +1083,7 @@ class RedisSync::Impl {
     if (!draining_ || drain_waiters_.empty()) return;
     for (auto& [key, st] : states_) {
       if (st->Pending() || st->in_flight) return;
-      if (returning_leases_ && st->lease > 0) return;
+      if (returning_leases_ && st->HoldsRights()) return;
     }
     for (auto& st : retired_) {
       if (st->Pending()) return;
@@ -940,6 +1136,13 @@ class RedisSync::Impl {
   bool returning_leases_ = false;
   bool connected_before_ = false;
   const int64_t started_ms_ = SteadyMs();
+  // The dataset epoch every call carries, and the replication id of the
+  // server it was resolved on.
+  std::string epoch_;
+  std::string replid_;
+  bool epoch_ready_ = false;
+  bool epoch_in_flight_ = false;
+  bool check_replid_ = false;  // the first resolve after a connect
 
   mutable std::mutex error_mu_;
   std::string last_error_;
@@ -948,7 +1151,8 @@ class RedisSync::Impl {
   std::atomic<uint64_t> rounds_{0}, round_trips_{0}, commands_{0}, retries_{0},
       errors_{0}, timeouts_{0}, reconnects_{0}, lease_grants_{0},
       lease_units_{0}, lease_returns_{0}, units_flushed_{0}, events_won_{0},
-      pending_{0}, pending_dropped_{0}, counters_{0}, leased_{0};
+      pending_{0}, pending_dropped_{0}, counters_{0}, leased_{0},
+      epoch_changes_{0}, recoveries_{0};
   std::atomic<int64_t> last_good_ms_{0};
 };
 
@@ -1061,6 +1265,12 @@ std::string RedisSync::PrometheusText() const {
          s.counters);
   metric("sync_leased_counters", "gauge", "Counters in lease mode.",
          s.leased_counters);
+  metric("sync_epoch_changes_total", "counter",
+         "Dataset epochs replaced after Redis lost or may have lost writes.",
+         s.epoch_changes);
+  metric("sync_recoveries_total", "counter",
+         "Counters that waited for the cluster to re-send after a loss.",
+         s.recoveries);
   metric("sync_last_sync_age_seconds", "gauge",
          "Seconds since the last good round (-1: never).",
          s.last_sync_age_ms < 0
