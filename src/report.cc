@@ -44,7 +44,7 @@ std::string UsageReportJson(const AccountUsage& usage) {
                                   : nlohmann::ordered_json(l.hard_limit);
     e["state"] = l.state;
     e["meter"] = l.meter;
-    e["window"] = WindowUnitName(l.window);
+    e["window"] = WindowName(l.window, l.window_count);
     e["resets_at"] = internal::FormatRfc3339(l.window_end_ms);
     limits[l.limit_id] = std::move(e);
   }

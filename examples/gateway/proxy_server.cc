@@ -735,7 +735,7 @@ std::string PublicCatalogJson(const plangate::Catalog& catalog) {
       limit["id"] = l.id;
       limit["scope"] = plangate::ScopeName(l.scope);
       limit["meter"] = l.meter;
-      limit["window"] = plangate::WindowUnitName(l.window);
+      limit["window"] = plangate::WindowName(l.window, l.window_count);
       limit["mode"] = plangate::WindowModeName(l.mode);
       limit["limit"] = l.unlimited ? OJson(nullptr) : OJson(l.limit);
       limit["hard_limit"] = l.unlimited ? OJson(nullptr) : OJson(l.hard());

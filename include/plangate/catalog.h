@@ -84,6 +84,9 @@ struct Limit {
   Scope scope = Scope::kAccount;
   std::string meter = "requests";
   WindowUnit window = WindowUnit::kBillingPeriod;
+  // Whole units per window: "15m" is kMinute x 15, aligned on the Unix
+  // epoch like every fixed-length window; 1 for billing_period and annual.
+  uint32_t window_count = 1;
   WindowMode mode = WindowMode::kFixed;
   bool unlimited = false;  // counts, never denies
   int64_t limit = 0;       // in units of `meter`; ignored when unlimited
@@ -178,6 +181,12 @@ class Catalog {
 // Canonical names used in JSON and in messages.
 std::string_view ScopeName(Scope scope);
 std::string_view WindowUnitName(WindowUnit unit);
+// "minute" for (kMinute, 1), "15m" for (kMinute, 15): the catalog's
+// spelling, also used in counter keys and reports.
+std::string WindowName(WindowUnit unit, uint32_t count);
+// The length of a fixed-length window in ms; 0 for billing_period and
+// annual.
+int64_t WindowLengthMs(WindowUnit unit, uint32_t count);
 std::string_view WindowModeName(WindowMode mode);
 std::string_view TrafficName(Traffic traffic);
 std::string_view RedisDownPolicyName(RedisDownPolicy policy);

@@ -69,6 +69,7 @@ struct LimitRef {
   Scope scope = Scope::kAccount;
   std::string_view meter;
   WindowUnit window = WindowUnit::kBillingPeriod;
+  uint32_t window_count = 1;  // see Limit::window_count
   WindowMode mode = WindowMode::kFixed;
 };
 

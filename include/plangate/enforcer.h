@@ -197,6 +197,7 @@ struct LimitUsage {
   Scope scope = Scope::kAccount;
   std::string meter;
   WindowUnit window = WindowUnit::kBillingPeriod;
+  uint32_t window_count = 1;  // see Limit::window_count
   bool unlimited = false;
   int64_t limit = 0;
   int64_t hard_limit = 0;

@@ -29,6 +29,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "internal/json_path.h"
+#include "internal/period.h"
 #include "nlohmann/json.hpp"
 
 namespace plangate {
@@ -291,9 +292,38 @@ struct CounterUse {
   Scope scope;
   std::string meter;
   WindowUnit window;
+  uint32_t window_count;
   WindowMode mode;
   Loc loc;
 };
+
+// The longest whole-length window: ten years of days.
+constexpr int64_t kMaxWindowMs = int64_t{3650} * 86'400'000;
+
+// "15m" -> (kMinute, 15): digits, then s, m, h or d.
+std::optional<std::pair<WindowUnit, int64_t>> ParseWindowLength(
+    std::string_view s) {
+  if (s.size() < 2 || s.size() > 12 || s[0] < '1' || s[0] > '9') {
+    return std::nullopt;
+  }
+  int64_t n = 0;
+  for (size_t i = 0; i + 1 < s.size(); ++i) {
+    if (s[i] < '0' || s[i] > '9') return std::nullopt;
+    n = n * 10 + (s[i] - '0');
+  }
+  switch (s.back()) {
+    case 's':
+      return std::make_pair(WindowUnit::kSecond, n);
+    case 'm':
+      return std::make_pair(WindowUnit::kMinute, n);
+    case 'h':
+      return std::make_pair(WindowUnit::kHour, n);
+    case 'd':
+      return std::make_pair(WindowUnit::kDay, n);
+    default:
+      return std::nullopt;
+  }
+}
 
 }  // namespace
 
@@ -310,7 +340,8 @@ class CatalogParser {
  private:
   // Limits of one plan seen so far, by counter and by id.
   struct PlanLimits {
-    std::map<std::tuple<Scope, std::string, WindowUnit, WindowMode>, size_t>
+    std::map<std::tuple<Scope, std::string, WindowUnit, uint32_t, WindowMode>,
+             size_t>
         counters;
     std::map<std::string, size_t> ids;
   };
@@ -600,9 +631,43 @@ void CatalogParser::ParseLimit(const Json& value, const Loc& loc,
   }
   bool window_ok = true;
   if (const Json* window = Find(value, "window")) {
-    auto w = GetEnum(*window, Member(loc, "window"), kWindowNames);
-    window_ok = w.has_value();
-    limit.window = w.value_or(WindowUnit::kBillingPeriod);
+    const Loc window_loc = Member(loc, "window");
+    std::optional<std::pair<WindowUnit, int64_t>> length;
+    if (window->is_string()) {
+      length = ParseWindowLength(window->get_ref<const std::string&>());
+    }
+    if (length.has_value()) {
+      const int64_t ms = WindowLengthMs(length->first, 1) * length->second;
+      if (length->second > kMaxWindowMs / 1000 || ms > kMaxWindowMs) {
+        Fail(window_loc,
+             absl::StrCat("a window of ",
+                          Quote(window->get_ref<const std::string&>()),
+                          " is longer than 3650 days"));
+        window_ok = false;
+      } else {
+        limit.window = length->first;
+        limit.window_count = static_cast<uint32_t>(length->second);
+      }
+    } else if (window->is_string() &&
+               std::none_of(std::begin(kWindowNames), std::end(kWindowNames),
+                            [&](const EnumName<WindowUnit>& n) {
+                              return n.name ==
+                                     window->get_ref<const std::string&>();
+                            })) {
+      std::string choices;
+      for (const auto& n : kWindowNames)
+        absl::StrAppend(&choices, n.name, ", ");
+      Fail(window_loc,
+           absl::StrCat("must be one of ", choices,
+                        "or a whole length: digits then s, m, h or d "
+                        "(\"5s\", \"15m\", \"6h\", \"7d\"); got ",
+                        Quote(window->get_ref<const std::string&>())));
+      window_ok = false;
+    } else {
+      auto w = GetEnum(*window, window_loc, kWindowNames);
+      window_ok = w.has_value();
+      limit.window = w.value_or(WindowUnit::kBillingPeriod);
+    }
   }
   counter_ok &= window_ok;
   if (const Json* mode = Find(value, "mode")) {
@@ -681,15 +746,16 @@ void CatalogParser::ParseLimit(const Json& value, const Loc& loc,
   bool duplicate_counter = false;
   if (counter_ok && fields_known) {
     auto [it, inserted] = seen->counters.emplace(
-        std::make_tuple(limit.scope, limit.meter, limit.window, limit.mode),
+        std::make_tuple(limit.scope, limit.meter, limit.window,
+                        limit.window_count, limit.mode),
         index);
     if (!inserted) {
       duplicate_counter = true;
       Fail(loc, absl::StrCat("same scope, meter, window and mode as limits[",
                              it->second, "]"));
     }
-    counter_uses_.push_back(
-        CounterUse{limit.scope, limit.meter, limit.window, limit.mode, loc});
+    counter_uses_.push_back(CounterUse{limit.scope, limit.meter, limit.window,
+                                       limit.window_count, limit.mode, loc});
   }
 
   const Loc id_loc = Member(loc, "id");
@@ -698,7 +764,7 @@ void CatalogParser::ParseLimit(const Json& value, const Loc& loc,
     if (auto name = GetName(*id, id_loc)) limit.id = *name;
   } else if (counter_ok) {
     limit.id = absl::StrCat(ToAbsl(ScopeName(limit.scope)), ".", limit.meter,
-                            ".", ToAbsl(WindowUnitName(limit.window)));
+                            ".", WindowName(limit.window, limit.window_count));
   }
   if (!limit.id.empty() && !duplicate_counter &&
       (id != nullptr || fields_known)) {
@@ -841,14 +907,17 @@ void CatalogParser::ParseUpgradeOrder(const Json* value, const Loc& loc) {
 
 void CatalogParser::CheckCounterBudget() {
   struct Budget {
-    std::set<std::tuple<std::string, WindowUnit, WindowMode>> counters;
+    std::set<std::tuple<std::string, WindowUnit, uint32_t, WindowMode>>
+        counters;
     int cells = 0;
     const Loc* first_over = nullptr;
   };
   Budget budgets[kNumScopes];
   for (const CounterUse& use : counter_uses_) {
     Budget& budget = budgets[static_cast<int>(use.scope)];
-    if (!budget.counters.emplace(use.meter, use.window, use.mode).second) {
+    if (!budget.counters
+             .emplace(use.meter, use.window, use.window_count, use.mode)
+             .second) {
       continue;
     }
     budget.cells += use.mode == WindowMode::kSliding ? 2 : 1;
@@ -1151,6 +1220,29 @@ std::string_view WindowUnitName(WindowUnit unit) {
       return "second";
   }
   return "unknown";
+}
+
+std::string WindowName(WindowUnit unit, uint32_t count) {
+  if (count == 1) return std::string(WindowUnitName(unit));
+  char suffix = 's';
+  switch (unit) {
+    case WindowUnit::kDay:
+      suffix = 'd';
+      break;
+    case WindowUnit::kHour:
+      suffix = 'h';
+      break;
+    case WindowUnit::kMinute:
+      suffix = 'm';
+      break;
+    default:
+      break;
+  }
+  return absl::StrCat(count, std::string(1, suffix));
+}
+
+int64_t WindowLengthMs(WindowUnit unit, uint32_t count) {
+  return internal::FixedWindowMs(unit) * int64_t{count};
 }
 
 std::string_view WindowModeName(WindowMode mode) {

@@ -11,12 +11,12 @@
 namespace plangate::internal {
 
 int CellLayout::Assign(Scope s, uint16_t meter, WindowUnit window,
-                       WindowMode mode) {
+                       uint32_t count, WindowMode mode) {
   ScopeCells& cells = cells_[static_cast<int>(s)];
   for (int i = 0; i < kCellsPerSubject; ++i) {
     const CellUse& c = cells[i];
     if (c.used && !c.second_half && c.meter == meter && c.window == window &&
-        c.mode == mode) {
+        c.window_count == count && c.mode == mode) {
       return i;
     }
   }
@@ -26,7 +26,7 @@ int CellLayout::Assign(Scope s, uint16_t meter, WindowUnit window,
     for (int k = 0; k < width; ++k) free = free && !cells[i + k].used;
     if (!free) continue;
     for (int k = 0; k < width; ++k) {
-      cells[i + k] = CellUse{true, meter, window, mode, k == 1};
+      cells[i + k] = CellUse{true, meter, window, count, mode, k == 1};
     }
     return i;
   }
@@ -105,7 +105,8 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
       for (int i = 0; i < kCellsPerSubject; ++i) {
         const CellUse& c = cells[i];
         if (c.used && !c.second_half && c.meter == meter &&
-            c.window == limit.window && c.mode == limit.mode) {
+            c.window == limit.window && c.window_count == limit.window_count &&
+            c.mode == limit.mode) {
           keep[static_cast<int>(limit.scope)][i] = true;
           if (c.mode == WindowMode::kSliding && i + 1 < kCellsPerSubject) {
             keep[static_cast<int>(limit.scope)][i + 1] = true;
@@ -140,8 +141,9 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
       if (meter > 0xffff) {
         return absl::InvalidArgumentError("catalog: too many meters");
       }
-      const int cell = layout.Assign(limit.scope, static_cast<uint16_t>(meter),
-                                     limit.window, limit.mode);
+      const int cell =
+          layout.Assign(limit.scope, static_cast<uint16_t>(meter), limit.window,
+                        limit.window_count, limit.mode);
       if (cell < 0) {
         return absl::FailedPreconditionError(fmt::format(
             "plans[{}].limits[{}]: no counter cell left for scope {} (at most "
@@ -152,6 +154,8 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
       c.source = &limit;
       c.scope = limit.scope;
       c.window = limit.window;
+      c.window_count = limit.window_count;
+      c.window_ms = WindowLengthMs(limit.window, limit.window_count);
       c.mode = limit.mode;
       c.applies_to = limit.applies_to;
       c.cell = static_cast<uint8_t>(cell);
@@ -168,12 +172,9 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
       c.message = limit.message;
       c.down_policy =
           limit.redis_down.value_or(DefaultRedisDownPolicy(limit.window));
-      c.synced = limit.window != WindowUnit::kSecond;
+      c.synced = true;
       c.leasable = c.synced && !c.unlimited && !c.shadow &&
-                   limit.mode == WindowMode::kFixed &&
-                   (limit.window == WindowUnit::kBillingPeriod ||
-                    limit.window == WindowUnit::kAnnual ||
-                    limit.window == WindowUnit::kDay);
+                   limit.mode == WindowMode::kFixed;
       compiled->uses_scope[static_cast<int>(limit.scope)] = true;
       compiled->limits.push_back(c);
     }
@@ -194,10 +195,11 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
         const CellUse& before = previous_layout.scope(static_cast<Scope>(s))[i];
         const CellUse& after = layout.scope(static_cast<Scope>(s))[i];
         (*reassigned)[s][i] =
-            before.used &&
-            (!after.used || before.meter != after.meter ||
-             before.window != after.window || before.mode != after.mode ||
-             before.second_half != after.second_half);
+            before.used && (!after.used || before.meter != after.meter ||
+                            before.window != after.window ||
+                            before.window_count != after.window_count ||
+                            before.mode != after.mode ||
+                            before.second_half != after.second_half);
       }
     }
   }

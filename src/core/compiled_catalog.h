@@ -31,6 +31,8 @@ struct CompiledLimit {
   const Limit* source = nullptr;  // inside CompiledCatalog::catalog
   Scope scope = Scope::kAccount;
   WindowUnit window = WindowUnit::kBillingPeriod;
+  uint32_t window_count = 1;  // Limit::window_count
+  int64_t window_ms = 0;      // length of a fixed-length window; 0: period
   WindowMode mode = WindowMode::kFixed;
   Traffic applies_to = Traffic::kAll;
   uint8_t cell = 0;
@@ -44,9 +46,9 @@ struct CompiledLimit {
   std::string_view reason;
   std::string_view message;
   // Cluster sync (sync.h): whether the counter is shared through Redis
-  // (every window but seconds), whether it takes leases near its hard cap
-  // (fixed day, billing and annual windows that can deny), and what it does
-  // while Redis is down.
+  // (every window), whether it takes leases (fixed windows that can deny:
+  // billing, annual and every fixed length), and what it does while Redis
+  // is down.
   bool synced = false;
   bool leasable = false;
   RedisDownPolicy down_policy = RedisDownPolicy::kFailOpen;
@@ -74,6 +76,7 @@ struct CellUse {
   bool used = false;
   uint16_t meter = 0;
   WindowUnit window = WindowUnit::kBillingPeriod;
+  uint32_t window_count = 1;
   WindowMode mode = WindowMode::kFixed;
   bool second_half = false;  // the "previous window" cell of a sliding pair
 };
@@ -85,7 +88,8 @@ class CellLayout {
   const ScopeCells& scope(Scope s) const { return cells_[static_cast<int>(s)]; }
   // Finds the cell of (scope, meter, window, mode) or assigns free ones.
   // -1 when the scope has no room left.
-  int Assign(Scope s, uint16_t meter, WindowUnit window, WindowMode mode);
+  int Assign(Scope s, uint16_t meter, WindowUnit window, uint32_t count,
+             WindowMode mode);
   // Frees every cell not marked in `keep`.
   void Retain(
       const std::array<std::array<bool, kCellsPerSubject>, kNumScopes>& keep);

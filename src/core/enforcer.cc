@@ -154,8 +154,17 @@ Window FixedWindow(int64_t now_ms) {
   return {index * kLen, index * kLen + kLen, TagOf(index)};
 }
 
+// A whole-length window ("15m"): aligned on the Unix epoch.
+Window FixedWindowOf(int64_t len, int64_t now_ms) {
+  const int64_t index = FloorDiv(now_ms, len);
+  return {index * len, index * len + len, TagOf(index)};
+}
+
 Window CurrentWindow(const CompiledLimit& limit, SubjectRecord& account,
                      int64_t now_ms) {
+  if (ABSL_PREDICT_FALSE(limit.window_count != 1)) {
+    return FixedWindowOf(limit.window_ms, now_ms);
+  }
   switch (limit.window) {
     case WindowUnit::kBillingPeriod:
       return PeriodWindow(account, 0, now_ms);
@@ -289,9 +298,9 @@ Charge ChargeCell(SubjectRecord& rec, uint8_t gen, const CompiledLimit& limit,
     if (cur.compare_exchange_weak(word, Cell::Pack(gen, w.tag, next),
                                   std::memory_order_seq_cst,
                                   std::memory_order_relaxed)) {
-      if (sync != nullptr && limit.synced && Cell::Tag(word) != w.tag &&
-          Cell::Count(word) != 0) {
-        // The old window's final count: only the sync component needs it.
+      if (sync != nullptr && limit.synced && Cell::Tag(word) != w.tag) {
+        // The old window's final count (zero too: it closes the sync's
+        // state of that window): only the sync component needs it.
         if (!sync->closed.Push(
                 internal::ClosedWindow{index, limit.cell, word})) {
           sync->closed_overflow.fetch_add(1, std::memory_order_relaxed);
@@ -390,8 +399,8 @@ void DrainWallet(std::atomic<int64_t>& wallet, int64_t amount) {
 void Describe(const CompiledLimit& limit, const Caps& caps, const Window& w,
               int64_t used, int64_t amount, Decision* d) {
   d->has_limit = true;
-  d->limit = LimitRef{limit.source->id, limit.scope, limit.source->meter,
-                      limit.window, limit.mode};
+  d->limit = LimitRef{limit.source->id, limit.scope,        limit.source->meter,
+                      limit.window,     limit.window_count, limit.mode};
   d->limit_value = caps.unlimited ? 0 : caps.limit;
   d->hard_limit = caps.unlimited ? 0 : caps.hard;
   d->used = used;
@@ -1124,6 +1133,8 @@ bool Enforcer::Impl::Reclaimable(SubjectRecord& rec, const CompiledCatalog& cc,
     if (billing && account == nullptr) return false;  // cannot tell: keep
     CompiledLimit probe;
     probe.window = cells[i].window;
+    probe.window_count = cells[i].window_count;
+    probe.window_ms = WindowLengthMs(cells[i].window, cells[i].window_count);
     // Fixed windows ignore the record; billing ones read the account's.
     const Window w = CurrentWindow(probe, billing ? *account : rec, now_ms);
     const uint32_t prev_tag = (w.tag - 1) & Cell::kTagMask;
@@ -1401,6 +1412,7 @@ absl::StatusOr<AccountUsage> Enforcer::Usage(std::string_view account_id,
     lu.scope = limit.scope;
     lu.meter = limit.source->meter;
     lu.window = limit.window;
+    lu.window_count = limit.window_count;
     const Caps caps = CapsFor(limit, profile, {});
     lu.unlimited = caps.unlimited;
     lu.limit = caps.unlimited ? 0 : caps.limit;
@@ -1582,7 +1594,7 @@ bool SyncAccess::Describe(Enforcer& e, uint32_t index, uint8_t gen,
   const auto& uses = cc.layout.scope(out->scope);
   for (int i = 0; i < kCellsPerSubject; ++i) {
     const CellUse& use = uses[i];
-    if (!use.used || use.second_half || use.window == WindowUnit::kSecond) {
+    if (!use.used || use.second_half) {
       continue;
     }
     const bool billing = use.window == WindowUnit::kBillingPeriod ||
@@ -1595,9 +1607,12 @@ bool SyncAccess::Describe(Enforcer& e, uint32_t index, uint8_t gen,
                           ? cc.meter_names[use.meter]
                           : fmt::format("meter{}", use.meter);
     info.window = use.window;
+    info.window_count = use.window_count;
     info.mode = use.mode;
     CompiledLimit probe;
     probe.window = use.window;
+    probe.window_count = use.window_count;
+    probe.window_ms = WindowLengthMs(use.window, use.window_count);
     const Window w = CurrentWindow(probe, billing ? *account : rec, now_ms);
     info.start_ms = w.start_ms;
     info.end_ms = w.end_ms;

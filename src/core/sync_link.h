@@ -139,6 +139,7 @@ struct SyncCellInfo {
   uint16_t meter = 0;
   std::string meter_name;
   WindowUnit window = WindowUnit::kBillingPeriod;
+  uint32_t window_count = 1;
   WindowMode mode = WindowMode::kFixed;
   // The window current at `now`.
   int64_t start_ms = 0;

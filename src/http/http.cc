@@ -234,7 +234,17 @@ void AppendDuration(Writer& w, int64_t ms) {
 // A sentence for a denial without a message of its own.
 void AppendGeneratedMessage(Writer& w, const Decision& d, int64_t now_ms) {
   if (d.deny == DenyKind::kLimit && d.has_limit) {
-    w.Append(WindowAdjective(d.limit.window));
+    if (d.limit.window_count != 1) {
+      // "Per-15m limit of ..."
+      w.Append("Per-");
+      w.AppendInt(d.limit.window_count);
+      w.Append(d.limit.window == WindowUnit::kDay      ? 'd'
+               : d.limit.window == WindowUnit::kHour   ? 'h'
+               : d.limit.window == WindowUnit::kMinute ? 'm'
+                                                       : 's');
+    } else {
+      w.Append(WindowAdjective(d.limit.window));
+    }
     w.Append(" limit of ");
     w.AppendInt(d.limit_value);
     w.Append(' ');

@@ -350,6 +350,9 @@ class RedisSync::Impl {
       const uint8_t gen = Cell::Gen(note.word);
       const uint32_t tag = Cell::Tag(note.word);
       CounterState* st = FindState(note.index, note.cell, tag);
+      if ((st == nullptr || st->gen != gen) && Cell::Count(note.word) == 0) {
+        continue;  // an empty window nobody tracked: nothing to report
+      }
       if (st == nullptr || st->gen != gen) {
         // A window we never read while it was open: all of it is ours
         // (bakes only ever go into windows we hold a state for).
@@ -396,6 +399,19 @@ class RedisSync::Impl {
       if (st != nullptr && st->gen == gen) {
         st->last_change = SteadyMs();  // in use: keep (or get) a lease
         Fold(*st, now);
+        // A cell still on a window that ended: a check denied for want of
+        // the current window's lease rolls nothing, so prime it here.
+        if (now < st->end_ms || !st->lease_mode) continue;
+        if (!described) {
+          described = true;
+          if (!SyncAccess::Describe(enforcer_, index, gen, now, &info)) return;
+        }
+        for (const SyncCellInfo& x : info.cells) {
+          if (x.cell == c && x.tag != st->tag &&
+              FindState(index, static_cast<uint8_t>(c), x.tag) == nullptr) {
+            CreateState(index, gen, static_cast<uint8_t>(c), x.tag, now, &info);
+          }
+        }
         continue;
       }
       if (!described) {
@@ -461,7 +477,8 @@ class RedisSync::Impl {
                      ci->limit_index >= 0;
     st->key = internal::CounterKey(options_.key_prefix, known->account,
                                    known->scope, known->sub, ci->meter_name,
-                                   ci->window, ci->mode, start);
+                                   WindowName(ci->window, ci->window_count),
+                                   ci->mode, start);
     CounterState* raw = st.get();
     const uint64_t key = StateKey(index, cell, tag);
     auto& slot = states_[key];
@@ -533,9 +550,8 @@ class RedisSync::Impl {
         if (a.compare_exchange_weak(w, Cell::Pack(st.gen, st.tag, next),
                                     std::memory_order_seq_cst,
                                     std::memory_order_seq_cst)) {
-          if (Cell::Count(w) != 0) {
-            link_->closed.Push(ClosedWindow{st.index, st.cell, w});
-          }
+          // The old window's final count, zero too (it closes its state).
+          link_->closed.Push(ClosedWindow{st.index, st.cell, w});
           st.base = next;
           st.offset = next;
           Baked(st, next);
@@ -678,7 +694,8 @@ class RedisSync::Impl {
     if (st.in_flight) return false;
     if (st.Pending()) return true;
     if (st.release_lease) return true;
-    if (st.closed || st.gone) return false;
+    // A window that ended gives its lease and reserve back.
+    if (st.closed || st.gone) return st.HoldsRights();
     if (returning_leases_ && st.HoldsRights()) return true;
     // Counters in use learn the others' usage even when we add none.
     if (steady - st.last_change < options_.refresh_idle.count() &&

@@ -35,14 +35,14 @@ inline std::string EscapeKeyPart(std::string_view id) {
   return out;
 }
 
+// `window` is WindowName(unit, count): "day", "15m".
 inline std::string CounterKey(std::string_view prefix, std::string_view account,
                               Scope scope, std::string_view sub,
-                              std::string_view meter, WindowUnit window,
+                              std::string_view meter, std::string_view window,
                               WindowMode mode, int64_t start_ms) {
   return fmt::format("{}:{{{}}}:{}:{}:{}:{}:{}:{}", prefix,
                      EscapeKeyPart(account), ScopeName(scope),
-                     EscapeKeyPart(sub), EscapeKeyPart(meter),
-                     WindowUnitName(window),
+                     EscapeKeyPart(sub), EscapeKeyPart(meter), window,
                      mode == WindowMode::kSliding ? "s" : "f", start_ms);
 }
 

@@ -482,7 +482,26 @@ TEST_CASE("broken catalogs name the field and the reason", "[errors]") {
       {"bad window", WithPlans(R"({"id": "free", "limits": [
            {"limit": 1, "window": "week"}]})"),
        "plans[0].limits[0].window: must be one of billing_period, month, "
-       R"(annual, day, hour, minute, second (got "week"))"},
+       "annual, day, hour, minute, second, or a whole length: digits then s, "
+       R"(m, h or d ("5s", "15m", "6h", "7d"); got "week")"},
+      {"window of zero length", WithPlans(R"({"id": "free", "limits": [
+           {"limit": 1, "window": "0s"}]})"),
+       "plans[0].limits[0].window: must be one of billing_period, month, "
+       "annual, day, hour, minute, second, or a whole length: digits then s, "
+       R"(m, h or d ("5s", "15m", "6h", "7d"); got "0s")"},
+      {"window of a fraction", WithPlans(R"({"id": "free", "limits": [
+           {"limit": 1, "window": "1.5h"}]})"),
+       "plans[0].limits[0].window: must be one of billing_period, month, "
+       "annual, day, hour, minute, second, or a whole length: digits then s, "
+       R"(m, h or d ("5s", "15m", "6h", "7d"); got "1.5h")"},
+      {"window too long", WithPlans(R"({"id": "free", "limits": [
+           {"limit": 1, "window": "3651d"}]})"),
+       R"(plans[0].limits[0].window: a window of "3651d" is longer than )"
+       "3650 days"},
+      {"two limits on one whole-length counter",
+       WithPlans(R"({"id": "free", "limits": [
+           {"limit": 1, "window": "15m"}, {"limit": 2, "window": "15m"}]})"),
+       "plans[0].limits[1]: same scope, meter, window and mode as limits[0]"},
       {"window is a number", WithPlans(R"({"id": "free", "limits": [
            {"limit": 1, "window": 60}]})"),
        "plans[0].limits[0].window: must be one of billing_period, month, "
@@ -756,6 +775,47 @@ TEST_CASE("names match the JSON spelling", "[names]") {
   CHECK(KeyKindName(KeyKind::kLive) == "live");
   CHECK(KeyKindName(KeyKind::kTest) == "test");
   CHECK(KeyKindName(KeyKind::kInternal) == "internal");
+}
+
+TEST_CASE("windows of any whole length", "[windows]") {
+  auto catalog = Catalog::Parse(R"({"version": 1, "plans": [{"id": "p",
+      "limits": [
+        {"window": "5s", "limit": 1},
+        {"window": "second", "limit": 2},
+        {"window": "15m", "limit": 3, "mode": "sliding"},
+        {"window": "6h", "limit": 4},
+        {"window": "7d", "limit": 5},
+        {"window": "1m", "limit": 6}]}]})");
+  REQUIRE(catalog.ok());
+  const std::vector<Limit>& limits = (*catalog)->plans()[0].limits;
+  REQUIRE(limits.size() == 6);
+  struct Want {
+    WindowUnit unit;
+    uint32_t count;
+    const char* id;
+    int64_t ms;
+  };
+  const Want want[] = {
+      {WindowUnit::kSecond, 5, "account.requests.5s", 5'000},
+      {WindowUnit::kSecond, 1, "account.requests.second", 1'000},
+      {WindowUnit::kMinute, 15, "account.requests.15m", 900'000},
+      {WindowUnit::kHour, 6, "account.requests.6h", 21'600'000},
+      {WindowUnit::kDay, 7, "account.requests.7d", 604'800'000},
+      // "1m" is the minute window itself.
+      {WindowUnit::kMinute, 1, "account.requests.minute", 60'000},
+  };
+  for (size_t i = 0; i < limits.size(); ++i) {
+    INFO("limits[" << i << "]");
+    CHECK(limits[i].window == want[i].unit);
+    CHECK(limits[i].window_count == want[i].count);
+    CHECK(limits[i].id == want[i].id);
+    CHECK(WindowLengthMs(limits[i].window, limits[i].window_count) ==
+          want[i].ms);
+    CHECK(WindowName(limits[i].window, limits[i].window_count) ==
+          std::string(want[i].id)
+              .substr(std::string("account.requests.").size()));
+  }
+  CHECK(WindowLengthMs(WindowUnit::kBillingPeriod, 1) == 0);
 }
 
 }  // namespace

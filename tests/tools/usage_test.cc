@@ -151,7 +151,7 @@ std::string Key(std::string_view account, std::string_view meter,
                 WindowUnit window, WindowMode mode, int64_t start_ms,
                 std::string_view prefix = "pg") {
   return internal::CounterKey(prefix, account, Scope::kAccount, "", meter,
-                              window, mode, start_ms);
+                              WindowName(window, 1), mode, start_ms);
 }
 
 std::shared_ptr<const Catalog> ParseCatalog() {

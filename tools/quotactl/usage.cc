@@ -330,9 +330,9 @@ absl::Status FillFromRedis(const Plan& plan, const RedisOptions& redis,
                       Quote(lu.limit_id), Quote(plan.id)));
     }
     auto key = [&](int64_t start_ms) {
-      keys.push_back(internal::CounterKey(key_prefix, usage->account_id,
-                                          lu.scope, "", lu.meter, lu.window,
-                                          c.limit->mode, start_ms));
+      keys.push_back(internal::CounterKey(
+          key_prefix, usage->account_id, lu.scope, "", lu.meter,
+          WindowName(lu.window, lu.window_count), c.limit->mode, start_ms));
       return keys.size() - 1;
     };
     c.current = key(lu.window_start_ms);
