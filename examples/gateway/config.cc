@@ -51,6 +51,11 @@ plangate catalog on every request.
                            cost meter and prepaid wallets (default 1000)
   --default-max-tokens N   completion estimate when a request sets no
                            max_tokens (default 256)
+  --mcp-denial MODE        how a denied MCP tools/call is answered, always
+                           with HTTP 200: "error" (default), a JSON-RPC
+                           error whose data says why; or "tool_result", a
+                           tool result with isError: true and a text the
+                           model can read (other methods: always "error")
   --serve-mock HOST:PORT   run only the mock upstream there
   --help                   this text
 
@@ -417,6 +422,17 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
       s = string_value(&flags.redis_prefix);
     } else if (arg == "--serve-mock") {
       s = string_value(&flags.serve_mock);
+    } else if (arg == "--mcp-denial") {
+      if (s = need_value(); s.ok()) {
+        if (value == "error") {
+          flags.mcp_denial = McpDenial::kJsonRpcError;
+        } else if (value == "tool_result") {
+          flags.mcp_denial = McpDenial::kToolResult;
+        } else {
+          return bad(arg, fmt::format("must be error or tool_result (got {})",
+                                      Quote(value)));
+        }
+      }
     } else if (arg == "--threads") {
       if (s = int_value(1, 256, &n); s.ok())
         flags.threads = static_cast<int>(n);

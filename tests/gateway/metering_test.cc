@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 #include <string>
+#include <vector>
 
 #include "config.h"
 #include "plangate/catalog.h"
@@ -133,6 +134,110 @@ TEST_CASE("ParseChatRequest validates and measures the prompt") {
       ParseChatRequest(R"({"messages":[],"max_tokens":100000001})").ok());
 }
 
+TEST_CASE("ParseChatRequest reads stream and stream_options") {
+  auto plain = ParseChatRequest(R"({"messages":[]})");
+  REQUIRE(plain.ok());
+  CHECK_FALSE(plain->stream);
+  CHECK_FALSE(plain->include_usage);
+  auto asked = ParseChatRequest(
+      R"({"messages":[],"stream":true,"stream_options":{"include_usage":true}})");
+  REQUIRE(asked.ok());
+  CHECK(asked->stream);
+  CHECK(asked->include_usage);
+  auto declined = ParseChatRequest(
+      R"({"messages":[],"stream":true,"stream_options":{"include_usage":false}})");
+  REQUIRE(declined.ok());
+  CHECK(declined->stream);
+  CHECK_FALSE(declined->include_usage);
+  CHECK(ParseChatRequest(R"({"messages":[],"stream":"yes"})")
+            .status()
+            .message() == "stream: must be a boolean");
+  CHECK(ParseChatRequest(R"({"messages":[],"stream_options":[]})")
+            .status()
+            .message() == "stream_options: must be an object");
+  CHECK(ParseChatRequest(
+            R"({"messages":[],"stream_options":{"include_usage":1}})")
+            .status()
+            .message() == "stream_options.include_usage: must be a boolean");
+}
+
+TEST_CASE("WithStreamUsage asks for the usage chunk, keeping the rest") {
+  CHECK(WithStreamUsage(R"({"model":"m","stream":true,"messages":[]})") ==
+        R"({"model":"m","stream":true,"messages":[],)"
+        R"("stream_options":{"include_usage":true}})");
+  CHECK(
+      WithStreamUsage(R"({"stream_options":{"include_usage":false,"x":1}})") ==
+      R"({"stream_options":{"include_usage":true,"x":1}})");
+  CHECK(WithStreamUsage(R"({"stream_options":null})") ==
+        R"({"stream_options":{"include_usage":true}})");
+}
+
+TEST_CASE("SseSplitter cuts events at blank lines, whatever the pieces") {
+  const std::string stream =
+      "data: {\"a\":1}\n\n"
+      ": a comment\r\ndata: {\"b\":2}\r\n\r\n"
+      "event: x\ndata: 1\ndata: 2\n\n"
+      "data: [DONE]\n\n";
+  const std::vector<std::string> expected = {
+      "data: {\"a\":1}\n\n", ": a comment\r\ndata: {\"b\":2}\r\n\r\n",
+      "event: x\ndata: 1\ndata: 2\n\n", "data: [DONE]\n\n"};
+  // Every piece size, including one byte at a time.
+  for (size_t piece = 1; piece <= stream.size(); ++piece) {
+    INFO("piece size " << piece);
+    SseSplitter splitter(1024);
+    std::vector<std::string> events;
+    for (size_t i = 0; i < stream.size(); i += piece) {
+      REQUIRE(
+          splitter.Feed(std::string_view(stream).substr(i, piece), &events));
+    }
+    CHECK(events == expected);
+    CHECK(splitter.pending().empty());
+  }
+  SseSplitter partial(1024);
+  std::vector<std::string> events;
+  REQUIRE(partial.Feed("data: 1\n\ndata: 2\n", &events));
+  CHECK(events.size() == 1);
+  CHECK(partial.pending() == "data: 2\n");
+}
+
+TEST_CASE("SseSplitter refuses an event longer than its bound") {
+  SseSplitter splitter(16);
+  std::vector<std::string> events;
+  CHECK(splitter.Feed("data: 0123456", &events));
+  CHECK_FALSE(splitter.Feed("789abcdef", &events));
+  CHECK(events.empty());
+  // A stream of complete short events never reaches the bound.
+  SseSplitter ok(16);
+  for (int i = 0; i < 1000; ++i) REQUIRE(ok.Feed("data: 1\n\n", &events));
+  CHECK(events.size() == 1000);
+}
+
+TEST_CASE("ScanStreamEvent reads chunks, the usage chunk and [DONE]") {
+  const StreamEventInfo chunk = ScanStreamEvent(
+      "data: {\"choices\":[{\"delta\":{\"content\":\"h\\u00e9!\","
+      "\"tool_calls\":[{\"function\":{\"arguments\":\"{}\"}}]}}],"
+      "\"usage\":null}\n\n");
+  CHECK(chunk.valid);
+  CHECK(chunk.has_choices);
+  CHECK_FALSE(chunk.usage.has_value());
+  CHECK(chunk.text_bytes == 4 + 2);  // "hé!" is 4 bytes of UTF-8; "{}"
+  const StreamEventInfo usage = ScanStreamEvent(
+      "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,"
+      "\"completion_tokens\":4}}\r\n\r\n");
+  CHECK_FALSE(usage.has_choices);
+  REQUIRE(usage.usage.has_value());
+  CHECK(usage.usage->total_tokens == 7);
+  CHECK(ScanStreamEvent("data: [DONE]\n\n").done);
+  CHECK(ScanStreamEvent("data:[DONE]\n\n").done);
+  // data: lines of one event are joined by a newline.
+  CHECK(ScanStreamEvent("data: {\"choices\":\ndata: []}\n\n").valid);
+  const StreamEventInfo error =
+      ScanStreamEvent("data: {\"error\":{\"message\":\"x\"}}\n\n");
+  CHECK(error.error);
+  CHECK_FALSE(ScanStreamEvent(": keep-alive\n\n").valid);
+  CHECK_FALSE(ScanStreamEvent("data: {\"choices\":[\n\n").valid);
+}
+
 TEST_CASE("ParseMcpRequest") {
   auto call =
       ParseMcpRequest(R"({"jsonrpc":"2.0","id":"a1","method":"tools/call",)"
@@ -148,6 +253,12 @@ TEST_CASE("ParseMcpRequest") {
   CHECK(note->notification);
   CHECK(ParseMcpRequest("[]").status().message() ==
         "JSON-RPC batches are not supported");
+  // A tool call sent as a notification would run unmetered.
+  CHECK(ParseMcpRequest(R"({"jsonrpc":"2.0","method":"tools/call",)"
+                        R"("params":{"name":"echo"}})")
+            .status()
+            .message() ==
+        "tools/call: must have an id (a notification gets no result)");
   CHECK(ParseMcpRequest(R"({"id":1,"method":"x"})").status().message() ==
         "jsonrpc: must be \"2.0\"");
   CHECK(ParseMcpRequest(R"({"jsonrpc":"2.0","id":{},"method":"x"})")
@@ -218,6 +329,11 @@ TEST_CASE("Metering charges the catalog's meters") {
   CHECK(actual.amounts[1].amount == 0);  // BYOK: the platform pays nothing
   CHECK(actual.wallet_micros == 0);
   CHECK(m.ToolCall().count == 1);
+  // A stream without a usage chunk: ceil(41 / 4) + ceil(9 / 4) tokens.
+  const Charge streamed = m.ChatStreamed({.prompt_bytes = 41}, 9, live);
+  CHECK(streamed.amounts[0].amount == 11 + 3);
+  CHECK(streamed.amounts[1].amount == 35);  // ceil(14 * 2.5)
+  CHECK(streamed.wallet_micros == 35);
   // Absurd usage saturates instead of overflowing.
   const Charge huge = m.ChatActual({.total_tokens = int64_t{1} << 62}, live);
   CHECK(huge.amounts[0].amount == plangate::kMaxCount);
