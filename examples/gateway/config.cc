@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_join.h"
 #include "fmt/format.h"
+#include "internal/json_path.h"
 #include "nlohmann/json.hpp"
 
 namespace gateway {
@@ -63,7 +64,10 @@ The upstream's API key, if it needs one, comes from the environment:
 PLANGATE_UPSTREAM_API_KEY (sent as "Authorization: Bearer ...").
 )";
 
-std::string Quote(std::string_view s) { return Json(std::string(s)).dump(); }
+// Quoted for a message, at most ~80 bytes of it (internal/json_path.h).
+std::string Quote(std::string_view s) {
+  return plangate::internal::JsonQuote(s);
+}
 
 // Collects "FILE: path: reason" lines.
 class Problems {
@@ -83,17 +87,13 @@ class Problems {
 };
 
 // The reason of a JSON syntax error, without nlohmann's "[json.exception...]"
-// prefix.
+// prefix, the input it quotes cut to ~80 bytes.
 std::string SyntaxError(std::string_view text) {
   try {
     const Json parsed = Json::parse(text);  // throws the error we want
     (void)parsed;
   } catch (const Json::exception& e) {
-    std::string_view what = e.what();
-    if (const size_t close = what.find("] "); close != std::string_view::npos) {
-      what.remove_prefix(close + 2);
-    }
-    return std::string(what);
+    return plangate::internal::BoundedJsonErrorText(e.what());
   }
   return "invalid JSON";
 }
@@ -157,7 +157,7 @@ absl::StatusOr<KeyStore> KeyStore::Parse(std::string_view text,
     std::string secret;
     bool ok = true;
     const auto fail = [&](std::string_view field, std::string_view reason) {
-      problems.Add(fmt::format("{}.{}", at, field), reason);
+      problems.Add(plangate::internal::JsonMemberPath(at, field), reason);
       ok = false;
     };
     // A non-empty string field; `required` fields must be present.

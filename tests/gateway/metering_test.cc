@@ -303,6 +303,22 @@ TEST_CASE("KeyStore::Parse names the file, the entry and the field") {
         "k.json: keys: must be a JSON array of keys");
 }
 
+TEST_CASE("KeyStore::Parse quotes at most about 80 bytes of bad input") {
+  const std::string huge(10 << 20, 'k');
+  const auto syntax =
+      KeyStore::Parse(R"([{"key": ")" + huge + "\x01\"}]", "keys.json");
+  REQUIRE_FALSE(syntax.ok());
+  CHECK(syntax.status().message().size() < 400);
+  CHECK(std::string(syntax.status().message())
+            .ends_with("...' (10485769 bytes)"));
+  const auto field = KeyStore::Parse(
+      R"([{"key": "k", "account": "a", ")" + huge + R"(": 1}])", "keys.json");
+  REQUIRE_FALSE(field.ok());
+  CHECK(std::string(field.status().message()) ==
+        R"(keys.json: [0][")" + std::string(80, 'k') +
+            R"(..." (10485760 bytes)]: unknown field)");
+}
+
 TEST_CASE("Metering charges the catalog's meters") {
   auto catalog = plangate::Catalog::Parse(R"({
     "version": 1,
