@@ -17,6 +17,8 @@ namespace {
 using Json = nlohmann::json;
 
 constexpr std::string_view kByokFeature = "byok";
+// A meter "tool_calls.<name>" counts the MCP tool <name> alone.
+constexpr std::string_view kToolMeterPrefix = "tool_calls.";
 // The largest max_tokens accepted (far above any model's output limit).
 constexpr int64_t kMaxTokensField = 100'000'000;
 constexpr std::array<std::string_view, 1> kByokFeatures = {kByokFeature};
@@ -515,6 +517,15 @@ Metering::Metering(const plangate::Enforcer& enforcer, MeteringOptions options)
   }
   cost_ = enforcer.MeterId("cost_micros");
   tool_calls_ = enforcer.MeterId("tool_calls");
+  const std::vector<std::string>& meters = enforcer.catalog()->meters();
+  for (size_t i = 0; i < meters.size(); ++i) {
+    std::string_view name = meters[i];
+    if (name.starts_with(kToolMeterPrefix) &&
+        name.size() > kToolMeterPrefix.size()) {
+      name.remove_prefix(kToolMeterPrefix.size());
+      tool_meters_.emplace(std::string(name), enforcer.MeterId(meters[i]));
+    }
+  }
   for (const plangate::Plan& plan : enforcer.catalog()->plans()) {
     for (const std::string& feature : plan.features) {
       byok_gated_ |= feature == kByokFeature;
@@ -563,9 +574,16 @@ Charge Metering::ChatStreamed(const ChatRequestInfo& chat, int64_t text_bytes,
   return ChatActual(usage, key);
 }
 
-Charge Metering::ToolCall() const {
+Charge Metering::ToolCall(std::string_view tool) const {
   Charge c;
   c.Add(tool_calls_, 1);
+  if (!tool.empty()) {
+    if (const auto it =
+            tool_meters_.find(absl::string_view(tool.data(), tool.size()));
+        it != tool_meters_.end()) {
+      c.Add(it->second, 1);
+    }
+  }
   return c;
 }
 
@@ -577,9 +595,12 @@ std::span<const std::string_view> Metering::Features(
 
 std::string Metering::Describe() const {
   return fmt::format(
-      "tokens={} cost={} tool_calls={} byok_feature={}",
+      "tokens={} cost={} tool_calls={}{} byok_feature={}",
       tokens_ >= 0 ? tokens_name_ : "-", cost_ >= 0 ? "cost_micros" : "-",
-      tool_calls_ >= 0 ? "tool_calls" : "-", byok_gated_ ? "yes" : "no");
+      tool_calls_ >= 0 ? "tool_calls" : "-",
+      tool_meters_.empty() ? std::string()
+                           : fmt::format(" per_tool={}", tool_meters_.size()),
+      byok_gated_ ? "yes" : "no");
 }
 
 }  // namespace gateway

@@ -9,7 +9,9 @@
 //     --default-max-tokens); at commit, the upstream's usage.total_tokens;
 //   - "cost_micros": tokens * --micros-per-1k-tokens / 1000, rounded up,
 //     for managed (non-BYOK) traffic, estimated and committed like tokens;
-//   - "tool_calls": 1 for an MCP tools/call, committed only if it succeeded;
+//   - "tool_calls": 1 for an MCP tools/call, committed only if it succeeded,
+//     and 1 of "tool_calls.<tool name>" when the catalog declares that
+//     meter: a plan caps one expensive tool by a limit on its own meter;
 //   - the wallet of an account whose plan requires one: the same cost.
 // A meter the catalog does not declare is not charged. A BYOK key asks for
 // the feature "byok" when some plan of the catalog lists it, so plans
@@ -34,6 +36,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "config.h"
 #include "nlohmann/json.hpp"
@@ -172,7 +175,8 @@ class Metering {
   // ceil(generated text bytes / 4).
   Charge ChatStreamed(const ChatRequestInfo& chat, int64_t text_bytes,
                       const KeyRecord& key) const;
-  Charge ToolCall() const;
+  // tool_calls, and tool_calls.<tool> if the catalog has that meter.
+  Charge ToolCall(std::string_view tool = {}) const;
 
   // The features a request with `key` uses (BYOK: "byok", if gated).
   std::span<const std::string_view> Features(const KeyRecord& key) const;
@@ -187,6 +191,8 @@ class Metering {
   int tokens_ = -1;
   int cost_ = -1;
   int tool_calls_ = -1;
+  // Meters "tool_calls.<tool>", by tool name.
+  absl::flat_hash_map<std::string, int> tool_meters_;
   std::string tokens_name_;
   bool byok_gated_ = false;
 };

@@ -861,7 +861,7 @@ awaitable<void> ProxyServer::Mcp(Worker& w, Request& req, Response& res) {
   }
 
   Clock::time_point t0 = Clock::now();
-  const Charge charge = metering_.ToolCall();
+  const Charge charge = metering_.ToolCall(rpc->tool);
   plangate::CheckRequest check = {
       .account_id = key->account,
       .project_id = key->project,

@@ -264,6 +264,21 @@ expect_eq "tools/call notification error" -32600 "$(jget .error.code)"
 usage sk-mcp
 expect_eq "tool calls after the denial" 2 "$(used monthly_tool_calls)"
 
+echo "--- MCP: a limit on one tool's own meter (tool_calls.add) caps it alone"
+mcp sk-tools 1 tools/call '{"name":"add","arguments":{"a":1,"b":1}}'
+expect_status 200 "add #1"
+expect_eq "add #1 result" 2 "$(jget '.result.content[0].text')"
+mcp sk-tools 2 tools/call '{"name":"add","arguments":{"a":1,"b":2}}'
+expect_status 200 "add #2"
+expect_eq "add #2 denied" -32000 "$(jget .error.code)"
+expect_match "add #2 names the tool's limit" 'monthly_add_calls' "$(jget .error.message)"
+mcp sk-tools 3 tools/call '{"name":"echo","arguments":{"text":"still"}}'
+expect_status 200 "echo after add is capped"
+expect_eq "echo still runs" still "$(jget '.result.content[0].text')"
+usage sk-tools
+expect_eq "all tool calls" 2 "$(used monthly_tool_calls)"
+expect_eq "add calls" 1 "$(used monthly_add_calls)"
+
 echo "--- GET /v1/models: what the key's plan allows"
 call GET "$base/v1/models" sk-basic
 expect_status 200 "models (pro: mock-*)"
@@ -390,7 +405,8 @@ echo "--- billing plans, metrics"
 call GET "$base/v1/billing/plans" ""
 expect_status 200 "plans"
 expect_eq "first plan" free "$(jget '.plans[0].id')"
-expect_eq "last plan" scale "$(jget '.plans[5].id')"
+expect_eq "sixth plan" scale "$(jget '.plans[5].id')"
+expect_eq "last plan" agent "$(jget '.plans[6].id')"
 expect_eq "pro token hard limit" 150 "$(jget '.plans[3].limits[1].hard_limit')"
 call GET "$base/metrics" ""
 expect_status 200 "metrics"

@@ -319,6 +319,29 @@ TEST_CASE("KeyStore::Parse quotes at most about 80 bytes of bad input") {
             R"(..." (10485760 bytes)]: unknown field)");
 }
 
+TEST_CASE("Metering charges a tool's own meter when the catalog has one") {
+  auto catalog = plangate::Catalog::Parse(R"({
+    "version": 1,
+    "meters": ["requests", "tool_calls", "tool_calls.search", "tool_calls."],
+    "plans": [{"id": "p", "limits": [
+      {"meter": "tool_calls", "limit": 100},
+      {"meter": "tool_calls.search", "limit": 5}]}]})");
+  REQUIRE(catalog.ok());
+  auto enforcer = plangate::Enforcer::Create(*catalog);
+  REQUIRE(enforcer.ok());
+  const Metering m(**enforcer, {});
+  const Charge search = m.ToolCall("search");
+  REQUIRE(search.count == 2);
+  CHECK(search.amounts[0].meter == (*enforcer)->MeterId("tool_calls"));
+  CHECK(search.amounts[1].meter == (*enforcer)->MeterId("tool_calls.search"));
+  CHECK(search.amounts[1].amount == 1);
+  CHECK(m.ToolCall("echo").count == 1);
+  CHECK(m.ToolCall("").count == 1);  // "tool_calls." names no tool
+  CHECK(m.ToolCall("searc").count == 1);
+  CHECK(m.Describe() ==
+        "tokens=- cost=- tool_calls=tool_calls per_tool=1 byok_feature=no");
+}
+
 TEST_CASE("Metering charges the catalog's meters") {
   auto catalog = plangate::Catalog::Parse(R"({
     "version": 1,
