@@ -659,8 +659,11 @@ awaitable<void> ProxyServer::StreamChat(Worker& w, Session& session,
   if (admitted) {
     AddPlangateHeaders(admitted->rendering, head, /*with_content_type=*/false);
   }
-  head.keep_alive(session.keep_alive);
-  head.chunked(true);
+  // HTTP/1.1: chunked, and the connection may serve more. HTTP/1.0 has no
+  // chunks: the body runs to the connection's close.
+  const bool chunked = session.version >= 11;
+  head.keep_alive(chunked && session.keep_alive);
+  head.chunked(chunked);
   session.responded = true;
   w.stats.responses[200].Add();
   http::response_serializer<http::empty_body> sr{head};
@@ -705,8 +708,12 @@ awaitable<void> ProxyServer::StreamChat(Worker& w, Session& session,
     if (ex->done()) out += splitter.pending();  // an unterminated last event
     if (out.empty()) continue;
     client.expires_after(kClientWriteTimeout);
-    co_await asio::async_write(client, http::make_chunk(asio::buffer(out)),
-                               Await(client_ec));
+    if (chunked) {
+      co_await asio::async_write(client, http::make_chunk(asio::buffer(out)),
+                                 Await(client_ec));
+    } else {
+      co_await asio::async_write(client, asio::buffer(out), Await(client_ec));
+    }
   }
   if (!client_ec) {
     if (upstream_broke) {
@@ -718,16 +725,21 @@ awaitable<void> ProxyServer::StreamChat(Worker& w, Session& session,
                     {"param", nullptr}};
       out = fmt::format("data: {}\n\n",
                         e.dump(-1, ' ', false, Json::error_handler_t::replace));
-      co_await asio::async_write(client, http::make_chunk(asio::buffer(out)),
-                                 Await(client_ec));
+      client.expires_after(kClientWriteTimeout);
+      if (chunked) {
+        co_await asio::async_write(client, http::make_chunk(asio::buffer(out)),
+                                   Await(client_ec));
+      } else {
+        co_await asio::async_write(client, asio::buffer(out), Await(client_ec));
+      }
       w.stats.upstream_errors.Add();
     }
-    if (!client_ec) {
+    if (!client_ec && chunked) {
       co_await asio::async_write(client, http::make_chunk_last(),
                                  Await(client_ec));
     }
   }
-  session.reusable = !client_ec;
+  session.reusable = chunked && !client_ec;
   ex.reset();  // back to the pool if read to the end, else closed
 
   // Commit: the usage the upstream reported; else what was streamed; a
@@ -790,12 +802,13 @@ awaitable<void> ProxyServer::Models(Worker& w, Request& req, Response& res) {
   if (!have_list && !restricted) {
     // Any model is allowed and only the upstream knows which exist.
     w.stats.upstream_errors.Add();
-    if (!up.ec && up.response.result_int() < 500) up.ec = beast::error::timeout;
     JsonError(res, http::status::bad_gateway,
               up.ec ? fmt::format("upstream model list unavailable: {}",
                                   up.ec.message())
-                    : fmt::format("upstream model list answered {}",
-                                  up.response.result_int()),
+              : Is2xx(up.response)
+                  ? std::string("upstream model list is not an OpenAI list")
+                  : fmt::format("upstream model list answered {}",
+                                up.response.result_int()),
               "server_error", "upstream_error");
     co_return;
   }

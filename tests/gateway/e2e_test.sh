@@ -335,6 +335,16 @@ expect_eq "no event carries usage" 0 \
 expect_eq "tokens committed from the usage the gateway asked for" \
   $((before + 14)) "$(tokens_used)"
 
+# HTTP/1.0 has no chunked encoding: the stream runs to the connection's end.
+status=$(curl -sS --http1.0 --max-time 20 -o "$tmp/body" -D "$tmp/headers" \
+  -w '%{http_code}' -H 'Authorization: Bearer sk-stream' \
+  -H 'Content-Type: application/json' --data-binary "$(stream_body mock-small 2)" \
+  "$base/v1/chat/completions") || fail "HTTP/1.0 stream failed"
+expect_status 200 "HTTP/1.0 stream"
+expect_eq "HTTP/1.0 stream Transfer-Encoding" "" "$(header Transfer-Encoding)"
+expect_eq "HTTP/1.0 stream events" 5 "$(grep -c '^data: ' "$tmp/body")"
+expect_eq "HTTP/1.0 stream last event" 'data: [DONE]' "$(grep '^data: ' "$tmp/body" | tail -n 1)"
+
 # Incremental: the slow model sends an event every 100 ms (13 events for
 # max_tokens 10); the first must reach the client long before the last.
 t0=$(date +%s%N)
@@ -422,6 +432,12 @@ call POST "http://127.0.0.1:$down_port/v1/chat/completions" sk-basic \
   "$(chat_body mock-small 10)"
 expect_status 502 "connection refused upstream"
 expect_eq "unreachable error.code" upstream_unavailable "$(jget .error.code)"
+call GET "http://127.0.0.1:$down_port/v1/models" sk-basic
+expect_status 200 "models, upstream down, plan allowlist of patterns only"
+expect_eq "models with the upstream down" '[]' "$(jq -c .data "$tmp/body")"
+call GET "http://127.0.0.1:$down_port/v1/models" sk-basic-byok
+expect_status 502 "models for BYOK with the upstream down"
+expect_eq "BYOK models error.code" upstream_error "$(jget .error.code)"
 call GET "http://127.0.0.1:$down_port/v1/billing/usage" sk-basic
 expect_eq "requests counted with the upstream down" 0 \
   "$(jget .usage.monthly_requests.used)"
