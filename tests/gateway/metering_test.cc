@@ -6,6 +6,7 @@
 #include "metering.h"
 
 #include <catch2/catch.hpp>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -210,6 +211,37 @@ TEST_CASE("SseSplitter refuses an event longer than its bound") {
   SseSplitter ok(16);
   for (int i = 0; i < 1000; ++i) REQUIRE(ok.Feed("data: 1\n\n", &events));
   CHECK(events.size() == 1000);
+}
+
+TEST_CASE("SseSplitter and ScanStreamEvent survive arbitrary bytes") {
+  std::mt19937 rng(11);
+  const std::string alphabet = "data: {}[]\",:\n\r\\u0aé\xff";
+  for (int round = 0; round < 2000; ++round) {
+    std::string stream(rng() % 300, ' ');
+    for (char& c : stream) c = alphabet[rng() % alphabet.size()];
+    SseSplitter splitter(64);
+    std::vector<std::string> events;
+    bool within_bound = true;
+    for (size_t i = 0; i < stream.size() && within_bound;) {
+      const size_t n = 1 + rng() % 17;
+      within_bound =
+          splitter.Feed(std::string_view(stream).substr(i, n), &events);
+      i += n;
+    }
+    // Events, then what is pending, are the input byte for byte.
+    std::string seen;
+    for (const std::string& e : events) {
+      seen += e;
+      (void)ScanStreamEvent(e);
+    }
+    seen += splitter.pending();
+    if (within_bound) {
+      CHECK(seen == stream);
+    } else {
+      CHECK(stream.starts_with(seen));
+      CHECK(splitter.pending().size() > 64);
+    }
+  }
 }
 
 TEST_CASE("ScanStreamEvent reads chunks, the usage chunk and [DONE]") {
