@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "fmt/format.h"
+#include "internal/json_path.h"
 #include "nlohmann/json.hpp"
 #include "plangate/clock.h"
 #include "plangate/http.h"
@@ -205,6 +206,30 @@ bool IsMalformed(const beast::error_code& ec) {
 
 std::string_view PathOf(std::string_view target) {
   return target.substr(0, target.find('?'));
+}
+
+// "%2F" and the like decoded; nullopt for a malformed escape.
+std::optional<std::string> PercentDecode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  const auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    const int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
 }
 
 }  // namespace
@@ -422,6 +447,8 @@ awaitable<void> ProxyServer::Route(Worker& w, Session& session, Request& req,
       co_await ChatCompletions(w, session, req, res);
     }
   } else if (path == "/v1/models") {
+    if (route(kRouteModels, http::verb::get)) co_await Models(w, req, res);
+  } else if (path.starts_with("/v1/models/")) {
     if (route(kRouteModels, http::verb::get)) co_await Models(w, req, res);
   } else if (path == "/mcp") {
     if (route(kRouteMcp, http::verb::post)) co_await Mcp(w, req, res);
@@ -762,6 +789,19 @@ awaitable<void> ProxyServer::StreamChat(Worker& w, Session& session,
 awaitable<void> ProxyServer::Models(Worker& w, Request& req, Response& res) {
   const KeyRecord* key = Authenticate(req, res);
   if (key == nullptr) co_return;
+  // GET /v1/models/{id} (percent-encoded, as the SDKs send it).
+  std::optional<std::string> model_id;
+  if (std::string_view path = PathOf(req.target());
+      path.starts_with("/v1/models/")) {
+    path.remove_prefix(std::string_view("/v1/models/").size());
+    model_id = PercentDecode(path);
+    if (!model_id || model_id->empty()) {
+      JsonError(res, http::status::bad_request,
+                "the model id in the path is not valid percent-encoding",
+                "invalid_request_error", "invalid_request");
+      co_return;
+    }
+  }
   // The key's plan: the account's, else the catalog's default plan.
   const std::shared_ptr<const plangate::Catalog> catalog = enforcer_.catalog();
   std::string plan_id;
@@ -832,8 +872,23 @@ awaitable<void> ProxyServer::Models(Worker& w, Request& req, Response& res) {
     }
   }
   res.set(http::field::content_type, "application/json");
-  res.body() = Json{{"object", "list"}, {"data", std::move(data)}}.dump(
-      -1, ' ', false, Json::error_handler_t::replace);
+  if (!model_id) {
+    res.body() = Json{{"object", "list"}, {"data", std::move(data)}}.dump(
+        -1, ' ', false, Json::error_handler_t::replace);
+    co_return;
+  }
+  // GET /v1/models/{id}: that model, if the plan allows it.
+  for (Json& m : data) {
+    if (m["id"] == *model_id) {
+      res.body() = m.dump(-1, ' ', false, Json::error_handler_t::replace);
+      co_return;
+    }
+  }
+  JsonError(res, http::status::not_found,
+            fmt::format("The model {} does not exist or your plan does not "
+                        "allow it",
+                        plangate::internal::JsonQuote(*model_id)),
+            "invalid_request_error", "model_not_found");
 }
 
 awaitable<void> ProxyServer::WaitForSync(plangate::CheckRequest& check,

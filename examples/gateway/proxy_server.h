@@ -4,9 +4,12 @@
 //
 // Routes:
 //   POST /v1/chat/completions  OpenAI-compatible; metered (requests, tokens,
-//                              cost) and forwarded to the upstream
+//                              cost) and forwarded to the upstream; a
+//                              "stream": true reply is relayed event by event
+//   GET  /v1/models[/{id}]     the models the key's plan allows (OpenAI shape)
 //   POST /mcp                  MCP (JSON-RPC 2.0); tools/call is metered as
-//                              tool_calls, other methods pass through
+//                              tool_calls, other methods pass through; a
+//                              denial is an HTTP 200 (McpDenial)
 //   GET  /v1/billing/usage     the key's account's usage report (JSON)
 //   GET  /v1/billing/plans     the public plan catalog (JSON)
 //   GET  /metrics              Prometheus text

@@ -161,6 +161,10 @@ test('models.list: the plan allowlist for managed keys, everything for BYOK', as
   const managed = await ids('sk-app');
   assert.ok(managed.length > 0 && managed.every((id) => id.startsWith('mock-')), `${managed}`);
   assert.ok((await ids('sk-app-byok')).includes('gpt-4o'));
+  const one = await openai('sk-app').models.retrieve('mock-large');
+  assert.equal(one.id, 'mock-large');
+  const hidden = await rejection(() => openai('sk-app').models.retrieve('gpt-4o'), OpenAI.NotFoundError);
+  assert.equal(hidden.code, 'model_not_found');
 });
 
 test('each denial class arrives as the SDK error with its headers', async () => {

@@ -294,6 +294,18 @@ expect_eq "BYOK models include gpt-4o" gpt-4o "$(jget '.data[6].id')"
 call GET "$base/v1/models" sk-rate
 expect_status 200 "models (a plan without an allowlist)"
 expect_eq "unrestricted model count" 7 "$(jget '.data | length')"
+call GET "$base/v1/models/mock-large" sk-basic
+expect_status 200 "one allowed model"
+expect_eq "one model id" mock-large "$(jget .id)"
+expect_eq "one model object" model "$(jget .object)"
+call GET "$base/v1/models/gpt-4o" sk-basic
+expect_status 404 "a model the plan does not allow"
+expect_eq "not allowed model error.code" model_not_found "$(jget .error.code)"
+call GET "$base/v1/models/gpt%2D4o" sk-basic-byok
+expect_status 200 "a percent-encoded model id (BYOK)"
+expect_eq "decoded model id" gpt-4o "$(jget .id)"
+call GET "$base/v1/models/bad%2" sk-basic
+expect_status 400 "a malformed percent escape"
 call GET "$base/v1/models" sk-nobody
 expect_status 401 "models with an unknown key"
 call POST "$base/v1/models" sk-basic '{}'
