@@ -244,6 +244,9 @@ struct ProxyServer::Worker {
     Counter commits;          // reservations settled with the actual usage
     Counter refunds;          // ... refunded (upstream failed)
     Counter upstream_errors;  // no answer, or a 5xx
+    Counter streams;          // event streams relayed
+    Counter streams_broken;   // ... that the upstream broke off
+    Counter streams_left;     // ... that the client left
     Counter enforce_ns;       // time in plangate and usage parsing
   };
 
@@ -767,6 +770,9 @@ awaitable<void> ProxyServer::StreamChat(Worker& w, Session& session,
     }
   }
   session.reusable = chunked && !client_ec;
+  w.stats.streams.Add();
+  if (upstream_broke) w.stats.streams_broken.Add();
+  if (client_ec) w.stats.streams_left.Add();
   ex.reset();  // back to the pool if read to the end, else closed
 
   // Commit: the usage the upstream reported; else what was streamed; a
@@ -1058,6 +1064,15 @@ std::string ProxyServer::MetricsText() const {
   counter("plangate_gateway_refunds_total",
           "Reservations refunded because the upstream call failed.",
           [](const Worker::Stats& s) { return s.refunds.Get(); });
+  counter("plangate_gateway_streams_total",
+          "Event streams (stream: true) relayed to clients.",
+          [](const Worker::Stats& s) { return s.streams.Get(); });
+  counter("plangate_gateway_streams_broken_total",
+          "Streams the upstream broke off (reset, torn, silent, oversized).",
+          [](const Worker::Stats& s) { return s.streams_broken.Get(); });
+  counter("plangate_gateway_streams_abandoned_total",
+          "Streams whose client went away before the end.",
+          [](const Worker::Stats& s) { return s.streams_left.Get(); });
   counter("plangate_gateway_upstream_errors_total",
           "Upstream calls without an answer or with a 5xx.",
           [](const Worker::Stats& s) { return s.upstream_errors.Get(); });

@@ -437,6 +437,11 @@ expect_match "metrics: checks" 'plangate_gateway_checks_total [1-9][0-9]*' "$met
 expect_match "metrics: refunds" 'plangate_gateway_refunds_total [1-9]' "$metrics"
 expect_match "metrics: 429s" 'plangate_gateway_responses_total\{code="429"\} 1' "$metrics"
 expect_match "metrics: enforcer" 'plangate_subjects [1-9]' "$metrics"
+# Streams above: 2, HTTP/1.0, the slow one, 2 broken, 1 abandoned (the 402
+# and the 502 never became streams).
+expect_match "metrics: streams" 'plangate_gateway_streams_total 7' "$metrics"
+expect_match "metrics: broken streams" 'plangate_gateway_streams_broken_total 2' "$metrics"
+expect_match "metrics: abandoned streams" 'plangate_gateway_streams_abandoned_total 1' "$metrics"
 
 echo "--- an unreachable upstream: 502, nothing counted"
 start_gateway down "${files[@]}" --threads 1 --upstream http://127.0.0.1:1
@@ -453,6 +458,14 @@ expect_eq "BYOK models error.code" upstream_error "$(jget .error.code)"
 call GET "http://127.0.0.1:$down_port/v1/billing/usage" sk-basic
 expect_eq "requests counted with the upstream down" 0 \
   "$(jget .usage.monthly_requests.used)"
+
+echo "--- --no-enforce relays streams too"
+start_gateway plain "${files[@]}" --threads 1 --no-enforce
+call POST "http://127.0.0.1:$plain_port/v1/chat/completions" sk-blocked \
+  "$(stream_body mock-small 3)"
+expect_status 200 "stream without enforcement (a blocked account's key)"
+expect_eq "unenforced stream events" 6 "$(grep -c '^data: ' "$tmp/body")"
+expect_eq "unenforced stream: no plangate headers" "" "$(header RateLimit-Policy)"
 
 echo "--- --mcp-denial tool_result: a denied tools/call is a tool result"
 start_gateway agent "${files[@]}" --threads 1 --mcp-denial tool_result
