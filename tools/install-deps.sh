@@ -11,7 +11,7 @@ packages=(
   catch2 libbenchmark-dev
   redis-server
   clang-14 libclang-rt-14-dev
-  wrk curl
+  wrk curl jq
 )
 
 missing=()

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_join.h"
 #include "fmt/format.h"
+#include "internal/json_path.h"
 #include "nlohmann/json.hpp"
 
 namespace gateway {
@@ -51,6 +52,11 @@ plangate catalog on every request.
                            cost meter and prepaid wallets (default 1000)
   --default-max-tokens N   completion estimate when a request sets no
                            max_tokens (default 256)
+  --mcp-denial MODE        how a denied MCP tools/call is answered, always
+                           with HTTP 200: "error" (default), a JSON-RPC
+                           error whose data says why; or "tool_result", a
+                           tool result with isError: true and a text the
+                           model can read (other methods: always "error")
   --serve-mock HOST:PORT   run only the mock upstream there
   --help                   this text
 
@@ -58,7 +64,10 @@ The upstream's API key, if it needs one, comes from the environment:
 PLANGATE_UPSTREAM_API_KEY (sent as "Authorization: Bearer ...").
 )";
 
-std::string Quote(std::string_view s) { return Json(std::string(s)).dump(); }
+// Quoted for a message, at most ~80 bytes of it (internal/json_path.h).
+std::string Quote(std::string_view s) {
+  return plangate::internal::JsonQuote(s);
+}
 
 // Collects "FILE: path: reason" lines.
 class Problems {
@@ -78,17 +87,13 @@ class Problems {
 };
 
 // The reason of a JSON syntax error, without nlohmann's "[json.exception...]"
-// prefix.
+// prefix, the input it quotes cut to ~80 bytes.
 std::string SyntaxError(std::string_view text) {
   try {
     const Json parsed = Json::parse(text);  // throws the error we want
     (void)parsed;
   } catch (const Json::exception& e) {
-    std::string_view what = e.what();
-    if (const size_t close = what.find("] "); close != std::string_view::npos) {
-      what.remove_prefix(close + 2);
-    }
-    return std::string(what);
+    return plangate::internal::BoundedJsonErrorText(e.what());
   }
   return "invalid JSON";
 }
@@ -152,7 +157,7 @@ absl::StatusOr<KeyStore> KeyStore::Parse(std::string_view text,
     std::string secret;
     bool ok = true;
     const auto fail = [&](std::string_view field, std::string_view reason) {
-      problems.Add(fmt::format("{}.{}", at, field), reason);
+      problems.Add(plangate::internal::JsonMemberPath(at, field), reason);
       ok = false;
     };
     // A non-empty string field; `required` fields must be present.
@@ -417,6 +422,17 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
       s = string_value(&flags.redis_prefix);
     } else if (arg == "--serve-mock") {
       s = string_value(&flags.serve_mock);
+    } else if (arg == "--mcp-denial") {
+      if (s = need_value(); s.ok()) {
+        if (value == "error") {
+          flags.mcp_denial = McpDenial::kJsonRpcError;
+        } else if (value == "tool_result") {
+          flags.mcp_denial = McpDenial::kToolResult;
+        } else {
+          return bad(arg, fmt::format("must be error or tool_result (got {})",
+                                      Quote(value)));
+        }
+      }
     } else if (arg == "--threads") {
       if (s = int_value(1, 256, &n); s.ok())
         flags.threads = static_cast<int>(n);

@@ -101,6 +101,18 @@ struct UpstreamUrl {
 };
 absl::StatusOr<UpstreamUrl> ParseUpstreamUrl(std::string_view url);
 
+// How a denied MCP request is answered (--mcp-denial). Either way the HTTP
+// status is 200, so an MCP client sees an answer to its request rather than
+// a transport failure.
+enum class McpDenial {
+  // A JSON-RPC error -32000 whose data carries status, reason, retry-after
+  // and the upgrade hint.
+  kJsonRpcError,
+  // For tools/call: a CallToolResult with isError: true and a text the model
+  // can read (other methods still get the JSON-RPC error).
+  kToolResult,
+};
+
 // The command line.
 struct Flags {
   HostPort listen = {"127.0.0.1", 8080};
@@ -117,6 +129,7 @@ struct Flags {
   std::chrono::milliseconds drain_timeout{10'000};
   int64_t micros_per_1k_tokens = 1000;
   int64_t default_max_tokens = 256;
+  McpDenial mcp_denial = McpDenial::kJsonRpcError;
   // Set: run only the mock upstream on this address.
   std::string serve_mock;
   bool help = false;

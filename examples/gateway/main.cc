@@ -193,6 +193,7 @@ int RunGateway(const Flags& flags, int threads) {
   options.enforce = flags.enforce;
   options.upstream_timeout = flags.upstream_timeout;
   options.sync_wait = flags.sync_wait;
+  options.mcp_denial = flags.mcp_denial;
 
   // Cluster-wide counts through Redis.
 #ifdef PLANGATE_GATEWAY_WITH_SYNC

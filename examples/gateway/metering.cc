@@ -17,6 +17,8 @@ namespace {
 using Json = nlohmann::json;
 
 constexpr std::string_view kByokFeature = "byok";
+// A meter "tool_calls.<name>" counts the MCP tool <name> alone.
+constexpr std::string_view kToolMeterPrefix = "tool_calls.";
 // The largest max_tokens accepted (far above any model's output limit).
 constexpr int64_t kMaxTokensField = 100'000'000;
 constexpr std::array<std::string_view, 1> kByokFeatures = {kByokFeature};
@@ -298,6 +300,143 @@ absl::StatusOr<ChatRequestInfo> ParseChatRequest(std::string_view body) {
     return s;
   }
   info.max_tokens = max_completion_tokens ? max_completion_tokens : max_tokens;
+  if (const auto stream = j.find("stream");
+      stream != j.end() && !stream->is_null()) {
+    if (!stream->is_boolean()) {
+      return absl::InvalidArgumentError("stream: must be a boolean");
+    }
+    info.stream = stream->get<bool>();
+  }
+  if (const auto options = j.find("stream_options");
+      options != j.end() && !options->is_null()) {
+    if (!options->is_object()) {
+      return absl::InvalidArgumentError("stream_options: must be an object");
+    }
+    const auto include = options->find("include_usage");
+    if (include != options->end() && !include->is_null()) {
+      if (!include->is_boolean()) {
+        return absl::InvalidArgumentError(
+            "stream_options.include_usage: must be a boolean");
+      }
+      info.include_usage = include->get<bool>();
+    }
+  }
+  return info;
+}
+
+std::string WithStreamUsage(std::string_view body) {
+  // Ordered, so the upstream sees the client's members in the client's
+  // order.
+  nlohmann::ordered_json j =
+      nlohmann::ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return std::string(body);
+  auto& options = j["stream_options"];
+  if (!options.is_object()) options = nlohmann::ordered_json::object();
+  options["include_usage"] = true;
+  return j.dump(-1, ' ', false,
+                nlohmann::ordered_json::error_handler_t::replace);
+}
+
+bool SseSplitter::Feed(std::string_view bytes,
+                       std::vector<std::string>* events) {
+  pending_.append(bytes);
+  // An event ends where a line break is followed by an empty line ("\n\n"
+  // or "\n\r\n"). pending_[0, scanned_) holds no line break still to
+  // examine.
+  size_t start = 0;  // of the event being read
+  size_t i = scanned_;
+  for (;;) {
+    const size_t nl = pending_.find('\n', i);
+    if (nl == std::string::npos) {
+      i = pending_.size();
+      break;
+    }
+    size_t next = nl + 1;
+    if (next < pending_.size() && pending_[next] == '\r') ++next;
+    if (next >= pending_.size()) {
+      i = nl;  // decided by the next bytes
+      break;
+    }
+    if (pending_[next] == '\n') {
+      events->emplace_back(pending_, start, next + 1 - start);
+      start = i = next + 1;
+    } else {
+      i = nl + 1;
+    }
+  }
+  pending_.erase(0, start);
+  scanned_ = i - start;
+  return pending_.size() <= max_event_;
+}
+
+StreamEventInfo ScanStreamEvent(std::string_view event) {
+  StreamEventInfo info;
+  std::string data;
+  bool has_data = false;
+  while (!event.empty()) {
+    const size_t eol = event.find('\n');
+    std::string_view line = event.substr(0, eol);
+    event = eol == std::string_view::npos ? std::string_view()
+                                          : event.substr(eol + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!line.starts_with("data:")) continue;  // event:, id:, comments
+    line.remove_prefix(5);
+    if (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+    if (has_data) data += '\n';
+    data.append(line);
+    has_data = true;
+  }
+  if (!has_data) return info;
+  if (data == "[DONE]") {
+    info.done = true;
+    return info;
+  }
+  const Json j = Json::parse(data, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return info;
+  info.valid = true;
+  if (const auto e = j.find("error"); e != j.end() && !e->is_null()) {
+    info.error = true;
+  }
+  if (const auto u = j.find("usage"); u != j.end() && u->is_object()) {
+    TokenUsage usage;
+    const auto count = [&](const char* field) -> int64_t {
+      const auto it = u->find(field);
+      if (it == u->end() || !it->is_number_integer()) return 0;
+      return std::clamp<int64_t>(it->get<int64_t>(), 0, plangate::kMaxCount);
+    };
+    usage.prompt_tokens = count("prompt_tokens");
+    usage.completion_tokens = count("completion_tokens");
+    usage.total_tokens = count("total_tokens");
+    if (usage.total_tokens == 0) {
+      usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+    }
+    info.usage = usage;
+  }
+  const auto choices = j.find("choices");
+  if (choices == j.end() || !choices->is_array()) return info;
+  info.has_choices = !choices->empty();
+  const auto text = [&](const Json& obj, const char* field) {
+    const auto it = obj.find(field);
+    if (it != obj.end() && it->is_string()) {
+      info.text_bytes +=
+          static_cast<int64_t>(it->get_ref<const std::string&>().size());
+    }
+  };
+  for (const Json& choice : *choices) {
+    if (!choice.is_object()) continue;
+    const auto delta = choice.find("delta");
+    if (delta == choice.end() || !delta->is_object()) continue;
+    text(*delta, "content");
+    text(*delta, "refusal");
+    text(*delta, "reasoning_content");
+    const auto calls = delta->find("tool_calls");
+    if (calls == delta->end() || !calls->is_array()) continue;
+    for (const Json& call : *calls) {
+      if (!call.is_object()) continue;
+      const auto fn = call.find("function");
+      if (fn != call.end() && fn->is_object()) text(*fn, "arguments");
+    }
+  }
   return info;
 }
 
@@ -352,6 +491,12 @@ absl::StatusOr<McpRequestInfo> ParseMcpRequest(std::string_view body) {
     }
     info.id = *id;
   }
+  if (info.notification && info.method == "tools/call") {
+    // A tool call is a request; sent as a notification it would run
+    // without a result to meter by.
+    return absl::InvalidArgumentError(
+        "tools/call: must have an id (a notification gets no result)");
+  }
   if (const auto params = j.find("params");
       params != j.end() && params->is_object()) {
     const auto name = params->find("name");
@@ -372,6 +517,15 @@ Metering::Metering(const plangate::Enforcer& enforcer, MeteringOptions options)
   }
   cost_ = enforcer.MeterId("cost_micros");
   tool_calls_ = enforcer.MeterId("tool_calls");
+  const std::vector<std::string>& meters = enforcer.catalog()->meters();
+  for (size_t i = 0; i < meters.size(); ++i) {
+    std::string_view name = meters[i];
+    if (name.starts_with(kToolMeterPrefix) &&
+        name.size() > kToolMeterPrefix.size()) {
+      name.remove_prefix(kToolMeterPrefix.size());
+      tool_meters_.emplace(std::string(name), enforcer.MeterId(meters[i]));
+    }
+  }
   for (const plangate::Plan& plan : enforcer.catalog()->plans()) {
     for (const std::string& feature : plan.features) {
       byok_gated_ |= feature == kByokFeature;
@@ -411,9 +565,25 @@ Charge Metering::ChatActual(const TokenUsage& usage,
   return c;
 }
 
-Charge Metering::ToolCall() const {
+Charge Metering::ChatStreamed(const ChatRequestInfo& chat, int64_t text_bytes,
+                              const KeyRecord& key) const {
+  TokenUsage usage;
+  usage.prompt_tokens = (chat.prompt_bytes + 3) / 4;
+  usage.completion_tokens = (std::max<int64_t>(text_bytes, 0) + 3) / 4;
+  usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+  return ChatActual(usage, key);
+}
+
+Charge Metering::ToolCall(std::string_view tool) const {
   Charge c;
   c.Add(tool_calls_, 1);
+  if (!tool.empty()) {
+    if (const auto it =
+            tool_meters_.find(absl::string_view(tool.data(), tool.size()));
+        it != tool_meters_.end()) {
+      c.Add(it->second, 1);
+    }
+  }
   return c;
 }
 
@@ -425,9 +595,12 @@ std::span<const std::string_view> Metering::Features(
 
 std::string Metering::Describe() const {
   return fmt::format(
-      "tokens={} cost={} tool_calls={} byok_feature={}",
+      "tokens={} cost={} tool_calls={}{} byok_feature={}",
       tokens_ >= 0 ? tokens_name_ : "-", cost_ >= 0 ? "cost_micros" : "-",
-      tool_calls_ >= 0 ? "tool_calls" : "-", byok_gated_ ? "yes" : "no");
+      tool_calls_ >= 0 ? "tool_calls" : "-",
+      tool_meters_.empty() ? std::string()
+                           : fmt::format(" per_tool={}", tool_meters_.size()),
+      byok_gated_ ? "yes" : "no");
 }
 
 }  // namespace gateway

@@ -9,7 +9,9 @@
 //     --default-max-tokens); at commit, the upstream's usage.total_tokens;
 //   - "cost_micros": tokens * --micros-per-1k-tokens / 1000, rounded up,
 //     for managed (non-BYOK) traffic, estimated and committed like tokens;
-//   - "tool_calls": 1 for an MCP tools/call, committed only if it succeeded;
+//   - "tool_calls": 1 for an MCP tools/call, committed only if it succeeded,
+//     and 1 of "tool_calls.<tool name>" when the catalog declares that
+//     meter: a plan caps one expensive tool by a limit on its own meter;
 //   - the wallet of an account whose plan requires one: the same cost.
 // A meter the catalog does not declare is not charged. A BYOK key asks for
 // the feature "byok" when some plan of the catalog lists it, so plans
@@ -32,7 +34,9 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "config.h"
 #include "nlohmann/json.hpp"
@@ -50,11 +54,17 @@ struct ChatRequestInfo {
   std::string model;                  // empty: the account's default
   int64_t prompt_bytes = 0;           // PromptTextBytes(messages)
   std::optional<int64_t> max_tokens;  // max_completion_tokens or max_tokens
+  bool stream = false;                // "stream": true
+  // "stream_options": {"include_usage": true}: the client wants the final
+  // usage chunk of a stream.
+  bool include_usage = false;
 };
 
 // Validates the body: a JSON object with "messages" (an array), optional
-// "model" (a string) and "max_tokens" / "max_completion_tokens" (integers
-// >= 0). InvalidArgument with a message for the client otherwise.
+// "model" (a string), "max_tokens" / "max_completion_tokens" (integers
+// >= 0), "stream" (a boolean) and "stream_options" (an object whose
+// "include_usage" is a boolean). InvalidArgument with a message for the
+// client otherwise.
 absl::StatusOr<ChatRequestInfo> ParseChatRequest(std::string_view body);
 
 // An OpenAI "usage" block.
@@ -77,6 +87,48 @@ struct ReplyScan {
 // every "data:" line is scanned as JSON and the last usage, result or error
 // seen wins; "data: [DONE]" is skipped.
 ReplyScan ScanReply(std::string_view body, bool event_stream);
+
+// The same request body with "stream_options": {"include_usage": true}, so
+// the upstream ends its stream with a usage chunk; other members (and
+// their order) are kept. The body must have passed ParseChatRequest.
+std::string WithStreamUsage(std::string_view body);
+
+// Splits a server-sent event stream (text/event-stream) into events as its
+// bytes arrive in pieces of any size. An event is the bytes up to and
+// including the blank line that ends it ("\n\n", "\r\n\r\n" or mixed);
+// events come out byte for byte as they came in.
+class SseSplitter {
+ public:
+  // An event longer than `max_event` bytes is an error (Feed returns
+  // false), so a stream without blank lines cannot grow memory unbounded.
+  explicit SseSplitter(size_t max_event) : max_event_(max_event) {}
+
+  // Appends `bytes`; each event they complete is appended to `events`.
+  bool Feed(std::string_view bytes, std::vector<std::string>* events);
+
+  // Bytes of an event not ended yet.
+  const std::string& pending() const { return pending_; }
+
+ private:
+  size_t max_event_;
+  std::string pending_;
+  size_t scanned_ = 0;  // pending_[0, scanned_) has no event end
+};
+
+// What one event of an OpenAI chat completion stream says.
+struct StreamEventInfo {
+  bool done = false;                // "data: [DONE]"
+  bool valid = false;               // its data is a JSON object
+  bool error = false;               // the object has a non-null "error"
+  bool has_choices = false;         // "choices" is a non-empty array
+  std::optional<TokenUsage> usage;  // "usage" object
+  // Bytes of generated text in the chunk: every choice's delta "content",
+  // "refusal", "reasoning_content" and tool call "arguments".
+  int64_t text_bytes = 0;
+};
+
+// Reads an event's "data:" lines (joined by "\n", as SSE defines) as JSON.
+StreamEventInfo ScanStreamEvent(std::string_view event);
 
 // A JSON-RPC 2.0 request to the MCP endpoint.
 struct McpRequestInfo {
@@ -118,7 +170,13 @@ class Metering {
   // At check: the estimate. At commit: the actual amounts.
   Charge ChatEstimate(const ChatRequestInfo& chat, const KeyRecord& key) const;
   Charge ChatActual(const TokenUsage& usage, const KeyRecord& key) const;
-  Charge ToolCall() const;
+  // A stream that reported no usage (it broke, the client left, or the
+  // upstream sends none): the prompt estimate, ceil(prompt bytes / 4), plus
+  // ceil(generated text bytes / 4).
+  Charge ChatStreamed(const ChatRequestInfo& chat, int64_t text_bytes,
+                      const KeyRecord& key) const;
+  // tool_calls, and tool_calls.<tool> if the catalog has that meter.
+  Charge ToolCall(std::string_view tool = {}) const;
 
   // The features a request with `key` uses (BYOK: "byok", if gated).
   std::span<const std::string_view> Features(const KeyRecord& key) const;
@@ -133,6 +191,8 @@ class Metering {
   int tokens_ = -1;
   int cost_ = -1;
   int tool_calls_ = -1;
+  // Meters "tool_calls.<tool>", by tool name.
+  absl::flat_hash_map<std::string, int> tool_meters_;
   std::string tokens_name_;
   bool byok_gated_ = false;
 };

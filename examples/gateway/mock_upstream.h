@@ -7,6 +7,13 @@
 //       deterministic: prompt_tokens = ceil(text bytes of the messages / 4),
 //       completion_tokens = min(max_tokens, 16) (16 without max_tokens).
 //       Model "mock-error" answers 500; "mock-slow" answers after 1 s.
+//       With "stream": true, a server-sent event stream written chunk by
+//       chunk: a role chunk, one "tok " content chunk per completion token,
+//       the finish chunk, a usage chunk (choices: []) when the request set
+//       stream_options.include_usage, and "data: [DONE]". Model
+//       "mock-stream-slow" waits 100 ms before each event;
+//       "mock-stream-break" cuts the connection after half the content.
+//   GET /v1/models  an OpenAI model list: the mock-* models and gpt-4o.
 //   POST /mcp  JSON-RPC 2.0: initialize, tools/list, tools/call with the
 //       tools "echo" (returns its "text" argument), "add" (a + b) and
 //       "fail" (a result with isError: true); an unknown tool or method is

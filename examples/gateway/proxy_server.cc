@@ -6,7 +6,10 @@
 #include <array>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/chunk_encode.hpp>
 #include <boost/beast/http/empty_body.hpp>
+#include <charconv>
 #include <future>
 #include <optional>
 #include <string_view>
@@ -15,6 +18,7 @@
 #include <utility>
 
 #include "fmt/format.h"
+#include "internal/json_path.h"
 #include "nlohmann/json.hpp"
 #include "plangate/clock.h"
 #include "plangate/http.h"
@@ -27,15 +31,20 @@ using Json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
 constexpr size_t kMaxRequestBody = 4 << 20;  // 4 MiB
+// An upstream reply read whole (not relayed as a stream).
+constexpr size_t kMaxUpstreamBody = 64 << 20;  // 64 MiB
+// One event of a relayed stream; a longer one breaks the stream.
+constexpr size_t kMaxStreamEvent = 1 << 20;  // 1 MiB
 constexpr auto kClientIdleTimeout = std::chrono::seconds(120);
 constexpr auto kClientWriteTimeout = std::chrono::seconds(60);
 
-// A JSON-RPC "server error" code for requests the plan does not allow; the
-// HTTP status (402, 403, 429) and error.data say which denial it was.
+// A JSON-RPC "server error" code for requests the plan does not allow;
+// error.data says which denial it was (status 402, 403, 429...).
 constexpr int kJsonRpcPlanDenied = -32000;
 
 enum RouteId : int {
   kRouteChat = 0,
+  kRouteModels,
   kRouteMcp,
   kRouteUsage,
   kRoutePlans,
@@ -45,8 +54,8 @@ enum RouteId : int {
   kNumRoutes,
 };
 constexpr std::array<std::string_view, kNumRoutes> kRouteNames = {
-    "chat_completions", "mcp",     "billing_usage", "billing_plans",
-    "metrics",          "healthz", "other"};
+    "chat_completions", "models",  "mcp",     "billing_usage",
+    "billing_plans",    "metrics", "healthz", "other"};
 
 // A counter written by one thread and read by any: a relaxed load and
 // store, no read-modify-write.
@@ -95,8 +104,8 @@ void JsonRpcError(Response& res, http::status status, const Json& id, int code,
 }
 
 // plangate's headers (rate limits, Retry-After, warnings) onto a response.
-void AddPlangateHeaders(const plangate::HttpRendering& rendering, Response& res,
-                        bool with_content_type) {
+void AddPlangateHeaders(const plangate::HttpRendering& rendering,
+                        http::fields& res, bool with_content_type) {
   for (const plangate::HttpHeader& h : rendering.headers()) {
     if (!with_content_type && EqualsIgnoreCase(h.name, "Content-Type")) {
       continue;
@@ -112,12 +121,69 @@ void Deny(const plangate::HttpRendering& rendering, Response& res) {
   res.body() = std::string(rendering.body());
 }
 
-bool IsEventStream(const Response& res) {
+bool IsEventStream(const http::response_header<>& res) {
   const auto it = res.find(http::field::content_type);
   return it != res.end() && it->value().starts_with("text/event-stream");
 }
 
-bool Is2xx(const Response& res) { return res.result_int() / 100 == 2; }
+bool Is2xx(const http::response_header<>& res) {
+  return res.result_int() / 100 == 2;
+}
+
+// A managed model the plan's allowlist admits: an exact name, or a pattern
+// where '*' stands for any run of characters.
+bool GlobMatch(std::string_view pattern, std::string_view name) {
+  size_t p = 0, n = 0, star = std::string_view::npos, mark = 0;
+  while (n < name.size()) {
+    if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      mark = n;
+    } else if (p < pattern.size() && pattern[p] == name[n]) {
+      ++p;
+      ++n;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      n = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
+bool ModelAllowed(const plangate::Plan& plan, std::string_view model) {
+  if (!plan.models_restricted) return true;
+  return std::any_of(
+      plan.models.begin(), plan.models.end(),
+      [&](const std::string& pattern) { return GlobMatch(pattern, model); });
+}
+
+// The object an MCP denial carries (JSON-RPC error.data, or the tool
+// result's _meta): plangate's OpenAI-style error (message, type, code)
+// plus the HTTP status it stands for, Retry-After in seconds and the plan
+// that lifts the limit.
+Json McpDenialData(const plangate::Decision& d,
+                   const plangate::HttpRendering& rendering) {
+  Json data = Json::parse(rendering.body(), nullptr, false);
+  data = data.is_object() && data.contains("error") && data["error"].is_object()
+             ? data["error"]
+             : Json::object();
+  data["status"] = rendering.status();
+  for (const plangate::HttpHeader& h : rendering.headers()) {
+    if (!EqualsIgnoreCase(h.name, "Retry-After")) continue;
+    int64_t seconds = 0;
+    const auto [ptr, ec] = std::from_chars(
+        h.value.data(), h.value.data() + h.value.size(), seconds);
+    if (ec == std::errc() && ptr == h.value.data() + h.value.size()) {
+      data["retry_after"] = seconds;
+    }
+  }
+  if (!d.upgrade_plan.empty()) {
+    data["upgrade_plan"] = std::string(d.upgrade_plan);
+  }
+  return data;
+}
 
 void RemoveHopByHop(http::fields& f) {
   for (const http::field name :
@@ -142,6 +208,30 @@ std::string_view PathOf(std::string_view target) {
   return target.substr(0, target.find('?'));
 }
 
+// "%2F" and the like decoded; nullopt for a malformed escape.
+std::optional<std::string> PercentDecode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  const auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    const int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
 }  // namespace
 
 // Per worker thread.
@@ -154,6 +244,9 @@ struct ProxyServer::Worker {
     Counter commits;          // reservations settled with the actual usage
     Counter refunds;          // ... refunded (upstream failed)
     Counter upstream_errors;  // no answer, or a 5xx
+    Counter streams;          // event streams relayed
+    Counter streams_broken;   // ... that the upstream broke off
+    Counter streams_left;     // ... that the client left
     Counter enforce_ns;       // time in plangate and usage parsing
   };
 
@@ -178,6 +271,12 @@ struct ProxyServer::Worker {
 struct ProxyServer::Session {
   beast::tcp_stream* stream = nullptr;
   bool idle = true;  // waiting for the next request
+  // The route wrote the response itself (a relayed stream); `reusable`:
+  // the connection may serve another request after it.
+  bool responded = false;
+  bool reusable = true;
+  unsigned version = 11;
+  bool keep_alive = false;
 };
 
 ProxyServer::ProxyServer(ProxyOptions options, plangate::Enforcer& enforcer,
@@ -293,6 +392,8 @@ awaitable<void> ProxyServer::Serve(Worker& w, tcp::socket socket) {
     Response res;
     bool keep_alive = false;
     unsigned version = 11;
+    session.responded = false;
+    session.reusable = true;
     if (ec == http::error::body_limit) {
       JsonError(res, http::status::payload_too_large,
                 fmt::format("request body over {} bytes", kMaxRequestBody),
@@ -307,7 +408,13 @@ awaitable<void> ProxyServer::Serve(Worker& w, tcp::socket socket) {
       Request& req = parser.get();
       keep_alive = req.keep_alive();  // before Route rewrites req upstream
       version = req.version();
-      co_await Route(w, req, res);
+      session.keep_alive = keep_alive && !w.draining;
+      session.version = version;
+      co_await Route(w, session, req, res);
+      if (session.responded) {
+        if (!session.reusable || !session.keep_alive || w.draining) break;
+        continue;
+      }
     }
     keep_alive = keep_alive && !w.draining;
     res.version(version);
@@ -324,7 +431,8 @@ awaitable<void> ProxyServer::Serve(Worker& w, tcp::socket socket) {
   sessions_.fetch_sub(1);
 }
 
-awaitable<void> ProxyServer::Route(Worker& w, Request& req, Response& res) {
+awaitable<void> ProxyServer::Route(Worker& w, Session& session, Request& req,
+                                   Response& res) {
   const std::string_view path = PathOf(req.target());
   const http::verb method = req.method();
   const auto route = [&](RouteId r, http::verb allowed) {
@@ -339,8 +447,12 @@ awaitable<void> ProxyServer::Route(Worker& w, Request& req, Response& res) {
   };
   if (path == "/v1/chat/completions") {
     if (route(kRouteChat, http::verb::post)) {
-      co_await ChatCompletions(w, req, res);
+      co_await ChatCompletions(w, session, req, res);
     }
+  } else if (path == "/v1/models") {
+    if (route(kRouteModels, http::verb::get)) co_await Models(w, req, res);
+  } else if (path.starts_with("/v1/models/")) {
+    if (route(kRouteModels, http::verb::get)) co_await Models(w, req, res);
   } else if (path == "/mcp") {
     if (route(kRouteMcp, http::verb::post)) co_await Mcp(w, req, res);
   } else if (path == "/v1/billing/usage") {
@@ -389,7 +501,7 @@ const KeyRecord* ProxyServer::Authenticate(const Request& req,
   return nullptr;
 }
 
-awaitable<UpstreamResult> ProxyServer::CallUpstream(Worker& w, Request& req) {
+void ProxyServer::PrepareUpstream(Request& req) const {
   RemoveHopByHop(req);
   req.erase(http::field::authorization);
   if (!options_.upstream_authorization.empty()) {
@@ -402,6 +514,10 @@ awaitable<UpstreamResult> ProxyServer::CallUpstream(Worker& w, Request& req) {
   req.version(11);
   req.keep_alive(true);
   req.prepare_payload();
+}
+
+awaitable<UpstreamResult> ProxyServer::CallUpstream(Worker& w, Request& req) {
+  PrepareUpstream(req);
   UpstreamResult up = co_await w.pool.RoundTrip(req);
   if (up.ec || up.response.result_int() >= 500) w.stats.upstream_errors.Add();
   co_return up;
@@ -428,8 +544,8 @@ void ProxyServer::Relay(Worker&, UpstreamResult& up, Response& res) const {
   RemoveHopByHop(res);
 }
 
-awaitable<void> ProxyServer::ChatCompletions(Worker& w, Request& req,
-                                             Response& res) {
+awaitable<void> ProxyServer::ChatCompletions(Worker& w, Session& session,
+                                             Request& req, Response& res) {
   const KeyRecord* key = Authenticate(req, res);
   if (key == nullptr) co_return;
   const absl::StatusOr<ChatRequestInfo> chat = ParseChatRequest(req.body());
@@ -440,6 +556,10 @@ awaitable<void> ProxyServer::ChatCompletions(Worker& w, Request& req,
     co_return;
   }
   if (!options_.enforce) {
+    if (chat->stream) {
+      co_await StreamChat(w, session, req, res, *chat, *key, nullptr);
+      co_return;
+    }
     UpstreamResult up = co_await CallUpstream(w, req);
     Relay(w, up, res);
     co_return;
@@ -475,35 +595,306 @@ awaitable<void> ProxyServer::ChatCompletions(Worker& w, Request& req,
     w.stats.enforce_ns.Add((Clock::now() - t0).count());
     co_return;
   }
-  Clock::duration spent = Clock::now() - t0;
+  w.stats.enforce_ns.Add((Clock::now() - t0).count());
 
+  Admitted admitted{.decision = d, .rendering = rendering};
+  if (chat->stream) {
+    co_await StreamChat(w, session, req, res, *chat, *key, &admitted);
+    co_return;
+  }
   UpstreamResult up = co_await CallUpstream(w, req);
+  SettleBuffered(w, admitted, *key, up);
+  Relay(w, up, res);
+  AddPlangateHeaders(rendering, res, /*with_content_type=*/false);
+}
 
+void ProxyServer::SettleBuffered(Worker& w, const Admitted& a,
+                                 const KeyRecord& key,
+                                 const UpstreamResult& up) {
   // Commit: the actual usage, or a refund when the upstream failed.
-  t0 = Clock::now();
+  const Clock::time_point t0 = Clock::now();
   if (up.ec || !Is2xx(up.response)) {
-    enforcer_.Commit({.reservation = d.reservation, .success = false});
-    w.stats.refunds.Add();
+    Settle(w, a, key, /*success=*/false, nullptr);
   } else {
     const ReplyScan scan =
         ScanReply(up.response.body(), IsEventStream(up.response));
     if (scan.usage) {
-      const Charge actual = metering_.ChatActual(*scan.usage, *key);
-      enforcer_.Commit(
-          {.reservation = d.reservation,
-           .success = true,
-           .actual = actual.span(),
-           .wallet_micros = key->prepaid ? actual.wallet_micros : int64_t{-1}});
+      const Charge actual = metering_.ChatActual(*scan.usage, key);
+      Settle(w, a, key, true, &actual);
     } else {
-      // No usage block: the estimate stands.
-      enforcer_.Commit({.reservation = d.reservation, .success = true});
+      Settle(w, a, key, true, nullptr);  // no usage block: the estimate stands
     }
-    w.stats.commits.Add();
   }
-  spent += Clock::now() - t0;
-  w.stats.enforce_ns.Add(spent.count());
-  Relay(w, up, res);
-  AddPlangateHeaders(rendering, res, /*with_content_type=*/false);
+  w.stats.enforce_ns.Add((Clock::now() - t0).count());
+}
+
+void ProxyServer::Settle(Worker& w, const Admitted& a, const KeyRecord& key,
+                         bool success, const Charge* actual) {
+  if (!success) {
+    enforcer_.Commit({.reservation = a.decision.reservation, .success = false});
+    w.stats.refunds.Add();
+    return;
+  }
+  if (actual != nullptr) {
+    enforcer_.Commit(
+        {.reservation = a.decision.reservation,
+         .success = true,
+         .actual = actual->span(),
+         .wallet_micros = key.prepaid ? actual->wallet_micros : int64_t{-1}});
+  } else {
+    enforcer_.Commit({.reservation = a.decision.reservation, .success = true});
+  }
+  w.stats.commits.Add();
+}
+
+awaitable<void> ProxyServer::StreamChat(Worker& w, Session& session,
+                                        Request& req, Response& res,
+                                        const ChatRequestInfo& chat,
+                                        const KeyRecord& key,
+                                        const Admitted* admitted) {
+  // The upstream is asked for its usage chunk even when the client did not
+  // ask: it is what the stream is committed with.
+  if (!chat.include_usage) req.body() = WithStreamUsage(req.body());
+  PrepareUpstream(req);
+  beast::error_code ec;
+  std::unique_ptr<UpstreamExchange> ex = co_await w.pool.Open(req, ec);
+  if (ec || ex == nullptr) {
+    w.stats.upstream_errors.Add();
+    if (admitted) Settle(w, *admitted, key, /*success=*/false, nullptr);
+    UpstreamResult up{.ec = ec ? ec : beast::error::timeout};
+    Relay(w, up, res);
+    co_return;
+  }
+  if (!Is2xx(ex->header()) || !IsEventStream(ex->header())) {
+    // An error, or an upstream that does not stream: read it whole and
+    // treat it as a buffered reply.
+    UpstreamResult up;
+    up.response.base() = ex->header();
+    up.response.body() = co_await ex->ReadAll(kMaxUpstreamBody, up.ec);
+    if (up.ec || up.response.result_int() >= 500) w.stats.upstream_errors.Add();
+    if (admitted) SettleBuffered(w, *admitted, key, up);
+    Relay(w, up, res);
+    if (admitted) {
+      AddPlangateHeaders(admitted->rendering, res, /*with_content_type=*/false);
+    }
+    co_return;
+  }
+
+  // The stream's head, then each event as soon as it is complete.
+  beast::tcp_stream& client = *session.stream;
+  http::response<http::empty_body> head{http::status::ok, session.version};
+  head.set(http::field::content_type, "text/event-stream");
+  head.set(http::field::cache_control, "no-cache");
+  head.set("X-Accel-Buffering", "no");
+  if (admitted) {
+    AddPlangateHeaders(admitted->rendering, head, /*with_content_type=*/false);
+  }
+  // HTTP/1.1: chunked, and the connection may serve more. HTTP/1.0 has no
+  // chunks: the body runs to the connection's close.
+  const bool chunked = session.version >= 11;
+  head.keep_alive(chunked && session.keep_alive);
+  head.chunked(chunked);
+  session.responded = true;
+  w.stats.responses[200].Add();
+  http::response_serializer<http::empty_body> sr{head};
+  client.expires_after(kClientWriteTimeout);
+  beast::error_code client_ec;
+  co_await http::async_write_header(client, sr, Await(client_ec));
+
+  SseSplitter splitter(kMaxStreamEvent);
+  std::vector<std::string> events;
+  std::string out;
+  std::array<char, 16 << 10> buf;
+  std::optional<TokenUsage> usage;
+  int64_t text_bytes = 0;
+  bool upstream_broke = false;
+  std::string broke_reason;
+  while (!client_ec && !ex->done()) {
+    beast::error_code up_ec;
+    const size_t n = co_await ex->ReadSome(buf, up_ec);
+    if (up_ec) {
+      upstream_broke = true;
+      broke_reason = up_ec == beast::error::timeout
+                         ? "upstream stream timed out"
+                         : "upstream stream broke: " + up_ec.message();
+      break;
+    }
+    events.clear();
+    if (!splitter.Feed(std::string_view(buf.data(), n), &events)) {
+      upstream_broke = true;
+      broke_reason =
+          fmt::format("upstream stream event over {} bytes", kMaxStreamEvent);
+      break;
+    }
+    out.clear();
+    for (const std::string& e : events) {
+      const StreamEventInfo info = ScanStreamEvent(e);
+      text_bytes += info.text_bytes;
+      if (info.usage) usage = info.usage;
+      // The usage chunk (no choices) goes on only if the client asked.
+      if (info.usage && !info.has_choices && !chat.include_usage) continue;
+      out += e;
+    }
+    if (ex->done()) out += splitter.pending();  // an unterminated last event
+    if (out.empty()) continue;
+    client.expires_after(kClientWriteTimeout);
+    if (chunked) {
+      co_await asio::async_write(client, http::make_chunk(asio::buffer(out)),
+                                 Await(client_ec));
+    } else {
+      co_await asio::async_write(client, asio::buffer(out), Await(client_ec));
+    }
+  }
+  if (!client_ec) {
+    if (upstream_broke) {
+      // A final event the OpenAI SDKs raise as an APIError.
+      Json e;
+      e["error"] = {{"message", broke_reason},
+                    {"type", "server_error"},
+                    {"code", "upstream_error"},
+                    {"param", nullptr}};
+      out = fmt::format("data: {}\n\n",
+                        e.dump(-1, ' ', false, Json::error_handler_t::replace));
+      client.expires_after(kClientWriteTimeout);
+      if (chunked) {
+        co_await asio::async_write(client, http::make_chunk(asio::buffer(out)),
+                                   Await(client_ec));
+      } else {
+        co_await asio::async_write(client, asio::buffer(out), Await(client_ec));
+      }
+      w.stats.upstream_errors.Add();
+    }
+    if (!client_ec && chunked) {
+      co_await asio::async_write(client, http::make_chunk_last(),
+                                 Await(client_ec));
+    }
+  }
+  session.reusable = chunked && !client_ec;
+  w.stats.streams.Add();
+  if (upstream_broke) w.stats.streams_broken.Add();
+  if (client_ec) w.stats.streams_left.Add();
+  ex.reset();  // back to the pool if read to the end, else closed
+
+  // Commit: the usage the upstream reported; else what was streamed; a
+  // stream that failed before producing anything is refunded.
+  if (admitted == nullptr) co_return;
+  const Clock::time_point t0 = Clock::now();
+  const bool finished = !upstream_broke && !client_ec;
+  if (usage) {
+    const Charge actual = metering_.ChatActual(*usage, key);
+    Settle(w, *admitted, key, true, &actual);
+  } else if (!finished && text_bytes == 0) {
+    Settle(w, *admitted, key, false, nullptr);
+  } else {
+    const Charge actual = metering_.ChatStreamed(chat, text_bytes, key);
+    Settle(w, *admitted, key, true, &actual);
+  }
+  w.stats.enforce_ns.Add((Clock::now() - t0).count());
+}
+
+awaitable<void> ProxyServer::Models(Worker& w, Request& req, Response& res) {
+  const KeyRecord* key = Authenticate(req, res);
+  if (key == nullptr) co_return;
+  // GET /v1/models/{id} (percent-encoded, as the SDKs send it).
+  std::optional<std::string> model_id;
+  if (std::string_view path = PathOf(req.target());
+      path.starts_with("/v1/models/")) {
+    path.remove_prefix(std::string_view("/v1/models/").size());
+    model_id = PercentDecode(path);
+    if (!model_id || model_id->empty()) {
+      JsonError(res, http::status::bad_request,
+                "the model id in the path is not valid percent-encoding",
+                "invalid_request_error", "invalid_request");
+      co_return;
+    }
+  }
+  // The key's plan: the account's, else the catalog's default plan.
+  const std::shared_ptr<const plangate::Catalog> catalog = enforcer_.catalog();
+  std::string plan_id;
+  if (absl::StatusOr<plangate::AccountUsage> usage =
+          enforcer_.Usage(key->account);
+      usage.ok()) {
+    plan_id = usage->plan_id;
+  } else {
+    plan_id = catalog->default_plan();
+  }
+  const plangate::Plan* plan = catalog->FindPlan(plan_id);
+  if (plan == nullptr && options_.enforce) {
+    JsonError(res, http::status::forbidden,
+              fmt::format("Account {} has no plan", Json(key->account).dump()),
+              "permission_denied", "unknown_account");
+    co_return;
+  }
+  const bool restricted =
+      options_.enforce && !key->byok && plan->models_restricted;
+
+  // The upstream's list.
+  Request list{http::verb::get, "/v1/models", 11};
+  PrepareUpstream(list);
+  UpstreamResult up = co_await w.pool.RoundTrip(list);
+  Json upstream_models = Json::array();
+  bool have_list = false;
+  if (!up.ec && Is2xx(up.response)) {
+    Json body = Json::parse(up.response.body(), nullptr, false);
+    if (body.is_object() && body.contains("data") && body["data"].is_array()) {
+      for (Json& m : body["data"]) {
+        if (m.is_object() && m.contains("id") && m["id"].is_string()) {
+          upstream_models.push_back(std::move(m));
+        }
+      }
+      have_list = true;
+    }
+  }
+  if (!have_list && !restricted) {
+    // Any model is allowed and only the upstream knows which exist.
+    w.stats.upstream_errors.Add();
+    JsonError(res, http::status::bad_gateway,
+              up.ec ? fmt::format("upstream model list unavailable: {}",
+                                  up.ec.message())
+              : Is2xx(up.response)
+                  ? std::string("upstream model list is not an OpenAI list")
+                  : fmt::format("upstream model list answered {}",
+                                up.response.result_int()),
+              "server_error", "upstream_error");
+    co_return;
+  }
+  Json data = Json::array();
+  std::unordered_set<std::string> listed;
+  for (Json& m : upstream_models) {
+    const std::string& id = m["id"].get_ref<const std::string&>();
+    if (restricted && !ModelAllowed(*plan, id)) continue;
+    if (!listed.insert(id).second) continue;
+    data.push_back(std::move(m));
+  }
+  if (restricted) {
+    // Exact names of the allowlist the upstream did not list.
+    for (const std::string& name : plan->models) {
+      if (name.find('*') != std::string::npos) continue;
+      if (!listed.insert(name).second) continue;
+      data.push_back({{"id", name},
+                      {"object", "model"},
+                      {"created", 0},
+                      {"owned_by", "system"}});
+    }
+  }
+  res.set(http::field::content_type, "application/json");
+  if (!model_id) {
+    res.body() = Json{{"object", "list"}, {"data", std::move(data)}}.dump(
+        -1, ' ', false, Json::error_handler_t::replace);
+    co_return;
+  }
+  // GET /v1/models/{id}: that model, if the plan allows it.
+  for (Json& m : data) {
+    if (m["id"] == *model_id) {
+      res.body() = m.dump(-1, ' ', false, Json::error_handler_t::replace);
+      co_return;
+    }
+  }
+  JsonError(res, http::status::not_found,
+            fmt::format("The model {} does not exist or your plan does not "
+                        "allow it",
+                        plangate::internal::JsonQuote(*model_id)),
+            "invalid_request_error", "model_not_found");
 }
 
 awaitable<void> ProxyServer::WaitForSync(plangate::CheckRequest& check,
@@ -544,7 +935,7 @@ awaitable<void> ProxyServer::Mcp(Worker& w, Request& req, Response& res) {
   }
 
   Clock::time_point t0 = Clock::now();
-  const Charge charge = metering_.ToolCall();
+  const Charge charge = metering_.ToolCall(rpc->tool);
   plangate::CheckRequest check = {
       .account_id = key->account,
       .project_id = key->project,
@@ -565,14 +956,27 @@ awaitable<void> ProxyServer::Mcp(Worker& w, Request& req, Response& res) {
   const plangate::HttpRendering rendering(d, check.now_ms);
   w.stats.checks.Add();
   if (!d.admitted()) {
-    // The JSON-RPC error carries plangate's error object as its data.
-    Json data = Json::parse(rendering.body(), nullptr, false);
-    data = data.is_object() && data.contains("error") ? data["error"]
-                                                      : Json::object();
-    data["status"] = rendering.status();
-    const std::string message = data.value("message", "denied by plan");
-    JsonRpcError(res, static_cast<http::status>(rendering.status()), rpc->id,
-                 kJsonRpcPlanDenied, message, std::move(data));
+    // HTTP 200 either way: to an MCP client a 4xx is a broken transport,
+    // while this is an answer to its request that says why and when.
+    Json data = McpDenialData(d, rendering);
+    const std::string message = data.value("message", "denied by the plan");
+    if (options_.mcp_denial == McpDenial::kToolResult) {
+      std::string text = fmt::format(
+          "The tool {} was not run: {} (HTTP {}, {}).",
+          Json(rpc->tool).dump(-1, ' ', false, Json::error_handler_t::replace),
+          message, rendering.status(), data.value("code", "denied"));
+      Json body = {{"jsonrpc", "2.0"}, {"id", rpc->id}};
+      body["result"] = {
+          {"content", Json::array({{{"type", "text"}, {"text", text}}})},
+          {"isError", true},
+          {"_meta", {{"plangate/denial", std::move(data)}}}};
+      res.result(http::status::ok);
+      res.set(http::field::content_type, "application/json");
+      res.body() = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+    } else {
+      JsonRpcError(res, http::status::ok, rpc->id, kJsonRpcPlanDenied, message,
+                   std::move(data));
+    }
     AddPlangateHeaders(rendering, res, /*with_content_type=*/false);
     w.stats.denials.Add();
     w.stats.enforce_ns.Add((Clock::now() - t0).count());
@@ -660,6 +1064,15 @@ std::string ProxyServer::MetricsText() const {
   counter("plangate_gateway_refunds_total",
           "Reservations refunded because the upstream call failed.",
           [](const Worker::Stats& s) { return s.refunds.Get(); });
+  counter("plangate_gateway_streams_total",
+          "Event streams (stream: true) relayed to clients.",
+          [](const Worker::Stats& s) { return s.streams.Get(); });
+  counter("plangate_gateway_streams_broken_total",
+          "Streams the upstream broke off (reset, torn, silent, oversized).",
+          [](const Worker::Stats& s) { return s.streams_broken.Get(); });
+  counter("plangate_gateway_streams_abandoned_total",
+          "Streams whose client went away before the end.",
+          [](const Worker::Stats& s) { return s.streams_left.Get(); });
   counter("plangate_gateway_upstream_errors_total",
           "Upstream calls without an answer or with a 5xx.",
           [](const Worker::Stats& s) { return s.upstream_errors.Get(); });

@@ -4,9 +4,12 @@
 //
 // Routes:
 //   POST /v1/chat/completions  OpenAI-compatible; metered (requests, tokens,
-//                              cost) and forwarded to the upstream
+//                              cost) and forwarded to the upstream; a
+//                              "stream": true reply is relayed event by event
+//   GET  /v1/models[/{id}]     the models the key's plan allows (OpenAI shape)
 //   POST /mcp                  MCP (JSON-RPC 2.0); tools/call is metered as
-//                              tool_calls, other methods pass through
+//                              tool_calls, other methods pass through; a
+//                              denial is an HTTP 200 (McpDenial)
 //   GET  /v1/billing/usage     the key's account's usage report (JSON)
 //   GET  /v1/billing/plans     the public plan catalog (JSON)
 //   GET  /metrics              Prometheus text
@@ -43,6 +46,7 @@
 #include "metering.h"
 #include "net.h"
 #include "plangate/enforcer.h"
+#include "plangate/http.h"
 #include "upstream.h"
 
 namespace gateway {
@@ -60,6 +64,8 @@ struct ProxyOptions {
   // 429 quota_syncing until its first lease arrives (a round trip or two);
   // the request waits that long, re-checking, rather than fail.
   std::chrono::milliseconds sync_wait{500};
+  // How a denied MCP tools/call is answered (--mcp-denial).
+  McpDenial mcp_denial = McpDenial::kJsonRpcError;
 };
 
 class ProxyServer {
@@ -91,11 +97,32 @@ class ProxyServer {
  private:
   struct Worker;
   struct Session;
+  // What Check admitted a request with, kept until it is settled.
+  struct Admitted {
+    plangate::Decision decision;
+    plangate::HttpRendering rendering;
+  };
 
   awaitable<void> Accept();
   awaitable<void> Serve(Worker& w, tcp::socket socket);
-  awaitable<void> Route(Worker& w, Request& req, Response& res);
-  awaitable<void> ChatCompletions(Worker& w, Request& req, Response& res);
+  awaitable<void> Route(Worker& w, Session& session, Request& req,
+                        Response& res);
+  awaitable<void> ChatCompletions(Worker& w, Session& session, Request& req,
+                                  Response& res);
+  // A "stream": true completion: relays the upstream's events to the client
+  // as each completes (writing the response itself), then settles
+  // `admitted` (nullptr: not enforced) with the reported or streamed usage.
+  awaitable<void> StreamChat(Worker& w, Session& session, Request& req,
+                             Response& res, const ChatRequestInfo& chat,
+                             const KeyRecord& key, const Admitted* admitted);
+  // Commits (with `actual`, or the estimate when nullptr) or refunds.
+  void Settle(Worker& w, const Admitted& a, const KeyRecord& key, bool success,
+              const Charge* actual);
+  // Settles a reply read whole: refund unless 2xx, else its usage.
+  void SettleBuffered(Worker& w, const Admitted& a, const KeyRecord& key,
+                      const UpstreamResult& up);
+  // GET /v1/models: the models the key's plan allows, in OpenAI's shape.
+  awaitable<void> Models(Worker& w, Request& req, Response& res);
   awaitable<void> Mcp(Worker& w, Request& req, Response& res);
   // Re-checks `check` (with a fresh now_ms) while `d` is 429 quota_syncing,
   // with backoff, for up to options_.sync_wait.
@@ -105,6 +132,9 @@ class ProxyServer {
   std::string MetricsText() const;
 
   const KeyRecord* Authenticate(const Request& req, Response& res) const;
+  // Rewrites `req` in place for the upstream: hop-by-hop headers, Host,
+  // Authorization, base path, Content-Length.
+  void PrepareUpstream(Request& req) const;
   // Sends `req` upstream (rewritten in place for the upstream).
   awaitable<UpstreamResult> CallUpstream(Worker& w, Request& req);
   // Copies an upstream answer into `res`, or a 502/504 when it failed.

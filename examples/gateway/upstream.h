@@ -24,11 +24,47 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "net.h"
 
 namespace gateway {
+
+class UpstreamPool;
+
+// One response being read from the upstream piece by piece (a stream). It
+// holds its connection: destroyed after the whole response was read, the
+// connection goes back to the pool (if keep-alive allows); destroyed
+// before, the connection is closed, which is how a relay gives up on an
+// upstream stream whose client went away.
+class UpstreamExchange {
+ public:
+  ~UpstreamExchange();
+  UpstreamExchange(const UpstreamExchange&) = delete;
+  UpstreamExchange& operator=(const UpstreamExchange&) = delete;
+
+  const http::response_header<>& header() const;
+  // The whole body has been read.
+  bool done() const;
+
+  // Reads the next bytes of the body that arrive (at most buf.size()), and
+  // returns how many. Each call may wait up to the pool's timeout for the
+  // upstream: it bounds the silence between pieces, not the whole stream.
+  // A closed connection or a torn chunk before the end sets `ec`.
+  awaitable<size_t> ReadSome(std::span<char> buf, beast::error_code& ec);
+
+  // Reads the rest of the body (at most `limit` bytes; more sets `ec`).
+  awaitable<std::string> ReadAll(size_t limit, beast::error_code& ec);
+
+ private:
+  friend class UpstreamPool;
+  struct State;
+  explicit UpstreamExchange(UpstreamPool& pool);
+  UpstreamPool& pool_;
+  std::unique_ptr<State> state_;
+};
 
 struct UpstreamResult {
   // Connect, I/O or timeout error; `response` is meaningful only without.
@@ -48,6 +84,12 @@ class UpstreamPool {
   // and reads the whole response, within the timeout.
   awaitable<UpstreamResult> RoundTrip(const Request& request);
 
+  // Sends `request` and reads only the response header; the body is then
+  // read through the exchange. nullptr with `ec` set when no response
+  // header arrived.
+  awaitable<std::unique_ptr<UpstreamExchange>> Open(const Request& request,
+                                                    beast::error_code& ec);
+
   // Connections opened so far (a pool that works opens few). Any thread.
   uint64_t connections_opened() const {
     return opened_.load(std::memory_order_relaxed);
@@ -55,6 +97,9 @@ class UpstreamPool {
 
  private:
   struct Connection;
+  friend class UpstreamExchange;
+  // A connection whose response was read to the end: kept if it may be.
+  void Release(std::unique_ptr<Connection> conn, bool keep_alive);
 
   awaitable<std::unique_ptr<Connection>> Connect(beast::error_code& ec);
 

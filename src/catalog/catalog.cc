@@ -108,16 +108,16 @@ const Json* Find(const Json& object, std::string_view key) {
 }
 
 // "[json.exception.parse_error.101] parse error at line 1, column 2: x"
-// becomes "line 1, column 2: x".
+// becomes "line 1, column 2: x", the input it quotes cut to
+// internal::kMaxQuotedBytes.
 std::string JsonErrorText(absl::string_view what) {
-  if (absl::StartsWith(what, "[json.exception.")) {
-    const size_t end = what.find("] ");
-    if (end != absl::string_view::npos) what.remove_prefix(end + 2);
+  std::string text = internal::BoundedJsonErrorText(
+      std::string_view(what.data(), what.size()));
+  absl::string_view rest = text;
+  if (!absl::ConsumePrefix(&rest, "parse error at ")) {
+    absl::ConsumePrefix(&rest, "parse error: ");
   }
-  if (!absl::ConsumePrefix(&what, "parse error at ")) {
-    absl::ConsumePrefix(&what, "parse error: ");
-  }
-  return std::string(what);
+  return std::string(rest);
 }
 
 // Grace allowance floor(limit * grace), for limit >= 0. `grace` is the
@@ -429,7 +429,8 @@ absl::StatusOr<std::shared_ptr<const Catalog>> CatalogParser::Parse(
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError("catalog: out of memory");
   } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("catalog: ", e.what()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("catalog: ", internal::BoundedJsonErrorText(e.what())));
   }
   if (!errors_.empty()) {
     std::stable_sort(

@@ -18,12 +18,30 @@
 
 namespace plangate::internal {
 
+// How much of a piece of input a message quotes, in bytes: a syntax error
+// inside a 10 MB string must not make a 10 MB message.
+inline constexpr size_t kMaxQuotedBytes = 80;
+
+// The first `max` bytes of s or fewer, never splitting a UTF-8 sequence
+// (s itself when it fits).
+std::string_view QuotablePrefix(std::string_view s,
+                                size_t max = kMaxQuotedBytes);
+
 // s as a JSON string literal, quotes included; invalid UTF-8 is replaced.
+// Longer than kMaxQuotedBytes, only its QuotablePrefix is quoted, marked
+// as cut and followed by the full size: "abc..." (10485760 bytes).
 std::string JsonQuote(std::string_view s);
+
+// A JSON parser's error text (nlohmann's what(), "[json.exception...]"
+// prefix removed) with the input it quotes ("last read: '...'") cut to
+// kMaxQuotedBytes, and the whole text to a few hundred bytes.
+std::string BoundedJsonErrorText(std::string_view what);
 
 // Whether key can follow a '.' in a path: [A-Za-z0-9_]+.
 bool IsPlainJsonKey(std::string_view key);
 
+// A key that is not plain, or longer than kMaxQuotedBytes, is quoted
+// (JsonQuote, so cut): parent["odd key"].
 std::string JsonMemberPath(std::string_view parent, std::string_view key);
 std::string JsonElementPath(std::string_view parent, size_t index);
 

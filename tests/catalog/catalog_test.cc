@@ -644,6 +644,36 @@ TEST_CASE("every error is reported at once, in document order", "[errors]") {
         });
 }
 
+TEST_CASE("errors quote at most about 80 bytes of the input", "[errors]") {
+  const std::string huge(10 << 20, 'a');  // 10 MiB
+  // A syntax error inside a 10 MB string: the parser's "last read" is cut.
+  const std::vector<std::string> syntax =
+      ErrorLines(R"({"version": 1, "plans": [{"id": ")" + huge + "\x01\"}]}");
+  REQUIRE(syntax.size() == 1);
+  CHECK(syntax[0].size() < 400);
+  CHECK(syntax[0] ==
+        "catalog: invalid JSON at byte 10485794: line 1, column 10485794: "
+        "syntax error while parsing value - invalid string: control "
+        "character U+0001 (SOH) must be escaped to \\u0001; last read: '\"" +
+            std::string(79, 'a') + "...' (10485769 bytes)");
+  // A 10 MB name in a value and in a key.
+  CHECK(ErrorLines(R"({"version": 1, "upgrade_order": [")" + huge +
+                   R"("], "plans": [{"id": "free"}]})") ==
+        std::vector<std::string>{R"(upgrade_order: missing plan "free")",
+                                 R"(upgrade_order[0]: unknown plan ")" +
+                                     std::string(80, 'a') +
+                                     R"(..." (10485760 bytes))"});
+  CHECK(ErrorLines(WithPlans(R"({"id": "free", ")" + huge + R"(": 1})")) ==
+        std::vector<std::string>{R"(plans[0][")" + std::string(80, 'a') +
+                                 R"(..." (10485760 bytes)]: unknown field)"});
+  // A cut never splits a UTF-8 character: "é" is 2 bytes, 79 + 2 > 80.
+  const std::string accents = std::string(79, 'x') + "\xc3\xa9" + "yyyy";
+  CHECK(ErrorLines(R"({"version": 1, "upgrade_order": [")" + accents +
+                   R"("], "plans": [{"id": "free"}]})")[1] ==
+        R"(upgrade_order[0]: unknown plan ")" + std::string(79, 'x') +
+            R"(..." (85 bytes))");
+}
+
 TEST_CASE("counters are shared across plans and budgeted per scope",
           "[errors]") {
   // Eight account cells in all: the same counter in two plans is one.

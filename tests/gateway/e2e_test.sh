@@ -239,22 +239,196 @@ expect_eq "tool calls after 1 success + 2 failures" 1 "$(used monthly_tool_calls
 mcp sk-mcp 6 tools/call '{"name":"add","arguments":{"a":2,"b":3}}'
 expect_status 200 "tools/call add"
 mcp sk-mcp '"seven"' tools/call '{"name":"echo","arguments":{"text":"x"}}'
-expect_status 402 "tools/call past the monthly cap"
+# An answer to the request (HTTP 200), not a transport failure.
+expect_status 200 "tools/call past the monthly cap"
 expect_eq "denied JSON-RPC id" seven "$(jget .id)"
 expect_eq "denied JSON-RPC code" -32000 "$(jget .error.code)"
+expect_eq "denied has no result" null "$(jget .result)"
 expect_eq "denied data.code" billing_limit_reached "$(jget .error.data.code)"
 expect_eq "denied data.status" 402 "$(jget .error.data.status)"
+expect_eq "denied data.upgrade_plan" prepaid "$(jget .error.data.upgrade_plan)"
+expect_eq "denied data.retry_after = Retry-After" "$(header Retry-After)" \
+  "$(jget .error.data.retry_after)"
+expect_match "denied message" '^Monthly limit of 2 tool_calls' "$(jget .error.message)"
 expect_eq "denied X-RateLimit-Remaining" 0 "$(header X-RateLimit-Remaining)"
 usage sk-mcp
 expect_eq "tool calls at the end" 2 "$(used monthly_tool_calls)"
 call POST "$base/mcp" sk-mcp '{"jsonrpc":"2.0","method":"notifications/initialized"}'
 expect_status 202 "notification"
+mcp sk-mcp 8 tools/list
+expect_status 200 "tools/list past the tool call cap (never metered)"
+expect_eq "tools/list past the cap" echo "$(jget '.result.tools[0].name')"
+call POST "$base/mcp" sk-mcp '{"jsonrpc":"2.0","method":"tools/call","params":{"name":"echo"}}'
+expect_status 400 "tools/call as a notification"
+expect_eq "tools/call notification error" -32600 "$(jget .error.code)"
+usage sk-mcp
+expect_eq "tool calls after the denial" 2 "$(used monthly_tool_calls)"
+
+echo "--- MCP: a limit on one tool's own meter (tool_calls.add) caps it alone"
+mcp sk-tools 1 tools/call '{"name":"add","arguments":{"a":1,"b":1}}'
+expect_status 200 "add #1"
+expect_eq "add #1 result" 2 "$(jget '.result.content[0].text')"
+mcp sk-tools 2 tools/call '{"name":"add","arguments":{"a":1,"b":2}}'
+expect_status 200 "add #2"
+expect_eq "add #2 denied" -32000 "$(jget .error.code)"
+expect_match "add #2 names the tool's limit" 'monthly_add_calls' "$(jget .error.message)"
+mcp sk-tools 3 tools/call '{"name":"echo","arguments":{"text":"still"}}'
+expect_status 200 "echo after add is capped"
+expect_eq "echo still runs" still "$(jget '.result.content[0].text')"
+usage sk-tools
+expect_eq "all tool calls" 2 "$(used monthly_tool_calls)"
+expect_eq "add calls" 1 "$(used monthly_add_calls)"
+
+echo "--- GET /v1/models: what the key's plan allows"
+call GET "$base/v1/models" sk-basic
+expect_status 200 "models (pro: mock-*)"
+expect_eq "models object" list "$(jget .object)"
+expect_eq "pro models" \
+  '["mock-small","mock-large","mock-slow","mock-error","mock-stream-slow","mock-stream-break"]' \
+  "$(jq -c '[.data[].id]' "$tmp/body")"
+expect_eq "model object" model "$(jget '.data[0].object')"
+expect_eq "model owned_by" plangate-mock "$(jget '.data[0].owned_by')"
+call GET "$base/v1/models" sk-basic-byok
+expect_status 200 "models (BYOK: the upstream's list)"
+expect_eq "BYOK models include gpt-4o" gpt-4o "$(jget '.data[6].id')"
+call GET "$base/v1/models" sk-rate
+expect_status 200 "models (a plan without an allowlist)"
+expect_eq "unrestricted model count" 7 "$(jget '.data | length')"
+call GET "$base/v1/models/mock-large" sk-basic
+expect_status 200 "one allowed model"
+expect_eq "one model id" mock-large "$(jget .id)"
+expect_eq "one model object" model "$(jget .object)"
+call GET "$base/v1/models/gpt-4o" sk-basic
+expect_status 404 "a model the plan does not allow"
+expect_eq "not allowed model error.code" model_not_found "$(jget .error.code)"
+call GET "$base/v1/models/gpt%2D4o" sk-basic-byok
+expect_status 200 "a percent-encoded model id (BYOK)"
+expect_eq "decoded model id" gpt-4o "$(jget .id)"
+call GET "$base/v1/models/bad%2" sk-basic
+expect_status 400 "a malformed percent escape"
+call GET "$base/v1/models" sk-nobody
+expect_status 401 "models with an unknown key"
+call POST "$base/v1/models" sk-basic '{}'
+expect_status 405 "POST /v1/models"
+
+echo "--- streaming: SSE relayed event by event, committed from its usage"
+stream_body() { # MODEL MAX_TOKENS [STREAM_OPTIONS]
+  printf '{"model":"%s","messages":[{"role":"user","content":"%s"}],"max_tokens":%s,"stream":true%s}' \
+    "$1" "$text" "$2" "${3:+,\"stream_options\":$3}"
+}
+stream() { # KEY BODY: the events into $tmp/body, headers into $tmp/headers
+  call POST "$base/v1/chat/completions" "$1" "$2"
+}
+tokens_used() { usage sk-stream; used monthly_tokens; }
+before=$(tokens_used)
+stream sk-stream "$(stream_body mock-small 5 '{"include_usage":true}')"
+expect_status 200 "stream with include_usage"
+expect_eq "stream Content-Type" text/event-stream "$(header Content-Type)"
+expect_eq "stream Transfer-Encoding" chunked "$(header Transfer-Encoding)"
+expect_match "stream RateLimit-Policy" '^"monthly_' "$(header RateLimit-Policy)"
+grep '^data: ' "$tmp/body" | sed 's/^data: //' >"$tmp/events"
+expect_eq "events (role, 5 content, finish, usage, [DONE])" 9 "$(wc -l <"$tmp/events")"
+expect_eq "last event" '[DONE]' "$(tail -n 1 "$tmp/events")"
+sed -n 8p "$tmp/events" >"$tmp/usage_chunk"
+expect_eq "usage chunk choices" '[]' "$(jq -c .choices "$tmp/usage_chunk")"
+expect_eq "usage chunk total_tokens" 15 "$(jget .usage.total_tokens "$tmp/usage_chunk")"
+expect_eq "content" "tok tok tok tok tok " \
+  "$(head -n 7 "$tmp/events" | jq -j '.choices[0].delta.content // ""')"
+expect_eq "tokens committed from the usage chunk" $((before + 15)) "$(tokens_used)"
+
+before=$(tokens_used)
+stream sk-stream "$(stream_body mock-small 4)"
+expect_status 200 "stream without include_usage"
+grep '^data: ' "$tmp/body" | sed 's/^data: //' >"$tmp/events"
+expect_eq "events (role, 4 content, finish, [DONE]): no usage chunk" 7 \
+  "$(wc -l <"$tmp/events")"
+expect_eq "no event carries usage" 0 \
+  "$(grep -v DONE "$tmp/events" | jq -s '[.[] | select(.usage != null)] | length')"
+expect_eq "tokens committed from the usage the gateway asked for" \
+  $((before + 14)) "$(tokens_used)"
+
+# HTTP/1.0 has no chunked encoding: the stream runs to the connection's end.
+status=$(curl -sS --http1.0 --max-time 20 -o "$tmp/body" -D "$tmp/headers" \
+  -w '%{http_code}' -H 'Authorization: Bearer sk-stream' \
+  -H 'Content-Type: application/json' --data-binary "$(stream_body mock-small 2)" \
+  "$base/v1/chat/completions") || fail "HTTP/1.0 stream failed"
+expect_status 200 "HTTP/1.0 stream"
+expect_eq "HTTP/1.0 stream Transfer-Encoding" "" "$(header Transfer-Encoding)"
+expect_eq "HTTP/1.0 stream events" 5 "$(grep -c '^data: ' "$tmp/body")"
+expect_eq "HTTP/1.0 stream last event" 'data: [DONE]' "$(grep '^data: ' "$tmp/body" | tail -n 1)"
+
+# Incremental: the slow model sends an event every 100 ms (13 events for
+# max_tokens 10); the first must reach the client long before the last.
+t0=$(date +%s%N)
+curl -sSN --max-time 20 -H 'Authorization: Bearer sk-stream' \
+  -H 'Content-Type: application/json' \
+  --data-binary "$(stream_body mock-stream-slow 10)" \
+  "$base/v1/chat/completions" | while IFS= read -r line; do
+  if [[ "$line" == data:* ]]; then
+    echo "$((($(date +%s%N) - t0) / 1000000)) ${line:6:20}"
+  fi
+done >"$tmp/timed"
+first_ms=$(head -n 1 "$tmp/timed" | cut -d' ' -f1)
+last_ms=$(tail -n 1 "$tmp/timed" | cut -d' ' -f1)
+expect_eq "slow stream events" 13 "$(wc -l <"$tmp/timed")"
+((first_ms < 700)) || fail "first event after $first_ms ms: the stream was buffered"
+((last_ms - first_ms >= 900)) ||
+  fail "events $first_ms..$last_ms ms apart: not relayed as they came"
+
+echo "--- streaming: a broken upstream, a client that leaves, nothing produced"
+before=$(tokens_used)
+stream sk-stream "$(stream_body mock-stream-break 10)"
+expect_status 200 "stream that breaks"
+grep '^data: ' "$tmp/body" | sed 's/^data: //' >"$tmp/events"
+# role + 5 content events, then the gateway's error event; no [DONE].
+expect_eq "events before the break + error" 7 "$(wc -l <"$tmp/events")"
+expect_eq "final error event code" upstream_error \
+  "$(tail -n 1 "$tmp/events" | jq -r .error.code)"
+expect_eq "broken stream commits what was streamed (10 + 5)" \
+  $((before + 15)) "$(tokens_used)"
+
+before=$(tokens_used)
+call GET "$base/metrics" ""
+refunds_before=$(grep '^plangate_gateway_refunds_total ' "$tmp/body" | cut -d' ' -f2)
+stream sk-stream "$(stream_body mock-stream-break 0)"
+expect_status 200 "stream that breaks before any content"
+expect_eq "nothing produced: refunded" "$before" "$(tokens_used)"
+call GET "$base/metrics" ""
+expect_eq "refunds after an empty broken stream" $((refunds_before + 1)) \
+  "$(grep '^plangate_gateway_refunds_total ' "$tmp/body" | cut -d' ' -f2)"
+
+before=$(tokens_used)
+curl -sSN --max-time 0.45 -o /dev/null -H 'Authorization: Bearer sk-stream' \
+  -H 'Content-Type: application/json' \
+  --data-binary "$(stream_body mock-stream-slow 10)" \
+  "$base/v1/chat/completions" 2>/dev/null || true
+sleep 1.5 # the gateway notices at its next write, 100 ms later
+after=$(tokens_used)
+# 10 prompt tokens + what was streamed before the client left (> 0 and
+# < the 10 a whole stream has).
+((after - before > 10 && after - before < 20)) ||
+  fail "client disconnect: committed $((after - before)) tokens, want 11..19"
+checks=$((checks + 1))
+
+stream sk-blocked "$(stream_body mock-small 5)"
+expect_status 402 "denied stream: a JSON error, not a stream"
+expect_eq "denied stream Content-Type" application/json "$(header Content-Type)"
+expect_eq "denied stream error.code" payment_required "$(jget .error.code)"
+before=$(tokens_used)
+stream sk-stream "$(stream_body mock-error 5)"
+expect_status 502 "stream request to a failing model"
+expect_eq "failing stream error.code" upstream_error "$(jget .error.code)"
+expect_eq "failing stream refunded" "$before" "$(tokens_used)"
+# The connection pool still works after the broken and abandoned streams.
+chat sk-stream mock-small 3
+expect_status 200 "plain chat after the streams"
 
 echo "--- billing plans, metrics"
 call GET "$base/v1/billing/plans" ""
 expect_status 200 "plans"
 expect_eq "first plan" free "$(jget '.plans[0].id')"
-expect_eq "last plan" scale "$(jget '.plans[5].id')"
+expect_eq "sixth plan" scale "$(jget '.plans[5].id')"
+expect_eq "last plan" agent "$(jget '.plans[6].id')"
 expect_eq "pro token hard limit" 150 "$(jget '.plans[3].limits[1].hard_limit')"
 call GET "$base/metrics" ""
 expect_status 200 "metrics"
@@ -263,6 +437,11 @@ expect_match "metrics: checks" 'plangate_gateway_checks_total [1-9][0-9]*' "$met
 expect_match "metrics: refunds" 'plangate_gateway_refunds_total [1-9]' "$metrics"
 expect_match "metrics: 429s" 'plangate_gateway_responses_total\{code="429"\} 1' "$metrics"
 expect_match "metrics: enforcer" 'plangate_subjects [1-9]' "$metrics"
+# Streams above: 2, HTTP/1.0, the slow one, 2 broken, 1 abandoned (the 402
+# and the 502 never became streams).
+expect_match "metrics: streams" 'plangate_gateway_streams_total 7' "$metrics"
+expect_match "metrics: broken streams" 'plangate_gateway_streams_broken_total 2' "$metrics"
+expect_match "metrics: abandoned streams" 'plangate_gateway_streams_abandoned_total 1' "$metrics"
 
 echo "--- an unreachable upstream: 502, nothing counted"
 start_gateway down "${files[@]}" --threads 1 --upstream http://127.0.0.1:1
@@ -270,9 +449,48 @@ call POST "http://127.0.0.1:$down_port/v1/chat/completions" sk-basic \
   "$(chat_body mock-small 10)"
 expect_status 502 "connection refused upstream"
 expect_eq "unreachable error.code" upstream_unavailable "$(jget .error.code)"
+call GET "http://127.0.0.1:$down_port/v1/models" sk-basic
+expect_status 200 "models, upstream down, plan allowlist of patterns only"
+expect_eq "models with the upstream down" '[]' "$(jq -c .data "$tmp/body")"
+call GET "http://127.0.0.1:$down_port/v1/models" sk-basic-byok
+expect_status 502 "models for BYOK with the upstream down"
+expect_eq "BYOK models error.code" upstream_error "$(jget .error.code)"
 call GET "http://127.0.0.1:$down_port/v1/billing/usage" sk-basic
 expect_eq "requests counted with the upstream down" 0 \
   "$(jget .usage.monthly_requests.used)"
+
+echo "--- --no-enforce relays streams too"
+start_gateway plain "${files[@]}" --threads 1 --no-enforce
+call POST "http://127.0.0.1:$plain_port/v1/chat/completions" sk-blocked \
+  "$(stream_body mock-small 3)"
+expect_status 200 "stream without enforcement (a blocked account's key)"
+expect_eq "unenforced stream events" 6 "$(grep -c '^data: ' "$tmp/body")"
+expect_eq "unenforced stream: no plangate headers" "" "$(header RateLimit-Policy)"
+
+echo "--- --mcp-denial tool_result: a denied tools/call is a tool result"
+start_gateway agent "${files[@]}" --threads 1 --mcp-denial tool_result
+agent_base="http://127.0.0.1:$agent_port"
+for i in 1 2; do
+  call POST "$agent_base/mcp" sk-mcp \
+    "{\"jsonrpc\":\"2.0\",\"id\":$i,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"text\":\"a\"}}}"
+  expect_status 200 "agent tools/call #$i"
+done
+call POST "$agent_base/mcp" sk-mcp \
+  '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"a"}}}'
+expect_status 200 "agent tools/call past the cap"
+expect_eq "tool result isError" true "$(jget .result.isError)"
+expect_eq "no JSON-RPC error" null "$(jget .error)"
+expect_match "text for the model" \
+  '^The tool "echo" was not run: Monthly limit of 2 tool_calls .* \(HTTP 402, billing_limit_reached\)\.$' \
+  "$(jget '.result.content[0].text')"
+expect_eq "_meta denial code" billing_limit_reached \
+  "$(jget '.result._meta["plangate/denial"].code')"
+expect_eq "_meta denial status" 402 "$(jget '.result._meta["plangate/denial"].status')"
+rc=0
+out=$("$GATEWAY" "${files[@]}" --mcp-denial http402 2>&1) || rc=$?
+expect_eq "bad --mcp-denial exit status" 2 "$rc"
+expect_match "bad --mcp-denial message" \
+  '^plangate_gateway: --mcp-denial: must be error or tool_result \(got "http402"\)' "$out"
 
 echo "--- bad configuration is reported by file and field"
 printf '[{"key":"k1","account":"a"},{"key":"k2","account":"a","kind":"prod"}]' \

@@ -6,7 +6,9 @@
 #include "metering.h"
 
 #include <catch2/catch.hpp>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "config.h"
 #include "plangate/catalog.h"
@@ -133,6 +135,141 @@ TEST_CASE("ParseChatRequest validates and measures the prompt") {
       ParseChatRequest(R"({"messages":[],"max_tokens":100000001})").ok());
 }
 
+TEST_CASE("ParseChatRequest reads stream and stream_options") {
+  auto plain = ParseChatRequest(R"({"messages":[]})");
+  REQUIRE(plain.ok());
+  CHECK_FALSE(plain->stream);
+  CHECK_FALSE(plain->include_usage);
+  auto asked = ParseChatRequest(
+      R"({"messages":[],"stream":true,"stream_options":{"include_usage":true}})");
+  REQUIRE(asked.ok());
+  CHECK(asked->stream);
+  CHECK(asked->include_usage);
+  auto declined = ParseChatRequest(
+      R"({"messages":[],"stream":true,"stream_options":{"include_usage":false}})");
+  REQUIRE(declined.ok());
+  CHECK(declined->stream);
+  CHECK_FALSE(declined->include_usage);
+  CHECK(ParseChatRequest(R"({"messages":[],"stream":"yes"})")
+            .status()
+            .message() == "stream: must be a boolean");
+  CHECK(ParseChatRequest(R"({"messages":[],"stream_options":[]})")
+            .status()
+            .message() == "stream_options: must be an object");
+  CHECK(ParseChatRequest(
+            R"({"messages":[],"stream_options":{"include_usage":1}})")
+            .status()
+            .message() == "stream_options.include_usage: must be a boolean");
+}
+
+TEST_CASE("WithStreamUsage asks for the usage chunk, keeping the rest") {
+  CHECK(WithStreamUsage(R"({"model":"m","stream":true,"messages":[]})") ==
+        R"({"model":"m","stream":true,"messages":[],)"
+        R"("stream_options":{"include_usage":true}})");
+  CHECK(
+      WithStreamUsage(R"({"stream_options":{"include_usage":false,"x":1}})") ==
+      R"({"stream_options":{"include_usage":true,"x":1}})");
+  CHECK(WithStreamUsage(R"({"stream_options":null})") ==
+        R"({"stream_options":{"include_usage":true}})");
+}
+
+TEST_CASE("SseSplitter cuts events at blank lines, whatever the pieces") {
+  const std::string stream =
+      "data: {\"a\":1}\n\n"
+      ": a comment\r\ndata: {\"b\":2}\r\n\r\n"
+      "event: x\ndata: 1\ndata: 2\n\n"
+      "data: [DONE]\n\n";
+  const std::vector<std::string> expected = {
+      "data: {\"a\":1}\n\n", ": a comment\r\ndata: {\"b\":2}\r\n\r\n",
+      "event: x\ndata: 1\ndata: 2\n\n", "data: [DONE]\n\n"};
+  // Every piece size, including one byte at a time.
+  for (size_t piece = 1; piece <= stream.size(); ++piece) {
+    INFO("piece size " << piece);
+    SseSplitter splitter(1024);
+    std::vector<std::string> events;
+    for (size_t i = 0; i < stream.size(); i += piece) {
+      REQUIRE(
+          splitter.Feed(std::string_view(stream).substr(i, piece), &events));
+    }
+    CHECK(events == expected);
+    CHECK(splitter.pending().empty());
+  }
+  SseSplitter partial(1024);
+  std::vector<std::string> events;
+  REQUIRE(partial.Feed("data: 1\n\ndata: 2\n", &events));
+  CHECK(events.size() == 1);
+  CHECK(partial.pending() == "data: 2\n");
+}
+
+TEST_CASE("SseSplitter refuses an event longer than its bound") {
+  SseSplitter splitter(16);
+  std::vector<std::string> events;
+  CHECK(splitter.Feed("data: 0123456", &events));
+  CHECK_FALSE(splitter.Feed("789abcdef", &events));
+  CHECK(events.empty());
+  // A stream of complete short events never reaches the bound.
+  SseSplitter ok(16);
+  for (int i = 0; i < 1000; ++i) REQUIRE(ok.Feed("data: 1\n\n", &events));
+  CHECK(events.size() == 1000);
+}
+
+TEST_CASE("SseSplitter and ScanStreamEvent survive arbitrary bytes") {
+  std::mt19937 rng(11);
+  const std::string alphabet = "data: {}[]\",:\n\r\\u0aé\xff";
+  for (int round = 0; round < 2000; ++round) {
+    std::string stream(rng() % 300, ' ');
+    for (char& c : stream) c = alphabet[rng() % alphabet.size()];
+    SseSplitter splitter(64);
+    std::vector<std::string> events;
+    bool within_bound = true;
+    for (size_t i = 0; i < stream.size() && within_bound;) {
+      const size_t n = 1 + rng() % 17;
+      within_bound =
+          splitter.Feed(std::string_view(stream).substr(i, n), &events);
+      i += n;
+    }
+    // Events, then what is pending, are the input byte for byte.
+    std::string seen;
+    for (const std::string& e : events) {
+      seen += e;
+      (void)ScanStreamEvent(e);
+    }
+    seen += splitter.pending();
+    if (within_bound) {
+      CHECK(seen == stream);
+    } else {
+      CHECK(stream.starts_with(seen));
+      CHECK(splitter.pending().size() > 64);
+    }
+  }
+}
+
+TEST_CASE("ScanStreamEvent reads chunks, the usage chunk and [DONE]") {
+  const StreamEventInfo chunk = ScanStreamEvent(
+      "data: {\"choices\":[{\"delta\":{\"content\":\"h\\u00e9!\","
+      "\"tool_calls\":[{\"function\":{\"arguments\":\"{}\"}}]}}],"
+      "\"usage\":null}\n\n");
+  CHECK(chunk.valid);
+  CHECK(chunk.has_choices);
+  CHECK_FALSE(chunk.usage.has_value());
+  CHECK(chunk.text_bytes == 4 + 2);  // "hé!" is 4 bytes of UTF-8; "{}"
+  const StreamEventInfo usage = ScanStreamEvent(
+      "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,"
+      "\"completion_tokens\":4}}\r\n\r\n");
+  CHECK_FALSE(usage.has_choices);
+  REQUIRE(usage.usage.has_value());
+  CHECK(usage.usage->total_tokens == 7);
+  CHECK(ScanStreamEvent("data: [DONE]\n\n").done);
+  CHECK(ScanStreamEvent("data:[DONE]\n\n").done);
+  // data: lines of one event are joined by a newline.
+  CHECK(ScanStreamEvent("data: {\"choices\":\ndata: []}\n\n").valid);
+  const StreamEventInfo error =
+      ScanStreamEvent("data: {\"error\":{\"message\":\"x\"}}\n\n");
+  CHECK(error.error);
+  CHECK_FALSE(ScanStreamEvent(": keep-alive\n\n").valid);
+  CHECK_FALSE(ScanStreamEvent("data: {\"choices\":[\n\n").valid);
+}
+
 TEST_CASE("ParseMcpRequest") {
   auto call =
       ParseMcpRequest(R"({"jsonrpc":"2.0","id":"a1","method":"tools/call",)"
@@ -148,6 +285,12 @@ TEST_CASE("ParseMcpRequest") {
   CHECK(note->notification);
   CHECK(ParseMcpRequest("[]").status().message() ==
         "JSON-RPC batches are not supported");
+  // A tool call sent as a notification would run unmetered.
+  CHECK(ParseMcpRequest(R"({"jsonrpc":"2.0","method":"tools/call",)"
+                        R"("params":{"name":"echo"}})")
+            .status()
+            .message() ==
+        "tools/call: must have an id (a notification gets no result)");
   CHECK(ParseMcpRequest(R"({"id":1,"method":"x"})").status().message() ==
         "jsonrpc: must be \"2.0\"");
   CHECK(ParseMcpRequest(R"({"jsonrpc":"2.0","id":{},"method":"x"})")
@@ -192,6 +335,45 @@ TEST_CASE("KeyStore::Parse names the file, the entry and the field") {
         "k.json: keys: must be a JSON array of keys");
 }
 
+TEST_CASE("KeyStore::Parse quotes at most about 80 bytes of bad input") {
+  const std::string huge(10 << 20, 'k');
+  const auto syntax =
+      KeyStore::Parse(R"([{"key": ")" + huge + "\x01\"}]", "keys.json");
+  REQUIRE_FALSE(syntax.ok());
+  CHECK(syntax.status().message().size() < 400);
+  CHECK(std::string(syntax.status().message())
+            .ends_with("...' (10485769 bytes)"));
+  const auto field = KeyStore::Parse(
+      R"([{"key": "k", "account": "a", ")" + huge + R"(": 1}])", "keys.json");
+  REQUIRE_FALSE(field.ok());
+  CHECK(std::string(field.status().message()) ==
+        R"(keys.json: [0][")" + std::string(80, 'k') +
+            R"(..." (10485760 bytes)]: unknown field)");
+}
+
+TEST_CASE("Metering charges a tool's own meter when the catalog has one") {
+  auto catalog = plangate::Catalog::Parse(R"({
+    "version": 1,
+    "meters": ["requests", "tool_calls", "tool_calls.search", "tool_calls."],
+    "plans": [{"id": "p", "limits": [
+      {"meter": "tool_calls", "limit": 100},
+      {"meter": "tool_calls.search", "limit": 5}]}]})");
+  REQUIRE(catalog.ok());
+  auto enforcer = plangate::Enforcer::Create(*catalog);
+  REQUIRE(enforcer.ok());
+  const Metering m(**enforcer, {});
+  const Charge search = m.ToolCall("search");
+  REQUIRE(search.count == 2);
+  CHECK(search.amounts[0].meter == (*enforcer)->MeterId("tool_calls"));
+  CHECK(search.amounts[1].meter == (*enforcer)->MeterId("tool_calls.search"));
+  CHECK(search.amounts[1].amount == 1);
+  CHECK(m.ToolCall("echo").count == 1);
+  CHECK(m.ToolCall("").count == 1);  // "tool_calls." names no tool
+  CHECK(m.ToolCall("searc").count == 1);
+  CHECK(m.Describe() ==
+        "tokens=- cost=- tool_calls=tool_calls per_tool=1 byok_feature=no");
+}
+
 TEST_CASE("Metering charges the catalog's meters") {
   auto catalog = plangate::Catalog::Parse(R"({
     "version": 1,
@@ -218,6 +400,11 @@ TEST_CASE("Metering charges the catalog's meters") {
   CHECK(actual.amounts[1].amount == 0);  // BYOK: the platform pays nothing
   CHECK(actual.wallet_micros == 0);
   CHECK(m.ToolCall().count == 1);
+  // A stream without a usage chunk: ceil(41 / 4) + ceil(9 / 4) tokens.
+  const Charge streamed = m.ChatStreamed({.prompt_bytes = 41}, 9, live);
+  CHECK(streamed.amounts[0].amount == 11 + 3);
+  CHECK(streamed.amounts[1].amount == 35);  // ceil(14 * 2.5)
+  CHECK(streamed.wallet_micros == 35);
   // Absurd usage saturates instead of overflowing.
   const Charge huge = m.ChatActual({.total_tokens = int64_t{1} << 62}, live);
   CHECK(huge.amounts[0].amount == plangate::kMaxCount);

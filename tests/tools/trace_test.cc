@@ -474,6 +474,36 @@ TEST_CASE("trace: the error list stops after 100", "[trace]") {
         "trace.jsonl: too many errors; stopped after 100");
 }
 
+TEST_CASE("errors quote at most about 80 bytes of the input",
+          "[trace][accounts]") {
+  const std::string huge(10 << 20, 'a');  // 10 MiB
+  // A syntax error inside a 10 MB string of a trace line.
+  const std::string syntax =
+      TraceError(R"({"t": 0, "account": ")" + huge + "\x01\"}");
+  CHECK(syntax.size() < 400);
+  CHECK(syntax ==
+        "trace.jsonl:1: event: invalid JSON at column 10485782: syntax error "
+        "while parsing value - invalid string: control character U+0001 "
+        "(SOH) must be escaped to \\u0001; last read: '\"" +
+            std::string(79, 'a') + "...' (10485769 bytes)");
+  // The same in an accounts file, and a 10 MB plan name.
+  const std::string accounts =
+      AccountsError(R"([{"id": "x", "plan": ")" + huge + "\x01\"}]");
+  CHECK(accounts.size() < 400);
+  CHECK(accounts.find("...' (10485769 bytes)") != std::string::npos);
+  CHECK(AccountsError(R"([{"id": "x", "anchor": 0, "plan": ")" + huge +
+                      R"("}])") == R"(accounts.json:1: accounts[0].plan: )"
+                                   R"(unknown plan ")" +
+                                       std::string(80, 'a') +
+                                       R"(..." (10485760 bytes))");
+  // A 10 MB unknown field: its path is cut too.
+  const std::string field =
+      TraceError(R"({"t": 0, "account": "acme", ")" + huge + R"(": 1})");
+  CHECK(field.size() < 400);
+  CHECK(field == R"(trace.jsonl:1: [")" + std::string(80, 'a') +
+                     R"(..." (10485760 bytes)]: unknown field)");
+}
+
 TEST_CASE("parsers survive arbitrary bytes", "[trace][accounts]") {
   auto catalog = TestCatalog();
   const std::vector<AccountSpec> accounts = TwoAccounts(*catalog);

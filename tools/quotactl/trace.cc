@@ -234,12 +234,11 @@ struct JsonSyntaxError {
   std::string text;
 };
 
-JsonSyntaxError DescribeParseError(std::string_view what) {
+JsonSyntaxError DescribeParseError(std::string_view raw) {
   JsonSyntaxError e;
-  if (what.substr(0, 16) == "[json.exception.") {
-    const size_t end = what.find("] ");
-    if (end != std::string_view::npos) what.remove_prefix(end + 2);
-  }
+  // The input the parser quotes is cut to internal::kMaxQuotedBytes.
+  const std::string bounded = internal::BoundedJsonErrorText(raw);
+  std::string_view what = bounded;
   auto number_after = [&](std::string_view label, int* out) {
     if (what.substr(0, label.size()) != label) return false;
     what.remove_prefix(label.size());
@@ -1089,7 +1088,8 @@ absl::StatusOr<std::vector<AccountSpec>> ParseAccounts(
     return absl::ResourceExhaustedError(
         fmt::format("{}: out of memory", file_name));
   } catch (const std::exception& e) {
-    return absl::InternalError(fmt::format("{}: {}", file_name, e.what()));
+    return absl::InternalError(fmt::format(
+        "{}: {}", file_name, internal::BoundedJsonErrorText(e.what())));
   }
 }
 
@@ -1119,7 +1119,8 @@ absl::StatusOr<std::vector<Event>> ParseTrace(
     return absl::ResourceExhaustedError(
         fmt::format("{}: out of memory", file_name));
   } catch (const std::exception& e) {
-    return absl::InternalError(fmt::format("{}: {}", file_name, e.what()));
+    return absl::InternalError(fmt::format(
+        "{}: {}", file_name, internal::BoundedJsonErrorText(e.what())));
   }
 }
 
