@@ -5,8 +5,9 @@
 // one process, one Enforcer + RedisSync per instance, each behind its own
 // TCP proxy, one account with a billing-period cap of 6,000 requests).
 // Each run is one fault, caused once the cluster admitted 90% of the cap
-// (where a lease granted from an incomplete total would pass it), with
-// the local_share policy; fail_closed is run for N = 4.
+// (where a lease granted from an incomplete total would pass it: `over`),
+// and once at 40% (where most of the cap is left: `resume_ms`), with the
+// local_share policy; fail_closed is run for N = 4.
 //
 // Counters per run (one iteration each; the time is the run's wall time):
 //   over       admitted - cap (target <= 0)
@@ -39,8 +40,8 @@ void BM_Fault(benchmark::State& state, Fault fault, RedisDownPolicy policy) {
   run.fault = fault;
   run.policy = policy;
   run.instances = static_cast<int>(state.range(0));
-  run.fault_at = 0.9;
-  run.after = std::chrono::milliseconds(1000);
+  run.fault_at = static_cast<double>(state.range(1)) / 100;
+  run.after = std::chrono::milliseconds(run.fault_at > 0.5 ? 1000 : 1500);
   if (fault == Fault::kPartition) {
     run.outage = run.lease_ttl + run.lease_ttl / 2;
   }
@@ -66,9 +67,8 @@ void Register() {
                              plangate::testing::FaultName(f) + "/local_share";
     benchmark::RegisterBenchmark(name.c_str(), BM_Fault, f,
                                  RedisDownPolicy::kLocalShare)
-        ->Arg(2)
-        ->Arg(4)
-        ->Arg(8)
+        ->ArgsProduct({{2, 4, 8}, {40, 90}})
+        ->ArgNames({"n", "at%"})
         ->Iterations(1)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
@@ -76,7 +76,8 @@ void Register() {
                                plangate::testing::FaultName(f) + "/fail_closed";
     benchmark::RegisterBenchmark(closed.c_str(), BM_Fault, f,
                                  RedisDownPolicy::kFailClosed)
-        ->Arg(4)
+        ->Args({4, 90})
+        ->ArgNames({"n", "at%"})
         ->Iterations(1)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();

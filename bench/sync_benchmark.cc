@@ -8,6 +8,8 @@
 //  - BM_PlangateCheckSynced: Enforcer::Check with a RedisSync attached and
 //    flushing in the background. Counters: redis_cmds_per_check and
 //    checks_per_round_trip.
+//  - BM_PlangateCheckLocal: the same checks without a sync (local mode),
+//    the baseline of the sync's per-check cost.
 //  - BM_Overshoot/N/leases: N instances hammer one account at its hard
 //    cap; counter `overshoot` = admitted - hard (0 is the goal).
 //
@@ -56,13 +58,25 @@ struct Node {
   std::unique_ptr<RedisSync> sync;
 };
 
+// sync == false: the same enforcer in local mode (the baseline of the
+// per-check cost with sync on).
 Node MakeNode(int64_t limit, const std::string& prefix, bool leases,
-              int instances, int accounts) {
+              int instances, int accounts, bool sync = true) {
   Node n;
   auto catalog = Catalog::Parse(CapCatalog(limit));
   EnforcerOptions eo;
   eo.max_subjects = 1 << 16;
   n.enforcer = std::move(*Enforcer::Create(*catalog, eo));
+  if (!sync) {
+    for (int a = 0; a < accounts; ++a) {
+      AccountUpdate up;
+      up.account_id = "acct" + std::to_string(a);
+      up.plan_id = "p";
+      up.anchor_ms = kAnchorMs;
+      (void)n.enforcer->UpsertAccount(up);
+    }
+    return n;
+  }
   SyncOptions o;
   o.redis.port = RedisPort();
   o.key_prefix = prefix;
@@ -140,6 +154,24 @@ void BM_PlangateCheckSynced(benchmark::State& state) {
   benchmark::DoNotOptimize(admitted);
 }
 BENCHMARK(BM_PlangateCheckSynced)->Arg(1)->Arg(1000)->UseRealTime();
+
+// The same checks with no sync attached: BM_PlangateCheckSynced / this is
+// the per-check cost of cluster sync (target <= 1.2x).
+void BM_PlangateCheckLocal(benchmark::State& state) {
+  const int accounts = static_cast<int>(state.range(0));
+  Node node = MakeNode(100000000, "", true, 1, accounts, /*sync=*/false);
+  std::vector<std::string> ids;
+  for (int a = 0; a < accounts; ++a) ids.push_back("acct" + std::to_string(a));
+  size_t i = 0;
+  int64_t admitted = 0;
+  for (auto _ : state) {
+    CheckRequest req;
+    req.account_id = ids[i++ % ids.size()];
+    admitted += node.enforcer->Check(req).admitted();
+  }
+  benchmark::DoNotOptimize(admitted);
+}
+BENCHMARK(BM_PlangateCheckLocal)->Arg(1)->Arg(1000)->UseRealTime();
 
 // Not a timing: N instances (one thread each) hammer one account whose
 // hard cap is 5,000 for 1.5 s; reports admitted - cap.
