@@ -61,6 +61,7 @@
 #include "plangate/events.h"
 #include "plangate/sync.h"
 #include "redis/redis_client.h"
+#include "sync/counter_state.h"
 #include "sync/redis_functions.h"
 #include "sync/sync_keys.h"
 
@@ -69,6 +70,7 @@ namespace {
 
 using internal::Cell;
 using internal::ClosedWindow;
+using internal::CounterState;
 using internal::CounterTable;
 using internal::SubjectRecord;
 using internal::SyncAccess;
@@ -109,71 +111,6 @@ int64_t SteadyMs() {
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
-
-// The state of one counter (subject, limit, window) on this instance.
-struct CounterState {
-  uint32_t index = 0;
-  uint8_t gen = 0;
-  uint8_t cell = 0;
-  uint32_t tag = 0;
-  std::string key;
-  int64_t start_ms = 0;
-  int64_t end_ms = 0;
-  SyncCellInfo info;
-
-  // Local accounting.
-  int64_t base = 0;     // the cell's count right after we last read it
-  int64_t own = 0;      // this instance's usage in the window, as folded
-  int64_t offset = 0;   // what we put in the cell beyond own usage
-  bool closed = false;  // the window's final count is folded in
-  bool gone = false;    // the record was reclaimed: `own` is final
-  int await_rounds = 0;
-
-  // Redis.
-  bool synced = false;      // a reply was applied
-  bool in_flight = false;   // part of the batch on the wire
-  int64_t sent = 0;         // cumulative in the batch on the wire
-  int64_t acked = 0;        // cumulative Redis acknowledged last
-  int64_t total = 0;        // cluster total at the last reply
-  int64_t lease = 0;        // our outstanding lease at the last reply
-  int64_t reserve = 0;      // our down reserve at the last reply
-  int64_t alloc = 0;        // t + L + D + P at the last reply
-  int64_t reply_cum = 0;    // the cumulative that reply answered
-  int64_t instances = 1;    // instances active on the counter
-  int64_t seen_n = 0;       // the same, 0 before any reply
-  uint64_t sent_seq = 0;    // sequence number of the call on the wire
-  uint64_t acked_seq = 0;   // the last one Redis applied (0: none)
-  bool recovering = false;  // the last reply said: nothing granted yet
-  bool lease_mode = false;
-  bool release_lease = false;
-  int64_t lease_valid_until = 0;  // steady ms: refresh before this
-  int64_t last_sent_own = 0;
-  int64_t round_units = 0;  // decaying max of own usage per round
-  int64_t want = 0;         // lease wanted in the batch on the wire
-  int64_t last_reply = 0;   // steady ms
-  int64_t last_change = 0;  // steady ms of the last change of `own`
-
-  // Redis down.
-  bool down_baked = false;
-  int64_t down_allowance = 0;
-  int64_t down_own = 0;
-
-  // Sent again after every reconnect: if Redis restarted without its data
-  // or failed over, the cumulative values restore what it lost.
-  bool reassert = false;
-
-  bool Pending() const { return own != acked || !synced || reassert; }
-  bool HoldsRights() const { return lease > 0 || reserve > 0; }
-  // What this instance may still admit on its lease and its reserve
-  // (usage comes out of the lease first, as in the Function).
-  int64_t LeaseLeft() const {
-    return std::max<int64_t>(0, lease - (own - reply_cum));
-  }
-  int64_t ReserveLeft() const {
-    const int64_t past_lease = std::max<int64_t>(0, (own - reply_cum) - lease);
-    return std::max<int64_t>(0, reserve - past_lease);
-  }
-};
 
 }  // namespace
 
