@@ -1696,6 +1696,8 @@ void SyncAccess::SetReady(Enforcer& e, uint32_t index, uint8_t gen,
   const int shift = kReadyShift + 4 * cell;
   const uint64_t nibble = ready ? ReadyNibble(tag) : 0;
   uint64_t meta = rec.meta.load(std::memory_order_relaxed);
+  // Unchanged: no write, so the line the check reads stays in its cache.
+  if (((meta >> shift) & 15) == nibble) return;
   // Release: a check that sees the nibble sees the cell bake before it.
   while (!rec.meta.compare_exchange_weak(
       meta, (meta & ~(uint64_t{15} << shift)) | (nibble << shift),

@@ -103,9 +103,14 @@ struct SyncLink {
   // charges the cell (seq_cst CAS) and then re-reads the ceiling
   // (CeilingSeqCst). In the single total order one of the two sees the
   // other: the charge is reported inside the old lease, or undone.
+  // An unchanged ceiling is not stored again (the sync strand is the only
+  // writer, so its relaxed load sees its own last store): the check's
+  // cache keeps the line, and ordering only matters for a lowered one.
   void SetCeiling(uint32_t index, int cell, int64_t ceiling) {
-    ceilings[size_t{index} * kCellsPerSubject + cell].store(
-        ceiling + 1, std::memory_order_seq_cst);
+    std::atomic<int64_t>& slot =
+        ceilings[size_t{index} * kCellsPerSubject + cell];
+    if (slot.load(std::memory_order_relaxed) == ceiling + 1) return;
+    slot.store(ceiling + 1, std::memory_order_seq_cst);
   }
 
   BoundedQueue<uint64_t> dirty;       // PackDirty(index, gen)
