@@ -413,16 +413,20 @@ TEST_CASE("several processes on one account: exact totals, cap held",
   REQUIRE(started.ok());
   RedisServer& server = **started;
   const char* worker = PLANGATE_SYNC_WORKER;
-  auto run = [&](const std::string& hard, int checks, int procs) {
+  // `during` runs while the workers do (a fault).
+  auto run = [&](const std::string& hard, int checks, int procs,
+                 int pace_us = 0, const std::function<void()>& during = {}) {
     std::vector<FILE*> pipes;
     for (int p = 0; p < procs; ++p) {
       const std::string cmd =
           std::string(worker) + " " + std::to_string(server.port()) + " " +
-          hard + " " + std::to_string(checks) + " " + std::to_string(procs);
+          hard + " " + std::to_string(checks) + " " + std::to_string(procs) +
+          " " + std::to_string(pace_us);
       FILE* f = popen(cmd.c_str(), "r");
       REQUIRE(f != nullptr);
       pipes.push_back(f);
     }
+    if (during) during();
     int64_t admitted = 0;
     for (FILE* f : pipes) {
       long long n = -1;
@@ -445,6 +449,20 @@ TEST_CASE("several processes on one account: exact totals, cap held",
     CHECK(admitted <= 1500);
     CHECK(admitted >= 1400);
     CHECK(probe.Total("acme", "requests") == admitted);
+  }
+  SECTION("redis-server killed and restarted without data mid-run") {
+    // About 3,000 checks/s across the processes against a cap of 2,400:
+    // the restart comes at about a third of it.
+    const int64_t admitted = run("2400", 1500, 3, 1000, [&] {
+      std::this_thread::sleep_for(milliseconds(300));
+      REQUIRE(server.Kill().ok());
+      std::this_thread::sleep_for(milliseconds(500));
+      REQUIRE(server.Restart().ok());
+    });
+    Probe after(server.port());
+    CHECK(admitted <= 2400);
+    CHECK(admitted >= 1200);
+    CHECK(after.Total("acme", "requests") == admitted);
   }
 }
 

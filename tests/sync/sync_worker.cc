@@ -1,8 +1,9 @@
 // Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
 //
 // sync_worker: one gateway process for the multi-process sync test.
-// Usage: sync_worker PORT HARD CHECKS INSTANCES. Sends CHECKS requests,
-// unpaced, to account "acme" (plan with a monthly cap of HARD requests),
+// Usage: sync_worker PORT HARD CHECKS INSTANCES [PACE_US]. Sends CHECKS
+// requests, unpaced or one per PACE_US, to account "acme" (plan with a
+// monthly cap of HARD requests),
 // drains to Redis and prints "admitted N". Exit status 1 on any setup or drain
 // error.
 
@@ -18,10 +19,12 @@
 int main(int argc, char** argv) {
   using namespace plangate;
   using namespace plangate::testing;
-  if (argc != 5) {
-    std::fprintf(stderr, "usage: sync_worker PORT HARD CHECKS INSTANCES\n");
+  if (argc != 5 && argc != 6) {
+    std::fprintf(stderr,
+                 "usage: sync_worker PORT HARD CHECKS INSTANCES [PACE_US]\n");
     return 2;
   }
+  const int pace_us = argc == 6 ? std::atoi(argv[5]) : 0;
   const int port = std::atoi(argv[1]);
   const std::string hard = argv[2];
   const int checks = std::atoi(argv[3]);
@@ -51,6 +54,9 @@ int main(int argc, char** argv) {
           continue;
         }
         break;
+      }
+      if (pace_us > 0) {
+        std::this_thread::sleep_for(std::chrono::microseconds(pace_us));
       }
     }
     const absl::Status s = inst.sync->Drain(std::chrono::milliseconds(15000));
