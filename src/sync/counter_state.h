@@ -77,8 +77,10 @@ struct CounterState {
   bool HoldsRights() const { return lease > 0 || reserve > 0; }
   // What this instance may still admit on its lease and its reserve
   // (usage comes out of the lease first, as in the Function).
+  // A refund below the reply's cumulative gives units back to the cluster
+  // (t falls, the lease does not grow), so usage counts from zero up.
   int64_t LeaseLeft() const {
-    return std::max<int64_t>(0, lease - (own - reply_cum));
+    return std::max<int64_t>(0, lease - std::max<int64_t>(0, own - reply_cum));
   }
   int64_t ReserveLeft() const {
     const int64_t past_lease = std::max<int64_t>(0, (own - reply_cum) - lease);
