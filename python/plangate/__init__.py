@@ -58,6 +58,7 @@ WARNINGS = (("soft_nudge", 1), ("grace", 2), ("shadow_denied", 4),
 COMMIT_RESULTS = ("applied", "refunded", "duplicate", "expired", "invalid",
                   "empty")
 HTTP_OMIT = {"ietf": 1, "x_ratelimit": 2, "warning": 4, "content_type": 8}
+_NO_WARNINGS = frozenset()
 
 
 class Error(Exception):
@@ -191,12 +192,7 @@ class Decision:
     for http()).
     """
 
-    __slots__ = ("_raw", "_owner", "now_ms", "status", "admitted", "deny",
-                 "reason", "message", "warnings", "shadow", "has_limit",
-                 "limit_id", "limit_scope", "limit_meter", "limit_window",
-                 "limit_mode", "limit_value", "hard_limit", "used",
-                 "remaining", "window_start_ms", "reset_ms",
-                 "retry_after_ms", "upgrade_plan")
+    __slots__ = ("_raw", "_owner", "now_ms", "status", "admitted")
 
     def __init__(self, raw, owner, now_ms):
         self._raw = raw  # the C struct, for commit and http()
@@ -204,28 +200,88 @@ class Decision:
         self.now_ms = now_ms
         self.status = raw.status
         self.admitted = raw.status < 300
-        self.deny = (DENY_KINDS[raw.deny] if 0 <= raw.deny < len(DENY_KINDS)
-                     else str(raw.deny))
-        v = _lib.view
-        self.reason = v(raw.reason, raw.reason_len)
-        self.message = v(raw.message, raw.message_len)
-        w = raw.warnings
-        self.warnings = frozenset(n for n, bit in WARNINGS if w & bit)
-        self.shadow = bool(raw.shadow)
-        self.has_limit = bool(raw.has_limit)
-        self.limit_id = v(raw.limit_id, raw.limit_id_len)
-        self.limit_scope = SCOPES[raw.limit_scope]
-        self.limit_meter = v(raw.limit_meter, raw.limit_meter_len)
-        self.limit_window = WINDOWS[raw.limit_window]
-        self.limit_mode = MODES[raw.limit_mode]
-        self.limit_value = raw.limit_value
-        self.hard_limit = raw.hard_limit
-        self.used = raw.used
-        self.remaining = raw.remaining
-        self.window_start_ms = raw.window_start_ms
-        self.reset_ms = raw.reset_ms
-        self.retry_after_ms = raw.retry_after_ms
-        self.upgrade_plan = v(raw.upgrade_plan, raw.upgrade_plan_len)
+
+    # The rest is read from the C struct on access (most callers look at
+    # admitted and little else).
+    @property
+    def deny(self):
+        k = self._raw.deny
+        return DENY_KINDS[k] if 0 <= k < len(DENY_KINDS) else str(k)
+
+    @property
+    def reason(self):
+        return _lib.view(self._raw.reason, self._raw.reason_len)
+
+    @property
+    def message(self):
+        return _lib.view(self._raw.message, self._raw.message_len)
+
+    @property
+    def warnings(self):
+        w = self._raw.warnings
+        if not w:
+            return _NO_WARNINGS
+        return frozenset(n for n, bit in WARNINGS if w & bit)
+
+    @property
+    def shadow(self):
+        return bool(self._raw.shadow)
+
+    @property
+    def has_limit(self):
+        return bool(self._raw.has_limit)
+
+    @property
+    def limit_id(self):
+        return _lib.view(self._raw.limit_id, self._raw.limit_id_len)
+
+    @property
+    def limit_scope(self):
+        return SCOPES[self._raw.limit_scope]
+
+    @property
+    def limit_meter(self):
+        return _lib.view(self._raw.limit_meter, self._raw.limit_meter_len)
+
+    @property
+    def limit_window(self):
+        return WINDOWS[self._raw.limit_window]
+
+    @property
+    def limit_mode(self):
+        return MODES[self._raw.limit_mode]
+
+    @property
+    def limit_value(self):
+        return self._raw.limit_value
+
+    @property
+    def hard_limit(self):
+        return self._raw.hard_limit
+
+    @property
+    def used(self):
+        return self._raw.used
+
+    @property
+    def remaining(self):
+        return self._raw.remaining
+
+    @property
+    def window_start_ms(self):
+        return self._raw.window_start_ms
+
+    @property
+    def reset_ms(self):
+        return self._raw.reset_ms
+
+    @property
+    def retry_after_ms(self):
+        return self._raw.retry_after_ms
+
+    @property
+    def upgrade_plan(self):
+        return _lib.view(self._raw.upgrade_plan, self._raw.upgrade_plan_len)
 
     @property
     def reservation(self):
@@ -455,7 +511,11 @@ class Enforcer:
                  byok, model, features, wallet_micros, amounts, now_ms,
                  request_id):
         r = _lib.CheckRequest()
-        keep = [_set_str(r, "account_id", account_id)]
+        a = account_id.encode() if isinstance(account_id, str) else _b(
+            account_id)
+        r.account_id = a
+        r.account_id_len = len(a)
+        keep = [a]
         if project_id:
             keep.append(_set_str(r, "project_id", project_id))
         if key_id:
@@ -464,11 +524,14 @@ class Enforcer:
             keep.append(_set_str(r, "user_id", user_id))
         if model:
             keep.append(_set_str(r, "model", model))
-        kind = KEY_KINDS.get(key_kind)
-        if kind is None:
-            raise ValueError("key_kind: must be one of live, test, internal")
-        r.key_kind = kind
-        r.byok = 1 if byok else 0
+        if key_kind != "live":
+            kind = KEY_KINDS.get(key_kind)
+            if kind is None:
+                raise ValueError(
+                    "key_kind: must be one of live, test, internal")
+            r.key_kind = kind
+        if byok:
+            r.byok = 1
         if features:
             encoded = [_b(f) for f in features]
             ptrs = (ctypes.c_char_p * len(encoded))(*encoded)
@@ -477,14 +540,17 @@ class Enforcer:
             r.features = ptrs
             r.features_lens = lens
             r.num_features = len(encoded)
-        r.wallet_micros = wallet_micros
+        if wallet_micros:
+            r.wallet_micros = wallet_micros
         if amounts:
             arr = self._amounts(amounts, "amounts")
             keep.append(arr)
             r.amounts = arr
             r.num_amounts = len(arr)
-        r.now_ms = now_ms
-        r.request_id = request_id
+        if now_ms:
+            r.now_ms = now_ms
+        if request_id:
+            r.request_id = request_id
         return r, keep
 
     def check(self, account_id, *, project_id="", key_id="", user_id="",
@@ -535,7 +601,8 @@ class Enforcer:
             c.reservation = decision._raw.reservation
         else:
             c.reservation.slot, c.reservation.generation = decision
-        c.failed = 0 if success else 1
+        if not success:
+            c.failed = 1
         keep = None
         if actual:
             keep = self._amounts(actual, "actual")
@@ -544,7 +611,8 @@ class Enforcer:
         if wallet_micros is not None:
             c.set_wallet = 1
             c.wallet_micros = wallet_micros
-        c.request_id = request_id
+        if request_id:
+            c.request_id = request_id
         return COMMIT_RESULTS[lib.pg_enforcer_commit(self._handle(),
                                                      ctypes.byref(c))]
 

@@ -23,6 +23,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -121,8 +122,12 @@ void SetError(char** errptr, const std::exception& e) {
 
 // Fixed-capacity scratch arrays on the stack for the spans a request
 // carries, with a heap fallback for the unusual request that lists more.
+// The inline storage is left uninitialized (the caller writes every element
+// it uses), so an empty array costs nothing on the check path.
 template <typename T, size_t N>
 class SmallArray {
+  static_assert(std::is_trivially_destructible_v<T>);
+
  public:
   explicit SmallArray(size_t n) : size_(n) {
     if (n > N) heap_.resize(n);
@@ -134,7 +139,9 @@ class SmallArray {
 
  private:
   size_t size_;
-  T inline_[N];
+  union {
+    T inline_[N];
+  };
   std::vector<T> heap_;
 };
 
