@@ -554,7 +554,8 @@ enum {
 };
 
 /* Renders *decision (as a check filled it) at now_ms, the request's
-   instant, the origin of Retry-After and the reset seconds. Returns the
+   instant, the origin of Retry-After and the reset seconds (0: the system
+   clock). Returns the
    HTTP status (200 when admitted). Writes "Name: value\r\n" lines, in
    the order of plangate::HttpRendering::headers(), to headers and the
    JSON error body (empty when admitted) to body, each NUL-terminated,

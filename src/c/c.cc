@@ -808,6 +808,7 @@ int pg_http_render(const pg_decision_t* decision, int64_t now_ms, uint32_t omit,
   options.x_ratelimit_headers = (omit & pg_http_omit_x_ratelimit) == 0;
   options.warning_headers = (omit & pg_http_omit_warning) == 0;
   options.content_type_header = (omit & pg_http_omit_content_type) == 0;
+  if (now_ms == 0) now_ms = plangate::SystemClock::Default()->NowMs();
   const plangate::HttpRendering http(d, now_ms, options);
 
   size_t need = 0;

@@ -767,6 +767,7 @@ static void TestHttp(const pg_decision_t* denial) {
   CHECK(strncmp(headers, want, strlen(want)) == 0);
   CHECK(strstr(headers, "X-RateLimit-Limit: 12\r\n") != NULL);
   CHECK(strstr(headers, "X-RateLimit-Remaining: 0\r\n") != NULL);
+  CHECK(strstr(headers, "X-RateLimit-Reset: 2674800\r\n") != NULL);
   CHECK(strstr(headers, "RateLimit-Policy: \"monthly\";q=12;") != NULL);
   CHECK(strstr(headers, "Content-Type: application/json\r\n") != NULL);
   CHECK(headers_len >= 2 && memcmp(headers + headers_len - 2, "\r\n", 2) == 0);
@@ -774,6 +775,16 @@ static void TestHttp(const pg_decision_t* denial) {
   CHECK(strstr(body, "\"code\":\"billing_limit_reached\"") != NULL);
   CHECK(body[0] == '{' && body[body_len - 1] == '}');
   const size_t full_headers = headers_len;
+
+  /* now_ms 0 is the system clock (December 2026 or later: past the
+     window's end, so the reset is 0 seconds away). */
+  char later[PG_HTTP_HEADERS_SIZE];
+  size_t later_len = 0;
+  status = pg_http_render(denial, 0, 0, later, sizeof(later), &later_len, body,
+                          sizeof(body), &body_len, &err);
+  CHECK_NO_ERROR(err);
+  CHECK(status == 402);
+  CHECK(strstr(later, "X-RateLimit-Reset: 0\r\n") != NULL);
 
   StartPhase("http: omitted families");
   status = pg_http_render(
