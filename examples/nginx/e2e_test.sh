@@ -166,6 +166,19 @@ if [[ "$mode" == single ]]; then
   expect_status 200 "metrics"
   expect_match "metrics" 'plangate_reservations_pending 0' "$(cat "$tmp/body")"
 
+  # An upstream that does not answer at all (stopped): 502, refunded.
+  call GET "$url/v1/usage" sk-tokens
+  tokens_before=$(jget .usage.monthly_tokens.used)
+  kill -TERM "$mock_pid"
+  wait "$mock_pid" || true
+  chat "$url" sk-tokens mock-small 4
+  expect_status 502 "upstream down"
+  call GET "$url/v1/usage" sk-tokens
+  expect_eq "tokens after an unreachable upstream (refunded)" "$tokens_before" \
+    "$(jget .usage.monthly_tokens.used)"
+  call GET "$url/metrics" ""
+  expect_match "metrics after the refund" 'plangate_reservations_pending 0' "$(cat "$tmp/body")"
+
   stop_nginx "$gw_pid" "$tmp/gw"
   grep -q 'commit=applied' "$tmp/gw/access.log" || nginx_fail "no commit=applied in the access log"
   grep -q 'commit=refunded' "$tmp/gw/access.log" || nginx_fail "no commit=refunded in the access log"

@@ -6,8 +6,11 @@ library; the sync tests need PLANGATE_TEST_REDIS_PORT and are skipped
 without it.
 """
 
+import ctypes
 import os
 import re
+import shutil
+import subprocess
 import threading
 import time
 
@@ -380,3 +383,44 @@ def test_sync_two_enforcers_share_counts():
     sb.close()
     a.close()
     b.close()
+
+
+def test_ctypes_layouts_match_c_h(tmp_path):
+    """Every ctypes structure has c.h's size and field offsets (the C
+    compiler's answer, from a program generated here)."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    structs = {
+        "pg_meter_amount_t": plangate._lib.MeterAmount,
+        "pg_reservation_t": plangate._lib.Reservation,
+        "pg_check_request_t": plangate._lib.CheckRequest,
+        "pg_commit_request_t": plangate._lib.CommitRequest,
+        "pg_decision_t": plangate._lib.DecisionStruct,
+        "pg_limit_override_t": plangate._lib.LimitOverride,
+        "pg_account_t": plangate._lib.Account,
+        "pg_enforcer_stats_t": plangate._lib.EnforcerStats,
+        "pg_threshold_event_t": plangate._lib.ThresholdEventStruct,
+        "pg_sync_stats_t": plangate._lib.SyncStats,
+    }
+    lines = ['#include <stddef.h>', '#include <stdio.h>',
+             '#include "plangate/c.h"', 'int main(void) {']
+    want = []
+    for cname, py in structs.items():
+        lines.append('printf("%s %%zu\\n", sizeof(%s));' % (cname, cname))
+        want.append("%s %d" % (cname, ctypes.sizeof(py)))
+        for field, _ in py._fields_:
+            lines.append('printf("%s.%s %%zu\\n", offsetof(%s, %s));' %
+                         (cname, field, cname, field))
+            want.append("%s.%s %d" % (cname, field,
+                                      getattr(py, field).offset))
+    lines.append("return 0; }")
+    src = tmp_path / "layout.c"
+    src.write_text("\n".join(lines))
+    include = os.path.join(os.path.dirname(__file__), "..", "..", "include")
+    exe = tmp_path / "layout"
+    subprocess.run([cc, "-std=c11", "-I", include, str(src), "-o", str(exe)],
+                   check=True)
+    got = subprocess.run([str(exe)], check=True, capture_output=True,
+                         text=True).stdout.split("\n")
+    assert [line for line in got if line] == want

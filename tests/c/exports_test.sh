@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
 #
-# exports_test.sh LIB HEADER MAJOR: libplangate_c's ABI surface. The shared
-# library's SONAME is libplangate_c.so.MAJOR, it exports exactly the
+# exports_test.sh LIB HEADER MAJOR TEST: libplangate_c's ABI surface. The
+# shared library's SONAME is libplangate_c.so.MAJOR, it exports exactly the
 # functions c.h declares (every pg_ function, nothing else but the version
-# node), and it needs no C++ symbol from the host.
+# node), and the C test TEST (tests/c/c_test.c) calls every one of them.
 set -euo pipefail
-lib=$1 header=$2 major=$3
+lib=$1 header=$2 major=$3 test_source=$4
 fail=0
 
 soname=$(readelf -d "$lib" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
@@ -45,5 +45,13 @@ if ((n < 50)); then
   fail=1
 fi
 
+untested=$(for f in $declared; do grep -q "\b$f(" "$test_source" || echo "$f"; done)
+if [[ -n "$untested" ]]; then
+  echo "declared in c.h but never called by $(basename "$test_source"):"
+  echo "$untested"
+  fail=1
+fi
+
 if ((fail)); then exit 1; fi
-echo "ok: $soname exports the $n pg_ functions of c.h and nothing else"
+echo "ok: $soname exports the $n pg_ functions of c.h and nothing else;" \
+  "$(basename "$test_source") calls each"
