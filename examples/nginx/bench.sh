@@ -11,6 +11,10 @@
 #
 #   examples/nginx/bench.sh build/release/libplangate_c.so.0 \
 #       build/release/examples/gateway/plangate_gateway 5
+# shellcheck source-path=SCRIPTDIR
+# Variables set by the sourced tests/gateway/lib.sh (mock_port, mock_pid,
+# checks) and read by it (GATEWAY):
+# shellcheck disable=SC2154,SC2034
 set -euo pipefail
 LIBRARY=$(realpath "$1")
 GATEWAY=$(realpath "$2")

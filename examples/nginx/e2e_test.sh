@@ -15,6 +15,10 @@
 #                PLANGATE_TEST_REDIS_PORT: a 10-request monthly cap holds
 #                exactly across all three and both servers report it;
 #                exits 77 (skipped) without it
+# shellcheck source-path=SCRIPTDIR
+# Variables set by the sourced tests/gateway/lib.sh (mock_port, mock_pid,
+# checks) and read by it (GATEWAY):
+# shellcheck disable=SC2154,SC2034
 set -euo pipefail
 LIBRARY=$(realpath "$1")
 GATEWAY=$(realpath "$2")
@@ -79,8 +83,9 @@ stop_nginx() {
   local pid=$1 dir=$2 rc=0
   kill -QUIT "$pid"
   wait "$pid" || rc=$?
-  nginx_pids=("${nginx_pids[@]/$pid/}")
-  nginx_pids=(${nginx_pids[@]})
+  local left=() p
+  for p in "${nginx_pids[@]}"; do [[ "$p" == "$pid" ]] || left+=("$p"); done
+  nginx_pids=("${left[@]}")
   ((rc == 0)) || nginx_fail "nginx exited with status $rc"
   if grep -E '\[(alert|emerg|crit)\]|exited on signal' "$dir/error.log"; then
     nginx_fail "nginx logged a crash or alert"

@@ -17,15 +17,18 @@ for f in libplangate_c.so libplangate_c.so.0; do
   [[ -L "$libdir/$f" ]] || { echo "$libdir/$f: not installed (symlink)"; exit 1; }
 done
 [[ -f "$tmp/prefix/include/plangate/c.h" ]] || { echo "c.h not installed"; exit 1; }
-export PKG_CONFIG_PATH=$(dirname "$pc")
+PKG_CONFIG_PATH=$(dirname "$pc")
+export PKG_CONFIG_PATH
 flags=$(pkg-config --cflags --libs plangate)
 [[ "$flags" == *-lplangate_c* ]] || { echo "pkg-config flags: $flags"; exit 1; }
 # shellcheck disable=SC2086
 cc -std=c11 -Wall -Wextra -pedantic -Werror "$src/tests/c/c_test.c" $flags \
   -o "$tmp/c_test"
 # It runs against the installed library, not the build tree's.
-LD_LIBRARY_PATH=$libdir ldd "$tmp/c_test" | grep -q "$libdir/libplangate_c.so.0" ||
-  { echo "c_test does not resolve the installed library"; LD_LIBRARY_PATH=$libdir ldd "$tmp/c_test"; exit 1; }
+# (ldd's output captured first: grep -q would end it with SIGPIPE.)
+resolved=$(LD_LIBRARY_PATH=$libdir ldd "$tmp/c_test")
+grep -q "$libdir/libplangate_c.so.0" <<<"$resolved" ||
+  { echo "c_test does not resolve the installed library:"; echo "$resolved"; exit 1; }
 LD_LIBRARY_PATH=$libdir "$tmp/c_test" 2>"$tmp/c_test.log" ||
   { tail -n 20 "$tmp/c_test.log"; exit 1; }
 echo "ok: installed in $libdir, pkg-config: $flags"
