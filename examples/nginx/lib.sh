@@ -44,21 +44,22 @@ start_nginx() {
     { echo "nginx -t failed:" >&2; cat "$dir/error.log" >&2; return 1; }
   nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
   printf -v "${name}_pid" '%s' "$!"
-  for _ in $(seq 1 100); do
+  # Generous waits (30 s each): the test machines are small and shared.
+  for _ in $(seq 1 300); do
     if curl -sS -o /dev/null --max-time 1 "http://127.0.0.1:$port/healthz" 2>/dev/null; then
       # Every worker has run init_worker (or failed: error.log says why).
-      for _ in $(seq 1 100); do
+      for _ in $(seq 1 600); do
         local ready
         ready=$(grep -c "worker .* ready" "$dir/error.log" 2>/dev/null || true)
         if [[ "$enforce" != on ]] || ((ready >= workers)); then return 0; fi
         if grep -q "init_worker_by_lua.*error\|\[error\].*plangate" "$dir/error.log"; then break; fi
         sleep 0.05
       done
-      echo "nginx $name: workers not ready; error.log:" >&2
+      echo "nginx $name: $workers workers not ready after 30 s; error.log:" >&2
       tail -n 30 "$dir/error.log" >&2
       return 1
     fi
-    sleep 0.05
+    sleep 0.1
   done
   echo "nginx $name does not answer on port $port; error.log:" >&2
   tail -n 30 "$dir/error.log" >&2

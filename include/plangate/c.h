@@ -202,7 +202,8 @@ typedef struct pg_check_request_t {
   const char* model;
   size_t model_len;
   /* Features the request uses, each in the plan: features[i] of
-     features_lens[i] bytes. */
+     features_lens[i] bytes (features_lens NULL: each is NUL-terminated;
+     features[i] NULL: empty). */
   const char* const* features;
   const size_t* features_lens;
   size_t num_features;

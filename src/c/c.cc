@@ -19,6 +19,7 @@
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <span>
 #include <string>
@@ -100,11 +101,16 @@ char* MallocCopy(std::string_view s) {
   return out;
 }
 
+// Stored when even the error message cannot be allocated; pg_free knows
+// not to free it.
+char kOutOfMemory[] = "out of memory";
+
 // leveldb's convention: free the old message, store a malloc()ed new one.
 void SetError(char** errptr, std::string_view message) {
-  std::free(*errptr);
-  *errptr =
+  if (*errptr != kOutOfMemory) std::free(*errptr);
+  char* copy =
       MallocCopy(message.empty() ? std::string_view("unknown error") : message);
+  *errptr = copy != nullptr ? copy : kOutOfMemory;
 }
 
 void SetError(char** errptr, const absl::Status& status) {
@@ -112,11 +118,17 @@ void SetError(char** errptr, const absl::Status& status) {
   SetError(errptr, std::string_view(m.data(), m.size()));
 }
 
-void SetError(char** errptr, const std::exception& e) {
-  if (dynamic_cast<const std::bad_alloc*>(&e) != nullptr) {
+// In a catch block: stores the exception in flight as the error. No
+// exception crosses the C boundary.
+void SetCurrentError(char** errptr) {
+  try {
+    throw;
+  } catch (const std::bad_alloc&) {
     SetError(errptr, "out of memory");
-  } else {
+  } catch (const std::exception& e) {
     SetError(errptr, std::string("internal error: ") + e.what());
+  } catch (...) {
+    SetError(errptr, "internal error");
   }
 }
 
@@ -313,7 +325,10 @@ struct pg_enforcer_t {
   std::unique_ptr<CallbackClock> clock;
   std::unique_ptr<CallbackSink> sink;
   std::unique_ptr<plangate::Enforcer> enforcer;
-  pg_sync_t* sync = nullptr;  // the attached sync, stopped on destroy
+  // The attached sync, stopped on destroy. pg_sync_start may race with
+  // itself (and pg_sync_destroy of another sync) on one enforcer.
+  std::mutex sync_mu;
+  pg_sync_t* sync = nullptr;  // under sync_mu
 };
 
 struct pg_sync_options_t {
@@ -343,8 +358,8 @@ void FlushOrDrain(pg_sync_t* sync, int64_t timeout_ms, bool drain,
     absl::Status s =
         drain ? sync->sync->Drain(timeout) : sync->sync->Flush(timeout);
     if (!s.ok()) SetError(errptr, s);
-  } catch (const std::exception& e) {
-    SetError(errptr, e);
+  } catch (...) {
+    SetCurrentError(errptr);
   }
 }
 }  // namespace
@@ -360,7 +375,9 @@ int pg_version_number(void) {
          PLANGATE_VERSION_PATCH;
 }
 
-void pg_free(void* ptr) { std::free(ptr); }
+void pg_free(void* ptr) {
+  if (ptr != kOutOfMemory) std::free(ptr);
+}
 
 const char* pg_commit_result_name(int result) {
   if (result < pg_commit_applied || result > pg_commit_empty) return "unknown";
@@ -390,8 +407,8 @@ pg_catalog_t* pg_catalog_parse(const char* json, size_t json_len,
       return nullptr;
     }
     return new pg_catalog_t{*std::move(catalog)};
-  } catch (const std::exception& e) {
-    SetError(errptr, e);
+  } catch (...) {
+    SetCurrentError(errptr);
     return nullptr;
   }
 }
@@ -404,8 +421,8 @@ pg_catalog_t* pg_catalog_load_file(const char* path, char** errptr) {
       return nullptr;
     }
     return new pg_catalog_t{*std::move(catalog)};
-  } catch (const std::exception& e) {
-    SetError(errptr, e);
+  } catch (...) {
+    SetCurrentError(errptr);
     return nullptr;
   }
 }
@@ -511,14 +528,15 @@ pg_enforcer_t* pg_enforcer_create(const pg_catalog_t* catalog,
     }
     handle->enforcer = *std::move(enforcer);
     return handle.release();
-  } catch (const std::exception& e) {
-    SetError(errptr, e);
+  } catch (...) {
+    SetCurrentError(errptr);
     return nullptr;
   }
 }
 
 void pg_enforcer_destroy(pg_enforcer_t* enforcer) {
   if (enforcer == nullptr) return;
+  // The last call on the enforcer (c.h): no other thread holds sync_mu.
   if (enforcer->sync != nullptr) {
     // The sync must stop before its enforcer; its handle stays valid (and
     // reports that it is detached) until pg_sync_destroy.
@@ -533,8 +551,8 @@ void pg_enforcer_reload_catalog(pg_enforcer_t* enforcer,
   try {
     absl::Status s = enforcer->enforcer->ReloadCatalog(catalog->catalog);
     if (!s.ok()) SetError(errptr, s);
-  } catch (const std::exception& e) {
-    SetError(errptr, e);
+  } catch (...) {
+    SetCurrentError(errptr);
   }
 }
 
@@ -573,8 +591,8 @@ void pg_enforcer_upsert_account(pg_enforcer_t* enforcer,
     }
     absl::Status s = enforcer->enforcer->UpsertAccount(update);
     if (!s.ok()) SetError(errptr, s);
-  } catch (const std::exception& e) {
-    SetError(errptr, e);
+  } catch (...) {
+    SetCurrentError(errptr);
   }
 }
 
@@ -590,8 +608,8 @@ int64_t pg_enforcer_update_wallet(pg_enforcer_t* enforcer,
       return 0;
     }
     return *balance;
-  } catch (const std::exception& e) {
-    SetError(errptr, e);
+  } catch (...) {
+    SetCurrentError(errptr);
     return 0;
   }
 }
@@ -604,7 +622,7 @@ void pg_enforcer_check(pg_enforcer_t* enforcer,
     d = WithCheckRequest(*request, [&](const plangate::CheckRequest& req) {
       return enforcer->enforcer->Check(req);
     });
-  } catch (const std::exception&) {
+  } catch (...) {
     d = Unavailable();  // only a first sighting allocates
   }
   FillDecision(d, decision);
@@ -618,7 +636,7 @@ void pg_enforcer_peek(const pg_enforcer_t* enforcer,
     d = WithCheckRequest(*request, [&](const plangate::CheckRequest& req) {
       return enforcer->enforcer->Peek(req);
     });
-  } catch (const std::exception&) {
+  } catch (...) {
     d = Unavailable();
   }
   FillDecision(d, decision);
@@ -642,7 +660,7 @@ int pg_enforcer_commit(pg_enforcer_t* enforcer,
     c.wallet_micros = commit->set_wallet != 0 ? commit->wallet_micros : -1;
     c.request_id = commit->request_id;
     return static_cast<int>(enforcer->enforcer->Commit(c));
-  } catch (const std::exception&) {
+  } catch (...) {
     return pg_commit_invalid;
   }
 }
@@ -655,7 +673,7 @@ void pg_enforcer_check_create(const pg_enforcer_t* enforcer,
   try {
     d = enforcer->enforcer->CheckCreate(View(account_id, account_id_len),
                                         View(gauge, gauge_len), current);
-  } catch (const std::exception&) {
+  } catch (...) {
     d = Unavailable();
   }
   FillDecision(d, decision);
@@ -680,8 +698,8 @@ char* pg_enforcer_usage_json(const pg_enforcer_t* enforcer,
     char* out = ReturnText(plangate::UsageReportJson(*usage), json_len);
     if (out == nullptr) SetError(errptr, "out of memory");
     return out;
-  } catch (const std::exception& e) {
-    SetError(errptr, e);
+  } catch (...) {
+    SetCurrentError(errptr);
     if (json_len != nullptr) *json_len = 0;
     return nullptr;
   }
@@ -690,7 +708,7 @@ char* pg_enforcer_usage_json(const pg_enforcer_t* enforcer,
 void pg_enforcer_maintain(pg_enforcer_t* enforcer, int64_t now_ms) {
   try {
     enforcer->enforcer->Maintain(now_ms);
-  } catch (const std::exception&) {
+  } catch (...) {
     // Housekeeping is retried on the next call.
   }
 }
@@ -698,7 +716,7 @@ void pg_enforcer_maintain(pg_enforcer_t* enforcer, int64_t now_ms) {
 size_t pg_enforcer_deliver_events(pg_enforcer_t* enforcer, int64_t now_ms) {
   try {
     return enforcer->enforcer->DeliverEvents(now_ms);
-  } catch (const std::exception&) {
+  } catch (...) {
     return 0;
   }
 }
@@ -746,7 +764,7 @@ char* pg_enforcer_prometheus_text(const pg_enforcer_t* enforcer,
     AppendMetric(out, "events_dropped_total", "counter",
                  "Threshold events dropped (queue full).", e.events_dropped);
     return ReturnText(out, text_len);
-  } catch (const std::exception&) {
+  } catch (...) {
     if (text_len != nullptr) *text_len = 0;
     return nullptr;
   }
@@ -917,6 +935,7 @@ void pg_sync_options_set_command_timeout_ms(pg_sync_options_t* o, int64_t ms) {
 pg_sync_t* pg_sync_start(pg_enforcer_t* enforcer, const char* redis_url,
                          const pg_sync_options_t* options, char** errptr) {
   try {
+    std::lock_guard<std::mutex> lock(enforcer->sync_mu);
     if (enforcer->sync != nullptr) {
       SetError(errptr, "a sync is already attached to this enforcer");
       return nullptr;
@@ -941,15 +960,18 @@ pg_sync_t* pg_sync_start(pg_enforcer_t* enforcer, const char* redis_url,
     auto* handle = new pg_sync_t{*std::move(sync), enforcer};
     enforcer->sync = handle;
     return handle;
-  } catch (const std::exception& e) {
-    SetError(errptr, e);
+  } catch (...) {
+    SetCurrentError(errptr);
     return nullptr;
   }
 }
 
 void pg_sync_destroy(pg_sync_t* sync) {
   if (sync == nullptr) return;
-  if (sync->owner != nullptr) sync->owner->sync = nullptr;
+  if (sync->owner != nullptr) {
+    std::lock_guard<std::mutex> lock(sync->owner->sync_mu);
+    sync->owner->sync = nullptr;
+  }
   delete sync;
 }
 
@@ -992,7 +1014,7 @@ char* pg_sync_prometheus_text(const pg_sync_t* sync, size_t* text_len) {
   if (!sync->sync) return ReturnText("", text_len);
   try {
     return ReturnText(sync->sync->PrometheusText(), text_len);
-  } catch (const std::exception&) {
+  } catch (...) {
     if (text_len != nullptr) *text_len = 0;
     return nullptr;
   }
@@ -1007,7 +1029,7 @@ char* pg_sync_last_error(const pg_sync_t* sync) {
   if (!sync->sync) return MallocCopy(kDetached);
   try {
     return MallocCopy(sync->sync->LastError());
-  } catch (const std::exception&) {
+  } catch (...) {
     return nullptr;
   }
 }
