@@ -110,7 +110,10 @@ if [[ "$mode" == single ]]; then
   nginx_pids+=("$gw_pid")
   url=http://127.0.0.1:$port
 
-  # 200 three times, then 429 with plangate's headers and body.
+  # 200 three times, then 429 with plangate's headers and body, all in one
+  # minute of the fixed per-minute window: not in a minute's last seconds.
+  second=$(date +%S)
+  if ((10#$second >= 45)); then sleep $((61 - 10#$second)); fi
   for i in 1 2 3; do
     chat "$url" sk-rate
     expect_status 200 "sk-rate request $i"

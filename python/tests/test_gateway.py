@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -111,6 +112,10 @@ def get(base, key, path):
 
 def test_admitted_then_rate_limited_with_headers(base_url):
     base, _ = base_url
+    # All four in one minute of the fixed per-minute window.
+    second = time.gmtime().tm_sec
+    if second >= 45:
+        time.sleep(61 - second)
     for _ in range(3):
         status, headers, body = call(base, "sk-rate")
         assert status == 200, body
