@@ -6,10 +6,12 @@
 # free loopback port in front of the example mock upstream
 # (GATEWAY --serve-mock), configured from DATA (tests/gateway/data).
 #
-#   MODE single  one worker, no Redis: 200, 429 with its headers, 402, 403,
-#                401, test and internal keys free, tokens committed from the
-#                reply's usage, a failed upstream refunded, /v1/usage,
-#                /metrics, graceful stop
+#   MODE single  plangate.lua's FFI struct layouts equal c.h's (LuaJIT's
+#                view against the C compiler's); one worker, no Redis: 200,
+#                429 with its headers, 402, 403, 401, test and internal keys
+#                free, tokens committed from the reply's usage, a failing
+#                and an unreachable upstream refunded, /v1/usage, /metrics,
+#                graceful stop
 #   MODE shared  two nginx servers (2 workers + 1 worker, each worker one
 #                plangate instance) on the redis-server at
 #                PLANGATE_TEST_REDIS_PORT: a 10-request monthly cap holds
@@ -103,7 +105,70 @@ start_gateway mock --serve-mock 127.0.0.1:0
 # shellcheck disable=SC2154  # set by start_gateway
 upstream=$mock_port
 
+# The FFI declarations of plangate.lua against c.h: every struct's size and
+# field offsets as LuaJIT lays them out (from a bare nginx running
+# plangate.layout()) and as the C compiler does.
+check_layout() {
+  local dir=$tmp/layout port
+  port=$(free_port)
+  mkdir -p "$dir"
+  cat >"$dir/nginx.conf" <<CONF
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+daemon off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+user root;
+events {}
+http {
+  access_log off;
+  client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi; uwsgi_temp_path $dir/uwsgi;
+  scgi_temp_path $dir/scgi;
+  lua_package_path "$here/?.lua;;";
+  server {
+    listen 127.0.0.1:$port;
+    location = /healthz { return 200; }
+    location = /layout { content_by_lua_block { ngx.print(require("plangate").layout()) } }
+  }
+}
+CONF
+  nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
+  nginx_pids+=("$!")
+  local layout_pid=$!
+  for _ in $(seq 1 300); do
+    curl -sS -o "$dir/lua.txt" --max-time 1 "http://127.0.0.1:$port/layout" 2>/dev/null && break
+    sleep 0.1
+  done
+  [[ -s "$dir/lua.txt" ]] || nginx_fail "no layout from nginx"
+  stop_nginx "$layout_pid" "$dir"
+  {
+    echo '#include <stddef.h>'
+    echo '#include <stdio.h>'
+    echo '#include "plangate/c.h"'
+    echo 'int main(void) {'
+    local what rest
+    while read -r what rest; do
+      if [[ "$rest" == size* ]]; then
+        printf '  printf("%s size %%zu\\n", sizeof(%s));\n' "$what" "$what"
+      else
+        printf '  printf("%s %%zu\\n", offsetof(%s, %s));\n' "$what" "${what%%.*}" "${what#*.}"
+      fi
+    done <"$dir/lua.txt"
+    echo '  return 0;'
+    echo '}'
+  } >"$dir/layout.c"
+  cc -std=c11 -I "$root/include" "$dir/layout.c" -o "$dir/layout" ||
+    nginx_fail "layout.c does not compile (a field plangate.lua declares is not in c.h)"
+  "$dir/layout" >"$dir/c.txt"
+  diff "$dir/c.txt" "$dir/lua.txt" >&2 ||
+    nginx_fail "plangate.lua's FFI layouts differ from c.h (< C, > LuaJIT)"
+  checks=$((checks + $(wc -l <"$dir/c.txt")))
+}
+
 if [[ "$mode" == single ]]; then
+  check_layout
   port=$(free_port)
   start_nginx gw "$tmp/gw" "$port" "$upstream" 1 on "" || nginx_fail "nginx did not start"
   # shellcheck disable=SC2154

@@ -457,4 +457,45 @@ function M.metrics()
   ngx.print(take_text(p, lenp[0]) or "")
 end
 
+-- For tests: "struct size N" and "struct.field offset" lines of every
+-- struct declared above, to compare with the C compiler's view of c.h
+-- (e2e_test.sh does).
+local LAYOUT = {
+  pg_meter_amount_t = {"meter", "amount"},
+  pg_reservation_t = {"slot", "generation"},
+  pg_check_request_t = {"account_id", "account_id_len", "project_id",
+    "project_id_len", "key_id", "key_id_len", "user_id", "user_id_len",
+    "key_kind", "byok", "model", "model_len", "features", "features_lens",
+    "num_features", "wallet_micros", "amounts", "num_amounts", "now_ms",
+    "request_id"},
+  pg_commit_request_t = {"reservation", "failed", "actual", "num_actual",
+    "set_wallet", "wallet_micros", "request_id"},
+  pg_decision_t = {"status", "deny", "reason", "reason_len", "message",
+    "message_len", "warnings", "shadow", "has_limit", "limit_id",
+    "limit_id_len", "limit_scope", "limit_meter", "limit_meter_len",
+    "limit_window", "limit_mode", "limit_value", "hard_limit", "used",
+    "remaining", "window_start_ms", "reset_ms", "retry_after_ms",
+    "upgrade_plan", "upgrade_plan_len", "reservation"},
+  pg_limit_override_t = {"limit_id", "limit_id_len", "user_id",
+    "user_id_len", "unlimited", "limit", "set_grace", "grace"},
+  pg_account_t = {"account_id", "account_id_len", "plan_id", "plan_id_len",
+    "anchor_ms", "state", "past_due_deadline_ms", "scheduled_plan_id",
+    "scheduled_plan_id_len", "default_model", "default_model_len",
+    "overrides", "num_overrides"},
+}
+
+function M.layout()
+  local names = {}
+  for name in pairs(LAYOUT) do names[#names + 1] = name end
+  table.sort(names)
+  local out = {}
+  for _, name in ipairs(names) do
+    out[#out + 1] = ("%s size %d"):format(name, ffi.sizeof(name))
+    for _, field in ipairs(LAYOUT[name]) do
+      out[#out + 1] = ("%s.%s %d"):format(name, field, ffi.offsetof(name, field))
+    end
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
 return M
