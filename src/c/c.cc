@@ -50,23 +50,52 @@ namespace {
 using plangate::Decision;
 
 // The C enumerations mirror the C++ ones value for value.
-static_assert(pg_scope_user == static_cast<int>(plangate::Scope::kUser));
-static_assert(pg_window_second ==
-              static_cast<int>(plangate::WindowUnit::kSecond));
-static_assert(pg_mode_sliding ==
-              static_cast<int>(plangate::WindowMode::kSliding));
-static_assert(pg_key_internal ==
-              static_cast<int>(plangate::KeyKind::kInternal));
-static_assert(pg_deny_syncing ==
-              static_cast<int>(plangate::DenyKind::kSyncing));
-static_assert(static_cast<uint32_t>(pg_warn_past_due) ==
-              static_cast<uint32_t>(plangate::kWarnPastDue));
-static_assert(pg_commit_empty ==
-              static_cast<int>(plangate::CommitResult::kEmpty));
-static_assert(pg_subscription_blocked ==
-              static_cast<int>(plangate::SubscriptionState::kBlocked));
-static_assert(pg_threshold_hard_cap ==
-              static_cast<int>(plangate::ThresholdKind::kHardCap));
+#define PG_SAME(c_value, cc_value) \
+  static_assert(static_cast<int>(c_value) == static_cast<int>(cc_value))
+PG_SAME(pg_scope_account, plangate::Scope::kAccount);
+PG_SAME(pg_scope_project, plangate::Scope::kProject);
+PG_SAME(pg_scope_key, plangate::Scope::kKey);
+PG_SAME(pg_scope_user, plangate::Scope::kUser);
+PG_SAME(pg_window_billing_period, plangate::WindowUnit::kBillingPeriod);
+PG_SAME(pg_window_annual, plangate::WindowUnit::kAnnual);
+PG_SAME(pg_window_day, plangate::WindowUnit::kDay);
+PG_SAME(pg_window_hour, plangate::WindowUnit::kHour);
+PG_SAME(pg_window_minute, plangate::WindowUnit::kMinute);
+PG_SAME(pg_window_second, plangate::WindowUnit::kSecond);
+PG_SAME(pg_mode_fixed, plangate::WindowMode::kFixed);
+PG_SAME(pg_mode_sliding, plangate::WindowMode::kSliding);
+PG_SAME(pg_key_live, plangate::KeyKind::kLive);
+PG_SAME(pg_key_test, plangate::KeyKind::kTest);
+PG_SAME(pg_key_internal, plangate::KeyKind::kInternal);
+PG_SAME(pg_deny_none, plangate::DenyKind::kNone);
+PG_SAME(pg_deny_limit, plangate::DenyKind::kLimit);
+PG_SAME(pg_deny_unknown_account, plangate::DenyKind::kUnknownAccount);
+PG_SAME(pg_deny_unknown_plan, plangate::DenyKind::kUnknownPlan);
+PG_SAME(pg_deny_invalid_request, plangate::DenyKind::kInvalidRequest);
+PG_SAME(pg_deny_capacity, plangate::DenyKind::kCapacity);
+PG_SAME(pg_deny_payment_required, plangate::DenyKind::kPaymentRequired);
+PG_SAME(pg_deny_feature_not_in_plan, plangate::DenyKind::kFeatureNotInPlan);
+PG_SAME(pg_deny_model_not_allowed, plangate::DenyKind::kModelNotAllowed);
+PG_SAME(pg_deny_key_kind_not_allowed, plangate::DenyKind::kKeyKindNotAllowed);
+PG_SAME(pg_deny_insufficient_credit, plangate::DenyKind::kInsufficientCredit);
+PG_SAME(pg_deny_resource_limit, plangate::DenyKind::kResourceLimit);
+PG_SAME(pg_deny_syncing, plangate::DenyKind::kSyncing);
+PG_SAME(pg_warn_soft_nudge, plangate::kWarnSoftNudge);
+PG_SAME(pg_warn_grace, plangate::kWarnGrace);
+PG_SAME(pg_warn_shadow_denied, plangate::kWarnShadowDenied);
+PG_SAME(pg_warn_past_due, plangate::kWarnPastDue);
+PG_SAME(pg_commit_applied, plangate::CommitResult::kApplied);
+PG_SAME(pg_commit_refunded, plangate::CommitResult::kRefunded);
+PG_SAME(pg_commit_duplicate, plangate::CommitResult::kDuplicate);
+PG_SAME(pg_commit_expired, plangate::CommitResult::kExpired);
+PG_SAME(pg_commit_invalid, plangate::CommitResult::kInvalid);
+PG_SAME(pg_commit_empty, plangate::CommitResult::kEmpty);
+PG_SAME(pg_subscription_active, plangate::SubscriptionState::kActive);
+PG_SAME(pg_subscription_past_due, plangate::SubscriptionState::kPastDue);
+PG_SAME(pg_subscription_blocked, plangate::SubscriptionState::kBlocked);
+PG_SAME(pg_threshold_soft_nudge, plangate::ThresholdKind::kSoftNudge);
+PG_SAME(pg_threshold_hard_cap, plangate::ThresholdKind::kHardCap);
+#undef PG_SAME
 
 // A buffer of each size always suffices (c.h promises it): every header
 // name is at most 21 bytes, plus ": " and "\r\n", and all values share one
