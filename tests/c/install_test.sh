@@ -2,8 +2,9 @@
 # Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
 #
 # install_test.sh BUILD_DIR SOURCE_DIR: the C API as a consumer sees it
-# after `cmake --install`: libplangate_c.so.0 with its symlinks, c.h, and
-# plangate.pc; c_test.c built with nothing but `pkg-config plangate` and
+# after `cmake --install`: libplangate_c.so.0 with its symlinks, c.h,
+# plangate.pc and the CMake package plangate_c; c_test.c built with nothing
+# but `pkg-config plangate`, and again with find_package(plangate_c), each
 # run against the installed library.
 set -euo pipefail
 build=$1 src=$2
@@ -31,4 +32,23 @@ grep -q "$libdir/libplangate_c.so.0" <<<"$resolved" ||
   { echo "c_test does not resolve the installed library:"; echo "$resolved"; exit 1; }
 LD_LIBRARY_PATH=$libdir "$tmp/c_test" 2>"$tmp/c_test.log" ||
   { tail -n 20 "$tmp/c_test.log"; exit 1; }
-echo "ok: installed in $libdir, pkg-config: $flags"
+# And from CMake: find_package(plangate_c), target plangate::plangate_c.
+mkdir -p "$tmp/consumer"
+cat >"$tmp/consumer/CMakeLists.txt" <<CMAKE
+cmake_minimum_required(VERSION 3.22)
+project(consumer C)
+find_package(plangate_c 0 REQUIRED)
+add_executable(c_test "$src/tests/c/c_test.c")
+set_target_properties(c_test PROPERTIES C_STANDARD 11)
+target_link_libraries(c_test PRIVATE plangate::plangate_c)
+CMAKE
+if ! cmake -S "$tmp/consumer" -B "$tmp/consumer/build" -G Ninja \
+  -DCMAKE_PREFIX_PATH="$tmp/prefix" >"$tmp/consumer.log" 2>&1 ||
+  ! cmake --build "$tmp/consumer/build" >>"$tmp/consumer.log" 2>&1; then
+  tail -n 30 "$tmp/consumer.log"
+  exit 1
+fi
+"$tmp/consumer/build/c_test" 2>"$tmp/c_test.log" ||
+  { tail -n 20 "$tmp/c_test.log"; exit 1; }
+
+echo "ok: installed in $libdir, pkg-config: $flags; find_package(plangate_c)"
