@@ -16,6 +16,18 @@
 
 nginx_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
+# A sanitized LIBRARY (the asan preset's) needs its runtime loaded first in
+# the uninstrumented nginx, and libstdc++ with it (ASan binds its
+# __cxa_throw interceptor at start); nginx's own allocations at exit are not
+# the library's leaks.
+nginx_env=(env)
+if [[ -n "${LIBRARY:-}" ]] && ldd "$LIBRARY" 2>/dev/null | grep -q 'libasan\.so'; then
+  asan_rt=$(ldd "$LIBRARY" | awk '/libasan\.so/ {print $3}')
+  stdcxx=$(ldd "$LIBRARY" | awk '/libstdc\+\+\.so/ {print $3}')
+  nginx_env=(env "LD_PRELOAD=$asan_rt:$stdcxx"
+    "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
+fi
+
 free_port() {
   local port
   for _ in $(seq 1 50); do
@@ -42,7 +54,7 @@ start_nginx() {
     "$nginx_dir/nginx.conf.in" >"$dir/nginx.conf"
   nginx -t -q -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" ||
     { echo "nginx -t failed:" >&2; cat "$dir/error.log" >&2; return 1; }
-  nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
+  "${nginx_env[@]}" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
   printf -v "${name}_pid" '%s' "$!"
   # Generous waits (30 s each): the test machines are small and shared.
   for _ in $(seq 1 300); do
