@@ -12,6 +12,10 @@ packages=(
   redis-server
   clang-14 libclang-rt-14-dev
   wrk curl jq
+  # The C API's Python package tests, and nginx with plangate.lua
+  # (examples/nginx).
+  python3-pytest
+  nginx libnginx-mod-http-lua lua-cjson
 )
 
 missing=()

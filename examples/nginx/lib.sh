@@ -1,0 +1,79 @@
+# shellcheck shell=bash
+# Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+#
+# lib.sh: start nginx with plangate.lua from nginx.conf.in (sourced by
+# e2e_test.sh and bench.sh; also usable by hand, see README.md).
+#
+#   free_port                       prints a free loopback port
+#   start_nginx NAME DIR PORT UPSTREAM_PORT WORKERS ENFORCE REDIS_URL
+#                                   renders nginx.conf.in into DIR, starts
+#                                   nginx in the foreground (background
+#                                   job), waits for /healthz; sets NAME_pid.
+#                                   REDIS_URL "" for none. Needs LIBRARY,
+#                                   CATALOG, KEYS, ACCOUNTS (files) and
+#                                   optionally REDIS_PREFIX in the
+#                                   environment.
+
+nginx_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# A sanitized LIBRARY (the asan preset's) needs its runtime loaded first in
+# the uninstrumented nginx, and libstdc++ with it (ASan binds its
+# __cxa_throw interceptor at start); nginx's own allocations at exit are not
+# the library's leaks.
+nginx_env=(env)
+if [[ -n "${LIBRARY:-}" ]] && ldd "$LIBRARY" 2>/dev/null | grep -q 'libasan\.so'; then
+  asan_rt=$(ldd "$LIBRARY" | awk '/libasan\.so/ {print $3}')
+  stdcxx=$(ldd "$LIBRARY" | awk '/libstdc\+\+\.so/ {print $3}')
+  nginx_env=(env "LD_PRELOAD=$asan_rt:$stdcxx"
+    "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
+fi
+
+free_port() {
+  local port
+  for _ in $(seq 1 50); do
+    port=$((20000 + RANDOM % 30000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  return 1
+}
+
+start_nginx() {
+  local name=$1 dir=$2 port=$3 upstream=$4 workers=$5 enforce=$6 redis=$7
+  local redis_lua=nil
+  [[ -n "$redis" ]] && redis_lua="\"$redis\""
+  mkdir -p "$dir"
+  sed -e "s|@PREFIX@|$dir|g" -e "s|@WORKERS@|$workers|g" \
+    -e "s|@LISTEN@|127.0.0.1:$port|g" -e "s|@UPSTREAM@|127.0.0.1:$upstream|g" \
+    -e "s|@LUA_DIR@|$nginx_dir|g" -e "s|@LIBRARY@|$LIBRARY|g" \
+    -e "s|@CATALOG@|$CATALOG|g" -e "s|@KEYS@|$KEYS|g" \
+    -e "s|@ACCOUNTS@|$ACCOUNTS|g" -e "s|@REDIS@|$redis_lua|g" \
+    -e "s|@PREFIX_KEY@|${REDIS_PREFIX:-pg}|g" -e "s|@ENFORCE@|$enforce|g" \
+    "$nginx_dir/nginx.conf.in" >"$dir/nginx.conf"
+  nginx -t -q -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" ||
+    { echo "nginx -t failed:" >&2; cat "$dir/error.log" >&2; return 1; }
+  "${nginx_env[@]}" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
+  printf -v "${name}_pid" '%s' "$!"
+  # Generous waits (30 s each): the test machines are small and shared.
+  for _ in $(seq 1 300); do
+    if curl -sS -o /dev/null --max-time 1 "http://127.0.0.1:$port/healthz" 2>/dev/null; then
+      # Every worker has run init_worker (or failed: error.log says why).
+      for _ in $(seq 1 600); do
+        local ready
+        ready=$(grep -c "worker .* ready" "$dir/error.log" 2>/dev/null || true)
+        if [[ "$enforce" != on ]] || ((ready >= workers)); then return 0; fi
+        if grep -q "init_worker_by_lua.*error\|\[error\].*plangate" "$dir/error.log"; then break; fi
+        sleep 0.05
+      done
+      echo "nginx $name: $workers workers not ready after 30 s; error.log:" >&2
+      tail -n 30 "$dir/error.log" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+  echo "nginx $name does not answer on port $port; error.log:" >&2
+  tail -n 30 "$dir/error.log" >&2
+  return 1
+}
