@@ -68,7 +68,7 @@ typedef struct pg_decision_t {
   const char* limit_id; size_t limit_id_len;
   int limit_scope;
   const char* limit_meter; size_t limit_meter_len;
-  int limit_window; int limit_mode;
+  int limit_window; int limit_mode; int limit_window_count;
   int64_t limit_value, hard_limit, used, remaining, window_start_ms, reset_ms,
       retry_after_ms;
   const char* upgrade_plan; size_t upgrade_plan_len;
@@ -473,7 +473,8 @@ local LAYOUT = {
   pg_decision_t = {"status", "deny", "reason", "reason_len", "message",
     "message_len", "warnings", "shadow", "has_limit", "limit_id",
     "limit_id_len", "limit_scope", "limit_meter", "limit_meter_len",
-    "limit_window", "limit_mode", "limit_value", "hard_limit", "used",
+    "limit_window", "limit_mode", "limit_window_count", "limit_value",
+    "hard_limit", "used",
     "remaining", "window_start_ms", "reset_ms", "retry_after_ms",
     "upgrade_plan", "upgrade_plan_len", "reservation"},
   pg_limit_override_t = {"limit_id", "limit_id_len", "user_id",

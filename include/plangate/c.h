@@ -260,8 +260,11 @@ typedef struct pg_decision_t {
   int limit_scope; /* pg_scope_* */
   const char* limit_meter;
   size_t limit_meter_len;
-  int limit_window;        /* pg_window_* */
-  int limit_mode;          /* pg_mode_* */
+  int limit_window; /* pg_window_* */
+  int limit_mode;   /* pg_mode_* */
+  /* Whole units per window ("15m": pg_window_minute x 15); 1 for the
+     named windows. pg_http_render takes 0 as 1. */
+  int limit_window_count;
   int64_t limit_value;     /* the limit's nominal cap */
   int64_t hard_limit;      /* cap including grace */
   int64_t used;            /* usage before this request */

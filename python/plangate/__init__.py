@@ -248,6 +248,11 @@ class Decision:
         return WINDOWS[self._raw.limit_window]
 
     @property
+    def limit_window_count(self):
+        """Whole units per window: 15 for a "15m" window, else 1."""
+        return self._raw.limit_window_count
+
+    @property
     def limit_mode(self):
         return MODES[self._raw.limit_mode]
 

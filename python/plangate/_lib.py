@@ -78,6 +78,7 @@ class DecisionStruct(ctypes.Structure):
         ("limit_meter", c_void_p), ("limit_meter_len", c_size_t),
         ("limit_window", c_int),
         ("limit_mode", c_int),
+        ("limit_window_count", c_int),
         ("limit_value", c_int64),
         ("hard_limit", c_int64),
         ("used", c_int64),

@@ -207,6 +207,7 @@ void FillDecision(const Decision& d, pg_decision_t* out) {
   out->limit_meter_len = d.limit.meter.size();
   out->limit_window = static_cast<int>(d.limit.window);
   out->limit_mode = static_cast<int>(d.limit.mode);
+  out->limit_window_count = static_cast<int>(d.limit.window_count);
   out->limit_value = d.limit_value;
   out->hard_limit = d.hard_limit;
   out->used = d.used;
@@ -827,6 +828,10 @@ int pg_http_render(const pg_decision_t* decision, int64_t now_ms, uint32_t omit,
     SetError(errptr, "decision.limit_mode: out of range");
     return 0;
   }
+  if (in.limit_window_count < 0) {
+    SetError(errptr, "decision.limit_window_count: must not be negative");
+    return 0;
+  }
   Decision d;
   d.status = in.status;
   d.deny = static_cast<plangate::DenyKind>(in.deny);
@@ -840,6 +845,9 @@ int pg_http_render(const pg_decision_t* decision, int64_t now_ms, uint32_t omit,
   d.limit.meter = DecisionString(in.limit_meter, in.limit_meter_len);
   d.limit.window = static_cast<plangate::WindowUnit>(in.limit_window);
   d.limit.mode = static_cast<plangate::WindowMode>(in.limit_mode);
+  d.limit.window_count = in.limit_window_count == 0
+                             ? 1u
+                             : static_cast<uint32_t>(in.limit_window_count);
   d.limit_value = in.limit_value;
   d.hard_limit = in.hard_limit;
   d.used = in.used;

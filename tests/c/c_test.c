@@ -677,6 +677,7 @@ static void TestMetersWalletGauges(pg_enforcer_t* e) {
   CHECK(StrEq(d.reason, d.reason_len, "rate_limited"));
   CHECK(StrEq(d.limit_id, d.limit_id_len, "tokens"));
   CHECK(d.limit_window == pg_window_day);
+  CHECK(d.limit_window_count == 1);
   CHECK(d.used == 900);
   CHECK(d.remaining == 100);
 
