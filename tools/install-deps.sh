@@ -11,7 +11,7 @@ packages=(
   catch2 libbenchmark-dev
   redis-server
   clang-14 libclang-rt-14-dev
-  wrk curl jq
+  wrk curl jq valgrind
   # The C API's Python package tests, and nginx with plangate.lua
   # (examples/nginx).
   python3-pytest

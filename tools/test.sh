@@ -145,7 +145,29 @@ stage_bench() {
       failed=$((failed + 1))
     fi
   done
-  stage_note="$((n - failed))/$n benchmarks ran, results in build/bench-results/"
+  # Instructions per check + commit under callgrind (deterministic, unlike
+  # times on this machine), beside the mutex + hash map baseline.
+  local ins=""
+  if command -v valgrind >/dev/null && [[ -x build/release/bench/check_instructions ]]; then
+    local checks=20000 f total per
+    for f in MeasuredPlangate MeasuredBaseline; do
+      total=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        --collect-atstart=no --toggle-collect="*$f*" \
+        build/release/bench/check_instructions --checks "$checks" 2>&1 |
+        sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
+      if [[ -z "$total" ]]; then
+        echo "test.sh: callgrind printed no instruction count for $f" >&2
+        failed=$((failed + 1))
+        continue
+      fi
+      per=$((total / checks))
+      echo "instructions per check + commit, ${f#Measured}: $per"
+      ins+="${f#Measured} $per, "
+    done
+    echo "instructions per check + commit (hot account, 3 limits): ${ins%, } (target: plangate <= 300)"
+    ins="; ins/check ${ins%, } (target <= 300)"
+  fi
+  stage_note="$((n - failed))/$n benchmarks ran, results in build/bench-results/$ins"
   ((n > 0 && failed == 0))
 }
 
