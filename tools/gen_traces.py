@@ -731,6 +731,9 @@ def cosantoir():
            expect=expect(200, ["past_due"]))
     tr.add(ms("2026-03-08T12:00:00Z"), account="co-pastdue",
            expect=expect(402, reason="payment_required"))
+    tr.note("Sandbox traffic stays admitted, and free, past the deadline.")
+    tr.add(ms("2026-03-08T12:00:01Z"), account="co-pastdue", kind="sandbox",
+           expect=expect(200, ["past_due"]))
     tr.add(ms("2026-03-09T09:00:00Z"), type="payment_succeeded",
            account="co-pastdue")
     tr.add(ms("2026-03-09T09:01:00Z"), account="co-pastdue",
@@ -738,6 +741,8 @@ def cosantoir():
     tr.add(ms("2026-03-09T10:00:00Z"), type="block", account="co-blocked")
     tr.add(ms("2026-03-09T10:01:00Z"), account="co-blocked",
            expect=expect(402, reason="payment_required"))
+    tr.add(ms("2026-03-09T10:02:00Z"), account="co-blocked", kind="sandbox",
+           expect=expect(200, ["past_due"]))
 
     t = ms("2026-03-10T00:00:00Z")
     tr.note("co-family schedules a move to Plus: shared projects keep",

@@ -131,6 +131,11 @@ struct Plan {
   // Key kinds the plan accepts; all three when the field is absent.
   std::vector<KeyKind> key_kinds = {KeyKind::kLive, KeyKind::kTest,
                                     KeyKind::kInternal};
+  // Key kinds a subscription that must pay first (past due beyond its
+  // deadline, or blocked) is denied 402 payment_required on; the others
+  // stay admitted (with the past_due warning), and test traffic stays
+  // free. Internal keys are never limited. Default: live only.
+  std::vector<KeyKind> past_due_blocks = {KeyKind::kLive};
   Wallet wallet;
   std::vector<Gauge> gauges;
 };

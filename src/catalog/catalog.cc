@@ -358,7 +358,10 @@ class CatalogParser {
                   PlanLimits* seen);
   void ParseDefaults(const Json& value, const Loc& loc, bool per_plan,
                      LimitDefaults* defaults);
-  void ParseKeyKinds(const Json& value, const Loc& loc, Plan* plan);
+  // key_kinds (at least one), or past_due_blocks (blocking: may be empty,
+  // internal excluded).
+  void ParseKeyKinds(const Json& value, const Loc& loc,
+                     std::vector<KeyKind>* kinds, bool blocking);
   void ParseWallet(const Json& value, const Loc& loc, Plan* plan);
   void ParseGauges(const Json& value, const Loc& loc, Plan* plan);
   void ParseUpgradeOrder(const Json* value, const Loc& loc);
@@ -512,7 +515,7 @@ void CatalogParser::ParsePlan(const Json& value, const Loc& loc, size_t index) {
   if (!ExpectObject(value, loc)) return;
   CheckMembers(value, loc,
                {"id", "name", "shadow", "defaults", "limits", "features",
-                "models", "key_kinds", "wallet", "gauges"});
+                "models", "key_kinds", "past_due_blocks", "wallet", "gauges"});
   Plan& plan = catalog_->plans_.emplace_back();
 
   const Loc id_loc = Member(loc, "id");
@@ -583,7 +586,11 @@ void CatalogParser::ParsePlan(const Json& value, const Loc& loc, size_t index) {
   }
 
   if (const Json* kinds = Find(value, "key_kinds")) {
-    ParseKeyKinds(*kinds, Member(loc, "key_kinds"), &plan);
+    ParseKeyKinds(*kinds, Member(loc, "key_kinds"), &plan.key_kinds, false);
+  }
+  if (const Json* kinds = Find(value, "past_due_blocks")) {
+    ParseKeyKinds(*kinds, Member(loc, "past_due_blocks"), &plan.past_due_blocks,
+                  true);
   }
   if (const Json* wallet = Find(value, "wallet")) {
     ParseWallet(*wallet, Member(loc, "wallet"), &plan);
@@ -813,10 +820,10 @@ void CatalogParser::ParseDefaults(const Json& value, const Loc& loc,
 }
 
 void CatalogParser::ParseKeyKinds(const Json& value, const Loc& loc,
-                                  Plan* plan) {
-  plan->key_kinds.clear();
+                                  std::vector<KeyKind>* kinds, bool blocking) {
+  kinds->clear();
   if (!ExpectArray(value, loc)) return;
-  if (value.empty()) {
+  if (value.empty() && !blocking) {
     Fail(loc, "must name at least one key kind");
     return;
   }
@@ -824,13 +831,16 @@ void CatalogParser::ParseKeyKinds(const Json& value, const Loc& loc,
     const Loc kind_loc = Element(loc, i);
     auto kind = GetEnum(value[i], kind_loc, kKeyKindNames);
     if (!kind.has_value()) continue;
-    if (std::find(plan->key_kinds.begin(), plan->key_kinds.end(), *kind) !=
-        plan->key_kinds.end()) {
+    if (blocking && *kind == KeyKind::kInternal) {
+      Fail(kind_loc, "internal keys are never limited, so never blocked");
+      continue;
+    }
+    if (std::find(kinds->begin(), kinds->end(), *kind) != kinds->end()) {
       Fail(kind_loc, absl::StrCat("duplicate key kind ",
                                   Quote(value[i].get<std::string>())));
       continue;
     }
-    plan->key_kinds.push_back(*kind);
+    kinds->push_back(*kind);
   }
 }
 

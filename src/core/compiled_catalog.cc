@@ -128,6 +128,10 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
     for (const KeyKind kind : plan.key_kinds) {
       compiled->key_kinds |= static_cast<uint8_t>(1u << static_cast<int>(kind));
     }
+    for (const KeyKind kind : plan.past_due_blocks) {
+      compiled->past_due_blocks |=
+          static_cast<uint8_t>(1u << static_cast<int>(kind));
+    }
     const auto& order = catalog->upgrade_order();
     for (size_t i = 0; i + 1 < order.size(); ++i) {
       if (order[i] == plan.id) {

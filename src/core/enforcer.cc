@@ -664,6 +664,7 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
           plan_id < 0 ? DenyKind::kUnknownAccount : DenyKind::kUnknownPlan,
           403);
     }
+    const CompiledPlan& plan = *cc.plans[plan_id];
     switch (MetaState(meta)) {
       case SubscriptionState::kActive:
         break;
@@ -674,9 +675,14 @@ Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
         }
         [[fallthrough]];
       case SubscriptionState::kBlocked:
-        return DenyWith(DenyKind::kPaymentRequired, 402);
+        // Payment required: the key kinds the plan blocks are denied; the
+        // others (by default sandbox and test) go on, warned.
+        if (plan.past_due_blocks & (1u << static_cast<int>(req.key_kind))) {
+          return DenyWith(DenyKind::kPaymentRequired, 402);
+        }
+        decision.warnings |= kWarnPastDue;
+        break;
     }
-    const CompiledPlan& plan = *cc.plans[plan_id];
 
     // Gates: key kind, features, managed models, wallet minimum.
     if ((plan.key_kinds & (1u << static_cast<int>(req.key_kind))) == 0) {

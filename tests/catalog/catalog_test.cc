@@ -584,6 +584,13 @@ TEST_CASE("broken catalogs name the field and the reason", "[errors]") {
        R"(plans[0].key_kinds[1]: duplicate key kind "sandbox")"},
       {"no key kinds", WithPlans(R"({"id": "free", "key_kinds": []})"),
        "plans[0].key_kinds: must name at least one key kind"},
+      {"internal keys in past_due_blocks",
+       WithPlans(R"({"id": "free", "past_due_blocks": ["live", "internal"]})"),
+       "plans[0].past_due_blocks[1]: internal keys are never limited, so "
+       "never blocked"},
+      {"repeated past_due_blocks",
+       WithPlans(R"({"id": "free", "past_due_blocks": ["test", "sandbox"]})"),
+       R"(plans[0].past_due_blocks[1]: duplicate key kind "sandbox")"},
       {"negative gauge",
        WithPlans(R"({"id": "free", "gauges": {"projects": -1}})"),
        "plans[0].gauges.projects: "

@@ -376,6 +376,47 @@ TEST_CASE_METHOD(EnforcerFixture, "past due: warn until the deadline, then 402",
   CHECK(blocked.status == 402);
   CHECK(blocked.reason == "payment_required");
   CHECK(Used("monthly") == 1);
+  // Sandbox traffic stays admitted (warned) and free past the deadline,
+  // and when the subscription is blocked; internal keys are never limited.
+  const Decision sandbox =
+      enforcer_->Check({.account_id = "acme", .key_kind = KeyKind::kTest});
+  CHECK(sandbox.admitted());
+  CHECK((sandbox.warnings & kWarnPastDue) != 0);
+  REQUIRE_OK(enforcer_->UpsertAccount({.account_id = "acme",
+                                       .plan_id = "pro",
+                                       .anchor_ms = kJan31_2024,
+                                       .state = SubscriptionState::kBlocked}));
+  CHECK(Check().status == 402);
+  CHECK(enforcer_->Check({.account_id = "acme", .key_kind = KeyKind::kTest})
+            .admitted());
+  CHECK(enforcer_->Check({.account_id = "acme", .key_kind = KeyKind::kInternal})
+            .admitted());
+  CHECK(Used("monthly") == 1);
+}
+
+TEST_CASE_METHOD(EnforcerFixture, "past_due_blocks: the plan says which keys",
+                 "[account]") {
+  Start(R"({"version": 1, "plans": [
+      {"id": "strict", "past_due_blocks": ["live", "sandbox"],
+       "limits": [{"id": "monthly", "limit": 10}]},
+      {"id": "lenient", "past_due_blocks": [],
+       "limits": [{"id": "monthly", "limit": 10}]}]})",
+        "strict");
+  REQUIRE_OK(enforcer_->UpsertAccount({.account_id = "acme",
+                                       .plan_id = "strict",
+                                       .anchor_ms = kJan31_2024,
+                                       .state = SubscriptionState::kBlocked}));
+  CHECK(Check().status == 402);
+  CHECK(enforcer_->Check({.account_id = "acme", .key_kind = KeyKind::kTest})
+            .status == 402);
+  REQUIRE_OK(enforcer_->UpsertAccount({.account_id = "acme",
+                                       .plan_id = "lenient",
+                                       .anchor_ms = kJan31_2024,
+                                       .state = SubscriptionState::kBlocked}));
+  const Decision live = Check();
+  CHECK(live.admitted());
+  CHECK((live.warnings & kWarnPastDue) != 0);
+  CHECK(Used("monthly") == 1);  // live traffic still counts
 }
 
 TEST_CASE_METHOD(EnforcerFixture, "unknown accounts, default plans, bad input",
