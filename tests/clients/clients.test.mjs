@@ -41,6 +41,31 @@ async function usage(apiKey) {
   return (await res.json()).usage;
 }
 
+// The gateway commits a stream's usage after its last chunk, so a client
+// can read usage before the commit lands. The count before a test: once two
+// reads 100 ms apart agree (an earlier test's commit has landed).
+async function settledTokens(apiKey) {
+  let last = (await usage(apiKey)).monthly_tokens.used;
+  for (let i = 0; i < 50; ++i) {
+    await new Promise((r) => setTimeout(r, 100));
+    const now = (await usage(apiKey)).monthly_tokens.used;
+    if (now === last) return now;
+    last = now;
+  }
+  return last;
+}
+
+// The count after a test: read until it reaches `target` (or 5 s pass);
+// a count past the target is returned at once, so a wrong charge fails.
+async function tokensReaching(apiKey, target) {
+  let now = (await usage(apiKey)).monthly_tokens.used;
+  for (let i = 0; i < 100 && now < target; ++i) {
+    await new Promise((r) => setTimeout(r, 50));
+    now = (await usage(apiKey)).monthly_tokens.used;
+  }
+  return now;
+}
+
 async function metric(name) {
   const body = await (await fetch(`${base}/metrics`)).text();
   const line = body.split('\n').find((l) => l.startsWith(`${name} `));
@@ -59,7 +84,7 @@ async function rejection(fn, type) {
 }
 
 test('chat completion: the SDK parses the reply and its usage', async () => {
-  const before = (await usage('sk-app')).monthly_tokens.used;
+  const before = await settledTokens('sk-app');
   const { data: reply, response } = await openai('sk-app')
     .chat.completions.create({ model: 'mock-small', messages, max_tokens: 5 })
     .withResponse();
@@ -68,11 +93,11 @@ test('chat completion: the SDK parses the reply and its usage', async () => {
   assert.equal(reply.usage.prompt_tokens, 10);
   assert.equal(reply.usage.completion_tokens, 5);
   assert.match(response.headers.get('ratelimit-policy'), /^"monthly_tokens";q=1000000/);
-  assert.equal((await usage('sk-app')).monthly_tokens.used, before + 15);
+  assert.equal(await tokensReaching('sk-app', before + 15), before + 15);
 });
 
 test('streaming with include_usage: chunks as they come, then the usage chunk', async () => {
-  const before = (await usage('sk-app')).monthly_tokens.used;
+  const before = await settledTokens('sk-app');
   const stream = await openai('sk-app').chat.completions.create({
     model: 'mock-stream-slow',
     messages,
@@ -94,11 +119,11 @@ test('streaming with include_usage: chunks as they come, then the usage chunk', 
   // role, 6 content, finish, usage: 9 chunks, one every 100 ms upstream.
   assert.equal(arrivals.length, 9);
   assert.ok(arrivals[8] - arrivals[0] >= 600, `chunks arrived together: ${arrivals}`);
-  assert.equal((await usage('sk-app')).monthly_tokens.used, before + 16);
+  assert.equal(await tokensReaching('sk-app', before + 16), before + 16);
 });
 
 test('streaming without include_usage: no usage chunk, usage still committed', async () => {
-  const before = (await usage('sk-app')).monthly_tokens.used;
+  const before = await settledTokens('sk-app');
   const stream = await openai('sk-app').chat.completions.create({
     model: 'mock-small',
     messages,
@@ -110,11 +135,11 @@ test('streaming without include_usage: no usage chunk, usage still committed', a
   assert.equal(chunks.length, 6); // role, 4 content, finish
   assert.ok(chunks.every((c) => c.usage == null && c.choices.length === 1));
   assert.equal(chunks.at(-1).choices[0].finish_reason, 'length');
-  assert.equal((await usage('sk-app')).monthly_tokens.used, before + 14);
+  assert.equal(await tokensReaching('sk-app', before + 14), before + 14);
 });
 
 test('a stream the upstream breaks ends with an APIError; what was streamed counts', async () => {
-  const before = (await usage('sk-app')).monthly_tokens.used;
+  const before = await settledTokens('sk-app');
   const stream = await openai('sk-app').chat.completions.create({
     model: 'mock-stream-break',
     messages,
@@ -127,11 +152,11 @@ test('a stream the upstream breaks ends with an APIError; what was streamed coun
   }, OpenAI.APIError);
   assert.equal(err.code, 'upstream_error');
   assert.equal(content, 'tok '.repeat(5));
-  assert.equal((await usage('sk-app')).monthly_tokens.used, before + 15);
+  assert.equal(await tokensReaching('sk-app', before + 15), before + 15);
 });
 
 test('a client that leaves a stream is charged for what was streamed', async () => {
-  const before = (await usage('sk-app')).monthly_tokens.used;
+  const before = await settledTokens('sk-app');
   const stream = await openai('sk-app').chat.completions.create({
     model: 'mock-stream-slow',
     messages,
