@@ -51,7 +51,6 @@ struct CounterState {
   int64_t alloc = 0;        // t + L + D + P at the last reply
   int64_t reply_cum = 0;    // the cumulative that reply answered
   int64_t instances = 1;    // instances active on the counter
-  int64_t seen_n = 0;       // the same, 0 before any reply
   uint64_t sent_seq = 0;    // sequence number of the call on the wire
   uint64_t acked_seq = 0;   // the last one Redis applied (0: none)
   bool recovering = false;  // the last reply said: nothing granted yet

@@ -735,7 +735,7 @@ class RedisSync::Impl {
                    std::to_string(capped ? ci.limit : 0),
                    epoch_,
                    std::to_string(st.alloc),
-                   std::to_string(st.seen_n),
+                   std::to_string(st.synced ? st.instances : 0),
                    std::to_string(st.acked_seq),
                    std::to_string(rq),
                    std::to_string(st.LeaseLeft()),
@@ -942,7 +942,6 @@ class RedisSync::Impl {
     st.recovering = recovering;
     st.reserve = reserve;
     st.alloc = v[5];
-    st.seen_n = instances;
     st.reassert = false;
     if (lease > st.lease && st.want > 0) {
       lease_grants_.fetch_add(1, std::memory_order_relaxed);
