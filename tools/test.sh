@@ -102,6 +102,7 @@ fi
 total_passed=0
 total_failed=0
 summary=()
+failures=()  # "preset test" for every ctest test that failed
 
 # build PRESET: configure and build a preset's tree.
 build() {
@@ -122,7 +123,30 @@ ctest_preset() {
   total_passed=$((total_passed + passed))
   total_failed=$((total_failed + failed))
   stage_note="$passed/$((passed + failed)) tests passed"
+  # ctest lists failures as "  12 - name (Failed)" after "The following
+  # tests FAILED:"; keep the names for the report at the end.
+  local name
+  while read -r name; do
+    [[ -n "$name" ]] && failures+=("$1 $name")
+  done < <(sed -n '/The following tests FAILED:/,$p' "$log" |
+    sed -n -E 's/^[[:space:]]*[0-9]+ - ([^ ]+) .*/\1/p')
+  if ((${#failures[@]} > 0)); then
+    stage_note+="; failed: $(printf '%s\n' "${failures[@]}" | awk -v p="$1" '$1 == p {printf "%s%s", sep, $2; sep = ", "}')"
+  fi
   return "$rc"
+}
+
+# failure_tail PRESET TEST: the last lines the failed test printed, from
+# ctest's full log of the run.
+failure_tail() {
+  local last="$root/build/$1/Testing/Temporary/LastTest.log"
+  [[ -r "$last" ]] || return 0
+  awk -v t="$2" '
+    $0 ~ "^[0-9]+/[0-9]+ Test: " t "$" {on = 1; n = 0; next}
+    on && /^<end of output>/ {on = 0}
+    on {buf[n++ % 60] = $0}
+    END {s = n > 60 ? n - 60 : 0; for (i = s; i < n; i++) print buf[i % 60]}
+  ' "$last"
 }
 
 stage_release() { build release && ctest_preset release; }
@@ -218,6 +242,14 @@ for stage in $stages; do
   elapsed=$((SECONDS - start))
   summary+=("$(printf '%-4s %-8s %5ds  %s' "$result" "$stage" "$elapsed" "$stage_note")")
   echo "=== stage $stage: $result (${elapsed}s)"
+done
+
+# CI shows only the end of this output: repeat each failed test's last
+# lines here, just above the summary.
+for f in "${failures[@]}"; do
+  echo
+  echo "=== failed: ${f#* } (${f%% *}), its last lines"
+  failure_tail "${f%% *}" "${f#* }" | cut -c1-300
 done
 
 echo
