@@ -180,6 +180,7 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
       c.leasable = c.synced && !c.unlimited && !c.shadow &&
                    limit.mode == WindowMode::kFixed;
       compiled->uses_scope[static_cast<int>(limit.scope)] = true;
+      if (limit.scope != Scope::kAccount) compiled->uses_narrow_scope = true;
       compiled->limits.push_back(c);
     }
     const int id = plans->FindOrAdd(plan.id);

@@ -1,0 +1,541 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+//
+// The check path, in two phases:
+//   1. Evaluate: read every applicable limit's cell (relaxed loads) and
+//      apply the decision rule. A denial stops here having written nothing.
+//   2. Apply: charge each cell with a CAS that re-checks the limit against
+//      the value it replaces. If a concurrent check used up the room in
+//      between, the cells already charged are given back and the request is
+//      denied, so no limit is ever passed and a denied request counts
+//      against none (all-or-nothing). The transient over-count seen by a
+//      racing check can only make it deny, never admit.
+// Relaxed ordering suffices for the cells: each is a self-contained value
+// updated by RMW, and no other memory is published through it.
+
+#include <algorithm>
+
+#include "absl/base/optimization.h"
+#include "core/cell_ops.h"
+#include "core/enforcer_impl.h"
+#include "core/window.h"
+#include "plangate/enforcer.h"
+
+namespace plangate {
+namespace {
+
+using internal::AccountProfile;
+using internal::Caps;
+using internal::Cell;
+using internal::CellView;
+using internal::CompiledCatalog;
+using internal::CompiledLimit;
+using internal::CompiledPlan;
+using internal::CounterTable;
+using internal::ReservationSlot;
+using internal::ReservationTable;
+using internal::ReservedOp;
+using internal::SubjectRecord;
+using internal::SubjectRef;
+using internal::Window;
+using internal::Charge;
+using internal::DenyWith;
+using internal::PackMeta;
+
+bool TrafficMatches(Traffic t, bool byok) {
+  return t == Traffic::kAll || (t == Traffic::kByok) == byok;
+}
+
+int64_t AmountFor(const CheckRequest& req, uint16_t meter) {
+  for (const MeterAmount& m : req.amounts) {
+    if (m.meter == meter) return m.amount;
+  }
+  return meter == 0 ? 1 : 0;  // meter 0 is "requests"
+}
+
+std::string_view IdFor(const CheckRequest& req, Scope scope) {
+  switch (scope) {
+    case Scope::kAccount:
+      return req.account_id;
+    case Scope::kProject:
+      return req.project_id;
+    case Scope::kKey:
+      return req.key_id;
+    case Scope::kUser:
+      return req.user_id;
+  }
+  return {};
+}
+
+
+
+bool HasFeature(const Plan& plan, std::string_view feature) {
+  for (const std::string& f : plan.features) {
+    if (f == feature) return true;
+  }
+  return false;
+}
+
+bool ModelAllowed(const Plan& plan, std::string_view model) {
+  for (const std::string& pattern : plan.models) {
+    if (internal::ModelMatches(pattern, model)) return true;
+  }
+  return false;
+}
+
+
+// Fills the deciding-limit fields of *d. `caps` are the caps the limit was
+// decided with (hard: the bound the check enforced, a lease ceiling too).
+void Describe(const CompiledLimit& limit, const Caps& caps, const Window& w,
+              int64_t used, int64_t amount, Decision* d) {
+  d->has_limit = true;
+  d->limit = LimitRef{limit.source->id, limit.scope,        limit.source->meter,
+                      limit.window,     limit.window_count, limit.mode};
+  d->limit_value = caps.unlimited ? 0 : caps.limit;
+  d->hard_limit = caps.unlimited ? 0 : caps.hard;
+  d->used = used;
+  d->remaining = caps.unlimited
+                     ? kMaxCount
+                     : std::max<int64_t>(0, caps.hard - used - amount);
+  d->window_start_ms = w.start_ms;
+  d->reset_ms = w.end_ms;
+}
+
+void DescribeDenial(const CompiledLimit& limit, const Caps& caps,
+                    const Window& w, const CellView& v, int64_t used,
+                    int64_t amount, int64_t now_ms, Decision* d) {
+  Describe(limit, caps, w, used, amount, d);
+  d->warnings = kWarnNone;  // warnings belong to admitted decisions
+  d->shadow = false;
+  d->status = limit.status;
+  d->deny = DenyKind::kLimit;
+  d->reason = limit.reason;
+  d->message = limit.message;
+  d->remaining = std::max<int64_t>(0, caps.hard - used);
+  const int64_t at = internal::RetryAt(limit.mode, caps.hard, v, w, amount);
+  d->retry_after_ms = at > now_ms ? at - now_ms : 0;
+}
+
+// One applicable limit, between evaluation and charging. Trivially
+// constructible: an array of them costs nothing until filled, and each is
+// filled field by field.
+struct PendingCharge {
+  const CompiledLimit* limit;
+  internal::CellTarget target;
+  Window window;
+  CellView view;  // what the evaluation decided on
+  uint64_t word;  // the cell word it read (the charge's CAS expects it)
+  int64_t amount;
+  int64_t used;  // the estimate before this request
+  int64_t hard;  // the bound enforced: the cap with grace, or a ceiling
+  bool enforce;  // a cap that denies (not unlimited, not shadow)
+  bool leased;   // bounded by the sync's ceiling: re-checked after the charge
+};
+
+}  // namespace
+
+SubjectRef Enforcer::Impl::LookupAccount(std::string_view id, int64_t now_ms,
+                                         const CompiledCatalog& cc,
+                                         bool may_insert, Decision* denial) {
+  const uint64_t hash = table.Hash(Scope::kAccount, id, {});
+  SubjectRef ref = table.Find(Scope::kAccount, id, {}, hash);
+  if (ABSL_PREDICT_TRUE(ref)) return ref;
+  if (cc.default_plan < 0 || !may_insert) {
+    *denial = DenyWith(DenyKind::kUnknownAccount, 403);
+    return {};
+  }
+  // First sighting of an account the host never registered: it gets the
+  // catalog's default plan, anchored on the calendar month.
+  auto inserted = table.FindOrInsert(Scope::kAccount, id, {}, hash, now_ms);
+  if (!inserted.ok()) {
+    capacity_denials.fetch_add(1, std::memory_order_relaxed);
+    *denial = DenyWith(DenyKind::kCapacity, 503);
+    return {};
+  }
+  // Only a record no one registered yet (low half zero) gets the default.
+  uint64_t expected = inserted->rec->meta.load(std::memory_order_relaxed);
+  while ((expected & 0xffffffff) == 0 &&
+         !inserted->rec->meta.compare_exchange_weak(
+             expected,
+             expected |
+                 PackMeta(cc.default_plan, SubscriptionState::kActive, false),
+             std::memory_order_acq_rel)) {
+  }
+  return *inserted;
+}
+
+Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
+  Decision d;  // the one returned object (no copies on the admit path)
+  DecideInto(req, charge, &d);
+  return d;
+}
+
+void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
+                                Decision* out) {
+  Decision& decision = *out;
+  if (req.key_kind == KeyKind::kInternal) return;
+  const int64_t now = Now(req.now_ms);
+  for (const MeterAmount& m : req.amounts) {
+    if (ABSL_PREDICT_FALSE(m.amount < 0 || m.amount > kMaxCount)) {
+      decision = DenyWith(DenyKind::kInvalidRequest, 400);
+      decision.message = "amounts must be in [0, 2^42)";
+      return;
+    }
+  }
+  // Acquire pairs with the release in InstallCatalog.
+  const CompiledCatalog& cc = *compiled.load(std::memory_order_acquire);
+  internal::SyncLink* const link = sync.load(std::memory_order_acquire);
+
+  for (bool first = true;; first = false) {
+    // Repeats only when a record was reclaimed under us.
+    if (!first) decision = Decision{};
+    SubjectRef subjects[kNumScopes];
+    subjects[0] = LookupAccount(req.account_id, now, cc, charge, &decision);
+    if (!subjects[0]) return;
+    SubjectRecord& account = *subjects[0].rec;
+
+    // Acquire pairs with UpsertAccount's release of meta and profile: what
+    // was stored before them is visible.
+    const uint64_t meta = account.meta.load(std::memory_order_acquire);
+    const AccountProfile* profile =
+        account.profile.load(std::memory_order_acquire);
+    const int plan_id = internal::EffectivePlan(meta, profile, now);
+    if (ABSL_PREDICT_FALSE(plan_id < 0 ||
+                           static_cast<size_t>(plan_id) >= cc.plans.size() ||
+                           cc.plans[plan_id] == nullptr)) {
+      decision = DenyWith(
+          plan_id < 0 ? DenyKind::kUnknownAccount : DenyKind::kUnknownPlan,
+          403);
+      return;
+    }
+    const CompiledPlan& plan = *cc.plans[plan_id];
+    const uint32_t kind_bit = 1u << static_cast<int>(req.key_kind);
+    switch (internal::MetaState(meta)) {
+      case SubscriptionState::kActive:
+        break;
+      case SubscriptionState::kPastDue:
+        if (profile != nullptr && now < profile->past_due_deadline_ms) {
+          decision.warnings |= kWarnPastDue;
+          break;
+        }
+        [[fallthrough]];
+      case SubscriptionState::kBlocked:
+        // Payment required: the key kinds the plan blocks are denied; the
+        // others (by default sandbox and test) go on, warned.
+        if (plan.past_due_blocks & kind_bit) {
+          decision = DenyWith(DenyKind::kPaymentRequired, 402);
+          return;
+        }
+        decision.warnings |= kWarnPastDue;
+        break;
+    }
+
+    // Gates: key kind, features, managed models, wallet minimum.
+    if ((plan.key_kinds & kind_bit) == 0) {
+      decision = DenyWith(DenyKind::kKeyKindNotAllowed, 403);
+      return;
+    }
+    for (const std::string_view feature : req.features) {
+      if (!HasFeature(*plan.source, feature)) {
+        decision = DenyWith(DenyKind::kFeatureNotInPlan, 402);
+        if (const Plan* up =
+                cc.catalog->CheapestPlanWithFeature(feature, plan.source->id)) {
+          decision.upgrade_plan = up->id;
+        }
+        return;
+      }
+    }
+    if (plan.source->models_restricted && !req.byok) {
+      const std::string_view model =
+          !req.model.empty() || profile == nullptr
+              ? req.model
+              : std::string_view(profile->default_model);
+      if (!ModelAllowed(*plan.source, model)) {
+        decision = DenyWith(DenyKind::kModelNotAllowed, 403);
+        decision.message =
+            req.model.empty()
+                ? "the workspace default model is not in the plan's "
+                  "managed allowlist; change it in the dashboard"
+                : "model not in the plan's managed allowlist";
+        return;
+      }
+    }
+    // Test (sandbox) traffic passes the gates above and is never counted.
+    if (req.key_kind == KeyKind::kTest) return;
+    const bool managed_live = !req.byok;
+    const int64_t debit = managed_live ? req.wallet_micros : 0;
+    if (managed_live && (plan.source->wallet.required || debit > 0)) {
+      const int64_t balance =
+          account.wallet_micros.load(std::memory_order_relaxed);
+      if (balance < debit ||
+          (plan.source->wallet.required &&
+           balance < plan.source->wallet.min_balance_micros)) {
+        decision = DenyWith(DenyKind::kInsufficientCredit, 402);
+        decision.used = balance;
+        return;
+      }
+    }
+
+    // Narrower subjects, only for scopes the plan limits.
+    if (ABSL_PREDICT_FALSE(plan.uses_narrow_scope)) {
+      for (int s = 1; s < kNumScopes; ++s) {
+        const auto scope = static_cast<Scope>(s);
+        const std::string_view id = IdFor(req, scope);
+        if (!plan.uses_scope[s] || id.empty()) continue;
+        const uint64_t hash = table.Hash(scope, req.account_id, id);
+        subjects[s] = table.Find(scope, req.account_id, id, hash);
+        if (ABSL_PREDICT_FALSE(!subjects[s])) {
+          if (!charge) continue;  // Peek: a subject never seen used nothing
+          auto inserted =
+              table.FindOrInsert(scope, req.account_id, id, hash, now);
+          if (!inserted.ok()) {
+            capacity_denials.fetch_add(1, std::memory_order_relaxed);
+            const bool bad = absl::IsInvalidArgument(inserted.status());
+            decision = DenyWith(
+                bad ? DenyKind::kInvalidRequest : DenyKind::kCapacity,
+                bad ? 400 : 503);
+            return;
+          }
+          subjects[s] = *inserted;
+        }
+      }
+    }
+
+    // Phase 1: evaluate every applicable limit; stop at the first denial.
+    const bool overrides = profile != nullptr && !profile->overrides.empty();
+    PendingCharge pending[internal::kMaxReservedOps];
+    int num_pending = 0;
+    int tightest = -1;  // the admitted limit with least room left decides
+    double tightest_room = 2.0;
+    bool stale = false;
+    for (const CompiledLimit& limit : plan.limits) {
+      const SubjectRef& subject = subjects[static_cast<int>(limit.scope)];
+      if (!subject || !TrafficMatches(limit.applies_to, req.byok)) continue;
+      const int64_t amount = AmountFor(req, limit.meter);
+      const Window w = internal::CurrentWindow(limit, account, now);
+      const bool sliding = limit.mode == WindowMode::kSliding;
+      const uint64_t word =
+          subject.rec->cells[limit.cell].load(std::memory_order_relaxed);
+      if (ABSL_PREDICT_FALSE(Cell::Gen(word) != subject.gen)) {
+        stale = true;
+        break;
+      }
+      const uint64_t prev_word = sliding
+                                     ? subject.rec->cells[limit.cell + 1].load(
+                                           std::memory_order_relaxed)
+                                     : 0;
+      const CellView view = internal::ViewOf(word, prev_word, w.tag, sliding);
+      const int64_t used = internal::Estimate(view, w, now);
+      const int64_t after = used + amount;
+      Caps caps = ABSL_PREDICT_FALSE(overrides)
+                      ? internal::OverrideCaps(limit, *profile, req.user_id)
+                      : internal::PlanCaps(limit);
+      bool cold = false;  // a denial here is transient: 429 quota_syncing
+      bool leased = false;
+      if (ABSL_PREDICT_FALSE(link != nullptr) && limit.leasable &&
+          link->leases && !caps.unlimited) {
+        const uint64_t nibble = internal::CellNibble(
+            subject.rec->meta.load(std::memory_order_acquire), limit.cell);
+        if (internal::NibbleReady(nibble, w.tag)) {
+          // This instance may take the count up to its ceiling (lease).
+          leased = true;
+          const int64_t ceiling = link->Ceiling(subject.index, limit.cell);
+          if (ceiling >= 0 && ceiling < caps.hard && after <= caps.hard) {
+            caps.hard = ceiling;
+            cold = true;
+          }
+        } else if (limit.down_policy != RedisDownPolicy::kFailOpen ||
+                   link->up.load(std::memory_order_relaxed)) {
+          // This instance has not synced the counter's window yet: it may
+          // admit only its cold-start share until it has.
+          const int64_t budget = link->ColdBudget(caps.hard);
+          if (budget < caps.hard && after <= caps.hard) {
+            caps.hard = budget;
+            cold = true;
+          }
+        }
+      }
+      if (!caps.unlimited) {
+        if (ABSL_PREDICT_FALSE(after > caps.hard)) {
+          if (!limit.shadow) {
+            DescribeDenial(limit, caps, w, view, used, amount, now, &decision);
+            decision.upgrade_plan = plan.next_plan;
+            if (cold) {
+              // Tell the sync component this counter wants (more) lease.
+              MarkDirty(link, *subject.rec, subject.index, subject.gen);
+              decision.status = 429;
+              decision.deny = DenyKind::kSyncing;
+              decision.reason = DenyKindReason(DenyKind::kSyncing);
+              decision.message = {};
+              decision.retry_after_ms = 1000;
+              decision.upgrade_plan = {};
+            }
+            return;
+          }
+          decision.warnings |= kWarnShadowDenied;
+          decision.shadow = true;
+        } else if (after > caps.limit) {
+          decision.warnings |= kWarnGrace;
+        } else if (after >= caps.nudge_at) {
+          decision.warnings |= kWarnSoftNudge;
+        }
+        const double room =
+            static_cast<double>(caps.hard - after) /
+            static_cast<double>(std::max<int64_t>(caps.hard, 1));
+        if (room < tightest_room) {
+          tightest_room = room;
+          tightest = num_pending;
+        }
+      }
+      PendingCharge& p = pending[num_pending++];
+      p.limit = &limit;
+      p.target = {subject.rec, subject.index, subject.gen,
+                  limit.cell,  sliding,       limit.synced};
+      p.window = w;
+      p.view = view;
+      p.word = word;
+      p.amount = amount;
+      p.used = used;
+      p.hard = caps.hard;
+      p.enforce = !caps.unlimited && !limit.shadow;
+      p.leased = leased;
+    }
+    if (ABSL_PREDICT_FALSE(stale)) continue;
+    if (tightest >= 0) {
+      const PendingCharge& p = pending[tightest];
+      Caps caps = internal::CapsFor(*p.limit, profile, req.user_id);
+      caps.hard = p.hard;
+      Describe(*p.limit, caps, p.window, p.used, p.amount, &decision);
+    }
+    if (!charge || (num_pending == 0 && debit == 0)) return;
+
+    // Phase 2: debit the wallet, then charge every cell, re-checking each
+    // against what it holds.
+    if (debit > 0 && !internal::MoveWallet(account.wallet_micros, -debit)) {
+      decision = DenyWith(DenyKind::kInsufficientCredit, 402);
+      decision.used = account.wallet_micros.load(std::memory_order_relaxed);
+      return;
+    }
+    int charged = 0;
+    Charge failure = Charge::kOk;
+    for (; charged < num_pending; ++charged) {
+      PendingCharge& p = pending[charged];
+      CellView seen = p.view;
+      failure = internal::ChargeCell(p.target, p.hard, p.window, now,
+                                     p.amount, p.enforce, p.word, &seen, link);
+      if (ABSL_PREDICT_FALSE(failure != Charge::kOk)) {
+        p.view = seen;
+        break;
+      }
+      if (ABSL_PREDICT_FALSE(seen.current != p.view.current ||
+                             seen.previous != p.view.previous)) {
+        // A racing charge came first: this one counts on top of it.
+        p.view = seen;
+        p.used = internal::Estimate(seen, p.window, now);
+      }
+    }
+    // A ceiling the sync lowered (a lease returned, a reserve given back)
+    // after phase 1 read it: the sync stores the new ceiling and only then
+    // reads the cell for the usage it reports, both seq_cst, and the charge
+    // above is a seq_cst CAS followed by this seq_cst load, so either the
+    // sync's read saw this charge (and reports it inside the old lease) or
+    // this load sees the new ceiling and the charge is undone.
+    if (ABSL_PREDICT_FALSE(link != nullptr) && failure == Charge::kOk) {
+      for (int k = 0; k < num_pending; ++k) {
+        const PendingCharge& p = pending[k];
+        if (!p.leased || p.amount <= 0) continue;
+        const int64_t ceiling =
+            link->CeilingSeqCst(p.target.index, p.limit->cell);
+        if (ABSL_PREDICT_FALSE(ceiling >= 0 && p.used + p.amount > ceiling)) {
+          failure = Charge::kLeaseShrank;
+          break;
+        }
+      }
+    }
+    if (ABSL_PREDICT_FALSE(failure != Charge::kOk)) {
+      for (int k = 0; k < charged; ++k) {
+        const PendingCharge& p = pending[k];
+        internal::AdjustCell(*p.target.rec, p.target.gen, p.target.cell,
+                             p.target.sliding, p.window.tag, -p.amount);
+      }
+      if (debit > 0) internal::MoveWallet(account.wallet_micros, debit);
+      if (failure == Charge::kStale) continue;
+      if (failure == Charge::kLeaseShrank) {
+        decision = DenyWith(DenyKind::kSyncing, 429);
+        decision.retry_after_ms = 1000;
+        return;
+      }
+      const PendingCharge& p = pending[charged];
+      Caps caps = internal::CapsFor(*p.limit, profile, req.user_id);
+      caps.hard = p.hard;
+      decision = Decision{};
+      DescribeDenial(*p.limit, caps, p.window, p.view,
+                     internal::Estimate(p.view, p.window, now), p.amount, now,
+                     &decision);
+      decision.upgrade_plan = plan.next_plan;
+      return;
+    }
+
+    if (options.event_sink != nullptr) {
+      for (int k = 0; k < num_pending; ++k) {
+        const PendingCharge& p = pending[k];
+        // Synced counters cross thresholds cluster-wide: the sync
+        // component reports those, once per cluster.
+        if (link != nullptr && p.limit->synced) continue;
+        const Caps caps = internal::CapsFor(*p.limit, profile, req.user_id);
+        const int64_t after = p.used + p.amount;
+        if (ABSL_PREDICT_FALSE(after >= caps.nudge_at &&
+                               p.used < caps.limit)) {
+          NoteCrossings(plan, plan_id, *p.limit, caps, p.target.index,
+                        p.target.gen, p.window, p.used, after);
+        }
+      }
+    }
+
+    if (link != nullptr) {
+      for (int k = 0; k < num_pending; ++k) {
+        if (pending[k].limit->synced) {
+          MarkDirty(link, *pending[k].target.rec, pending[k].target.index,
+                    pending[k].target.gen);
+        }
+      }
+    }
+
+    // Touch each subject at most once a second, for idle reclamation.
+    const auto now_s = static_cast<uint32_t>(now / 1000);
+    for (const SubjectRef& s : subjects) {
+      if (s && s.rec->last_used_s.load(std::memory_order_relaxed) != now_s) {
+        s.rec->last_used_s.store(now_s, std::memory_order_relaxed);
+      }
+    }
+
+    uint32_t index = 0;
+    uint32_t generation = 0;
+    ReservationSlot* slot = reservations.Acquire(&index, &generation);
+    if (ABSL_PREDICT_FALSE(slot == nullptr)) {
+      // No room to remember the reservation: the charge stands as final.
+      unreserved_admits.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    slot->request_id = req.request_id;
+    slot->num_ops = num_pending;
+    slot->wallet_record = subjects[0].index;
+    slot->wallet_gen = subjects[0].gen;
+    slot->wallet_micros = debit;
+    for (int k = 0; k < num_pending; ++k) {
+      const PendingCharge& p = pending[k];
+      ReservedOp& op = slot->ops[k];
+      op.record = p.target.index;
+      op.tag = static_cast<uint16_t>(p.window.tag);
+      op.cell = p.target.cell;
+      op.gen = p.target.gen;
+      op.meter = p.limit->meter;
+      op.sliding = p.target.sliding;
+      op.amount = p.amount;
+    }
+    reservations.Publish(slot, generation, now + options.reservation_ttl_ms);
+    decision.reservation = Reservation{index, generation};
+    return;
+  }
+}
+
+}  // namespace plangate

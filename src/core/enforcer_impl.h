@@ -1,0 +1,178 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+//
+// enforcer_impl.h: the state behind an Enforcer, shared by the files that
+// implement it: decide.cc (Check, Peek), settle.cc (Commit, refunds),
+// enforcer.cc (accounts, catalogs, reports, housekeeping) and
+// sync_access.cc (the cluster sync component's access).
+//
+// Thread safety: as Enforcer (enforcer.h). The hot-path members (table,
+// reservations, compiled, sync, events, the counters) are lock-free; the
+// slow-path members are under admin_mu or events_mu, as marked.
+
+#ifndef PLANGATE_CORE_ENFORCER_IMPL_H_
+#define PLANGATE_CORE_ENFORCER_IMPL_H_
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "core/account_profile.h"
+#include "core/compiled_catalog.h"
+#include "core/counter_table.h"
+#include "core/event_queue.h"
+#include "core/reservation_table.h"
+#include "core/sync_link.h"
+#include "core/window.h"
+#include "plangate/enforcer.h"
+
+namespace plangate {
+namespace internal {
+
+// A denial of `kind` with `status`, and its static reason.
+inline Decision DenyWith(DenyKind kind, int status) {
+  Decision d;
+  d.status = status;
+  d.deny = kind;
+  d.reason = DenyKindReason(kind);
+  return d;
+}
+
+}  // namespace internal
+
+struct Enforcer::Impl {
+  using AccountProfile = internal::AccountProfile;
+  using Caps = internal::Caps;
+  using CompiledCatalog = internal::CompiledCatalog;
+  using CompiledLimit = internal::CompiledLimit;
+  using CompiledPlan = internal::CompiledPlan;
+  using CounterTable = internal::CounterTable;
+  using ReservationSlot = internal::ReservationSlot;
+  using ReservationTable = internal::ReservationTable;
+  using SubjectRecord = internal::SubjectRecord;
+  using SubjectRef = internal::SubjectRef;
+  using Window = internal::Window;
+
+  Impl(EnforcerOptions opts)
+      : options(opts),
+        clock(opts.clock != nullptr ? opts.clock : SystemClock::Default()),
+        table(opts.max_subjects),
+        reservations(opts.max_reservations),
+        events(opts.event_sink != nullptr ? opts.event_queue_capacity : 2) {}
+
+  int64_t Now(int64_t now_ms) const {
+    return now_ms != 0 ? now_ms : clock->NowMs();
+  }
+
+  Decision Decide(const CheckRequest& req, bool charge);
+  void DecideInto(const CheckRequest& req, bool charge, Decision* out);
+  CommitResult Settle(const CommitRequest& commit);
+  SubjectRef LookupAccount(std::string_view id, int64_t now_ms,
+                           const CompiledCatalog& cc, bool may_insert,
+                           Decision* denial);
+  absl::Status InstallCatalog(std::shared_ptr<const Catalog> catalog);
+  void Refund(ReservationSlot& slot);
+  bool Reclaimable(SubjectRecord& rec, const CompiledCatalog& cc,
+                   int64_t now_ms);
+
+  const EnforcerOptions options;
+  Clock* const clock;
+  CounterTable table;
+  ReservationTable reservations;
+  std::atomic<const CompiledCatalog*> compiled{nullptr};
+
+  std::atomic<uint64_t> reservations_expired{0};
+  std::atomic<uint64_t> subjects_reclaimed{0};
+  std::atomic<uint64_t> capacity_denials{0};
+  std::atomic<uint64_t> unreserved_admits{0};
+  std::atomic<uint64_t> events_delivered{0};
+  std::atomic<uint64_t> events_dropped{0};
+
+  internal::EventQueue events;
+  std::mutex events_mu;  // one drainer at a time
+
+  // The cluster sync component, when one is attached (sync.h). Links stay
+  // alive as long as the Enforcer: a check may still hold one.
+  std::atomic<internal::SyncLink*> sync{nullptr};
+  std::vector<std::unique_ptr<internal::SyncLink>> links;  // under admin_mu
+
+  // Tells the sync component that `rec` changed (see sync_link.h).
+  static void MarkDirty(internal::SyncLink* link, SubjectRecord& rec,
+                        uint32_t index, uint8_t gen) {
+    if (rec.ctrl.load(std::memory_order_seq_cst) & internal::kCtrlSyncDirty) {
+      return;  // queued already; the sync thread will read our change
+    }
+    if (rec.ctrl.fetch_or(internal::kCtrlSyncDirty, std::memory_order_seq_cst) &
+        internal::kCtrlSyncDirty) {
+      return;
+    }
+    if (!link->dirty.Push(internal::PackDirty(index, gen))) {
+      rec.ctrl.fetch_and(~internal::kCtrlSyncDirty, std::memory_order_seq_cst);
+      link->dirty_overflow.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  // Crossings already delivered: key -> end of their window (for pruning).
+  absl::flat_hash_map<std::string, int64_t> fired;  // under events_mu
+
+  // Queues the threshold crossings of one charged limit (rare: only when
+  // a request takes usage across a threshold).
+  void NoteCrossings(const CompiledPlan& plan, int plan_id,
+                     const CompiledLimit& limit, const Caps& caps,
+                     uint32_t record, uint8_t gen, const Window& w,
+                     int64_t before, int64_t after) {
+    if (caps.unlimited) return;
+    const auto note = [&](ThresholdKind kind) {
+      internal::RawEvent e;
+      e.record = record;
+      e.gen = gen;
+      e.kind = static_cast<uint8_t>(kind);
+      e.limit_index = static_cast<uint16_t>(&limit - plan.limits.data());
+      e.plan = plan_id;
+      e.window_start_ms = w.start_ms;
+      e.window_end_ms = w.end_ms;
+      e.used = after;
+      e.limit = caps.limit;
+      if (!events.Push(e)) {
+        events_dropped.fetch_add(1, std::memory_order_relaxed);
+      }
+    };
+    if (before < caps.nudge_at && after >= caps.nudge_at) {
+      note(ThresholdKind::kSoftNudge);
+    }
+    if (before < caps.limit && after >= caps.limit) {
+      note(ThresholdKind::kHardCap);
+    }
+  }
+
+  // Slow-path state, under admin_mu.
+  mutable std::mutex admin_mu;
+  internal::Registry meters;
+  internal::Registry plans;
+  // Every compilation stays alive as long as the Enforcer, so that a
+  // racing check and every Decision's string_views stay valid.
+  std::vector<std::unique_ptr<CompiledCatalog>> compilations;
+  // Profiles replaced by UpsertAccount; freed by Maintain once no check
+  // can still be reading them (kRetireAfter of real time later).
+  struct RetiredProfile {
+    const AccountProfile* profile;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::vector<RetiredProfile> retired_profiles;
+  static constexpr std::chrono::seconds kRetireAfter{2};
+
+  ~Impl() {
+    table.ForEachLive([](SubjectRecord& rec) {
+      delete rec.profile.load(std::memory_order_relaxed);
+    });
+    for (const RetiredProfile& r : retired_profiles) delete r.profile;
+  }
+};
+
+}  // namespace plangate
+
+#endif  // PLANGATE_CORE_ENFORCER_IMPL_H_

@@ -1,0 +1,196 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+//
+// The cluster sync component's access to an Enforcer (sync_link.h).
+
+#include <mutex>
+#include <string>
+
+#include "core/enforcer_impl.h"
+#include "core/sync_link.h"
+#include "core/window.h"
+#include "fmt/format.h"
+#include "internal/period.h"
+
+namespace plangate {
+namespace internal {
+
+absl::StatusOr<SyncLink*> SyncAccess::Attach(Enforcer& e,
+                                             std::unique_ptr<SyncLink> link) {
+  std::lock_guard<std::mutex> lock(e.impl_->admin_mu);
+  if (e.impl_->sync.load(std::memory_order_relaxed) != nullptr) {
+    return absl::FailedPreconditionError(
+        "RedisSync: the enforcer already has a sync component attached");
+  }
+  SyncLink* raw = link.get();
+  e.impl_->links.push_back(std::move(link));
+  // Release: checks that acquire the pointer see the link's settings.
+  e.impl_->sync.store(raw, std::memory_order_release);
+  return raw;
+}
+
+void SyncAccess::Detach(Enforcer& e) {
+  std::lock_guard<std::mutex> lock(e.impl_->admin_mu);
+  e.impl_->sync.store(nullptr, std::memory_order_release);
+}
+
+CounterTable& SyncAccess::Table(Enforcer& e) { return e.impl_->table; }
+
+Clock& SyncAccess::ClockOf(Enforcer& e) { return *e.impl_->clock; }
+
+bool SyncAccess::Describe(Enforcer& e, uint32_t index, uint8_t gen,
+                          int64_t now_ms, SyncRecordInfo* out) {
+  Enforcer::Impl& impl = *e.impl_;
+  SubjectRecord& rec = impl.table.at(index);
+  const uint32_t ctrl = rec.ctrl.load(std::memory_order_acquire);
+  if (SubjectRecord::State(ctrl) != RecordState::kLive ||
+      static_cast<uint8_t>(SubjectRecord::Generation(ctrl)) != gen) {
+    return false;
+  }
+  CounterTable::ReadKey(rec, &out->scope, &out->account, &out->sub);
+  if (((rec.ctrl.load(std::memory_order_acquire) ^ ctrl) & ~kCtrlSyncDirty) !=
+      0) {
+    return false;  // reused while we read the key
+  }
+  const CompiledCatalog& cc = *impl.compiled.load(std::memory_order_acquire);
+  SubjectRecord* account = &rec;
+  if (out->scope != Scope::kAccount) {
+    account = impl.table
+                  .Find(Scope::kAccount, out->account, {},
+                        impl.table.Hash(Scope::kAccount, out->account, {}))
+                  .rec;
+  }
+  const CompiledPlan* plan = nullptr;
+  int plan_id = -1;
+  const AccountProfile* profile = nullptr;
+  if (account != nullptr) {
+    profile = account->profile.load(std::memory_order_acquire);
+    plan_id = EffectivePlan(account->meta.load(std::memory_order_acquire),
+                            profile, now_ms);
+    if (plan_id >= 0 && static_cast<size_t>(plan_id) < cc.plans.size()) {
+      plan = cc.plans[plan_id].get();
+    }
+  }
+  out->cells.clear();
+  const auto& uses = cc.layout.scope(out->scope);
+  for (int i = 0; i < kCellsPerSubject; ++i) {
+    const CellUse& use = uses[i];
+    if (!use.used || use.second_half) {
+      continue;
+    }
+    const bool billing = use.window == WindowUnit::kBillingPeriod ||
+                         use.window == WindowUnit::kAnnual;
+    if (billing && account == nullptr) continue;  // no anchor to go by
+    SyncCellInfo info;
+    info.cell = static_cast<uint8_t>(i);
+    info.meter = use.meter;
+    info.meter_name = use.meter < cc.meter_names.size()
+                          ? cc.meter_names[use.meter]
+                          : fmt::format("meter{}", use.meter);
+    info.window = use.window;
+    info.window_count = use.window_count;
+    info.mode = use.mode;
+    CompiledLimit probe;
+    probe.window = use.window;
+    probe.window_count = use.window_count;
+    probe.window_ms = WindowLengthMs(use.window, use.window_count);
+    const Window w = CurrentWindow(probe, billing ? *account : rec, now_ms);
+    info.start_ms = w.start_ms;
+    info.end_ms = w.end_ms;
+    info.tag = w.tag;
+    info.plan = plan_id;
+    if (plan != nullptr) {
+      for (size_t l = 0; l < plan->limits.size(); ++l) {
+        const CompiledLimit& limit = plan->limits[l];
+        if (limit.scope != out->scope || limit.cell != i) continue;
+        const Caps caps = CapsFor(
+            limit, profile,
+            out->scope == Scope::kUser ? std::string_view(out->sub) : "");
+        info.limit_index = static_cast<int>(l);
+        info.unlimited = caps.unlimited || limit.shadow;
+        info.limit = caps.limit;
+        info.hard = caps.hard;
+        info.nudge_at = caps.nudge_at;
+        info.leasable = limit.leasable && !caps.unlimited;
+        info.down_policy = limit.down_policy;
+        break;
+      }
+    }
+    out->cells.push_back(std::move(info));
+  }
+  return true;
+}
+
+bool SyncAccess::WindowOfTag(Enforcer& e, uint32_t index,
+                             const SyncCellInfo& info, uint32_t tag,
+                             int64_t now_ms, int max_back, int64_t* start_ms,
+                             int64_t* end_ms) {
+  if (info.tag == tag) {
+    *start_ms = info.start_ms;
+    *end_ms = info.end_ms;
+    return true;
+  }
+  if (info.window == WindowUnit::kBillingPeriod ||
+      info.window == WindowUnit::kAnnual) {
+    // Billing periods: step back period by period on the account's anchor.
+    Enforcer::Impl& impl = *e.impl_;
+    SubjectRecord& rec = impl.table.at(index);
+    Scope scope;
+    std::string account, sub;
+    CounterTable::ReadKey(rec, &scope, &account, &sub);
+    const SubjectRef ref =
+        impl.table.Find(Scope::kAccount, account, {},
+                        impl.table.Hash(Scope::kAccount, account, {}));
+    if (!ref) return false;
+    const int64_t anchor = ref.rec->anchor_ms.load(std::memory_order_seq_cst);
+    const int months = info.window == WindowUnit::kBillingPeriod ? 1 : 12;
+    int64_t start = info.start_ms;
+    for (int back = 0; back < max_back; ++back) {
+      const WindowInstance w = PeriodContaining(anchor, months, start - 1);
+      if (TagOf(FloorDiv(w.start_ms, kDayMs)) == tag) {
+        *start_ms = w.start_ms;
+        *end_ms = w.end_ms;
+        return true;
+      }
+      start = w.start_ms;
+    }
+    return false;
+  }
+  (void)now_ms;
+  const int64_t len = info.end_ms - info.start_ms;
+  const int64_t cur = FloorDiv(info.start_ms, len);
+  const int64_t back = (info.tag - tag) & Cell::kTagMask;
+  if (back == 0 || back > max_back) return false;
+  *start_ms = (cur - back) * len;
+  *end_ms = *start_ms + len;
+  return true;
+}
+
+void SyncAccess::SetReady(Enforcer& e, uint32_t index, uint8_t gen,
+                          uint8_t cell, uint32_t tag, bool ready) {
+  SubjectRecord& rec = e.impl_->table.at(index);
+  const uint32_t ctrl = rec.ctrl.load(std::memory_order_acquire);
+  if (SubjectRecord::State(ctrl) != RecordState::kLive ||
+      static_cast<uint8_t>(SubjectRecord::Generation(ctrl)) != gen) {
+    return;
+  }
+  const int shift = kReadyShift + 4 * cell;
+  const uint64_t nibble = ready ? ReadyNibble(tag) : 0;
+  uint64_t meta = rec.meta.load(std::memory_order_relaxed);
+  // Unchanged: no write, so the line the check reads stays in its cache.
+  if (((meta >> shift) & 15) == nibble) return;
+  // Release: a check that sees the nibble sees the cell bake before it.
+  while (!rec.meta.compare_exchange_weak(
+      meta, (meta & ~(uint64_t{15} << shift)) | (nibble << shift),
+      std::memory_order_release, std::memory_order_relaxed)) {
+  }
+}
+
+void SyncAccess::PushEvent(Enforcer& e, const RawEvent& event) {
+  if (e.impl_->options.event_sink == nullptr) return;
+  if (!e.impl_->events.Push(event)) {
+    e.impl_->events_dropped.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace internal
+}  // namespace plangate
