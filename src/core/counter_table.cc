@@ -75,18 +75,39 @@ uint64_t HashBytes(std::string_view s, uint64_t h) {
   return Mix(tail ^ kP2, h ^ kP1);
 }
 
+// The n <= 8 bytes at p as one little-endian word, zero above them, from
+// at most two loads (no memcpy call for a short id).
+inline uint64_t LoadUpTo8(const char* p, size_t n) {
+  if (n >= 4) {
+    // Two overlapping 4-byte loads; the overlap ORs equal bytes.
+    return Load32(p) | (Load32(p + n - 4) << (8 * (n - 4)));
+  }
+  if (n == 0) return 0;
+  return uint64_t{static_cast<uint8_t>(p[0])} |
+         (uint64_t{static_cast<uint8_t>(p[n / 2])} << (8 * (n / 2))) |
+         (uint64_t{static_cast<uint8_t>(p[n - 1])} << (8 * (n - 1)));
+}
+
 }  // namespace
 
 KeyProbe::KeyProbe(Scope scope, std::string_view a, std::string_view s)
     : account(a), sub(s), shape(PackShape(scope, a.size(), s.size())) {
   const size_t len = a.size() + s.size();
   if (len > SubjectRecord::kInlineKeyBytes) return;
+  num_words = (len + 7) / 8;
+  if (s.empty()) {
+    // An account id: build the words straight from the id.
+    const char* p = a.data();
+    for (size_t i = 0; i < num_words; ++i) {
+      words[i] = LoadUpTo8(p + 8 * i, std::min<size_t>(8, len - 8 * i));
+    }
+    return;
+  }
   char buf[SubjectRecord::kInlineKeyBytes] = {};
   // memcpy from an empty view's null data() is undefined: skip empties.
   if (!a.empty()) std::memcpy(buf, a.data(), a.size());
-  if (!s.empty()) std::memcpy(buf + a.size(), s.data(), s.size());
-  num_words = (len + 7) / 8;
-  std::memcpy(words, buf, sizeof(buf));
+  std::memcpy(buf + a.size(), s.data(), s.size());
+  std::memcpy(words, buf, num_words * 8);
 }
 
 CounterTable::CounterTable(size_t max_subjects)
@@ -106,11 +127,21 @@ CounterTable::~CounterTable() {
   for (const Retired& r : retired_keys_) delete[] r.key;
 }
 
+uint64_t CounterTable::Hash(const KeyProbe& key) const {
+  uint64_t h = seed_ ^ (key.shape * kP2);
+  if (key.num_words == 0) {  // stored out of line: hash the bytes
+    h = HashBytes(key.account, h);
+    return key.sub.empty() ? h : HashBytes(key.sub, h);
+  }
+  for (size_t i = 0; i < key.num_words; ++i) {
+    h = Mix(key.words[i] ^ kP1, h ^ kP2);
+  }
+  return h;
+}
+
 uint64_t CounterTable::Hash(Scope scope, std::string_view account,
                             std::string_view sub) const {
-  const uint64_t h =
-      HashBytes(account, seed_ ^ (static_cast<uint64_t>(scope) * kP2));
-  return sub.empty() ? h : HashBytes(sub, h);
+  return Hash(KeyProbe(scope, account, sub));
 }
 
 bool CounterTable::KeyEquals(const SubjectRecord& rec, const KeyProbe& key) {
@@ -137,7 +168,10 @@ bool CounterTable::KeyEquals(const SubjectRecord& rec, const KeyProbe& key) {
 
 SubjectRef CounterTable::Find(Scope scope, std::string_view account,
                               std::string_view sub, uint64_t hash) const {
-  const KeyProbe key(scope, account, sub);
+  return Find(KeyProbe(scope, account, sub), hash);
+}
+
+SubjectRef CounterTable::Find(const KeyProbe& key, uint64_t hash) const {
   for (;;) {  // restarts only when a matching record is reused under us
     bool restart = false;
     size_t i = hash & mask_;
@@ -231,7 +265,8 @@ absl::StatusOr<SubjectRef> CounterTable::FindOrInsert(Scope scope,
     rec.long_key.store(bytes, std::memory_order_release);
   } else {
     for (size_t w = 0; w < SubjectRecord::kInlineKeyBytes / 8; ++w) {
-      rec.key_words[w].store(key.words[w], std::memory_order_relaxed);
+      rec.key_words[w].store(w < key.num_words ? key.words[w] : 0,
+                             std::memory_order_relaxed);
     }
   }
   rec.meta.store(0, std::memory_order_relaxed);

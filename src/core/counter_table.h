@@ -139,6 +139,7 @@ struct KeyProbe {
   std::string_view sub;
   uint64_t shape = 0;
   size_t num_words = 0;  // 0 for a key stored out of line
+  // The key's bytes, zero-padded to whole words; words[num_words..] unset.
   uint64_t words[SubjectRecord::kInlineKeyBytes / 8];
 };
 
@@ -153,10 +154,12 @@ class CounterTable {
   // A seeded 64-bit hash of the key (not for the hash of any other table).
   uint64_t Hash(Scope scope, std::string_view account,
                 std::string_view sub) const;
+  uint64_t Hash(const KeyProbe& key) const;
 
   // Lock-free lookup of a Live record; empty ref when absent.
   SubjectRef Find(Scope scope, std::string_view account, std::string_view sub,
                   uint64_t hash) const;
+  SubjectRef Find(const KeyProbe& key, uint64_t hash) const;
 
   // Finds the record or inserts a fresh one (cells zero, meta zero). The
   // insert path takes the table mutex. ResourceExhausted when full;

@@ -136,8 +136,9 @@ struct PendingCharge {
 SubjectRef Enforcer::Impl::LookupAccount(std::string_view id, int64_t now_ms,
                                          const CompiledCatalog& cc,
                                          bool may_insert, Decision* denial) {
-  const uint64_t hash = table.Hash(Scope::kAccount, id, {});
-  SubjectRef ref = table.Find(Scope::kAccount, id, {}, hash);
+  const internal::KeyProbe key(Scope::kAccount, id, {});
+  const uint64_t hash = table.Hash(key);
+  SubjectRef ref = table.Find(key, hash);
   if (ABSL_PREDICT_TRUE(ref)) return ref;
   if (cc.default_plan < 0 || !may_insert) {
     *denial = DenyWith(DenyKind::kUnknownAccount, 403);

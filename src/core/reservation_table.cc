@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <functional>
 
+#include "absl/base/optimization.h"
+
 namespace plangate::internal {
 namespace {
 
@@ -25,27 +27,43 @@ ReservationTable::ReservationTable(size_t capacity)
 
 ReservationSlot* ReservationTable::Acquire(uint32_t* index,
                                            uint32_t* generation) {
-  uint32_t cursor = tls_cursor;
-  for (size_t n = 0; n < std::min(kMaxScan, capacity_); ++n, ++cursor) {
-    const uint32_t i = static_cast<uint32_t>(cursor % capacity_);
+  uint32_t i = tls_cursor;
+  if (ABSL_PREDICT_FALSE(i >= capacity_)) i %= capacity_;
+  const size_t scan = std::min(kMaxScan, capacity_);
+  for (size_t n = 0; n < scan; ++n) {
     ReservationSlot& slot = (*slots_)[i];
     uint64_t c = slot.ctrl.load(std::memory_order_relaxed);
-    if (ReservationSlot::State(c) != SlotState::kFree) continue;
-    uint32_t gen = ReservationSlot::Generation(c) + 1;
-    if (gen == 0) gen = 1;  // 0 marks an empty Reservation handle
-    // Acquire: the previous owner's writes to the slot happen before ours.
-    if (slot.ctrl.compare_exchange_strong(
-            c,
-            ReservationSlot::Make(gen, SlotState::kFilling, SlotOutcome::kNone),
-            std::memory_order_acquire, std::memory_order_relaxed)) {
-      tls_cursor = cursor + 1;
-      *index = i;
-      *generation = gen;
-      return &slot;
+    if (ReservationSlot::State(c) == SlotState::kFree) {
+      uint32_t gen = ReservationSlot::Generation(c) + 1;
+      if (gen == 0) gen = 1;  // 0 marks an empty Reservation handle
+      // Acquire: the previous owner's writes to the slot happen before ours.
+      if (slot.ctrl.compare_exchange_strong(
+              c,
+              ReservationSlot::Make(gen, SlotState::kFilling,
+                                    SlotOutcome::kNone),
+              std::memory_order_acquire, std::memory_order_relaxed)) {
+        tls_cursor = i + 1;
+        *index = i;
+        *generation = gen;
+        return &slot;
+      }
     }
+    if (++i == capacity_) i = 0;
   }
-  tls_cursor = cursor;
+  tls_cursor = i;
   return nullptr;
+}
+
+bool ReservationTable::Release(uint32_t index, uint32_t generation) {
+  if (index >= capacity_) return false;
+  uint64_t expected = ReservationSlot::Make(generation, SlotState::kPending,
+                                            SlotOutcome::kNone);
+  // Relaxed: nothing in the slot is read or written by this settle, and the
+  // next owner's Acquire reads nothing we wrote.
+  return (*slots_)[index].ctrl.compare_exchange_strong(
+      expected,
+      ReservationSlot::Make(generation, SlotState::kFree, SlotOutcome::kApplied),
+      std::memory_order_relaxed, std::memory_order_relaxed);
 }
 
 void ReservationTable::Publish(ReservationSlot* slot, uint32_t generation,

@@ -82,6 +82,10 @@ class ReservationTable {
   // Gives back an acquired slot that ended up unused.
   void Abandon(ReservationSlot* slot, uint32_t generation);
 
+  // Frees slot `index` as applied if it is Pending under `generation`, in
+  // one CAS: a settle that changes nothing (success, no actual amounts).
+  // false when it is not (then BeginSettle says why).
+  bool Release(uint32_t index, uint32_t generation);
   // Claims slot `index` for settling if it is Pending under `generation`.
   SettleClaim BeginSettle(uint32_t index, uint32_t generation,
                           ReservationSlot** slot);

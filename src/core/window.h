@@ -95,15 +95,16 @@ inline Window CurrentWindowOf(WindowUnit window, uint32_t count,
   return PeriodWindow(account, window == WindowUnit::kAnnual ? 1 : 0, now_ms);
 }
 
-// Usage of one limit's counter as seen in its cell word(s).
+// Usage of one limit's counter as seen in its cell word(s). Trivially
+// constructible, like Window.
 struct CellView {
-  int64_t current = 0;   // count in the current window
-  int64_t previous = 0;  // count in the previous window (sliding only)
+  int64_t current;   // count in the current window
+  int64_t previous;  // count in the previous window (sliding only)
 };
 
 inline CellView ViewOf(uint64_t cur_word, uint64_t prev_word, uint32_t tag,
                        bool sliding) {
-  CellView v;
+  CellView v{0, 0};
   const uint32_t prev_tag = (tag - 1) & Cell::kTagMask;
   if (ABSL_PREDICT_TRUE(Cell::Tag(cur_word) == tag)) {
     v.current = Cell::Count(cur_word);
