@@ -52,6 +52,10 @@ int64_t AmountFor(const CheckRequest& req, uint16_t meter) {
   return meter == 0 ? 1 : 0;  // meter 0 is "requests"
 }
 
+bool SameView(const CellView& a, const CellView& b) {
+  return a.current == b.current && a.previous == b.previous;
+}
+
 std::string_view IdFor(const CheckRequest& req, Scope scope) {
   switch (scope) {
     case Scope::kAccount:
@@ -427,8 +431,7 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
         p.view = seen;
         break;
       }
-      if (ABSL_PREDICT_FALSE(seen.current != p.view.current ||
-                             seen.previous != p.view.previous)) {
+      if (ABSL_PREDICT_FALSE(!SameView(seen, p.view))) {
         // A racing charge came first: this one counts on top of it.
         p.view = seen;
         p.used = internal::Estimate(seen, p.window, now);

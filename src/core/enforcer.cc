@@ -443,11 +443,8 @@ absl::StatusOr<AccountUsage> Enforcer::Usage(std::string_view account_id,
     lu.used = Estimate(view, w, now);
     lu.window_start_ms = w.start_ms;
     lu.window_end_ms = w.end_ms;
-    lu.state = caps.unlimited             ? "unlimited"
-               : lu.used >= caps.hard     ? "exhausted"
-               : lu.used > caps.limit     ? "grace"
-               : lu.used >= caps.nudge_at ? "soft_nudge"
-                                          : "ok";
+    lu.state = LimitStateName(caps.unlimited, lu.used, caps.limit, caps.hard,
+                              caps.nudge_at);
     usage.limits.push_back(std::move(lu));
   }
   usage.gauges = plan.source->gauges;

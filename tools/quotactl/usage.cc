@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/compiled_catalog.h"
+#include "core/window.h"
 #include "fmt/format.h"
 #include "internal/period.h"
 #include "plangate/clock.h"
@@ -27,7 +28,6 @@
 namespace plangate::quotactl {
 namespace {
 
-__extension__ typedef __int128 Int128;  // products of counts and ms
 
 constexpr std::chrono::milliseconds kRedisTimeout{2000};
 
@@ -254,29 +254,6 @@ const Limit* FindLimit(const Plan& plan, std::string_view id) {
   return nullptr;
 }
 
-// Enforcer::Usage's sliding estimate: the current window's count plus the
-// share of the previous one that still overlaps the trailing window.
-int64_t SlidingEstimate(int64_t current, int64_t previous, int64_t start_ms,
-                        int64_t end_ms, int64_t now_ms) {
-  if (previous <= 0) return current;
-  const int64_t len = end_ms - start_ms;
-  const int64_t left = end_ms - now_ms;
-  if (len <= 0 || left <= 0) return current;
-  return current +
-         static_cast<int64_t>((static_cast<Int128>(previous) * left) / len);
-}
-
-// Exactly Enforcer::Usage's rule.
-std::string StateOf(const LimitUsage& lu, const Limit& limit) {
-  if (lu.unlimited) return "unlimited";
-  if (lu.used >= lu.hard_limit) return "exhausted";
-  if (lu.used > lu.limit) return "grace";
-  if (lu.used >= internal::NudgeThreshold(limit.soft_nudge, lu.limit)) {
-    return "soft_nudge";
-  }
-  return "ok";
-}
-
 }  // namespace
 
 absl::StatusOr<int64_t> ParseInstant(std::string_view flag,
@@ -354,11 +331,18 @@ absl::Status FillFromRedis(const Plan& plan, const RedisOptions& redis,
     LimitUsage& lu = usage->limits[i];
     const Counter& c = counters[i];
     lu.used = (*totals)[c.current];
-    if (c.limit->mode == WindowMode::kSliding) {
-      lu.used = SlidingEstimate(lu.used, (*totals)[c.previous],
-                                lu.window_start_ms, lu.window_end_ms, now_ms);
+    const int64_t previous =
+        c.limit->mode == WindowMode::kSliding ? (*totals)[c.previous] : 0;
+    if (previous > 0 && lu.window_start_ms <= now_ms &&
+        now_ms < lu.window_end_ms) {
+      // Enforcer::Usage's estimate, from the cluster's totals.
+      lu.used = internal::SlidingEstimate(lu.used, previous, lu.window_start_ms,
+                                          lu.window_end_ms, now_ms);
     }
-    lu.state = StateOf(lu, *c.limit);
+    // Exactly Enforcer::Usage's rule.
+    lu.state = internal::LimitStateName(
+        lu.unlimited, lu.used, lu.limit, lu.hard_limit,
+        internal::NudgeThreshold(c.limit->soft_nudge, lu.limit));
   }
   return absl::OkStatus();
 }
