@@ -57,9 +57,10 @@ struct CellTarget {
 // the evaluation decided on and `*seen` their view; the CAS expects `word`,
 // so the common uncontended case re-reads nothing. On return *seen is the
 // view the charge was decided on.
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline Charge ChargeCell(const CellTarget& t, int64_t hard, const Window& w,
-                         int64_t now_ms, int64_t amount, bool enforce,
-                         uint64_t word, CellView* seen, SyncLink* sync) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline Charge ChargeCell(
+    const CellTarget& t, int64_t hard, const Window& w, int64_t now_ms,
+    int64_t amount, bool enforce, uint64_t word, CellView* seen,
+    SyncLink* sync) {
   std::atomic<uint64_t>& cur = t.rec->cells[t.cell];
   for (;;) {
     const int64_t next = std::min(seen->current + amount, kMaxCount);

@@ -59,8 +59,8 @@ struct CompiledPlan {
   std::vector<CompiledLimit> limits;
   std::array<bool, kNumScopes> uses_scope{};
   bool uses_narrow_scope = false;  // any of uses_scope[1..]
-  uint8_t key_kinds = 0;        // bit (1 << KeyKind) per allowed kind
-  uint8_t past_due_blocks = 0;  // bit (1 << KeyKind) per kind payment blocks
+  uint8_t key_kinds = 0;           // bit (1 << KeyKind) per allowed kind
+  uint8_t past_due_blocks = 0;     // bit (1 << KeyKind) per kind payment blocks
   // The plan after this one in upgrade order; empty for the top plan.
   std::string_view next_plan;
 };

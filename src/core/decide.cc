@@ -27,19 +27,19 @@ using internal::AccountProfile;
 using internal::Caps;
 using internal::Cell;
 using internal::CellView;
+using internal::Charge;
 using internal::CompiledCatalog;
 using internal::CompiledLimit;
 using internal::CompiledPlan;
 using internal::CounterTable;
+using internal::DenyWith;
+using internal::PackMeta;
 using internal::ReservationSlot;
 using internal::ReservationTable;
 using internal::ReservedOp;
 using internal::SubjectRecord;
 using internal::SubjectRef;
 using internal::Window;
-using internal::Charge;
-using internal::DenyWith;
-using internal::PackMeta;
 
 bool TrafficMatches(Traffic t, bool byok) {
   return t == Traffic::kAll || (t == Traffic::kByok) == byok;
@@ -70,8 +70,6 @@ std::string_view IdFor(const CheckRequest& req, Scope scope) {
   return {};
 }
 
-
-
 bool HasFeature(const Plan& plan, std::string_view feature) {
   for (const std::string& f : plan.features) {
     if (f == feature) return true;
@@ -85,7 +83,6 @@ bool ModelAllowed(const Plan& plan, std::string_view model) {
   }
   return false;
 }
-
 
 // Fills the deciding-limit fields of *d. `caps` are the caps the limit was
 // decided with (hard: the bound the check enforced, a lease ceiling too).
@@ -295,9 +292,9 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
           if (!inserted.ok()) {
             capacity_denials.fetch_add(1, std::memory_order_relaxed);
             const bool bad = absl::IsInvalidArgument(inserted.status());
-            decision = DenyWith(
-                bad ? DenyKind::kInvalidRequest : DenyKind::kCapacity,
-                bad ? 400 : 503);
+            decision =
+                DenyWith(bad ? DenyKind::kInvalidRequest : DenyKind::kCapacity,
+                         bad ? 400 : 503);
             return;
           }
           subjects[s] = *inserted;
@@ -425,8 +422,8 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
     for (; charged < num_pending; ++charged) {
       PendingCharge& p = pending[charged];
       CellView seen = p.view;
-      failure = internal::ChargeCell(p.target, p.hard, p.window, now,
-                                     p.amount, p.enforce, p.word, &seen, link);
+      failure = internal::ChargeCell(p.target, p.hard, p.window, now, p.amount,
+                                     p.enforce, p.word, &seen, link);
       if (ABSL_PREDICT_FALSE(failure != Charge::kOk)) {
         p.view = seen;
         break;
@@ -487,8 +484,7 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
         if (link != nullptr && p.limit->synced) continue;
         const Caps caps = internal::CapsFor(*p.limit, profile, req.user_id);
         const int64_t after = p.used + p.amount;
-        if (ABSL_PREDICT_FALSE(after >= caps.nudge_at &&
-                               p.used < caps.limit)) {
+        if (ABSL_PREDICT_FALSE(after >= caps.nudge_at && p.used < caps.limit)) {
           NoteCrossings(plan, plan_id, *p.limit, caps, p.target.index,
                         p.target.gen, p.window, p.used, after);
         }

@@ -22,31 +22,31 @@ namespace {
 
 using internal::AccountProfile;
 using internal::Caps;
+using internal::CapsFor;
 using internal::Cell;
 using internal::CellView;
 using internal::CompiledCatalog;
 using internal::CompiledLimit;
 using internal::CompiledPlan;
 using internal::CounterTable;
-using internal::ReservationSlot;
-using internal::ReservationTable;
-using internal::ReservedOp;
-using internal::SubjectRecord;
-using internal::SubjectRef;
-using internal::Window;
-using internal::CapsFor;
 using internal::CurrentWindow;
 using internal::DenyWith;
 using internal::EffectivePlan;
 using internal::Estimate;
 using internal::LimitStateName;
 using internal::MetaPlan;
-using internal::PeriodWindow;
-using internal::ViewOf;
 using internal::MetaRegistered;
 using internal::MetaState;
 using internal::MoveWallet;
 using internal::PackMeta;
+using internal::PeriodWindow;
+using internal::ReservationSlot;
+using internal::ReservationTable;
+using internal::ReservedOp;
+using internal::SubjectRecord;
+using internal::SubjectRef;
+using internal::ViewOf;
+using internal::Window;
 
 }  // namespace
 

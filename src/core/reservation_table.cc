@@ -62,7 +62,8 @@ bool ReservationTable::Release(uint32_t index, uint32_t generation) {
   // next owner's Acquire reads nothing we wrote.
   return (*slots_)[index].ctrl.compare_exchange_strong(
       expected,
-      ReservationSlot::Make(generation, SlotState::kFree, SlotOutcome::kApplied),
+      ReservationSlot::Make(generation, SlotState::kFree,
+                            SlotOutcome::kApplied),
       std::memory_order_relaxed, std::memory_order_relaxed);
 }
 

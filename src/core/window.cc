@@ -12,8 +12,7 @@ Window PeriodWindowSlow(SubjectRecord& account, int slot, int64_t now_ms) {
   // old anchor, so drop it. (seq_cst: UpsertAccount stores the anchor, then
   // clears the cache; one of the two sides sees the other.)
   const int64_t anchor = account.anchor_ms.load(std::memory_order_seq_cst);
-  const WindowInstance w =
-      PeriodContaining(anchor, slot == 0 ? 1 : 12, now_ms);
+  const WindowInstance w = PeriodContaining(anchor, slot == 0 ? 1 : 12, now_ms);
   if (w.start_ms >= 0 && w.start_ms <= kMaxCachedStartMs) {
     const uint64_t packed =
         (static_cast<uint64_t>(w.start_ms) << kPeriodLenBits) |
@@ -51,9 +50,9 @@ int64_t RetryAt(WindowMode mode, int64_t hard, const CellView& v,
 
 const char* LimitStateName(bool unlimited, int64_t used, int64_t limit,
                            int64_t hard, int64_t nudge_at) {
-  return unlimited         ? "unlimited"
-         : used >= hard    ? "exhausted"
-         : used > limit    ? "grace"
+  return unlimited          ? "unlimited"
+         : used >= hard     ? "exhausted"
+         : used > limit     ? "grace"
          : used >= nudge_at ? "soft_nudge"
                             : "ok";
 }

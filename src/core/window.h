@@ -63,8 +63,8 @@ inline Window PeriodWindow(SubjectRecord& account, int slot, int64_t now_ms) {
       account.period_cache[slot].load(std::memory_order_relaxed);
   const auto start = static_cast<int64_t>(cached >> kPeriodLenBits);
   const int64_t end =
-      start + static_cast<int64_t>(cached & ((1u << kPeriodLenBits) - 1)) *
-                  kDayMs;
+      start +
+      static_cast<int64_t>(cached & ((1u << kPeriodLenBits) - 1)) * kDayMs;
   if (ABSL_PREDICT_TRUE(start <= now_ms && now_ms < end)) {
     return {start, end, TagOf(start / kDayMs)};  // start >= 0: plain division
   }

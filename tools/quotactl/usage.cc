@@ -28,7 +28,6 @@
 namespace plangate::quotactl {
 namespace {
 
-
 constexpr std::chrono::milliseconds kRedisTimeout{2000};
 
 // A whole decimal number, no sign; nullopt when `text` is not one.
