@@ -31,6 +31,8 @@ std::string_view DenyKindReason(DenyKind kind) {
       return "resource_limit_reached";
     case DenyKind::kSyncing:
       return "quota_syncing";
+    case DenyKind::kSubjectLimit:
+      return "subject_limit";
   }
   return {};
 }

@@ -57,11 +57,9 @@ CATALOG=$tmp/catalog.json KEYS=$tmp/keys.json ACCOUNTS=$tmp/accounts.json
 export LIBRARY CATALOG KEYS ACCOUNTS
 
 start_gateway mock --serve-mock 127.0.0.1:0 --threads 1
-on_port=$(free_port)
-start_nginx on "$tmp/on" "$on_port" "$mock_port" 1 on ""
+start_nginx on "$tmp/on" "$mock_port" 1 on ""
 masters+=("$on_pid")
-off_port=$(free_port)
-start_nginx off "$tmp/off" "$off_port" "$mock_port" 1 off ""
+start_nginx off "$tmp/off" "$mock_port" 1 off ""
 masters+=("$off_pid")
 
 cat >"$tmp/post.lua" <<'LUA'

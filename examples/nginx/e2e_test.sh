@@ -109,9 +109,11 @@ upstream=$mock_port
 # field offsets as LuaJIT lays them out (from a bare nginx running
 # plangate.layout()) and as the C compiler does.
 check_layout() {
-  local dir=$tmp/layout port
-  port=$(free_port)
+  local dir=$tmp/layout port layout_pid
   mkdir -p "$dir"
+  # A port taken between the probe and the bind is retried on another.
+  for _ in $(seq 1 5); do
+  port=$(free_port)
   cat >"$dir/nginx.conf" <<CONF
 load_module /usr/lib/nginx/modules/ndk_http_module.so;
 load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
@@ -134,12 +136,17 @@ http {
   }
 }
 CONF
+  : >"$dir/error.log"
   nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
   nginx_pids+=("$!")
-  local layout_pid=$!
+  layout_pid=$!
   for _ in $(seq 1 300); do
     curl -sS -o "$dir/lua.txt" --max-time 1 "http://127.0.0.1:$port/layout" 2>/dev/null && break
+    kill -0 "$layout_pid" 2>/dev/null || break
     sleep 0.1
+  done
+  [[ -s "$dir/lua.txt" ]] && break
+  grep -q "Address already in use" "$dir/error.log" || break
   done
   [[ -s "$dir/lua.txt" ]] || nginx_fail "no layout from nginx"
   stop_nginx "$layout_pid" "$dir"
@@ -169,10 +176,10 @@ CONF
 
 if [[ "$mode" == single ]]; then
   check_layout
-  port=$(free_port)
-  start_nginx gw "$tmp/gw" "$port" "$upstream" 1 on "" || nginx_fail "nginx did not start"
+  start_nginx gw "$tmp/gw" "$upstream" 1 on "" || nginx_fail "nginx did not start"
   # shellcheck disable=SC2154
   nginx_pids+=("$gw_pid")
+  port=$gw_port
   url=http://127.0.0.1:$port
 
   # 200 three times, then 429 with plangate's headers and body, all in one
@@ -258,14 +265,14 @@ if [[ "$mode" == single ]]; then
 else
   export REDIS_PREFIX="nginx$$-$RANDOM"
   redis=redis://127.0.0.1:$PLANGATE_TEST_REDIS_PORT
-  port_a=$(free_port)
-  start_nginx a "$tmp/a" "$port_a" "$upstream" 2 on "$redis" || nginx_fail "nginx a did not start"
+  start_nginx a "$tmp/a" "$upstream" 2 on "$redis" || nginx_fail "nginx a did not start"
   # shellcheck disable=SC2154
   nginx_pids+=("$a_pid")
-  port_b=$(free_port)
-  start_nginx b "$tmp/b" "$port_b" "$upstream" 1 on "$redis" || nginx_fail "nginx b did not start"
+  port_a=$a_port
+  start_nginx b "$tmp/b" "$upstream" 1 on "$redis" || nginx_fail "nginx b did not start"
   # shellcheck disable=SC2154
   nginx_pids+=("$b_pid")
+  port_b=$b_port
   urls=("http://127.0.0.1:$port_a" "http://127.0.0.1:$port_b")
 
   # acct-shared: 10 requests a month across everything. New connections

@@ -5,10 +5,14 @@
 # e2e_test.sh and bench.sh; also usable by hand, see README.md).
 #
 #   free_port                       prints a free loopback port
-#   start_nginx NAME DIR PORT UPSTREAM_PORT WORKERS ENFORCE REDIS_URL
+#   start_nginx NAME DIR UPSTREAM_PORT WORKERS ENFORCE REDIS_URL
 #                                   renders nginx.conf.in into DIR, starts
 #                                   nginx in the foreground (background
-#                                   job), waits for /healthz; sets NAME_pid.
+#                                   job) on a free loopback port, waits for
+#                                   /healthz; sets NAME_pid and NAME_port.
+#                                   A port taken between the probe and
+#                                   nginx's bind (tests run in parallel) is
+#                                   retried on another.
 #                                   REDIS_URL "" for none. Needs LIBRARY,
 #                                   CATALOG, KEYS, ACCOUNTS (files) and
 #                                   optionally REDIS_PREFIX in the
@@ -41,10 +45,30 @@ free_port() {
 }
 
 start_nginx() {
+  local name=$1 dir=$2 upstream=$3 workers=$4 enforce=$5 redis=$6 port rc
+  for _ in $(seq 1 5); do
+    port=$(free_port) || return 1
+    rc=0
+    start_nginx_on "$name" "$dir" "$port" "$upstream" "$workers" "$enforce" \
+      "$redis" || rc=$?
+    if ((rc == 0)); then
+      printf -v "${name}_port" '%s' "$port"
+      return 0
+    fi
+    ((rc == 75)) || return "$rc"
+    echo "nginx $name: port $port was taken meanwhile; another" >&2
+  done
+  return 1
+}
+
+# start_nginx_on NAME DIR PORT ...: start_nginx on a given port; 75 when
+# nginx could not bind it.
+start_nginx_on() {
   local name=$1 dir=$2 port=$3 upstream=$4 workers=$5 enforce=$6 redis=$7
-  local redis_lua=nil
+  local redis_lua=nil pid
   [[ -n "$redis" ]] && redis_lua="\"$redis\""
   mkdir -p "$dir"
+  : >"$dir/error.log"
   sed -e "s|@PREFIX@|$dir|g" -e "s|@WORKERS@|$workers|g" \
     -e "s|@LISTEN@|127.0.0.1:$port|g" -e "s|@UPSTREAM@|127.0.0.1:$upstream|g" \
     -e "s|@LUA_DIR@|$nginx_dir|g" -e "s|@LIBRARY@|$LIBRARY|g" \
@@ -55,7 +79,8 @@ start_nginx() {
   nginx -t -q -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" ||
     { echo "nginx -t failed:" >&2; cat "$dir/error.log" >&2; return 1; }
   "${nginx_env[@]}" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
-  printf -v "${name}_pid" '%s' "$!"
+  pid=$!
+  printf -v "${name}_pid" '%s' "$pid"
   # Generous waits (30 s each): the test machines are small and shared.
   for _ in $(seq 1 300); do
     if curl -sS -o /dev/null --max-time 1 "http://127.0.0.1:$port/healthz" 2>/dev/null; then
@@ -70,6 +95,12 @@ start_nginx() {
       echo "nginx $name: $workers workers not ready after 30 s; error.log:" >&2
       tail -n 30 "$dir/error.log" >&2
       return 1
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      # nginx exited: a lost race for the port is retried by the caller.
+      wait "$pid" 2>/dev/null || true
+      if grep -q "Address already in use" "$dir/error.log"; then return 75; fi
+      break
     fi
     sleep 0.1
   done

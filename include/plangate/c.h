@@ -134,7 +134,9 @@ enum {
   pg_deny_key_kind_not_allowed = 9, /* 403 */
   pg_deny_insufficient_credit = 10, /* 402 */
   pg_deny_resource_limit = 11,      /* 402: a gauge at its cap */
-  pg_deny_syncing = 12              /* 429: leased counter not synced yet */
+  pg_deny_syncing = 12,             /* 429: leased counter not synced yet */
+  pg_deny_subject_limit = 13        /* 429: the account's most projects,
+                                       keys and users are resident */
 };
 
 /* Warning bits of pg_decision_t.warnings. */

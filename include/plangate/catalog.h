@@ -138,6 +138,11 @@ struct Plan {
   std::vector<KeyKind> past_due_blocks = {KeyKind::kLive};
   Wallet wallet;
   std::vector<Gauge> gauges;
+  // The most projects, keys and users one account of the plan may have
+  // resident in an Enforcer's counter cache at once ("max_subjects"); a
+  // request that needs one more is denied 429 subject_limit until idle ones
+  // are reclaimed. 0 (absent): EnforcerOptions::subjects_per_account.
+  int64_t max_subjects = 0;
 };
 
 // The validated catalog. Plans keep their document order.

@@ -44,6 +44,8 @@ enum class DenyKind : uint8_t {
   kResourceLimit,       // 402 resource_limit_reached: a gauge at its cap
   kSyncing,             // 429 quota_syncing: a leased counter this instance
                         // has not synced yet is at its cold-start share
+  kSubjectLimit,        // 429 subject_limit: the account has its plan's
+                        // most projects, keys and users resident
 };
 
 // Warnings on an admitted decision, as bits.

@@ -76,6 +76,12 @@ struct EnforcerOptions {
   // seen. The table holds 128 bytes per slot at a load factor <= 0.7.
   // Default: 131072.
   size_t max_subjects = size_t{1} << 17;
+  // The most projects, keys and users one account may have resident at
+  // once, for plans without their own "max_subjects": past it the account's
+  // requests that need a new one are denied 429 subject_limit (never
+  // another account's), so one tenant cannot fill the table for all.
+  // 0: a quarter of max_subjects (at least 1).
+  size_t subjects_per_account = 0;
 
   // Reservations outstanding at once (admitted, not yet committed).
   // Default: 65536.
@@ -238,6 +244,8 @@ struct EnforcerStats {
   uint64_t reservations_expired = 0;  // refunded by Maintain
   uint64_t subjects_reclaimed = 0;
   uint64_t capacity_denials = 0;  // checks denied because a table was full
+  // Checks denied because their account had max_subjects resident.
+  uint64_t subject_denials = 0;
   // Admitted while the reservation table was full: counted as final, so a
   // later failure could not be refunded.
   uint64_t unreserved_admits = 0;

@@ -52,7 +52,7 @@ DENY_KINDS = ("none", "limit", "unknown_account", "unknown_plan",
               "invalid_request", "capacity", "payment_required",
               "feature_not_in_plan", "model_not_allowed",
               "key_kind_not_allowed", "insufficient_credit",
-              "resource_limit", "syncing")
+              "resource_limit", "syncing", "subject_limit")
 WARNINGS = (("soft_nudge", 1), ("grace", 2), ("shadow_denied", 4),
             ("past_due", 8))
 COMMIT_RESULTS = ("applied", "refunded", "duplicate", "expired", "invalid",

@@ -80,6 +80,7 @@ PG_SAME(pg_deny_key_kind_not_allowed, plangate::DenyKind::kKeyKindNotAllowed);
 PG_SAME(pg_deny_insufficient_credit, plangate::DenyKind::kInsufficientCredit);
 PG_SAME(pg_deny_resource_limit, plangate::DenyKind::kResourceLimit);
 PG_SAME(pg_deny_syncing, plangate::DenyKind::kSyncing);
+PG_SAME(pg_deny_subject_limit, plangate::DenyKind::kSubjectLimit);
 PG_SAME(pg_warn_soft_nudge, plangate::kWarnSoftNudge);
 PG_SAME(pg_warn_grace, plangate::kWarnGrace);
 PG_SAME(pg_warn_shadow_denied, plangate::kWarnShadowDenied);

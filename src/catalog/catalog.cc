@@ -513,9 +513,10 @@ void CatalogParser::ParseRoot(const Json& root) {
 
 void CatalogParser::ParsePlan(const Json& value, const Loc& loc, size_t index) {
   if (!ExpectObject(value, loc)) return;
-  CheckMembers(value, loc,
-               {"id", "name", "shadow", "defaults", "limits", "features",
-                "models", "key_kinds", "past_due_blocks", "wallet", "gauges"});
+  CheckMembers(
+      value, loc,
+      {"id", "name", "shadow", "defaults", "limits", "features", "models",
+       "key_kinds", "past_due_blocks", "wallet", "gauges", "max_subjects"});
   Plan& plan = catalog_->plans_.emplace_back();
 
   const Loc id_loc = Member(loc, "id");
@@ -597,6 +598,16 @@ void CatalogParser::ParsePlan(const Json& value, const Loc& loc, size_t index) {
   }
   if (const Json* gauges = Find(value, "gauges")) {
     ParseGauges(*gauges, Member(loc, "gauges"), &plan);
+  }
+  if (const Json* budget = Find(value, "max_subjects")) {
+    const Loc budget_loc = Member(loc, "max_subjects");
+    if (auto n = GetCount(*budget, budget_loc, false, nullptr)) {
+      if (*n < 1 || *n > 0xffffffff) {
+        Fail(budget_loc, "must be in [1, 4294967295]");
+      } else {
+        plan.max_subjects = *n;
+      }
+    }
   }
 }
 

@@ -118,6 +118,9 @@ CounterTable::CounterTable(size_t max_subjects)
   const size_t capacity = std::bit_ceil(std::max<size_t>(wanted, 16));
   records_ = std::make_unique<HugeArray<SubjectRecord>>(capacity);
   mask_ = capacity - 1;
+  owned_ = std::make_unique<std::atomic<uint32_t>[]>(capacity);
+  owner_ = std::make_unique<uint32_t[]>(capacity);
+  std::fill_n(owner_.get(), capacity, kNoOwner);
 }
 
 CounterTable::~CounterTable() {
@@ -202,11 +205,9 @@ SubjectRef CounterTable::Find(const KeyProbe& key, uint64_t hash) const {
   }
 }
 
-absl::StatusOr<SubjectRef> CounterTable::FindOrInsert(Scope scope,
-                                                      std::string_view account,
-                                                      std::string_view sub,
-                                                      uint64_t hash,
-                                                      int64_t now_ms) {
+absl::StatusOr<SubjectRef> CounterTable::FindOrInsert(
+    Scope scope, std::string_view account, std::string_view sub, uint64_t hash,
+    int64_t now_ms, const SubjectOwner* owner) {
   if (account.size() > 0xffff || sub.size() > 0xffff) {
     return absl::InvalidArgumentError(
         fmt::format("{} id: longer than 65535 bytes", ScopeName(scope)));
@@ -235,6 +236,12 @@ absl::StatusOr<SubjectRef> CounterTable::FindOrInsert(Scope scope,
       return SubjectRef{&rec, static_cast<uint32_t>(i),
                         static_cast<uint8_t>(SubjectRecord::Generation(ctrl))};
     }
+  }
+  if (owner != nullptr &&
+      owned_[owner->index].load(std::memory_order_relaxed) >= owner->budget) {
+    return absl::FailedPreconditionError(
+        fmt::format("{} subjects of this account resident (its max_subjects)",
+                    owned_[owner->index].load(std::memory_order_relaxed)));
   }
   if (target == SIZE_MAX ||
       live_.load(std::memory_order_relaxed) >= max_subjects_) {
@@ -280,6 +287,12 @@ absl::StatusOr<SubjectRef> CounterTable::FindOrInsert(Scope scope,
   for (auto& cell : rec.cells) {
     cell.store(Cell::Pack(gen, 0, 0), std::memory_order_relaxed);
   }
+  // Relaxed: the counts are written under mu_ and read as figures only.
+  owned_[target].store(0, std::memory_order_relaxed);
+  owner_[target] = owner != nullptr ? owner->index : kNoOwner;
+  if (owner != nullptr) {
+    owned_[owner->index].fetch_add(1, std::memory_order_relaxed);
+  }
   // Publishes everything above to lookups that acquire ctrl.
   rec.ctrl.store(MakeCtrl(gen, RecordState::kLive), std::memory_order_release);
   live_.fetch_add(1, std::memory_order_relaxed);
@@ -303,7 +316,10 @@ size_t CounterTable::Reclaim(
   for (size_t i = 0; i <= mask_; ++i) {
     SubjectRecord& rec = (*records_)[i];
     const uint32_t ctrl = rec.ctrl.load(std::memory_order_acquire);
+    // A record that owns live ones (an account with resident projects,
+    // keys or users) stays until they are gone: its index names them.
     if (SubjectRecord::State(ctrl) != RecordState::kLive ||
+        owned_[i].load(std::memory_order_relaxed) != 0 ||
         !should_reclaim(rec)) {
       continue;
     }
@@ -318,6 +334,10 @@ size_t CounterTable::Reclaim(
     if (const char* key =
             rec.long_key.exchange(nullptr, std::memory_order_acq_rel)) {
       retired_keys_.push_back({key, now_ms});
+    }
+    if (owner_[i] != kNoOwner) {
+      owned_[owner_[i]].fetch_sub(1, std::memory_order_relaxed);
+      owner_[i] = kNoOwner;
     }
     live_.fetch_sub(1, std::memory_order_relaxed);
     ++reclaimed;

@@ -143,6 +143,13 @@ struct KeyProbe {
   uint64_t words[SubjectRecord::kInlineKeyBytes / 8];
 };
 
+// The account record a new project, key or user record belongs to, and how
+// many such records that account may have resident.
+struct SubjectOwner {
+  uint32_t index = 0;  // the account record's index
+  uint32_t budget = 0;
+};
+
 class CounterTable {
  public:
   // Room for max_subjects live records at a load factor <= 0.7.
@@ -162,15 +169,19 @@ class CounterTable {
   SubjectRef Find(const KeyProbe& key, uint64_t hash) const;
 
   // Finds the record or inserts a fresh one (cells zero, meta zero). The
-  // insert path takes the table mutex. ResourceExhausted when full;
+  // insert path takes the table mutex. With an owner, the new record counts
+  // against the owner's budget until reclaimed. ResourceExhausted when
+  // full; FailedPrecondition when the owner has its budget resident;
   // InvalidArgument when an id is longer than 65535 bytes.
   absl::StatusOr<SubjectRef> FindOrInsert(Scope scope, std::string_view account,
                                           std::string_view sub, uint64_t hash,
-                                          int64_t now_ms);
+                                          int64_t now_ms,
+                                          const SubjectOwner* owner = nullptr);
 
   // Marks Dead every Live record for which `should_reclaim` returns true
-  // (called under the mutex) and frees long keys retired at least
-  // min_retire_ms ago. Returns the number reclaimed.
+  // (called under the mutex), except records that own live ones, and frees
+  // long keys retired at least min_retire_ms ago. Returns the number
+  // reclaimed.
   size_t Reclaim(const std::function<bool(SubjectRecord&)>& should_reclaim,
                  int64_t now_ms, int64_t min_retire_ms);
 
@@ -181,6 +192,10 @@ class CounterTable {
   size_t capacity() const { return mask_ + 1; }
   size_t max_subjects() const { return max_subjects_; }
   size_t size() const { return live_.load(std::memory_order_relaxed); }
+  // Records resident that record `index` owns (a figure; may be stale).
+  uint32_t owned(uint32_t index) const {
+    return owned_[index].load(std::memory_order_relaxed);
+  }
 
   // Reads a record's key: scope, account id and sub id (slow path only).
   static void ReadKey(const SubjectRecord& rec, Scope* scope,
@@ -195,6 +210,11 @@ class CounterTable {
   size_t max_subjects_ = 0;
   std::atomic<size_t> live_{0};
   size_t occupied_ = 0;  // Live + Dead + Busy slots; under mu_
+  // Per slot: how many live records it owns (written under mu_, read
+  // anywhere), and the slot of its owner (under mu_).
+  static constexpr uint32_t kNoOwner = 0xffffffff;
+  std::unique_ptr<std::atomic<uint32_t>[]> owned_;
+  std::unique_ptr<uint32_t[]> owner_;
 
   std::mutex mu_;
   struct Retired {

@@ -287,9 +287,21 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
         subjects[s] = table.Find(scope, req.account_id, id, hash);
         if (ABSL_PREDICT_FALSE(!subjects[s])) {
           if (!charge) continue;  // Peek: a subject never seen used nothing
+          const internal::SubjectOwner owner{subjects[0].index,
+                                             SubjectBudget(plan)};
           auto inserted =
-              table.FindOrInsert(scope, req.account_id, id, hash, now);
+              table.FindOrInsert(scope, req.account_id, id, hash, now, &owner);
           if (!inserted.ok()) {
+            if (absl::IsFailedPrecondition(inserted.status())) {
+              // This account's own budget, never another account's.
+              subject_denials.fetch_add(1, std::memory_order_relaxed);
+              decision = DenyWith(DenyKind::kSubjectLimit, 429);
+              decision.limit_value = owner.budget;
+              decision.hard_limit = owner.budget;
+              decision.used = table.owned(owner.index);
+              decision.retry_after_ms = options.idle_subject_ttl_ms;
+              return;
+            }
             capacity_denials.fetch_add(1, std::memory_order_relaxed);
             const bool bad = absl::IsInvalidArgument(inserted.status());
             decision =

@@ -542,6 +542,7 @@ EnforcerStats Enforcer::Stats() const {
   s.subjects_reclaimed =
       impl_->subjects_reclaimed.load(std::memory_order_relaxed);
   s.capacity_denials = impl_->capacity_denials.load(std::memory_order_relaxed);
+  s.subject_denials = impl_->subject_denials.load(std::memory_order_relaxed);
   s.unreserved_admits =
       impl_->unreserved_admits.load(std::memory_order_relaxed);
   s.events_delivered = impl_->events_delivered.load(std::memory_order_relaxed);

@@ -89,6 +89,19 @@ struct Enforcer::Impl {
   std::atomic<uint64_t> reservations_expired{0};
   std::atomic<uint64_t> subjects_reclaimed{0};
   std::atomic<uint64_t> capacity_denials{0};
+  std::atomic<uint64_t> subject_denials{0};
+
+  // The most projects, keys and users one account of `plan` may have
+  // resident (Plan::max_subjects, else EnforcerOptions).
+  uint32_t SubjectBudget(const CompiledPlan& plan) const {
+    const auto own = static_cast<uint64_t>(plan.source->max_subjects);
+    return own > 0 ? static_cast<uint32_t>(own) : default_subject_budget;
+  }
+  const uint32_t default_subject_budget =
+      static_cast<uint32_t>(std::min<size_t>(
+          0xffffffff, options.subjects_per_account != 0
+                          ? options.subjects_per_account
+                          : std::max<size_t>(1, options.max_subjects / 4)));
   std::atomic<uint64_t> unreserved_admits{0};
   std::atomic<uint64_t> events_delivered{0};
   std::atomic<uint64_t> events_dropped{0};

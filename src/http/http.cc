@@ -296,6 +296,18 @@ void AppendGeneratedMessage(Writer& w, const Decision& d, int64_t now_ms) {
             "Usage is being synchronized across the cluster; retry "
             "shortly.");
         break;
+      case DenyKind::kSubjectLimit:
+        w.Append("This account has ");
+        w.AppendInt(d.limit_value);
+        w.Append(
+            " projects, keys and users in use, its plan's most; idle ones "
+            "free up");
+        if (d.retry_after_ms > 0) {
+          w.Append(" in ");
+          AppendDuration(w, d.retry_after_ms);
+        }
+        w.Append('.');
+        break;
       default:
         if (d.reason.empty()) {
           w.Append("The request was denied.");

@@ -98,6 +98,7 @@ TEST_CASE_METHOD(EnforcerFixture,
                  "[concurrency][reclaim]") {
   EnforcerOptions options;
   options.max_subjects = 256;
+  options.subjects_per_account = 256;  // one account fills the table
   options.idle_subject_ttl_ms = 1;
   options.reservation_ttl_ms = 1;
   Start(R"({"version": 1, "plans": [{"id": "p", "limits": [

@@ -570,6 +570,7 @@ TEST_CASE_METHOD(EnforcerFixture, "idle subjects are reclaimed, accounts kept",
                  "[reclaim]") {
   EnforcerOptions options;
   options.max_subjects = 64;
+  options.subjects_per_account = 64;  // one account fills the table
   options.idle_subject_ttl_ms = 60'000;
   Start(R"({"version": 1, "plans": [{"id": "p", "limits": [
       {"id": "per_user", "scope": "user", "window": "minute", "limit": 1},
