@@ -50,9 +50,20 @@ std::string UsageReportJson(const AccountUsage& usage) {
   }
   j["usage"] = std::move(limits);
   nlohmann::ordered_json gauges = nlohmann::ordered_json::object();
-  for (const Gauge& g : usage.gauges) {
-    gauges[g.name]["limit"] = g.unlimited ? nlohmann::ordered_json(nullptr)
-                                          : nlohmann::ordered_json(g.cap);
+  for (const GaugeUsage& g : usage.gauges) {
+    nlohmann::ordered_json& out = gauges[g.name];
+    out["limit"] = g.unlimited ? nlohmann::ordered_json(nullptr)
+                               : nlohmann::ordered_json(g.cap);
+    if (g.current >= 0) {  // the host reported a count
+      out["current"] = g.current;
+      out["over_limit"] = g.read_only > 0;
+      if (g.read_only > 0) {
+        out["read_only"] = g.read_only;
+        out["lifted_by"] = g.lifted_by.empty()
+                               ? nlohmann::ordered_json(nullptr)
+                               : nlohmann::ordered_json(g.lifted_by);
+      }
+    }
   }
   j["resource_counts"] = std::move(gauges);
   return j.dump();

@@ -177,6 +177,11 @@ class Catalog {
   int MeterIndex(std::string_view name) const;
   // The first plan in upgrade order after `from_plan` that has `feature`
   // (any plan with it when from_plan is empty), or nullptr.
+  // The first plan in upgrade order after `from_plan` (any plan when empty)
+  // that caps `gauge` at `count` or more, or leaves it uncapped; nullptr
+  // when none does.
+  const Plan* CheapestPlanWithGauge(std::string_view gauge, int64_t count,
+                                    std::string_view from_plan) const;
   const Plan* CheapestPlanWithFeature(std::string_view feature,
                                       std::string_view from_plan = {}) const;
 

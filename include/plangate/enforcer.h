@@ -216,6 +216,27 @@ struct LimitUsage {
   std::string state;
 };
 
+// How many of a gauge (projects, API keys...) the account has now; the host
+// counts them.
+struct GaugeCount {
+  std::string_view gauge;
+  int64_t current = 0;
+};
+
+// One resource cap of the plan in force, and the account's standing on it
+// when the host reported its count.
+struct GaugeUsage {
+  std::string name;
+  bool unlimited = false;
+  int64_t cap = 0;
+  int64_t current = -1;  // -1: not reported
+  // Over the cap (after a downgrade): how many are read-only (current -
+  // cap; the host picks which), and the cheapest plan that holds them all
+  // (empty when none does).
+  int64_t read_only = 0;
+  std::string lifted_by;
+};
+
 struct AccountUsage {
   std::string account_id;
   std::string plan_id;
@@ -225,14 +246,15 @@ struct AccountUsage {
   int64_t wallet_micros = 0;
   std::string scheduled_plan_id;
   std::vector<LimitUsage> limits;  // account-scope limits of the plan
-  std::vector<Gauge> gauges;       // the plan's resource caps
+  std::vector<GaugeUsage> gauges;  // the plan's resource caps
 };
 
 // The usage report as JSON, shaped like a billing API's usage reply:
 // {"account", "plan", "status", "period_start", "period_end" (RFC 3339
 // UTC), "scheduled_plan", "wallet_micros", "usage": {limit id: {"used",
 // "limit", "hard_limit", "state", "meter", "window", "resets_at"}},
-// "resource_counts": {gauge: {"limit"}}}. Unlimited limits and gauges have
+// "resource_counts": {gauge: {"limit", and when the host reported a count:
+// "current", "over_limit", "read_only", "lifted_by"}}}. Unlimited limits and gauges have
 // "limit": null.
 std::string UsageReportJson(const AccountUsage& usage);
 
@@ -287,7 +309,9 @@ class Enforcer {
 
   // Whether the account may create one more of `gauge` (projects, API
   // keys...) when it has `current` now: admitted, or 402
-  // resource_limit_reached naming the cap.
+  // resource_limit_reached naming the cap, with the cheapest plan that
+  // allows one more as upgrade_plan. Over the cap (after a downgrade) the
+  // message says how many are read-only.
   Decision CheckCreate(std::string_view account_id, std::string_view gauge,
                        int64_t current) const;
 
@@ -297,9 +321,12 @@ class Enforcer {
   absl::Status ReloadCatalog(std::shared_ptr<const Catalog> catalog);
 
   // The account's plan and its account-scope limits' usage at now_ms (0:
-  // the clock). NotFound for an unknown account.
-  absl::StatusOr<AccountUsage> Usage(std::string_view account_id,
-                                     int64_t now_ms = 0) const;
+  // the clock), and its gauges, with the standing of those `gauge_counts`
+  // reports (over the cap after a downgrade: read-only, and the plan that
+  // lifts them). NotFound for an unknown account.
+  absl::StatusOr<AccountUsage> Usage(
+      std::string_view account_id, int64_t now_ms = 0,
+      std::span<const GaugeCount> gauge_counts = {}) const;
 
   // Housekeeping, off the hot path: refunds expired reservations and
   // reclaims idle subjects. Call it every second or so (any thread).

@@ -1212,6 +1212,27 @@ const Plan* Catalog::CheapestPlanWithFeature(std::string_view feature,
   return nullptr;
 }
 
+const Plan* Catalog::CheapestPlanWithGauge(std::string_view gauge,
+                                           int64_t count,
+                                           std::string_view from_plan) const {
+  size_t start = 0;
+  if (!from_plan.empty()) {
+    auto it =
+        std::find(upgrade_order_.begin(), upgrade_order_.end(), from_plan);
+    if (it != upgrade_order_.end()) start = it - upgrade_order_.begin() + 1;
+  }
+  for (size_t i = start; i < upgrade_order_.size(); ++i) {
+    const Plan* plan = FindPlan(upgrade_order_[i]);
+    if (plan == nullptr) continue;
+    bool fits = true;  // a plan that does not cap the gauge allows any count
+    for (const Gauge& g : plan->gauges) {
+      if (g.name == gauge) fits = g.unlimited || g.cap >= count;
+    }
+    if (fits) return plan;
+  }
+  return nullptr;
+}
+
 std::string_view ScopeName(Scope scope) {
   switch (scope) {
     case Scope::kAccount:

@@ -368,7 +368,16 @@ Decision Enforcer::CheckCreate(std::string_view account_id,
       d.status = 402;
       d.deny = DenyKind::kResourceLimit;
       d.reason = DenyKindReason(DenyKind::kResourceLimit);
-      d.upgrade_plan = plan.next_plan;
+      if (const Plan* up = cc.catalog->CheapestPlanWithGauge(
+              gauge, current + 1, plan.source->id)) {
+        d.upgrade_plan = up->id;
+      }
+      if (current > g.cap) {
+        // Static text: a Decision's strings outlive the call.
+        d.message =
+            "over the plan's cap (after a downgrade): the ones past it are "
+            "read-only";
+      }
       d.remaining = 0;
     } else {
       d.remaining = g.unlimited ? kMaxCount : g.cap - current - 1;
@@ -386,8 +395,9 @@ absl::Status Enforcer::ReloadCatalog(std::shared_ptr<const Catalog> catalog) {
   return impl_->InstallCatalog(std::move(catalog));
 }
 
-absl::StatusOr<AccountUsage> Enforcer::Usage(std::string_view account_id,
-                                             int64_t now_ms) const {
+absl::StatusOr<AccountUsage> Enforcer::Usage(
+    std::string_view account_id, int64_t now_ms,
+    std::span<const GaugeCount> gauge_counts) const {
   const int64_t now = impl_->Now(now_ms);
   const CompiledCatalog& cc = *impl_->compiled.load(std::memory_order_acquire);
   const SubjectRef ref =
@@ -447,7 +457,23 @@ absl::StatusOr<AccountUsage> Enforcer::Usage(std::string_view account_id,
                               caps.nudge_at);
     usage.limits.push_back(std::move(lu));
   }
-  usage.gauges = plan.source->gauges;
+  for (const Gauge& g : plan.source->gauges) {
+    GaugeUsage& gu = usage.gauges.emplace_back();
+    gu.name = g.name;
+    gu.unlimited = g.unlimited;
+    gu.cap = g.cap;
+    for (const GaugeCount& c : gauge_counts) {
+      if (c.gauge != g.name) continue;
+      gu.current = std::max<int64_t>(0, c.current);
+      if (!g.unlimited && gu.current > g.cap) {
+        gu.read_only = gu.current - g.cap;
+        if (const Plan* up = cc.catalog->CheapestPlanWithGauge(
+                g.name, gu.current, plan.source->id)) {
+          gu.lifted_by = up->id;
+        }
+      }
+    }
+  }
   return usage;
 }
 

@@ -205,6 +205,58 @@ TEST_CASE_METHOD(EnforcerFixture, "gauges: created resources against caps",
 }
 
 TEST_CASE_METHOD(EnforcerFixture,
+                 "gauges over the cap after a downgrade are read-only, and "
+                 "say which plan lifts them",
+                 "[gauges]") {
+  Start(kCatalog, "pro");
+  // On pro: 4 of 5 keys, 40 projects (unlimited).
+  CHECK(enforcer_->CheckCreate("acme", "api_keys", 4).admitted());
+  REQUIRE_OK(enforcer_->UpsertAccount(
+      {.account_id = "acme", .plan_id = "free", .anchor_ms = kJan31_2024}));
+  // Moved to free (1 key, 3 projects): nothing more, and the rest is
+  // read-only; pro holds the keys again, scale (no gauges) the projects.
+  const Decision keys = enforcer_->CheckCreate("acme", "api_keys", 4);
+  CHECK(keys.status == 402);
+  CHECK(keys.used == 4);
+  CHECK(keys.limit_value == 1);
+  CHECK(keys.upgrade_plan == "pro");
+  CHECK(keys.message.find("read-only") != std::string_view::npos);
+  const Decision projects = enforcer_->CheckCreate("acme", "projects", 40);
+  CHECK(projects.upgrade_plan == "pro");  // unlimited there
+  // At the cap, not over it: denied, but nothing is read-only.
+  const Decision at_cap = enforcer_->CheckCreate("acme", "api_keys", 1);
+  CHECK(at_cap.status == 402);
+  CHECK(at_cap.message.empty());
+
+  const GaugeCount counts[] = {{"api_keys", 4}, {"projects", 2}};
+  auto usage = enforcer_->Usage("acme", 0, counts);
+  REQUIRE_OK(usage.status());
+  REQUIRE(usage->gauges.size() == 2);
+  for (const GaugeUsage& g : usage->gauges) {
+    if (g.name == "api_keys") {
+      CHECK(g.current == 4);
+      CHECK(g.cap == 1);
+      CHECK(g.read_only == 3);
+      CHECK(g.lifted_by == "pro");
+    } else {
+      CHECK(g.name == "projects");
+      CHECK(g.current == 2);
+      CHECK(g.read_only == 0);
+      CHECK(g.lifted_by.empty());
+    }
+  }
+  const std::string json = UsageReportJson(*usage);
+  INFO(json);
+  CHECK(json.find(R"("api_keys":{"limit":1,"current":4,"over_limit":true,)"
+                  R"("read_only":3,"lifted_by":"pro"})") != std::string::npos);
+  CHECK(json.find(R"("projects":{"limit":3,"current":2,"over_limit":false})") !=
+        std::string::npos);
+  // Without counts the report is as before: caps only.
+  const std::string plain = UsageReportJson(*enforcer_->Usage("acme"));
+  CHECK(plain.find(R"("api_keys":{"limit":1})") != std::string::npos);
+}
+
+TEST_CASE_METHOD(EnforcerFixture,
                  "a downgrade scheduled mid-period takes effect at period end",
                  "[subscription]") {
   Start(kCatalog, "scale");
