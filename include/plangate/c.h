@@ -240,6 +240,16 @@ typedef struct pg_commit_request_t {
   uint64_t request_id;
 } pg_commit_request_t;
 
+/* More for a pending reservation while its request runs (plangate::
+   ExtendRequest): a stream's tokens as they flow. */
+typedef struct pg_extend_request_t {
+  pg_reservation_t reservation;
+  /* Amounts to add; a meter not listed adds nothing. */
+  const pg_meter_amount_t* amounts;
+  size_t num_amounts;
+  int64_t now_ms; /* 0: the enforcer's clock */
+} pg_extend_request_t;
+
 /* A check's outcome (plangate::Decision). Being denied is a normal
    decision, never an error. String fields point into static storage or
    into a catalog the enforcer keeps alive: they stay valid until the
@@ -501,6 +511,16 @@ void pg_enforcer_check(pg_enforcer_t* enforcer,
 void pg_enforcer_peek(const pg_enforcer_t* enforcer,
                       const pg_check_request_t* request,
                       pg_decision_t* decision);
+
+/* Charges *request's amounts more against the limits the reservation
+   counts in, as a check would (plangate::Enforcer::Extend): admitted, the
+   reservation holds them too; denied (the limit's status and reason),
+   nothing more is charged and the reservation is still to be committed.
+   400 invalid_request for a reservation that is not pending. Not at the
+   same time as a commit of the same reservation. */
+void pg_enforcer_extend(pg_enforcer_t* enforcer,
+                        const pg_extend_request_t* request,
+                        pg_decision_t* decision);
 
 /* Settles a reservation; returns pg_commit_*. Idempotent: a second commit
    of the same reservation is pg_commit_duplicate. */

@@ -132,6 +132,16 @@ struct CheckRequest {
 };
 
 // What Commit does with a reservation.
+// More of a reservation's meters, while its request runs (a stream's tokens
+// as they flow). See Enforcer::Extend.
+struct ExtendRequest {
+  Reservation reservation;
+  // Amounts to add, by meter; a meter not listed adds nothing (the requests
+  // meter too).
+  std::span<const MeterAmount> amounts;
+  int64_t now_ms = 0;  // 0 reads the Enforcer's clock
+};
+
 struct CommitRequest {
   Reservation reservation;
   // false: the upstream call failed; everything reserved is refunded.
@@ -254,8 +264,8 @@ struct AccountUsage {
 // UTC), "scheduled_plan", "wallet_micros", "usage": {limit id: {"used",
 // "limit", "hard_limit", "state", "meter", "window", "resets_at"}},
 // "resource_counts": {gauge: {"limit", and when the host reported a count:
-// "current", "over_limit", "read_only", "lifted_by"}}}. Unlimited limits and gauges have
-// "limit": null.
+// "current", "over_limit", "read_only", "lifted_by"}}}. Unlimited limits and
+// gauges have "limit": null.
 std::string UsageReportJson(const AccountUsage& usage);
 
 // Counters a host can read to watch the Enforcer.
@@ -294,6 +304,19 @@ class Enforcer {
   // What Check would decide now, without counting anything.
   Decision Peek(const CheckRequest& request) const;
 
+  // Charges `request.amounts` more against the limits the reservation
+  // counts in, as Check would (caps with grace, leases, all or nothing):
+  // admitted, the reservation now holds them too (Commit settles the sum
+  // with the actual amounts; a failure refunds it), and its expiry restarts;
+  // denied (the limit's own status and reason), nothing more is charged and
+  // the reservation keeps what it had, so the host ends the stream with the
+  // reason and commits. Counts go to each limit's current window; if that is
+  // no longer the window the reservation began in, the extension is final
+  // there (a later refund or settle cannot take it back). 400
+  // invalid_request for a reservation that is not pending. Extend and Commit
+  // of one reservation must not run at the same time (one stream, one
+  // thread); different reservations may.
+  Decision Extend(const ExtendRequest& request);
   // Settles a reservation. Idempotent: committing the same reservation
   // again returns kDuplicate and changes nothing.
   CommitResult Commit(const CommitRequest& commit);

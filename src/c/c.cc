@@ -673,6 +673,37 @@ void pg_enforcer_peek(const pg_enforcer_t* enforcer,
   FillDecision(d, decision);
 }
 
+void pg_enforcer_extend(pg_enforcer_t* enforcer,
+                        const pg_extend_request_t* request,
+                        pg_decision_t* decision) {
+  Decision d;
+  if (request->num_amounts > 0 && request->amounts == nullptr) {
+    d.status = 400;
+    d.deny = plangate::DenyKind::kInvalidRequest;
+    d.reason = plangate::DenyKindReason(d.deny);
+    d.message = "amounts is NULL";
+    FillDecision(d, decision);
+    return;
+  }
+  try {
+    SmallArray<plangate::MeterAmount, kInlineAmounts> amounts(
+        request->num_amounts);
+    for (size_t i = 0; i < request->num_amounts; ++i) {
+      amounts.data()[i] = {request->amounts[i].meter,
+                           request->amounts[i].amount};
+    }
+    plangate::ExtendRequest x;
+    x.reservation = {request->reservation.slot,
+                     request->reservation.generation};
+    x.amounts = amounts.span();
+    x.now_ms = request->now_ms;
+    d = enforcer->enforcer->Extend(x);
+  } catch (...) {
+    d = Unavailable();
+  }
+  FillDecision(d, decision);
+}
+
 int pg_enforcer_commit(pg_enforcer_t* enforcer,
                        const pg_commit_request_t* commit) {
   if (commit->num_actual > 0 && commit->actual == nullptr) {

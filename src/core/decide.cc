@@ -34,6 +34,7 @@ using internal::CompiledPlan;
 using internal::CounterTable;
 using internal::DenyWith;
 using internal::PackMeta;
+using internal::PendingCharge;
 using internal::ReservationSlot;
 using internal::ReservationTable;
 using internal::ReservedOp;
@@ -116,6 +117,10 @@ void DescribeDenial(const CompiledLimit& limit, const Caps& caps,
   d->retry_after_ms = at > now_ms ? at - now_ms : 0;
 }
 
+}  // namespace
+
+namespace internal {
+
 // One applicable limit, between evaluation and charging. Trivially
 // constructible: an array of them costs nothing until filled, and each is
 // filled field by field.
@@ -132,7 +137,7 @@ struct PendingCharge {
   bool leased;   // bounded by the sync's ceiling: re-checked after the charge
 };
 
-}  // namespace
+}  // namespace internal
 
 SubjectRef Enforcer::Impl::LookupAccount(std::string_view id, int64_t now_ms,
                                          const CompiledCatalog& cc,
@@ -163,6 +168,226 @@ SubjectRef Enforcer::Impl::LookupAccount(std::string_view id, int64_t now_ms,
              std::memory_order_acq_rel)) {
   }
   return *inserted;
+}
+
+template <typename AmountOf>
+Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
+    const CompiledPlan& plan, int plan_id, SubjectRecord& account,
+    const AccountProfile* profile, std::string_view user_id,
+    const SubjectRef* subjects, int64_t now, internal::SyncLink* link,
+    bool charge, int64_t debit, AmountOf amount_of,
+    internal::PendingCharge* pending, int* num_charged, Decision* out) {
+  Decision& decision = *out;
+  // Phase 1: evaluate every applicable limit; stop at the first denial.
+  const bool overrides = profile != nullptr && !profile->overrides.empty();
+  int num_pending = 0;
+  int tightest = -1;  // the admitted limit with least room left decides
+  double tightest_room = 2.0;
+  bool stale = false;
+  for (const CompiledLimit& limit : plan.limits) {
+    const SubjectRef& subject = subjects[static_cast<int>(limit.scope)];
+    if (!subject) continue;
+    const int64_t amount = amount_of(limit);
+    if (amount < 0) continue;  // the limit does not apply
+    const Window w = internal::CurrentWindow(limit, account, now);
+    const bool sliding = limit.mode == WindowMode::kSliding;
+    const uint64_t word =
+        subject.rec->cells[limit.cell].load(std::memory_order_relaxed);
+    if (ABSL_PREDICT_FALSE(Cell::Gen(word) != subject.gen)) {
+      stale = true;
+      break;
+    }
+    const uint64_t prev_word =
+        sliding
+            ? subject.rec->cells[limit.cell + 1].load(std::memory_order_relaxed)
+            : 0;
+    const CellView view = internal::ViewOf(word, prev_word, w.tag, sliding);
+    const int64_t used = internal::Estimate(view, w, now);
+    const int64_t after = used + amount;
+    Caps caps = ABSL_PREDICT_FALSE(overrides)
+                    ? internal::OverrideCaps(limit, *profile, user_id)
+                    : internal::PlanCaps(limit);
+    bool cold = false;  // a denial here is transient: 429 quota_syncing
+    bool leased = false;
+    if (ABSL_PREDICT_FALSE(link != nullptr) && limit.leasable && link->leases &&
+        !caps.unlimited) {
+      const uint64_t nibble = internal::CellNibble(
+          subject.rec->meta.load(std::memory_order_acquire), limit.cell);
+      if (internal::NibbleReady(nibble, w.tag)) {
+        // This instance may take the count up to its ceiling (lease).
+        leased = true;
+        const int64_t ceiling = link->Ceiling(subject.index, limit.cell);
+        if (ceiling >= 0 && ceiling < caps.hard && after <= caps.hard) {
+          caps.hard = ceiling;
+          cold = true;
+        }
+      } else if (limit.down_policy != RedisDownPolicy::kFailOpen ||
+                 link->up.load(std::memory_order_relaxed)) {
+        // This instance has not synced the counter's window yet: it may
+        // admit only its cold-start share until it has.
+        const int64_t budget = link->ColdBudget(caps.hard);
+        if (budget < caps.hard && after <= caps.hard) {
+          caps.hard = budget;
+          cold = true;
+        }
+      }
+    }
+    if (!caps.unlimited) {
+      if (ABSL_PREDICT_FALSE(after > caps.hard)) {
+        if (!limit.shadow) {
+          DescribeDenial(limit, caps, w, view, used, amount, now, &decision);
+          decision.upgrade_plan = plan.next_plan;
+          if (cold) {
+            // Tell the sync component this counter wants (more) lease.
+            MarkDirty(link, *subject.rec, subject.index, subject.gen);
+            decision.status = 429;
+            decision.deny = DenyKind::kSyncing;
+            decision.reason = DenyKindReason(DenyKind::kSyncing);
+            decision.message = {};
+            decision.retry_after_ms = 1000;
+            decision.upgrade_plan = {};
+          }
+          return ChargeOutcome::kDecided;
+        }
+        decision.warnings |= kWarnShadowDenied;
+        decision.shadow = true;
+      } else if (after > caps.limit) {
+        decision.warnings |= kWarnGrace;
+      } else if (after >= caps.nudge_at) {
+        decision.warnings |= kWarnSoftNudge;
+      }
+      const double room = static_cast<double>(caps.hard - after) /
+                          static_cast<double>(std::max<int64_t>(caps.hard, 1));
+      if (room < tightest_room) {
+        tightest_room = room;
+        tightest = num_pending;
+      }
+    }
+    PendingCharge& p = pending[num_pending++];
+    p.limit = &limit;
+    p.target = {subject.rec, subject.index, subject.gen,
+                limit.cell,  sliding,       limit.synced};
+    p.window = w;
+    p.view = view;
+    p.word = word;
+    p.amount = amount;
+    p.used = used;
+    p.hard = caps.hard;
+    p.enforce = !caps.unlimited && !limit.shadow;
+    p.leased = leased;
+  }
+  if (ABSL_PREDICT_FALSE(stale)) return ChargeOutcome::kStale;
+  if (tightest >= 0) {
+    const PendingCharge& p = pending[tightest];
+    Caps caps = internal::CapsFor(*p.limit, profile, user_id);
+    caps.hard = p.hard;
+    Describe(*p.limit, caps, p.window, p.used, p.amount, &decision);
+  }
+  *num_charged = num_pending;
+  if (!charge || (num_pending == 0 && debit == 0)) {
+    return ChargeOutcome::kDecided;
+  }
+
+  // Phase 2: debit the wallet, then charge every cell, re-checking each
+  // against what it holds.
+  if (debit > 0 && !internal::MoveWallet(account.wallet_micros, -debit)) {
+    decision = DenyWith(DenyKind::kInsufficientCredit, 402);
+    decision.used = account.wallet_micros.load(std::memory_order_relaxed);
+    return ChargeOutcome::kDecided;
+  }
+  int charged = 0;
+  Charge failure = Charge::kOk;
+  for (; charged < num_pending; ++charged) {
+    PendingCharge& p = pending[charged];
+    CellView seen = p.view;
+    failure = internal::ChargeCell(p.target, p.hard, p.window, now, p.amount,
+                                   p.enforce, p.word, &seen, link);
+    if (ABSL_PREDICT_FALSE(failure != Charge::kOk)) {
+      p.view = seen;
+      break;
+    }
+    if (ABSL_PREDICT_FALSE(!SameView(seen, p.view))) {
+      // A racing charge came first: this one counts on top of it.
+      p.view = seen;
+      p.used = internal::Estimate(seen, p.window, now);
+    }
+  }
+  // A ceiling the sync lowered (a lease returned, a reserve given back)
+  // after phase 1 read it: the sync stores the new ceiling and only then
+  // reads the cell for the usage it reports, both seq_cst, and the charge
+  // above is a seq_cst CAS followed by this seq_cst load, so either the
+  // sync's read saw this charge (and reports it inside the old lease) or
+  // this load sees the new ceiling and the charge is undone.
+  if (ABSL_PREDICT_FALSE(link != nullptr) && failure == Charge::kOk) {
+    for (int k = 0; k < num_pending; ++k) {
+      const PendingCharge& p = pending[k];
+      if (!p.leased || p.amount <= 0) continue;
+      const int64_t ceiling =
+          link->CeilingSeqCst(p.target.index, p.limit->cell);
+      if (ABSL_PREDICT_FALSE(ceiling >= 0 && p.used + p.amount > ceiling)) {
+        failure = Charge::kLeaseShrank;
+        break;
+      }
+    }
+  }
+  if (ABSL_PREDICT_FALSE(failure != Charge::kOk)) {
+    for (int k = 0; k < charged; ++k) {
+      const PendingCharge& p = pending[k];
+      internal::AdjustCell(*p.target.rec, p.target.gen, p.target.cell,
+                           p.target.sliding, p.window.tag, -p.amount);
+    }
+    if (debit > 0) internal::MoveWallet(account.wallet_micros, debit);
+    if (failure == Charge::kStale) return ChargeOutcome::kStale;
+    if (failure == Charge::kLeaseShrank) {
+      decision = DenyWith(DenyKind::kSyncing, 429);
+      decision.retry_after_ms = 1000;
+      return ChargeOutcome::kDecided;
+    }
+    const PendingCharge& p = pending[charged];
+    Caps caps = internal::CapsFor(*p.limit, profile, user_id);
+    caps.hard = p.hard;
+    decision = Decision{};
+    DescribeDenial(*p.limit, caps, p.window, p.view,
+                   internal::Estimate(p.view, p.window, now), p.amount, now,
+                   &decision);
+    decision.upgrade_plan = plan.next_plan;
+    return ChargeOutcome::kDecided;
+  }
+
+  if (options.event_sink != nullptr) {
+    for (int k = 0; k < num_pending; ++k) {
+      const PendingCharge& p = pending[k];
+      // Synced counters cross thresholds cluster-wide: the sync
+      // component reports those, once per cluster.
+      if (link != nullptr && p.limit->synced) continue;
+      const Caps caps = internal::CapsFor(*p.limit, profile, user_id);
+      const int64_t after = p.used + p.amount;
+      if (ABSL_PREDICT_FALSE(after >= caps.nudge_at && p.used < caps.limit)) {
+        NoteCrossings(plan, plan_id, *p.limit, caps, p.target.index,
+                      p.target.gen, p.window, p.used, after);
+      }
+    }
+  }
+
+  if (link != nullptr) {
+    for (int k = 0; k < num_pending; ++k) {
+      if (pending[k].limit->synced) {
+        MarkDirty(link, *pending[k].target.rec, pending[k].target.index,
+                  pending[k].target.gen);
+      }
+    }
+  }
+
+  // Touch each subject at most once a second, for idle reclamation.
+  const auto now_s = static_cast<uint32_t>(now / 1000);
+  for (int i = 0; i < kNumScopes; ++i) {
+    const SubjectRef& s = subjects[i];
+    if (s && s.rec->last_used_s.load(std::memory_order_relaxed) != now_s) {
+      s.rec->last_used_s.store(now_s, std::memory_order_relaxed);
+    }
+  }
+
+  return ChargeOutcome::kCharged;
 }
 
 Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
@@ -314,211 +539,19 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
       }
     }
 
-    // Phase 1: evaluate every applicable limit; stop at the first denial.
-    const bool overrides = profile != nullptr && !profile->overrides.empty();
     PendingCharge pending[internal::kMaxReservedOps];
     int num_pending = 0;
-    int tightest = -1;  // the admitted limit with least room left decides
-    double tightest_room = 2.0;
-    bool stale = false;
-    for (const CompiledLimit& limit : plan.limits) {
-      const SubjectRef& subject = subjects[static_cast<int>(limit.scope)];
-      if (!subject || !TrafficMatches(limit.applies_to, req.byok)) continue;
-      const int64_t amount = AmountFor(req, limit.meter);
-      const Window w = internal::CurrentWindow(limit, account, now);
-      const bool sliding = limit.mode == WindowMode::kSliding;
-      const uint64_t word =
-          subject.rec->cells[limit.cell].load(std::memory_order_relaxed);
-      if (ABSL_PREDICT_FALSE(Cell::Gen(word) != subject.gen)) {
-        stale = true;
-        break;
-      }
-      const uint64_t prev_word = sliding
-                                     ? subject.rec->cells[limit.cell + 1].load(
-                                           std::memory_order_relaxed)
-                                     : 0;
-      const CellView view = internal::ViewOf(word, prev_word, w.tag, sliding);
-      const int64_t used = internal::Estimate(view, w, now);
-      const int64_t after = used + amount;
-      Caps caps = ABSL_PREDICT_FALSE(overrides)
-                      ? internal::OverrideCaps(limit, *profile, req.user_id)
-                      : internal::PlanCaps(limit);
-      bool cold = false;  // a denial here is transient: 429 quota_syncing
-      bool leased = false;
-      if (ABSL_PREDICT_FALSE(link != nullptr) && limit.leasable &&
-          link->leases && !caps.unlimited) {
-        const uint64_t nibble = internal::CellNibble(
-            subject.rec->meta.load(std::memory_order_acquire), limit.cell);
-        if (internal::NibbleReady(nibble, w.tag)) {
-          // This instance may take the count up to its ceiling (lease).
-          leased = true;
-          const int64_t ceiling = link->Ceiling(subject.index, limit.cell);
-          if (ceiling >= 0 && ceiling < caps.hard && after <= caps.hard) {
-            caps.hard = ceiling;
-            cold = true;
-          }
-        } else if (limit.down_policy != RedisDownPolicy::kFailOpen ||
-                   link->up.load(std::memory_order_relaxed)) {
-          // This instance has not synced the counter's window yet: it may
-          // admit only its cold-start share until it has.
-          const int64_t budget = link->ColdBudget(caps.hard);
-          if (budget < caps.hard && after <= caps.hard) {
-            caps.hard = budget;
-            cold = true;
-          }
-        }
-      }
-      if (!caps.unlimited) {
-        if (ABSL_PREDICT_FALSE(after > caps.hard)) {
-          if (!limit.shadow) {
-            DescribeDenial(limit, caps, w, view, used, amount, now, &decision);
-            decision.upgrade_plan = plan.next_plan;
-            if (cold) {
-              // Tell the sync component this counter wants (more) lease.
-              MarkDirty(link, *subject.rec, subject.index, subject.gen);
-              decision.status = 429;
-              decision.deny = DenyKind::kSyncing;
-              decision.reason = DenyKindReason(DenyKind::kSyncing);
-              decision.message = {};
-              decision.retry_after_ms = 1000;
-              decision.upgrade_plan = {};
-            }
-            return;
-          }
-          decision.warnings |= kWarnShadowDenied;
-          decision.shadow = true;
-        } else if (after > caps.limit) {
-          decision.warnings |= kWarnGrace;
-        } else if (after >= caps.nudge_at) {
-          decision.warnings |= kWarnSoftNudge;
-        }
-        const double room =
-            static_cast<double>(caps.hard - after) /
-            static_cast<double>(std::max<int64_t>(caps.hard, 1));
-        if (room < tightest_room) {
-          tightest_room = room;
-          tightest = num_pending;
-        }
-      }
-      PendingCharge& p = pending[num_pending++];
-      p.limit = &limit;
-      p.target = {subject.rec, subject.index, subject.gen,
-                  limit.cell,  sliding,       limit.synced};
-      p.window = w;
-      p.view = view;
-      p.word = word;
-      p.amount = amount;
-      p.used = used;
-      p.hard = caps.hard;
-      p.enforce = !caps.unlimited && !limit.shadow;
-      p.leased = leased;
-    }
-    if (ABSL_PREDICT_FALSE(stale)) continue;
-    if (tightest >= 0) {
-      const PendingCharge& p = pending[tightest];
-      Caps caps = internal::CapsFor(*p.limit, profile, req.user_id);
-      caps.hard = p.hard;
-      Describe(*p.limit, caps, p.window, p.used, p.amount, &decision);
-    }
-    if (!charge || (num_pending == 0 && debit == 0)) return;
-
-    // Phase 2: debit the wallet, then charge every cell, re-checking each
-    // against what it holds.
-    if (debit > 0 && !internal::MoveWallet(account.wallet_micros, -debit)) {
-      decision = DenyWith(DenyKind::kInsufficientCredit, 402);
-      decision.used = account.wallet_micros.load(std::memory_order_relaxed);
-      return;
-    }
-    int charged = 0;
-    Charge failure = Charge::kOk;
-    for (; charged < num_pending; ++charged) {
-      PendingCharge& p = pending[charged];
-      CellView seen = p.view;
-      failure = internal::ChargeCell(p.target, p.hard, p.window, now, p.amount,
-                                     p.enforce, p.word, &seen, link);
-      if (ABSL_PREDICT_FALSE(failure != Charge::kOk)) {
-        p.view = seen;
-        break;
-      }
-      if (ABSL_PREDICT_FALSE(!SameView(seen, p.view))) {
-        // A racing charge came first: this one counts on top of it.
-        p.view = seen;
-        p.used = internal::Estimate(seen, p.window, now);
-      }
-    }
-    // A ceiling the sync lowered (a lease returned, a reserve given back)
-    // after phase 1 read it: the sync stores the new ceiling and only then
-    // reads the cell for the usage it reports, both seq_cst, and the charge
-    // above is a seq_cst CAS followed by this seq_cst load, so either the
-    // sync's read saw this charge (and reports it inside the old lease) or
-    // this load sees the new ceiling and the charge is undone.
-    if (ABSL_PREDICT_FALSE(link != nullptr) && failure == Charge::kOk) {
-      for (int k = 0; k < num_pending; ++k) {
-        const PendingCharge& p = pending[k];
-        if (!p.leased || p.amount <= 0) continue;
-        const int64_t ceiling =
-            link->CeilingSeqCst(p.target.index, p.limit->cell);
-        if (ABSL_PREDICT_FALSE(ceiling >= 0 && p.used + p.amount > ceiling)) {
-          failure = Charge::kLeaseShrank;
-          break;
-        }
-      }
-    }
-    if (ABSL_PREDICT_FALSE(failure != Charge::kOk)) {
-      for (int k = 0; k < charged; ++k) {
-        const PendingCharge& p = pending[k];
-        internal::AdjustCell(*p.target.rec, p.target.gen, p.target.cell,
-                             p.target.sliding, p.window.tag, -p.amount);
-      }
-      if (debit > 0) internal::MoveWallet(account.wallet_micros, debit);
-      if (failure == Charge::kStale) continue;
-      if (failure == Charge::kLeaseShrank) {
-        decision = DenyWith(DenyKind::kSyncing, 429);
-        decision.retry_after_ms = 1000;
-        return;
-      }
-      const PendingCharge& p = pending[charged];
-      Caps caps = internal::CapsFor(*p.limit, profile, req.user_id);
-      caps.hard = p.hard;
-      decision = Decision{};
-      DescribeDenial(*p.limit, caps, p.window, p.view,
-                     internal::Estimate(p.view, p.window, now), p.amount, now,
-                     &decision);
-      decision.upgrade_plan = plan.next_plan;
-      return;
-    }
-
-    if (options.event_sink != nullptr) {
-      for (int k = 0; k < num_pending; ++k) {
-        const PendingCharge& p = pending[k];
-        // Synced counters cross thresholds cluster-wide: the sync
-        // component reports those, once per cluster.
-        if (link != nullptr && p.limit->synced) continue;
-        const Caps caps = internal::CapsFor(*p.limit, profile, req.user_id);
-        const int64_t after = p.used + p.amount;
-        if (ABSL_PREDICT_FALSE(after >= caps.nudge_at && p.used < caps.limit)) {
-          NoteCrossings(plan, plan_id, *p.limit, caps, p.target.index,
-                        p.target.gen, p.window, p.used, after);
-        }
-      }
-    }
-
-    if (link != nullptr) {
-      for (int k = 0; k < num_pending; ++k) {
-        if (pending[k].limit->synced) {
-          MarkDirty(link, *pending[k].target.rec, pending[k].target.index,
-                    pending[k].target.gen);
-        }
-      }
-    }
-
-    // Touch each subject at most once a second, for idle reclamation.
-    const auto now_s = static_cast<uint32_t>(now / 1000);
-    for (const SubjectRef& s : subjects) {
-      if (s && s.rec->last_used_s.load(std::memory_order_relaxed) != now_s) {
-        s.rec->last_used_s.store(now_s, std::memory_order_relaxed);
-      }
-    }
+    const ChargeOutcome outcome = EvaluateAndCharge(
+        plan, plan_id, account, profile, req.user_id, subjects, now, link,
+        charge, debit,
+        [&req](const CompiledLimit& limit) -> int64_t {
+          return TrafficMatches(limit.applies_to, req.byok)
+                     ? AmountFor(req, limit.meter)
+                     : -1;
+        },
+        pending, &num_pending, &decision);
+    if (ABSL_PREDICT_FALSE(outcome == ChargeOutcome::kStale)) continue;
+    if (outcome == ChargeOutcome::kDecided) return;
 
     uint32_t index = 0;
     uint32_t generation = 0;
@@ -548,6 +581,140 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
     decision.reservation = Reservation{index, generation};
     return;
   }
+}
+
+namespace {
+
+// The live record `index` if it still has generation `gen`.
+SubjectRecord* LiveRecord(CounterTable& table, uint32_t index, uint8_t gen) {
+  SubjectRecord& rec = table.at(index);
+  const uint32_t ctrl = rec.ctrl.load(std::memory_order_acquire);
+  if (SubjectRecord::State(ctrl) != internal::RecordState::kLive ||
+      static_cast<uint8_t>(SubjectRecord::Generation(ctrl)) != gen) {
+    return nullptr;
+  }
+  return &rec;
+}
+
+Decision InvalidExtend(std::string_view why) {
+  Decision d = DenyWith(DenyKind::kInvalidRequest, 400);
+  d.message = why;
+  return d;
+}
+
+}  // namespace
+
+void Enforcer::Impl::ExtendInto(const ExtendRequest& req, Decision* out) {
+  Decision& decision = *out;
+  for (const MeterAmount& m : req.amounts) {
+    if (m.amount < 0 || m.amount > kMaxCount) {
+      decision = InvalidExtend("amounts must be in [0, 2^42)");
+      return;
+    }
+  }
+  if (req.reservation.empty()) {
+    decision = InvalidExtend("extend: an empty reservation");
+    return;
+  }
+  const int64_t now = Now(req.now_ms);
+  ReservationSlot* slot = nullptr;
+  // Claimed as if settling: the expiry sweep and a Commit keep off it
+  // until it is published again below.
+  if (reservations.BeginSettle(req.reservation.slot, req.reservation.generation,
+                               &slot) != internal::SettleClaim::kOk) {
+    decision = InvalidExtend("extend: the reservation is not pending");
+    return;
+  }
+  const auto republish = [&] {
+    reservations.Publish(slot, req.reservation.generation,
+                         now + options.reservation_ttl_ms);
+  };
+  SubjectRecord* account =
+      LiveRecord(table, slot->wallet_record, slot->wallet_gen);
+  if (account == nullptr) {
+    republish();
+    decision = InvalidExtend("extend: the account's record was reclaimed");
+    return;
+  }
+  // The subjects the reservation counts in, from its ops.
+  SubjectRef subjects[kNumScopes];
+  subjects[0] = {account, slot->wallet_record, slot->wallet_gen};
+  Scope op_scope[internal::kMaxReservedOps];
+  for (int k = 0; k < slot->num_ops; ++k) {
+    const ReservedOp& op = slot->ops[k];
+    SubjectRecord* rec = LiveRecord(table, op.record, op.gen);
+    op_scope[k] = Scope::kAccount;
+    if (rec == nullptr) continue;  // reclaimed: its limits add nothing
+    op_scope[k] =
+        static_cast<Scope>(rec->shape.load(std::memory_order_relaxed) & 0xff);
+    subjects[static_cast<int>(op_scope[k])] = {rec, op.record, op.gen};
+  }
+  const CompiledCatalog& cc = *compiled.load(std::memory_order_acquire);
+  internal::SyncLink* const link = sync.load(std::memory_order_acquire);
+  const uint64_t meta = account->meta.load(std::memory_order_acquire);
+  const AccountProfile* profile =
+      account->profile.load(std::memory_order_acquire);
+  const int plan_id = internal::EffectivePlan(meta, profile, now);
+  if (plan_id < 0 || static_cast<size_t>(plan_id) >= cc.plans.size() ||
+      cc.plans[plan_id] == nullptr) {
+    republish();
+    decision = DenyWith(DenyKind::kUnknownPlan, 403);
+    return;
+  }
+  const CompiledPlan& plan = *cc.plans[plan_id];
+  // A user override needs the user's id (slow: only then).
+  std::string user_id;
+  if (profile != nullptr && !profile->overrides.empty() &&
+      subjects[static_cast<int>(Scope::kUser)]) {
+    Scope scope;
+    std::string account_id;
+    CounterTable::ReadKey(*subjects[static_cast<int>(Scope::kUser)].rec, &scope,
+                          &account_id, &user_id);
+  }
+  // Only the limits the reservation counts in apply, by (scope, cell).
+  const auto amount_of = [&](const CompiledLimit& limit) -> int64_t {
+    for (int k = 0; k < slot->num_ops; ++k) {
+      if (op_scope[k] != limit.scope || slot->ops[k].cell != limit.cell) {
+        continue;
+      }
+      for (const MeterAmount& m : req.amounts) {
+        if (m.meter == limit.meter) return m.amount;
+      }
+      return 0;
+    }
+    return -1;
+  };
+  PendingCharge pending[internal::kMaxReservedOps];
+  int num_pending = 0;
+  ChargeOutcome outcome = ChargeOutcome::kStale;
+  for (int attempt = 0; attempt < 4 && outcome == ChargeOutcome::kStale;
+       ++attempt) {
+    decision = Decision{};
+    outcome = EvaluateAndCharge(plan, plan_id, *account, profile, user_id,
+                                subjects, now, link, /*charge=*/true,
+                                /*debit=*/0, amount_of, pending, &num_pending,
+                                &decision);
+  }
+  if (outcome == ChargeOutcome::kStale) {
+    decision = InvalidExtend("extend: the reservation's records were reused");
+  }
+  if (outcome == ChargeOutcome::kCharged) {
+    // The reservation holds what went to the windows it began in.
+    for (int i = 0; i < num_pending; ++i) {
+      const PendingCharge& p = pending[i];
+      for (int k = 0; k < slot->num_ops; ++k) {
+        ReservedOp& op = slot->ops[k];
+        if (op.record == p.target.index && op.cell == p.target.cell &&
+            op.tag == static_cast<uint16_t>(p.window.tag)) {
+          op.amount = std::min(op.amount + p.amount, kMaxCount);
+          break;
+        }
+      }
+    }
+  }
+  republish();
+  // Still the host's to commit, admitted or not.
+  decision.reservation = req.reservation;
 }
 
 }  // namespace plangate

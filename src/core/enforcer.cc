@@ -209,6 +209,12 @@ Decision Enforcer::Peek(const CheckRequest& request) const {
   return impl_->Decide(request, /*charge=*/false);
 }
 
+Decision Enforcer::Extend(const ExtendRequest& request) {
+  Decision d;
+  impl_->ExtendInto(request, &d);
+  return d;
+}
+
 CommitResult Enforcer::Commit(const CommitRequest& commit) {
   return impl_->Settle(commit);
 }

@@ -34,6 +34,8 @@
 namespace plangate {
 namespace internal {
 
+struct PendingCharge;  // decide.cc
+
 // A denial of `kind` with `status`, and its static reason.
 inline Decision DenyWith(DenyKind kind, int status) {
   Decision d;
@@ -71,6 +73,22 @@ struct Enforcer::Impl {
 
   Decision Decide(const CheckRequest& req, bool charge);
   void DecideInto(const CheckRequest& req, bool charge, Decision* out);
+  void ExtendInto(const ExtendRequest& req, Decision* out);
+
+  // The evaluate-then-charge core shared by Check and Extend (decide.cc):
+  // every limit of `plan` with a subject and an amount (amount_of returns
+  // -1 for a limit that does not apply) is evaluated; a denial, a Peek
+  // (charge false) or nothing to charge ends in kDecided with *out filled;
+  // else every cell is charged (all or none) and *num_charged pending
+  // charges describe them. kStale: a record was reclaimed under us; retry.
+  enum class ChargeOutcome { kCharged, kDecided, kStale };
+  template <typename AmountOf>
+  ChargeOutcome EvaluateAndCharge(
+      const CompiledPlan& plan, int plan_id, SubjectRecord& account,
+      const AccountProfile* profile, std::string_view user_id,
+      const SubjectRef* subjects, int64_t now, internal::SyncLink* link,
+      bool charge, int64_t debit, AmountOf amount_of,
+      internal::PendingCharge* pending, int* num_charged, Decision* out);
   CommitResult Settle(const CommitRequest& commit);
   SubjectRef LookupAccount(std::string_view id, int64_t now_ms,
                            const CompiledCatalog& cc, bool may_insert,

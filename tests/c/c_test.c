@@ -549,6 +549,34 @@ static void TestCheckCommit(pg_enforcer_t* e, pg_decision_t* denial) {
   c.num_actual = 2;
   CHECK(pg_enforcer_commit(e, &c) == pg_commit_invalid);
 
+  StartPhase("extend: a stream's tokens charged as they flow");
+  {
+    pg_check_request_t sr = Request("fresh");
+    pg_decision_t sd;
+    pg_enforcer_check(e, &sr, &sd);
+    CHECK(sd.status == 200);
+    const int64_t before = Usage(e, "fresh", "monthly");
+    pg_meter_amount_t more = {0, 2}; /* two more "requests" */
+    pg_extend_request_t x;
+    memset(&x, 0, sizeof(x));
+    x.reservation = sd.reservation;
+    x.amounts = &more;
+    x.num_amounts = 1;
+    x.now_ms = NOW;
+    pg_decision_t xd;
+    pg_enforcer_extend(e, &x, &xd);
+    CHECK(xd.status == 200);
+    CHECK(xd.reservation.slot == sd.reservation.slot);
+    CHECK(Usage(e, "fresh", "monthly") == before + 2);
+    CHECK(Commit(e, &sd, 1) == pg_commit_refunded); /* all three back */
+    CHECK(Usage(e, "fresh", "monthly") == before - 1);
+    pg_enforcer_extend(e, &x, &xd); /* settled now */
+    CHECK(xd.status == 400 && xd.deny == pg_deny_invalid_request);
+    x.amounts = NULL;
+    pg_enforcer_extend(e, &x, &xd);
+    CHECK(xd.status == 400);
+  }
+
   StartPhase("bad requests are 400 decisions, never a crash");
   r = Request("acme");
   r.key_kind = 9;
