@@ -52,6 +52,10 @@ plangate catalog on every request.
                            cost meter and prepaid wallets (default 1000)
   --default-max-tokens N   completion estimate when a request sets no
                            max_tokens (default 256)
+  --stream-extend-tokens N a stream that outgrows its estimate extends its
+                           reservation N tokens at a time, and is ended with
+                           the denial as its last event when an extension
+                           is denied (default 64; 0: never extend)
   --mcp-denial MODE        how a denied MCP tools/call is answered, always
                            with HTTP 200: "error" (default), a JSON-RPC
                            error whose data says why; or "tool_result", a
@@ -452,6 +456,8 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
       s = int_value(0, 1'000'000'000, &flags.micros_per_1k_tokens);
     } else if (arg == "--default-max-tokens") {
       s = int_value(0, 10'000'000, &flags.default_max_tokens);
+    } else if (arg == "--stream-extend-tokens") {
+      s = int_value(0, 10'000'000, &flags.stream_extend_tokens);
     } else {
       return absl::InvalidArgumentError(
           fmt::format("unknown flag {}", Quote(argv[i])));

@@ -129,6 +129,7 @@ struct Flags {
   std::chrono::milliseconds drain_timeout{10'000};
   int64_t micros_per_1k_tokens = 1000;
   int64_t default_max_tokens = 256;
+  int64_t stream_extend_tokens = 64;
   McpDenial mcp_denial = McpDenial::kJsonRpcError;
   // Set: run only the mock upstream on this address.
   std::string serve_mock;

@@ -194,6 +194,7 @@ int RunGateway(const Flags& flags, int threads) {
   options.upstream_timeout = flags.upstream_timeout;
   options.sync_wait = flags.sync_wait;
   options.mcp_denial = flags.mcp_denial;
+  options.stream_extend_tokens = flags.stream_extend_tokens;
 
   // Cluster-wide counts through Redis.
 #ifdef PLANGATE_GATEWAY_WITH_SYNC

@@ -574,6 +574,20 @@ Charge Metering::ChatStreamed(const ChatRequestInfo& chat, int64_t text_bytes,
   return ChatActual(usage, key);
 }
 
+int64_t Metering::TokensOf(const Charge& c) const {
+  for (const plangate::MeterAmount& m : c.span()) {
+    if (m.meter == tokens_) return m.amount;
+  }
+  return 0;
+}
+
+Charge Metering::StreamExtension(int64_t tokens, const KeyRecord& key) const {
+  Charge c;
+  c.Add(tokens_, tokens);
+  c.Add(cost_, key.byok ? 0 : CostMicros(tokens));
+  return c;
+}
+
 Charge Metering::ToolCall(std::string_view tool) const {
   Charge c;
   c.Add(tool_calls_, 1);

@@ -175,6 +175,11 @@ class Metering {
   // ceil(generated text bytes / 4).
   Charge ChatStreamed(const ChatRequestInfo& chat, int64_t text_bytes,
                       const KeyRecord& key) const;
+  // The tokens meter's amount in `c` (0 when the catalog has none).
+  int64_t TokensOf(const Charge& c) const;
+  // `tokens` more of a running stream: tokens and their cost, to extend a
+  // reservation with.
+  Charge StreamExtension(int64_t tokens, const KeyRecord& key) const;
   // tool_calls, and tool_calls.<tool> if the catalog has that meter.
   Charge ToolCall(std::string_view tool = {}) const;
 

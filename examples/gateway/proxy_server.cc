@@ -247,6 +247,7 @@ struct ProxyServer::Worker {
     Counter streams;          // event streams relayed
     Counter streams_broken;   // ... that the upstream broke off
     Counter streams_left;     // ... that the client left
+    Counter streams_cut;      // ... ended at a cap (an extension denied)
     Counter enforce_ns;       // time in plangate and usage parsing
   };
 
@@ -597,7 +598,9 @@ awaitable<void> ProxyServer::ChatCompletions(Worker& w, Session& session,
   }
   w.stats.enforce_ns.Add((Clock::now() - t0).count());
 
-  Admitted admitted{.decision = d, .rendering = rendering};
+  Admitted admitted{.decision = d,
+                    .rendering = rendering,
+                    .reserved_tokens = metering_.TokensOf(estimate)};
   if (chat->stream) {
     co_await StreamChat(w, session, req, res, *chat, *key, &admitted);
     co_return;
@@ -709,6 +712,10 @@ awaitable<void> ProxyServer::StreamChat(Worker& w, Session& session,
   int64_t text_bytes = 0;
   bool upstream_broke = false;
   std::string broke_reason;
+  // A stream past its estimate extends its reservation; `cut` holds the
+  // denial that ended it.
+  int64_t reserved_tokens = admitted ? admitted->reserved_tokens : 0;
+  std::optional<plangate::HttpRendering> cut;
   while (!client_ec && !ex->done()) {
     beast::error_code up_ec;
     const size_t n = co_await ex->ReadSome(buf, up_ec);
@@ -729,24 +736,65 @@ awaitable<void> ProxyServer::StreamChat(Worker& w, Session& session,
     out.clear();
     for (const std::string& e : events) {
       const StreamEventInfo info = ScanStreamEvent(e);
+      if (admitted != nullptr && options_.stream_extend_tokens > 0 &&
+          info.text_bytes > 0) {
+        // The tokens streamed with this event, as the commit will count
+        // them: past what is reserved, extend first; denied, this event
+        // and the rest do not go out.
+        const int64_t so_far = metering_.TokensOf(
+            metering_.ChatStreamed(chat, text_bytes + info.text_bytes, key));
+        if (so_far > reserved_tokens) {
+          const int64_t step = options_.stream_extend_tokens;
+          const int64_t more =
+              (so_far - reserved_tokens + step - 1) / step * step;
+          const Charge extension = metering_.StreamExtension(more, key);
+          const Clock::time_point t0 = Clock::now();
+          const int64_t now = plangate::SystemClock::Default()->NowMs();
+          const plangate::Decision xd =
+              enforcer_.Extend({.reservation = admitted->decision.reservation,
+                                .amounts = extension.span(),
+                                .now_ms = now});
+          if (xd.admitted()) {
+            reserved_tokens += more;
+          } else {
+            cut.emplace(xd, now);
+          }
+          w.stats.enforce_ns.Add((Clock::now() - t0).count());
+          if (cut) break;
+        }
+      }
       text_bytes += info.text_bytes;
       if (info.usage) usage = info.usage;
       // The usage chunk (no choices) goes on only if the client asked.
       if (info.usage && !info.has_choices && !chat.include_usage) continue;
       out += e;
     }
-    if (ex->done()) out += splitter.pending();  // an unterminated last event
-    if (out.empty()) continue;
-    client.expires_after(kClientWriteTimeout);
-    if (chunked) {
-      co_await asio::async_write(client, http::make_chunk(asio::buffer(out)),
-                                 Await(client_ec));
-    } else {
-      co_await asio::async_write(client, asio::buffer(out), Await(client_ec));
+    if (ex->done() && !cut) out += splitter.pending();  // unterminated last
+    if (!out.empty()) {
+      client.expires_after(kClientWriteTimeout);
+      if (chunked) {
+        co_await asio::async_write(client, http::make_chunk(asio::buffer(out)),
+                                   Await(client_ec));
+      } else {
+        co_await asio::async_write(client, asio::buffer(out), Await(client_ec));
+      }
     }
+    if (cut) break;
   }
   if (!client_ec) {
-    if (upstream_broke) {
+    if (cut) {
+      // The denial as the stream's last event, in the error shape the
+      // OpenAI SDKs raise (the same body a denied request gets).
+      out = fmt::format("data: {}\n\n", cut->body());
+      client.expires_after(kClientWriteTimeout);
+      if (chunked) {
+        co_await asio::async_write(client, http::make_chunk(asio::buffer(out)),
+                                   Await(client_ec));
+      } else {
+        co_await asio::async_write(client, asio::buffer(out), Await(client_ec));
+      }
+      w.stats.streams_cut.Add();
+    } else if (upstream_broke) {
       // A final event the OpenAI SDKs raise as an APIError.
       Json e;
       e["error"] = {{"message", broke_reason},
@@ -776,10 +824,11 @@ awaitable<void> ProxyServer::StreamChat(Worker& w, Session& session,
   ex.reset();  // back to the pool if read to the end, else closed
 
   // Commit: the usage the upstream reported; else what was streamed; a
-  // stream that failed before producing anything is refunded.
+  // stream that failed before producing anything is refunded. A stream cut
+  // at a cap commits what went out, which its extensions covered.
   if (admitted == nullptr) co_return;
   const Clock::time_point t0 = Clock::now();
-  const bool finished = !upstream_broke && !client_ec;
+  const bool finished = !upstream_broke && !client_ec && !cut;
   if (usage) {
     const Charge actual = metering_.ChatActual(*usage, key);
     Settle(w, *admitted, key, true, &actual);
@@ -1073,6 +1122,10 @@ std::string ProxyServer::MetricsText() const {
   counter("plangate_gateway_streams_abandoned_total",
           "Streams whose client went away before the end.",
           [](const Worker::Stats& s) { return s.streams_left.Get(); });
+  counter("plangate_gateway_streams_cut_total",
+          "Streams ended at a cap: an extension of their reservation was "
+          "denied.",
+          [](const Worker::Stats& s) { return s.streams_cut.Get(); });
   counter("plangate_gateway_upstream_errors_total",
           "Upstream calls without an answer or with a 5xx.",
           [](const Worker::Stats& s) { return s.upstream_errors.Get(); });

@@ -66,6 +66,10 @@ struct ProxyOptions {
   std::chrono::milliseconds sync_wait{500};
   // How a denied MCP tools/call is answered (--mcp-denial).
   McpDenial mcp_denial = McpDenial::kJsonRpcError;
+  // A stream that outgrows its estimate extends its reservation this many
+  // tokens at a time (Enforcer::Extend); a denied extension ends it with
+  // the denial as its last event. 0: never extend.
+  int64_t stream_extend_tokens = 64;
 };
 
 class ProxyServer {
@@ -101,6 +105,7 @@ class ProxyServer {
   struct Admitted {
     plangate::Decision decision;
     plangate::HttpRendering rendering;
+    int64_t reserved_tokens = 0;  // what the check reserved of the tokens meter
   };
 
   awaitable<void> Accept();

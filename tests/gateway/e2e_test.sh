@@ -443,6 +443,43 @@ expect_match "metrics: streams" 'plangate_gateway_streams_total 7' "$metrics"
 expect_match "metrics: broken streams" 'plangate_gateway_streams_broken_total 2' "$metrics"
 expect_match "metrics: abandoned streams" 'plangate_gateway_streams_abandoned_total 1' "$metrics"
 
+echo "--- a stream past its estimate extends its reservation, cut at the cap"
+# Estimates of 10 prompt + 2 completion tokens, extended 4 at a time; the
+# mock streams 16 tokens when no max_tokens is set. The account's monthly
+# tokens: 45, no grace.
+start_gateway capped "${files[@]}" --threads 1 --default-max-tokens 2 \
+  --stream-extend-tokens 4
+capped_base="http://127.0.0.1:$capped_port"
+open_body=$(printf '{"model":"mock-small","messages":[{"role":"user","content":"%s"}],"stream":true}' "$text")
+capped_used() {
+  call GET "$capped_base/v1/billing/usage" sk-streamcap
+  jget .usage.monthly_tokens.used
+}
+call POST "$capped_base/v1/chat/completions" sk-streamcap "$open_body"
+expect_status 200 "a stream past its estimate"
+expect_eq "extended stream: role, 16 content, finish, [DONE]" 19 \
+  "$(grep -c '^data: ' "$tmp/body")"
+expect_eq "extended stream committed from its usage (10 + 16)" 26 "$(capped_used)"
+# The second: 26 + 12 at check, + 4 when it passes 12 tokens (42), and the
+# next 4 would pass 45: cut after 6 content events, with the denial.
+call POST "$capped_base/v1/chat/completions" sk-streamcap "$open_body"
+expect_status 200 "a stream cut at the cap"
+grep '^data: ' "$tmp/body" | sed 's/^data: //' >"$tmp/events"
+expect_eq "cut stream: role, 6 content, the denial" 8 "$(wc -l <"$tmp/events")"
+expect_eq "cut stream content" "tok tok tok tok tok tok " \
+  "$(head -n 7 "$tmp/events" | jq -j '.choices[0].delta.content // ""')"
+cut_code=$(tail -n 1 "$tmp/events" | jq -r .error.code)
+expect_eq "cut stream: no [DONE]" 0 "$(grep -c DONE "$tmp/events" || true)"
+expect_eq "cut stream commits what went out (26 + 10 + 6), inside the cap" 42 \
+  "$(capped_used)"
+# A plain request now is denied by the same limit, with the same code.
+call POST "$capped_base/v1/chat/completions" sk-streamcap "$(chat_body mock-small 10)"
+expect_eq "the cut stream's code is the limit's" "$(jget .error.code)" "$cut_code"
+[[ "$cut_code" != null && -n "$cut_code" ]] || fail "cut stream: no error code"
+call GET "$capped_base/metrics" ""
+expect_match "metrics: cut streams" 'plangate_gateway_streams_cut_total 1' \
+  "$(cat "$tmp/body")"
+
 echo "--- an unreachable upstream: 502, nothing counted"
 start_gateway down "${files[@]}" --threads 1 --upstream http://127.0.0.1:1
 call POST "http://127.0.0.1:$down_port/v1/chat/completions" sk-basic \
