@@ -45,7 +45,11 @@ std::string UsageReportJson(const AccountUsage& usage) {
     e["state"] = l.state;
     e["meter"] = l.meter;
     e["window"] = WindowName(l.window, l.window_count);
-    e["resets_at"] = internal::FormatRfc3339(l.window_end_ms);
+    // In-flight limits (concurrent) have no window and never reset.
+    e["resets_at"] =
+        l.window_end_ms > 0
+            ? nlohmann::ordered_json(internal::FormatRfc3339(l.window_end_ms))
+            : nlohmann::ordered_json(nullptr);
     limits[l.limit_id] = std::move(e);
   }
   j["usage"] = std::move(limits);

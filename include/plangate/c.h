@@ -110,7 +110,8 @@ enum {
   pg_window_day = 2,
   pg_window_hour = 3,
   pg_window_minute = 4,
-  pg_window_second = 5
+  pg_window_second = 5,
+  pg_window_concurrent = 6 /* requests in flight, not a window of time */
 };
 
 enum { pg_mode_fixed = 0, pg_mode_sliding = 1 };

@@ -44,6 +44,10 @@ enum class WindowUnit : uint8_t {
   kHour = 3,
   kMinute = 4,
   kSecond = 5,
+  // Requests in flight, not a window of time: taken at check, given back
+  // at commit (or when the reservation expires). Counts the requests meter
+  // only, per instance (not synced through Redis).
+  kConcurrent = 6,
 };
 
 // kFixed resets at each window boundary. kSliding estimates the count over

@@ -46,7 +46,8 @@ __all__ = [
 KEY_KINDS = {"live": 0, "test": 1, "sandbox": 1, "internal": 2}
 STATES = {"active": 0, "past_due": 1, "blocked": 2}
 SCOPES = ("account", "project", "key", "user")
-WINDOWS = ("billing_period", "annual", "day", "hour", "minute", "second")
+WINDOWS = ("billing_period", "annual", "day", "hour", "minute", "second",
+           "concurrent")
 MODES = ("fixed", "sliding")
 DENY_KINDS = ("none", "limit", "unknown_account", "unknown_plan",
               "invalid_request", "capacity", "payment_required",

@@ -62,6 +62,7 @@ PG_SAME(pg_window_day, plangate::WindowUnit::kDay);
 PG_SAME(pg_window_hour, plangate::WindowUnit::kHour);
 PG_SAME(pg_window_minute, plangate::WindowUnit::kMinute);
 PG_SAME(pg_window_second, plangate::WindowUnit::kSecond);
+PG_SAME(pg_window_concurrent, plangate::WindowUnit::kConcurrent);
 PG_SAME(pg_mode_fixed, plangate::WindowMode::kFixed);
 PG_SAME(pg_mode_sliding, plangate::WindowMode::kSliding);
 PG_SAME(pg_key_live, plangate::KeyKind::kLive);

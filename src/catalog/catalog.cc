@@ -165,6 +165,7 @@ constexpr EnumName<WindowUnit> kWindowNames[] = {
     {"hour", WindowUnit::kHour},
     {"minute", WindowUnit::kMinute},
     {"second", WindowUnit::kSecond},
+    {"concurrent", WindowUnit::kConcurrent},
 };
 
 constexpr EnumName<WindowMode> kModeNames[] = {
@@ -688,6 +689,14 @@ void CatalogParser::ParseLimit(const Json& value, const Loc& loc,
       limit.window = w.value_or(WindowUnit::kBillingPeriod);
     }
   }
+  if (window_ok && limit.window == WindowUnit::kConcurrent &&
+      limit.meter != "requests") {
+    Fail(Member(loc, "meter"),
+         absl::StrCat("a concurrent limit counts requests in flight; got "
+                      "meter ",
+                      Quote(limit.meter)));
+    window_ok = false;
+  }
   counter_ok &= window_ok;
   if (const Json* mode = Find(value, "mode")) {
     const Loc mode_loc = Member(loc, "mode");
@@ -696,7 +705,8 @@ void CatalogParser::ParseLimit(const Json& value, const Loc& loc,
     if (!m.has_value()) {
       counter_ok = false;
     } else if (window_ok && limit.mode == WindowMode::kSliding &&
-               IsBillingWindow(limit.window)) {
+               (IsBillingWindow(limit.window) ||
+                limit.window == WindowUnit::kConcurrent)) {
       Fail(mode_loc, absl::StrCat("sliding is not allowed with window ",
                                   ToAbsl(WindowUnitName(limit.window))));
       counter_ok = false;
@@ -732,13 +742,16 @@ void CatalogParser::ParseLimit(const Json& value, const Loc& loc,
   }
 
   const bool billing = IsBillingWindow(limit.window);
+  const bool concurrent = limit.window == WindowUnit::kConcurrent;
   limit.status = defaults.status.value_or(billing ? 402 : 429);
   if (const Json* status = Find(value, "status")) {
     limit.status =
         GetStatus(*status, Member(loc, "status")).value_or(limit.status);
   }
-  limit.reason = defaults.reason.value_or(billing ? "billing_limit_reached"
-                                                  : "rate_limited");
+  limit.reason = defaults.reason.value_or(
+      billing      ? "billing_limit_reached"
+      : concurrent ? "too_many_concurrent_requests"
+                   : "rate_limited");
   if (const Json* reason = Find(value, "reason")) {
     if (auto r = GetReason(*reason, Member(loc, "reason"))) {
       limit.reason = *r;
@@ -1261,6 +1274,8 @@ std::string_view WindowUnitName(WindowUnit unit) {
       return "minute";
     case WindowUnit::kSecond:
       return "second";
+    case WindowUnit::kConcurrent:
+      return "concurrent";
   }
   return "unknown";
 }

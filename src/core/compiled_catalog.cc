@@ -176,7 +176,9 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
       c.message = limit.message;
       c.down_policy =
           limit.redis_down.value_or(DefaultRedisDownPolicy(limit.window));
-      c.synced = true;
+      c.concurrent = limit.window == WindowUnit::kConcurrent;
+      // In-flight counts are this instance's own: never synced.
+      c.synced = !c.concurrent;
       c.leasable = c.synced && !c.unlimited && !c.shadow &&
                    limit.mode == WindowMode::kFixed;
       compiled->uses_scope[static_cast<int>(limit.scope)] = true;

@@ -51,6 +51,8 @@ struct CompiledLimit {
   // is down.
   bool synced = false;
   bool leasable = false;
+  // WindowUnit::kConcurrent: requests in flight, given back at settle.
+  bool concurrent = false;
   RedisDownPolicy down_policy = RedisDownPolicy::kFailOpen;
 };
 

@@ -113,6 +113,12 @@ void DescribeDenial(const CompiledLimit& limit, const Caps& caps,
   d->reason = limit.reason;
   d->message = limit.message;
   d->remaining = std::max<int64_t>(0, caps.hard - used);
+  if (limit.concurrent) {
+    // Room comes back when a request in flight commits: no window says
+    // when. A second is what clients of such limits expect.
+    d->retry_after_ms = 1000;
+    return;
+  }
   const int64_t at = internal::RetryAt(limit.mode, caps.hard, v, w, amount);
   d->retry_after_ms = at > now_ms ? at - now_ms : 0;
 }
@@ -251,16 +257,22 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
         }
         decision.warnings |= kWarnShadowDenied;
         decision.shadow = true;
+      } else if (ABSL_PREDICT_FALSE(limit.concurrent)) {
+        // In flight, not a quota: no warnings, and it never describes an
+        // admitted decision (it has no window to report).
       } else if (after > caps.limit) {
         decision.warnings |= kWarnGrace;
       } else if (after >= caps.nudge_at) {
         decision.warnings |= kWarnSoftNudge;
       }
-      const double room = static_cast<double>(caps.hard - after) /
-                          static_cast<double>(std::max<int64_t>(caps.hard, 1));
-      if (room < tightest_room) {
-        tightest_room = room;
-        tightest = num_pending;
+      if (ABSL_PREDICT_TRUE(!limit.concurrent)) {
+        const double room =
+            static_cast<double>(caps.hard - after) /
+            static_cast<double>(std::max<int64_t>(caps.hard, 1));
+        if (room < tightest_room) {
+          tightest_room = room;
+          tightest = num_pending;
+        }
       }
     }
     PendingCharge& p = pending[num_pending++];
@@ -360,6 +372,7 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
       // Synced counters cross thresholds cluster-wide: the sync
       // component reports those, once per cluster.
       if (link != nullptr && p.limit->synced) continue;
+      if (p.limit->concurrent) continue;  // in flight: no thresholds
       const Caps caps = internal::CapsFor(*p.limit, profile, user_id);
       const int64_t after = p.used + p.amount;
       if (ABSL_PREDICT_FALSE(after >= caps.nudge_at && p.used < caps.limit)) {
@@ -556,12 +569,31 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
     uint32_t index = 0;
     uint32_t generation = 0;
     ReservationSlot* slot = reservations.Acquire(&index, &generation);
+    bool must_settle = false;
+    for (int k = 0; k < num_pending; ++k) {
+      must_settle |= pending[k].limit->concurrent;
+    }
     if (ABSL_PREDICT_FALSE(slot == nullptr)) {
+      if (must_settle) {
+        // A request in flight that nothing would give back leaks its
+        // slot of the concurrency limit: undo, and deny.
+        for (int k = 0; k < num_pending; ++k) {
+          const PendingCharge& p = pending[k];
+          internal::AdjustCell(*p.target.rec, p.target.gen, p.target.cell,
+                               p.target.sliding, p.window.tag, -p.amount);
+        }
+        if (debit > 0) internal::MoveWallet(account.wallet_micros, debit);
+        capacity_denials.fetch_add(1, std::memory_order_relaxed);
+        decision = DenyWith(DenyKind::kCapacity, 503);
+        decision.message = "no reservation slot free (max_reservations)";
+        return;
+      }
       // No room to remember the reservation: the charge stands as final.
       unreserved_admits.fetch_add(1, std::memory_order_relaxed);
       return;
     }
     slot->request_id = req.request_id;
+    slot->must_settle = must_settle;
     slot->num_ops = num_pending;
     slot->wallet_record = subjects[0].index;
     slot->wallet_gen = subjects[0].gen;
@@ -575,6 +607,7 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
       op.gen = p.target.gen;
       op.meter = p.limit->meter;
       op.sliding = p.target.sliding;
+      op.release = p.limit->concurrent;
       op.amount = p.amount;
     }
     reservations.Publish(slot, generation, now + options.reservation_ttl_ms);

@@ -154,12 +154,11 @@ bool Enforcer::Impl::Reclaimable(SubjectRecord& rec, const CompiledCatalog& cc,
     const bool billing = cells[i].window == WindowUnit::kBillingPeriod ||
                          cells[i].window == WindowUnit::kAnnual;
     if (billing && account == nullptr) return false;  // cannot tell: keep
-    CompiledLimit probe;
-    probe.window = cells[i].window;
-    probe.window_count = cells[i].window_count;
-    probe.window_ms = WindowLengthMs(cells[i].window, cells[i].window_count);
-    // Fixed windows ignore the record; billing ones read the account's.
-    const Window w = CurrentWindow(probe, billing ? *account : rec, now_ms);
+    // Fixed windows ignore the record; billing ones read the account's. An
+    // in-flight count (concurrent) is never past its window: it stays.
+    const Window w =
+        internal::CurrentWindowOf(cells[i].window, cells[i].window_count,
+                                  billing ? *account : rec, now_ms);
     const uint32_t prev_tag = (w.tag - 1) & Cell::kTagMask;
     if (Cell::Tag(word) == w.tag) return false;
     if (cells[i].mode == WindowMode::kSliding && Cell::Tag(word) == prev_tag) {
@@ -374,8 +373,8 @@ Decision Enforcer::CheckCreate(std::string_view account_id,
       d.status = 402;
       d.deny = DenyKind::kResourceLimit;
       d.reason = DenyKindReason(DenyKind::kResourceLimit);
-      if (const Plan* up = cc.catalog->CheapestPlanWithGauge(
-              gauge, current + 1, plan.source->id)) {
+      if (const Plan* up = cc.catalog->CheapestPlanWithGauge(gauge, current + 1,
+                                                             plan.source->id)) {
         d.upgrade_plan = up->id;
       }
       if (current > g.cap) {

@@ -72,9 +72,11 @@ void ReservationTable::Publish(ReservationSlot* slot, uint32_t generation,
   slot->expires_ms.store(expires_ms, std::memory_order_relaxed);
   // Release: the ops written while Filling are visible to whoever claims
   // the slot from Pending with an acquire CAS.
-  slot->ctrl.store(ReservationSlot::Make(generation, SlotState::kPending,
-                                         SlotOutcome::kNone),
-                   std::memory_order_release);
+  slot->ctrl.store(
+      ReservationSlot::Make(
+          generation, SlotState::kPending,
+          slot->must_settle ? SlotOutcome::kMustSettle : SlotOutcome::kNone),
+      std::memory_order_release);
 }
 
 void ReservationTable::Abandon(ReservationSlot* slot, uint32_t generation) {

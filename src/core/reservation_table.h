@@ -35,11 +35,20 @@ struct ReservedOp {
   uint8_t gen = 0;
   uint16_t meter = 0;
   bool sliding = false;
+  bool release = false;  // in flight (concurrent): given back at any settle
   int64_t amount = 0;
 };
 
 enum class SlotState : uint8_t { kFree = 0, kFilling, kPending, kSettling };
-enum class SlotOutcome : uint8_t { kNone = 0, kApplied, kRefunded, kExpired };
+enum class SlotOutcome : uint8_t {
+  kNone = 0,
+  kApplied,
+  kRefunded,
+  kExpired,
+  // On a Pending slot: its settle must visit the ops (some are given back
+  // at any settle), so Release may not just free it.
+  kMustSettle,
+};
 
 struct alignas(64) ReservationSlot {
   // ctrl: [generation:32][state:8][outcome:8] (high to low: gen << 16).
@@ -50,6 +59,7 @@ struct alignas(64) ReservationSlot {
   // The account record (index, generation) and the wallet debit it held.
   uint32_t wallet_record = 0;
   uint8_t wallet_gen = 0;
+  bool must_settle = false;  // some op has `release` (see kMustSettle)
   int64_t wallet_micros = 0;
   ReservedOp ops[kMaxReservedOps];
 

@@ -95,6 +95,12 @@ CommitResult Enforcer::Impl::Settle(const CommitRequest& commit) {
   }
   for (int k = 0; k < slot->num_ops; ++k) {
     const ReservedOp& op = slot->ops[k];
+    if (op.release) {
+      // A request in flight no more: its concurrency slot comes back.
+      AdjustCell(table.at(op.record), op.gen, op.cell, op.sliding, op.tag,
+                 -op.amount);
+      continue;
+    }
     for (const MeterAmount& m : commit.actual) {
       if (m.meter != op.meter) continue;
       const int64_t actual = std::clamp(m.amount, int64_t{0}, kMaxCount);

@@ -74,7 +74,8 @@ bool SyncAccess::Describe(Enforcer& e, uint32_t index, uint8_t gen,
   const auto& uses = cc.layout.scope(out->scope);
   for (int i = 0; i < kCellsPerSubject; ++i) {
     const CellUse& use = uses[i];
-    if (!use.used || use.second_half) {
+    // In-flight counts (concurrent) are this instance's own.
+    if (!use.used || use.second_half || use.window == WindowUnit::kConcurrent) {
       continue;
     }
     const bool billing = use.window == WindowUnit::kBillingPeriod ||
@@ -89,11 +90,8 @@ bool SyncAccess::Describe(Enforcer& e, uint32_t index, uint8_t gen,
     info.window = use.window;
     info.window_count = use.window_count;
     info.mode = use.mode;
-    CompiledLimit probe;
-    probe.window = use.window;
-    probe.window_count = use.window_count;
-    probe.window_ms = WindowLengthMs(use.window, use.window_count);
-    const Window w = CurrentWindow(probe, billing ? *account : rec, now_ms);
+    const Window w = CurrentWindowOf(use.window, use.window_count,
+                                     billing ? *account : rec, now_ms);
     info.start_ms = w.start_ms;
     info.end_ms = w.end_ms;
     info.tag = w.tag;

@@ -82,6 +82,7 @@ inline Window FixedWindowOf(int64_t len, int64_t now_ms) {
 inline Window CurrentWindow(const CompiledLimit& limit, SubjectRecord& account,
                             int64_t now_ms) {
   if (limit.window_ms != 0) return FixedWindowOf(limit.window_ms, now_ms);
+  if (ABSL_PREDICT_FALSE(limit.concurrent)) return Window{0, 0, 0};
   return PeriodWindow(account, limit.window == WindowUnit::kAnnual ? 1 : 0,
                       now_ms);
 }
@@ -92,6 +93,7 @@ inline Window CurrentWindowOf(WindowUnit window, uint32_t count,
                               SubjectRecord& account, int64_t now_ms) {
   const int64_t len = WindowLengthMs(window, count);
   if (len != 0) return FixedWindowOf(len, now_ms);
+  if (window == WindowUnit::kConcurrent) return Window{0, 0, 0};
   return PeriodWindow(account, window == WindowUnit::kAnnual ? 1 : 0, now_ms);
 }
 

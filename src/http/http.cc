@@ -203,6 +203,8 @@ std::string_view WindowAdjective(WindowUnit unit) {
       return "Per-minute";
     case WindowUnit::kSecond:
       return "Per-second";
+    case WindowUnit::kConcurrent:
+      return "Concurrency";
   }
   return "Usage";
 }

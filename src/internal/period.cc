@@ -148,6 +148,7 @@ WindowInstance WindowContaining(WindowUnit unit, int64_t anchor_ms,
     case WindowUnit::kHour:
     case WindowUnit::kMinute:
     case WindowUnit::kSecond:
+    case WindowUnit::kConcurrent:  // no window of time: length 0 below
       break;
   }
   const int64_t length = FixedWindowMs(unit);

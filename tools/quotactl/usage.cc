@@ -294,6 +294,7 @@ absl::Status FillFromRedis(const Plan& plan, const RedisOptions& redis,
     const Limit* limit = nullptr;
     size_t current = 0;   // index into keys
     size_t previous = 0;  // sliding only
+    bool local = false;   // in flight (concurrent): not in Redis
   };
   std::vector<std::string> keys;
   std::vector<Counter> counters;
@@ -304,6 +305,12 @@ absl::Status FillFromRedis(const Plan& plan, const RedisOptions& redis,
       return absl::InternalError(
           fmt::format("limit {} of the usage report is not in plan {}",
                       Quote(lu.limit_id), Quote(plan.id)));
+    }
+    if (lu.window == WindowUnit::kConcurrent) {
+      // Requests in flight are each gateway's own; Redis has none.
+      c.local = true;
+      counters.push_back(c);
+      continue;
     }
     auto key = [&](int64_t start_ms) {
       keys.push_back(internal::CounterKey(
@@ -329,6 +336,7 @@ absl::Status FillFromRedis(const Plan& plan, const RedisOptions& redis,
   for (size_t i = 0; i < usage->limits.size(); ++i) {
     LimitUsage& lu = usage->limits[i];
     const Counter& c = counters[i];
+    if (c.local) continue;
     lu.used = (*totals)[c.current];
     const int64_t previous =
         c.limit->mode == WindowMode::kSliding ? (*totals)[c.previous] : 0;
