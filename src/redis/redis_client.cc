@@ -1,51 +1,41 @@
 // Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
 //
-// redis_client.cc: Client on hiredis 0.14.1's async API and Boost.Asio.
+// redis_client.cc: Client on Boost.Asio sockets it owns (TCP, TLS, unix)
+// and our RESP2 parser (resp_parser.h).
 //
 // Design.
 //
-//  - One Conn per connection attempt: the redisAsyncContext plus the
-//    asio::posix::stream_descriptor that watches its fd. hiredis' event hooks
-//    (addRead/addWrite...) arm one async_wait per direction; the completion
-//    calls redisAsyncHandleRead/Write. The descriptor never owns the fd:
-//    hiredis' cleanup hook releases it (which also deregisters it from epoll
-//    and aborts our waits) just before hiredis closes the fd.
-//  - hiredis 0.14.1 frees the context by itself on any I/O or protocol error,
-//    from inside redisAsyncHandleRead/Write. Every path that learns about it
-//    goes through the cleanup hook, which marks the Conn `closed`; nothing
-//    touches the context after that. A Conn the Client gave up on is marked
-//    `detached`: its hiredis callbacks are ignored from then on.
-//  - We free a context ourselves (redisAsyncFree, never redisAsyncDisconnect,
-//    which waits for pending replies) only outside hiredis: when the decision
-//    is taken inside a hiredis callback (in_hiredis_ > 0), the free is posted
-//    to the strand. Freeing from inside hiredis callbacks is what makes
-//    0.14.1 free twice (onConnect, onDisconnect, cleanup are not guarded).
+//  - One Conn per connection attempt: its Transport (redis_transport.h), the
+//    resolver, the parser, the read buffer and the write queue. Every
+//    completion handler holds the Client and the Conn; a handler whose Conn
+//    is no longer the current one (conn_) does nothing. Giving up on a
+//    connection closes its socket, which aborts its pending operations.
+//  - Connecting: resolve (async; every resolved address is tried in turn by
+//    asio::async_connect), connect, TLS handshake (tls_context.h), then the
+//    Redis handshake (AUTH, SELECT, init commands, or a PING when there is
+//    none) is written and its replies checked, in order. One steady_timer
+//    guards the whole attempt (connect_timeout).
+//  - Writes: commands are encoded into `out`; one async_write at a time
+//    sends all that is queued (a pipeline), the next starts when it is done.
+//  - Reads: one async_read_some at a time feeds the parser; every complete
+//    reply goes to the handshake, then to the oldest in-flight batch (FIFO).
+//    One timer guards the oldest in-flight batch (all batches have the same
+//    timeout, so it expires first); when it fires early it is re-armed for
+//    the new front.
 //  - User callbacks (done, on_ready, on_down) are always posted, never run
-//    inside hiredis or inside the call that caused them.
-//  - Replies arrive in order: the handshake's (AUTH, SELECT, init commands,
-//    or a PING when there is none) first, then the batches', FIFO. One timer
-//    guards the oldest in-flight batch (all batches have the same timeout, so
-//    it expires first); when it fires early it is re-armed for the new front.
-//  - hiredis writes with write(2): a peer that went away raises SIGPIPE. The
-//    write path blocks SIGPIPE on the calling thread and swallows the one it
-//    raised, so the host need not ignore SIGPIPE process-wide.
+//    inside the call that caused them.
 
 #include "redis/redis_client.h"
 
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
-#include <pthread.h>
-#include <signal.h>
-
 #include <algorithm>
-#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
-#include <limits>
 #include <random>
 #include <string>
 #include <utility>
@@ -54,7 +44,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "redis/hiredis_util.h"
+#include "redis/redis_transport.h"
+#include "redis/resp_parser.h"
+#include "redis/tls_context.h"
 
 namespace plangate::internal::redis {
 namespace {
@@ -63,7 +55,7 @@ namespace asio = boost::asio;
 using SteadyClock = std::chrono::steady_clock;
 
 // Commands that turn the connection into a push channel break the
-// one-reply-per-command order (and trip asserts in hiredis 0.14).
+// one-reply-per-command order.
 absl::Status CheckCommand(const Command& command) {
   if (command.empty()) return absl::InvalidArgumentError("has no arguments");
   for (const char* name :
@@ -103,33 +95,21 @@ class Client::Impl {
  public:
   enum class State { kIdle, kConnecting, kReady, kBackoff, kStopped };
 
-  // One hiredis context and the descriptor that watches its fd.
-  struct Conn : std::enable_shared_from_this<Conn> {
-    Conn(Impl* o, redisAsyncContext* c, const Strand& strand)
-        : owner(o), ac(c), sd(strand) {}
-    ~Conn() { Free(); }
-    Conn(const Conn&) = delete;
-    Conn& operator=(const Conn&) = delete;
+  // How far a connection attempt got, for messages.
+  enum class Phase { kResolve, kConnect, kTls, kHandshake };
 
-    // Frees the context unless hiredis already did. Never call it from
-    // inside a hiredis callback of this context.
-    void Free() {
-      detached = true;
-      if (ac != nullptr && !closed) redisAsyncFree(ac);
-      closed = true;
-      ac = nullptr;
-    }
-
-    Impl* owner;  // valid while !detached
-    redisAsyncContext* ac;
-    asio::posix::stream_descriptor sd;
-    bool want_read = false;  // hiredis asked for read events
-    bool want_write = false;
-    bool read_armed = false;  // an async_wait is outstanding
-    bool write_armed = false;
-    bool tcp_connected = false;  // hiredis reported the connect done
-    bool detached = false;       // the Client gave up on this connection
-    bool closed = false;         // hiredis freed `ac` (cleanup hook ran)
+  // One connection (attempt).
+  struct Conn {
+    Conn(Transport::Kind kind, const Strand& strand, asio::ssl::context* tls)
+        : transport(kind, strand, tls), resolver(strand) {}
+    Transport transport;
+    asio::ip::tcp::resolver resolver;
+    Phase phase = Phase::kResolve;
+    RespParser parser;
+    std::vector<char> read_buf = std::vector<char>(16384);
+    std::string out;      // encoded commands not written yet
+    std::string writing;  // the buffer of the async_write in flight
+    bool write_active = false;
   };
 
   struct Batch {
@@ -226,14 +206,8 @@ class Client::Impl {
     batch.done = std::move(done);
     batch.deadline = SteadyClock::now() + options_.command_timeout;
     inflight_.push_back(std::move(batch));
-    for (const Command& command : commands) {
-      if (!Send(command)) {
-        const absl::Status why = absl::UnavailableError(absl::StrCat(
-            "redis could not queue a command: ", ErrorText(), At()));
-        ConnectionLost(why, why);
-        return;
-      }
-    }
+    for (const Command& command : commands) Encode(command, &conn_->out);
+    Flush(conn_);
     if (!batch_armed_) ArmBatchTimer(inflight_.front().deadline);
   }
 
@@ -260,52 +234,9 @@ class Client::Impl {
   ClientStats stats_;
 
  private:
-  // --- hiredis hooks (called from inside hiredis, on the strand). ---
-
-  static void HookAddRead(void* p) {
-    auto* c = static_cast<Conn*>(p);
-    c->want_read = true;
-    if (!c->detached) c->owner->ArmWait(*c, /*read=*/true);
-  }
-  static void HookDelRead(void* p) { static_cast<Conn*>(p)->want_read = false; }
-  static void HookAddWrite(void* p) {
-    auto* c = static_cast<Conn*>(p);
-    c->want_write = true;
-    if (!c->detached) c->owner->ArmWait(*c, /*read=*/false);
-  }
-  static void HookDelWrite(void* p) {
-    static_cast<Conn*>(p)->want_write = false;
-  }
-  // hiredis is about to close the fd and free the context.
-  static void HookCleanup(void* p) {
-    auto* c = static_cast<Conn*>(p);
-    c->closed = true;
-    c->want_read = c->want_write = false;
-    if (c->sd.is_open()) c->sd.release();  // aborts our waits; no close
-    if (!c->detached) c->owner->OnConnGone(*c);
-  }
-  static void OnConnect(const redisAsyncContext* ac, int status) {
-    if (status == REDIS_OK) static_cast<Conn*>(ac->data)->tcp_connected = true;
-  }
-  static void OnReplyCallback(redisAsyncContext* /*ac*/, void* reply,
-                              void* privdata) {
-    auto* c = static_cast<Conn*>(privdata);
-    if (c->detached) return;
-    c->owner->OnReply(*c, static_cast<const redisReply*>(reply));
-  }
-
   std::shared_ptr<Client> Self() { return client_.weak_from_this().lock(); }
 
   std::string At() const { return absl::StrCat(" (at ", endpoint_, ")"); }
-
-  // The error hiredis recorded on the current connection.
-  std::string ErrorText() const {
-    if (conn_ && conn_->ac != nullptr && !conn_->closed &&
-        conn_->ac->c.err != 0) {
-      return conn_->ac->c.errstr;
-    }
-    return "connection closed";
-  }
 
   std::string NotReadyMessage() const {
     std::string msg = absl::StrCat("redis not connected", At());
@@ -315,88 +246,20 @@ class Client::Impl {
     return msg;
   }
 
-  // --- I/O. ---
-
-  void ArmWait(Conn& c, bool read) {
-    bool& armed = read ? c.read_armed : c.write_armed;
-    if (armed || c.closed || !c.sd.is_open()) return;
-    std::shared_ptr<Client> self = Self();
-    if (!self) return;  // being destroyed
-    armed = true;
-    c.sd.async_wait(read ? asio::posix::stream_descriptor::wait_read
-                         : asio::posix::stream_descriptor::wait_write,
-                    [this, self = std::move(self), conn = c.shared_from_this(),
-                     read](const boost::system::error_code& ec) {
-                      (read ? conn->read_armed : conn->write_armed) = false;
-                      if (ec || conn->closed || conn->detached) return;
-                      if (!(read ? conn->want_read : conn->want_write)) return;
-                      ++in_hiredis_;
-                      if (read) {
-                        redisAsyncHandleRead(conn->ac);
-                      } else {
-                        ScopedSigpipeGuard guard;
-                        redisAsyncHandleWrite(conn->ac);
-                      }
-                      --in_hiredis_;
-                      // conn->ac may be gone now (closed); `conn` itself is
-                      // held here.
-                    });
-  }
-
-  bool Send(const Command& command) {
-    std::vector<const char*> argv;
-    std::vector<size_t> argvlen;
-    argv.reserve(command.size());
-    argvlen.reserve(command.size());
+  // RESP2: *<argc>\r\n then $<len>\r\n<arg>\r\n per argument.
+  static void Encode(const Command& command, std::string* out) {
+    absl::StrAppend(out, "*", command.size(), "\r\n");
     for (const std::string& arg : command) {
-      argv.push_back(arg.data());
-      argvlen.push_back(arg.size());
+      absl::StrAppend(out, "$", arg.size(), "\r\n");
+      out->append(arg);
+      out->append("\r\n");
     }
-    return redisAsyncCommandArgv(conn_->ac, &OnReplyCallback, conn_.get(),
-                                 static_cast<int>(argv.size()), argv.data(),
-                                 argvlen.data()) == REDIS_OK;
   }
 
   // --- Connection life cycle. ---
 
   void Connect() {
     state_ = State::kConnecting;
-    redisAsyncContext* ac =
-        options_.unix_socket.empty()
-            ? redisAsyncConnect(options_.host.c_str(), options_.port)
-            : redisAsyncConnectUnix(options_.unix_socket.c_str());
-    if (ac == nullptr) {
-      AttemptFailed(absl::ResourceExhaustedError(
-          absl::StrCat("redis connect failed: out of memory", At())));
-      return;
-    }
-    if (ac->err != 0) {
-      const std::string why = ac->c.errstr;
-      redisAsyncFree(ac);  // no hooks attached yet
-      AttemptFailed(absl::UnavailableError(
-          absl::StrCat("redis connect failed: ", why, At())));
-      return;
-    }
-    auto conn = std::make_shared<Conn>(this, ac, strand_);
-    ac->data = conn.get();
-    ac->ev.data = conn.get();
-    ac->ev.addRead = &HookAddRead;
-    ac->ev.delRead = &HookDelRead;
-    ac->ev.addWrite = &HookAddWrite;
-    ac->ev.delWrite = &HookDelWrite;
-    ac->ev.cleanup = &HookCleanup;
-    boost::system::error_code ec;
-    conn->sd.assign(ac->c.fd, ec);
-    if (ec) {
-      conn->Free();
-      AttemptFailed(absl::InternalError(absl::StrCat(
-          "redis connect failed: cannot watch the socket: ", ec.message(),
-          At())));
-      return;
-    }
-    conn_ = std::move(conn);
-    redisAsyncSetConnectCallback(ac, &OnConnect);  // arms the write wait
-
     handshake_.clear();
     handshake_next_ = 0;
     std::vector<Command> commands;
@@ -430,63 +293,207 @@ class Client::Impl {
       commands.push_back({"PING"});
       handshake_.push_back({"PING", absl::StatusCode::kUnavailable});
     }
-    for (const Command& command : commands) {
-      if (!Send(command)) {
-        AttemptFailed(absl::UnavailableError(absl::StrCat(
-            "redis connect failed: could not queue the handshake: ",
-            ErrorText(), At())));
+
+    Transport::Kind kind = Transport::Kind::kTcp;
+    if (!options_.unix_socket.empty()) {
+      if (options_.tls) {
+        AttemptFailed(absl::InvalidArgumentError(absl::StrCat(
+            "redis TLS over a unix socket is not supported", At())));
         return;
       }
+      kind = Transport::Kind::kUnix;
+    } else if (options_.tls) {
+      kind = Transport::Kind::kTls;
+      if (!tls_context_) {
+        absl::StatusOr<std::shared_ptr<asio::ssl::context>> ctx =
+            MakeTlsContext(options_);
+        if (!ctx.ok()) {
+          AttemptFailed(absl::Status(
+              ctx.status().code(), absl::StrCat(ctx.status().message(), At())));
+          return;
+        }
+        tls_context_ = *std::move(ctx);
+      }
     }
+    auto conn = std::make_shared<Conn>(kind, strand_, tls_context_.get());
+    for (const Command& command : commands) Encode(command, &conn->out);
+    conn_ = conn;
     ArmConnectTimer();
-  }
 
-  // A reply (or, with r == nullptr, the connection failing) on `c`.
-  void OnReply(Conn& c, const redisReply* r) {
-    if (&c != conn_.get()) return;
-    if (r == nullptr) {
-      OnConnGone(c);
+    if (kind == Transport::Kind::kUnix) {
+      conn->phase = Phase::kConnect;
+      conn->transport.unix_socket().async_connect(
+          asio::local::stream_protocol::endpoint(options_.unix_socket),
+          [this, self = Self(), conn](const boost::system::error_code& ec) {
+            if (conn != conn_) return;
+            if (ec) {
+              AttemptFailed(absl::UnavailableError(
+                  absl::StrCat("redis connect failed: ", ec.message(), At())));
+              return;
+            }
+            TransportUp(conn);
+          });
       return;
     }
+    conn->resolver.async_resolve(
+        options_.host, std::to_string(options_.port),
+        [this, self = Self(), conn](
+            const boost::system::error_code& ec,
+            const asio::ip::tcp::resolver::results_type& results) {
+          if (conn != conn_) return;
+          if (ec) {
+            AttemptFailed(absl::UnavailableError(
+                absl::StrCat("redis connect failed: cannot resolve \"",
+                             options_.host, "\": ", ec.message(), At())));
+            return;
+          }
+          conn->phase = Phase::kConnect;
+          asio::async_connect(
+              conn->transport.tcp(), results,
+              [this, self, conn](const boost::system::error_code& error,
+                                 const asio::ip::tcp::endpoint&) {
+                if (conn != conn_) return;
+                if (error) {
+                  AttemptFailed(absl::UnavailableError(absl::StrCat(
+                      "redis connect failed: ", error.message(), At())));
+                  return;
+                }
+                boost::system::error_code ignored;
+                conn->transport.tcp().set_option(asio::ip::tcp::no_delay(true),
+                                                 ignored);
+                if (conn->transport.kind() == Transport::Kind::kTls) {
+                  StartTls(conn);
+                } else {
+                  TransportUp(conn);
+                }
+              });
+        });
+  }
+
+  void StartTls(const std::shared_ptr<Conn>& conn) {
+    conn->phase = Phase::kTls;
+    absl::Status s = PrepareTlsStream(options_, conn->transport.tls());
+    if (!s.ok()) {
+      AttemptFailed(absl::Status(s.code(), absl::StrCat(s.message(), At())));
+      return;
+    }
+    conn->transport.tls().async_handshake(
+        asio::ssl::stream_base::client,
+        [this, self = Self(), conn](const boost::system::error_code& ec) {
+          if (conn != conn_) return;
+          if (ec) {
+            AttemptFailed(TlsHandshakeError(conn->transport.tls(), ec, At()));
+            return;
+          }
+          TransportUp(conn);
+        });
+  }
+
+  // Connected (and TLS established): send the handshake, start reading.
+  void TransportUp(const std::shared_ptr<Conn>& conn) {
+    conn->phase = Phase::kHandshake;
+    Read(conn);
+    Flush(conn);
+  }
+
+  void Flush(const std::shared_ptr<Conn>& conn) {
+    if (conn->write_active || conn->out.empty() ||
+        conn->phase != Phase::kHandshake) {
+      return;
+    }
+    conn->writing.clear();
+    conn->writing.swap(conn->out);
+    conn->write_active = true;
+    conn->transport.AsyncWrite(
+        asio::buffer(conn->writing),
+        [this, self = Self(), conn](const boost::system::error_code& ec,
+                                    size_t /*bytes*/) {
+          conn->write_active = false;
+          if (conn != conn_) return;
+          if (ec) {
+            ConnGone(IoErrorText(ec));
+            return;
+          }
+          Flush(conn);
+        });
+  }
+
+  void Read(const std::shared_ptr<Conn>& conn) {
+    conn->transport.AsyncReadSome(
+        asio::buffer(conn->read_buf),
+        [this, self = Self(), conn](const boost::system::error_code& ec,
+                                    size_t bytes) {
+          if (conn != conn_) return;
+          if (ec) {
+            ConnGone(IoErrorText(ec));
+            return;
+          }
+          conn->parser.Feed(std::string_view(conn->read_buf.data(), bytes));
+          for (;;) {
+            Reply reply;
+            absl::StatusOr<bool> got = conn->parser.Next(&reply);
+            if (!got.ok()) {
+              ConnFailed(absl::UnavailableError(absl::StrCat(
+                  "redis sent a malformed reply: ", got.status().message(),
+                  "; connection dropped", At())));
+              return;
+            }
+            if (!*got) break;
+            OnReply(std::move(reply));
+            if (conn != conn_) return;  // the reply ended the connection
+          }
+          Read(conn);
+        });
+  }
+
+  static std::string IoErrorText(const boost::system::error_code& ec) {
+    if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
+      return "Server closed the connection";
+    }
+    return ec.message();
+  }
+
+  // One complete reply on the current connection.
+  void OnReply(Reply reply) {
     if (state_ == State::kConnecting) {
-      if (handshake_next_ >= handshake_.size()) return;  // cannot happen
+      if (handshake_next_ >= handshake_.size()) {
+        ConnFailed(absl::InternalError(absl::StrCat(
+            "redis sent a reply nobody asked for during the handshake", At())));
+        return;
+      }
       const Step& step = handshake_[handshake_next_++];
-      if (r->type == REDIS_REPLY_ERROR) {
+      if (reply.is_error()) {
         AttemptFailed(absl::Status(
-            step.code, absl::StrCat("redis ", step.label, " failed: ",
-                                    std::string(r->str, r->len), At())));
+            step.code,
+            absl::StrCat("redis ", step.label, " failed: ", reply.str, At())));
         return;
       }
       if (handshake_next_ == handshake_.size()) BecomeReady();
       return;
     }
     if (state_ != State::kReady || inflight_.empty()) {
-      const absl::Status why = absl::InternalError(
-          absl::StrCat("redis sent a reply nobody asked for", At()));
-      ConnFailed(why);
+      ConnFailed(absl::InternalError(
+          absl::StrCat("redis sent a reply nobody asked for", At())));
       return;
     }
     Batch& batch = inflight_.front();
-    batch.replies.push_back(CopyReply(*r));
+    batch.replies.push_back(std::move(reply));
     if (batch.replies.size() < batch.expected) return;
     ++stats_.batches;
     stats_.commands += batch.expected;
     Batch done = std::move(batch);
     inflight_.pop_front();
+    if (inflight_.empty()) {
+      CancelBatchTimer();
+    }
     Deliver(std::move(done.done), std::move(done.replies));
   }
 
-  // hiredis is freeing the context of `c` on its own (I/O error, EOF).
-  void OnConnGone(Conn& c) {
-    if (&c != conn_.get()) return;
-    std::string why = c.ac != nullptr && c.ac->c.err != 0
-                          ? std::string(c.ac->c.errstr)
-                          : std::string("connection closed");
+  // The current connection failed with an I/O error or EOF (`why`).
+  void ConnGone(const std::string& why) {
     if (state_ == State::kConnecting) {
       ConnFailed(absl::UnavailableError(absl::StrCat(
-          c.tcp_connected ? "redis connection closed during the handshake: "
-                          : "redis connect failed: ",
-          why, At())));
+          "redis connection closed during the handshake: ", why, At())));
     } else {
       ConnFailed(absl::UnavailableError(
           absl::StrCat("redis connection lost: ", why, At())));
@@ -542,8 +549,8 @@ class Client::Impl {
     });
   }
 
-  // Forgets the current connection and frees its context (now, or posted
-  // when we are inside one of its hiredis callbacks).
+  // Forgets the current connection and closes its socket (its pending
+  // operations complete with operation_aborted and do nothing).
   void TearDownConn() {
     CancelConnectTimer();
     CancelBatchTimer();
@@ -552,13 +559,8 @@ class Client::Impl {
     std::shared_ptr<Conn> conn = std::move(conn_);
     conn_.reset();
     if (!conn) return;
-    conn->detached = true;
-    if (conn->closed) return;
-    if (in_hiredis_ > 0) {
-      asio::post(strand_, [conn] { conn->Free(); });
-    } else {
-      conn->Free();
-    }
+    conn->resolver.cancel();
+    conn->transport.Close();
   }
 
   void ScheduleReconnect() {
@@ -609,11 +611,15 @@ class Client::Impl {
           if (ec || gen != connect_gen_ || state_ != State::kConnecting) {
             return;
           }
-          const bool tcp = conn_ && conn_->tcp_connected;
+          const Phase phase = conn_ ? conn_->phase : Phase::kConnect;
           AttemptFailed(absl::DeadlineExceededError(absl::StrCat(
               "redis connect timed out after ", Ms(options_.connect_timeout),
-              tcp ? " (connected, but the handshake got no reply)"
-                  : " (TCP connect not completed)",
+              phase == Phase::kResolve   ? " (name resolution not completed)"
+              : phase == Phase::kConnect ? " (TCP connect not completed)"
+              : phase == Phase::kTls     ? " (connected, but the TLS "
+                                           "handshake was not completed)"
+                                         : " (connected, but the handshake "
+                                           "got no reply)",
               At())));
         });
   }
@@ -669,7 +675,7 @@ class Client::Impl {
   std::string endpoint_;  // "host:port" or "unix:/path", for messages
   State state_ = State::kIdle;
   bool destroying_ = false;
-  int in_hiredis_ = 0;  // depth of redisAsyncHandleRead/Write on the stack
+  std::shared_ptr<asio::ssl::context> tls_context_;  // made on first use
   std::shared_ptr<Conn> conn_;
   std::vector<Step> handshake_;
   size_t handshake_next_ = 0;

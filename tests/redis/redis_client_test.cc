@@ -909,6 +909,22 @@ TEST_CASE("ParseRedisUrl accepts the documented forms", "[redis][url]") {
   REQUIRE_OK(o);
   CHECK(o->unix_socket == "/tmp/r.sock");
   CHECK(o->db == 3);
+  CHECK_FALSE(o->tls);
+
+  o = ParseRedisUrl("redis://cache:6380");
+  REQUIRE_OK(o);
+  CHECK_FALSE(o->tls);
+
+  o = ParseRedisUrl("RedisS://u:pw@cache.example:6380/4");
+  REQUIRE_OK(o);
+  CHECK(o->tls);
+  CHECK(o->tls_verify);
+  CHECK(o->host == "cache.example");
+  CHECK(o->port == 6380);
+  CHECK(o->user == "u");
+  CHECK(o->password == "pw");
+  CHECK(o->db == 4);
+  CHECK(o->tls_server_name.empty());  // the client verifies `host`
 }
 
 TEST_CASE("ParseRedisUrl names what is wrong, never the password",
@@ -950,11 +966,11 @@ TEST_CASE("ParseRedisUrl names what is wrong, never the password",
       {"redis://[::1]x",
        R"(redis URL "redis://[::1]x": unexpected "x" after the IPv6 host)"},
       {"http://h",
-       R"(redis URL "http://h": scheme must be redis:// or unix://)"},
+       R"(redis URL "http://h": scheme must be redis://, rediss:// or unix://)"},
       {"localhost:6379",
-       R"(redis URL "localhost:6379": scheme must be redis:// or unix://)"},
-      {"rediss://h",
-       R"(redis URL "rediss://h": TLS (rediss://) is not supported)"},
+       R"(redis URL "localhost:6379": scheme must be redis://, rediss:// or unix://)"},
+      {"rediss://:hunter2@h:0",
+       R"(redis URL "rediss://:***@h:0": port must be in [1, 65535])"},
       {"unix://", R"(redis URL "unix://": socket path is empty)"},
       {"unix://r.sock",
        R"(redis URL "unix://r.sock": socket path must be absolute (unix:///path/to.sock))"},
