@@ -483,6 +483,15 @@ TEST_CASE("quotactl usage errors", "[redis]") {
           "rediss:// or unix://\n");
   }
 
+  SECTION("rediss:// is refused, not sent in clear") {
+    const RunResult r =
+        RunQuotactl(dir, args({"--redis", "rediss://127.0.0.1:1"}));
+    CHECK(r.exit_code == 1);
+    CHECK(r.err ==
+          "quotactl usage: rediss:// (TLS) is not supported by quotactl "
+          "usage yet\n");
+  }
+
   SECTION("redis unreachable") {
     // The port of a server that was just stopped: nothing listens there.
     std::unique_ptr<RedisServer> server = StartServer();
