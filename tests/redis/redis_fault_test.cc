@@ -5,9 +5,11 @@
 // out, later ones fail fast, the client reconnects once it heals), a
 // failover behind one address (Retarget), and a peer that answers with
 // bytes that are not RESP (the connection is dropped with a message naming
-// the node, never a crash).
+// the node, never a crash), or that closes while we are still writing
+// (EPIPE is an error, never a SIGPIPE).
 
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -189,6 +191,38 @@ TEST_CASE("a peer that does not speak RESP is dropped with the reason",
   CHECK(Contains(why, "(at 127.0.0.1:" + std::to_string(fake.port()) + ")"));
   CHECK(h.events.Ready() == 0);
   h.Finish();
+}
+
+TEST_CASE("a server that closes mid-write: EPIPE, not SIGPIPE",
+          "[redis][fault]") {
+  // SIGPIPE's default action kills the process: the client must not raise
+  // it (Asio sends with MSG_NOSIGNAL).
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  struct sigaction old {};
+  REQUIRE(sigaction(SIGPIPE, &dfl, &old) == 0);
+  RedisServer::Options server_options;
+  // A bulk longer than this is a protocol error: Redis answers and closes
+  // the connection at once, with most of our value still to be written.
+  server_options.args = {"--proto-max-bulk-len", "1mb"};
+  auto server = StartServer(std::move(server_options));
+  Harness h(TestOptions(*server));
+  h.Start();
+  RequireReady(h);
+  const std::string huge(64 << 20, 'x');
+  Result r = h.Exec({{"SET", "huge", huge}});
+  if (r.ok()) {  // the error reply was read before the write failed
+    REQUIRE(r->size() == 1);
+    CHECK((*r)[0].is_error());
+  } else {
+    CHECK(r.status().code() == absl::StatusCode::kUnavailable);
+    CHECK(Contains(r.status(), "redis connection lost"));
+  }
+  RequireReady(h, 2);
+  REQUIRE_OK(h.ExecEventually({{"PING"}}));
+  h.Finish();
+  sigaction(SIGPIPE, &old, nullptr);
 }
 
 }  // namespace
