@@ -167,6 +167,7 @@ void Client::Impl::BecomeReady() {
 void Client::Impl::AttemptFailed(const absl::Status& why) {
   ++stats_.connect_failures;
   last_error_ = why;
+  stats_.last_error = std::string(why.message());
   TearDownConn();
   NotifyDown(why);
   ScheduleReconnect();
@@ -178,6 +179,7 @@ void Client::Impl::ConnectionLost(const absl::Status& why,
                                   const absl::Status& batches_why) {
   ++stats_.disconnects;
   last_error_ = why;
+  stats_.last_error = std::string(why.message());
   TearDownConn();
   FailInflight(batches_why);
   NotifyDown(why);

@@ -79,6 +79,13 @@ struct ClientStats {
   uint64_t commands = 0;          // commands answered
   uint64_t timeouts = 0;          // batches failed by their deadline
   uint64_t failed_batches = 0;    // batches failed for any other reason
+  // The connection's own faults (each also counts as a connect failure or
+  // a disconnect above).
+  uint64_t io_errors = 0;        // connections lost to an I/O error or EOF
+  uint64_t protocol_errors = 0;  // malformed replies (connection dropped)
+  uint64_t tls_failures = 0;     // TLS handshakes failed or refused
+  std::string node;              // "host:port" or "unix:/path"
+  std::string last_error;  // the last connect failure or loss; with `node`
 };
 
 class Client : public std::enable_shared_from_this<Client> {

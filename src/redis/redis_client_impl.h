@@ -128,6 +128,7 @@ class Client::Impl {
                 : options_.host.find(':') != std::string::npos
                     ? absl::StrCat("[", options_.host, "]:", options_.port)
                     : absl::StrCat(options_.host, ":", options_.port);
+    stats_.node = endpoint_;
     uint64_t seed =
         static_cast<uint64_t>(SteadyClock::now().time_since_epoch().count());
     try {

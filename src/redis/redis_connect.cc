@@ -139,6 +139,7 @@ void Client::Impl::StartTls(const std::shared_ptr<Conn>& conn) {
   conn->phase = Phase::kTls;
   absl::Status s = PrepareTlsStream(options_, conn->transport.tls());
   if (!s.ok()) {
+    ++stats_.tls_failures;
     AttemptFailed(absl::Status(s.code(), absl::StrCat(s.message(), At())));
     return;
   }
@@ -147,6 +148,7 @@ void Client::Impl::StartTls(const std::shared_ptr<Conn>& conn) {
       [this, self = Self(), conn](const boost::system::error_code& ec) {
         if (conn != conn_) return;
         if (ec) {
+          ++stats_.tls_failures;
           AttemptFailed(TlsHandshakeError(conn->transport.tls(), ec, At()));
           return;
         }
@@ -198,6 +200,7 @@ void Client::Impl::Read(const std::shared_ptr<Conn>& conn) {
           Reply reply;
           absl::StatusOr<bool> got = conn->parser.Next(&reply);
           if (!got.ok()) {
+            ++stats_.protocol_errors;
             ConnFailed(absl::UnavailableError(absl::StrCat(
                 "redis sent a malformed reply: ", got.status().message(),
                 "; connection dropped", At())));
@@ -220,6 +223,7 @@ std::string Client::Impl::IoErrorText(const boost::system::error_code& ec) {
 
 // The current connection failed with an I/O error or EOF (`why`).
 void Client::Impl::ConnGone(const std::string& why) {
+  ++stats_.io_errors;
   if (state_ == State::kConnecting) {
     ConnFailed(absl::UnavailableError(absl::StrCat(
         "redis connection closed during the handshake: ", why, At())));

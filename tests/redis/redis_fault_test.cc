@@ -190,6 +190,10 @@ TEST_CASE("a peer that does not speak RESP is dropped with the reason",
                  "byte 0: unexpected type byte 0x48"));
   CHECK(Contains(why, "(at 127.0.0.1:" + std::to_string(fake.port()) + ")"));
   CHECK(h.events.Ready() == 0);
+  const ClientStats stats = h.Stats();
+  CHECK(stats.protocol_errors >= 2);
+  CHECK(stats.io_errors == 0);
+  CHECK(absl::StrContains(stats.last_error, "RESP protocol error"));
   h.Finish();
 }
 

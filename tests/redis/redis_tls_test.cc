@@ -70,6 +70,11 @@ absl::Status FirstRefusal(const RedisOptions& options) {
   Result r = h.Exec({{"PING"}});
   CHECK(r.status().code() == absl::StatusCode::kUnavailable);
   CHECK(Contains(r.status(), "last error: redis TLS handshake failed"));
+  const ClientStats stats = h.Stats();
+  CHECK(stats.tls_failures >= 2);
+  CHECK(stats.tls_failures == stats.connect_failures);
+  CHECK(stats.node == "127.0.0.1:" + std::to_string(options.port));
+  CHECK(absl::StartsWith(stats.last_error, "redis TLS handshake failed"));
   h.Finish();
   return h.events.Downs()[0];
 }
@@ -266,6 +271,9 @@ TEST_CASE("TLS: a server killed mid-batch and restarted is reconnected",
   const ClientStats stats = h.Stats();
   CHECK(stats.disconnects == 1);
   CHECK(stats.connects == 2);
+  CHECK(stats.io_errors >= 1);
+  CHECK(stats.tls_failures == 0);
+  CHECK(absl::StrContains(stats.last_error, Where(*server)));
   h.Finish();
 }
 
