@@ -8,6 +8,8 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libabsl-dev libboost-dev libhiredis-dev libfmt-dev nlohmann-json3-dev
+  # The Redis client's TLS; the openssl CLI makes the TLS tests' certificates.
+  libssl-dev openssl
   catch2 libbenchmark-dev
   redis-server
   clang-14 libclang-rt-14-dev

@@ -206,10 +206,10 @@ stage_fuzz() {
     -DPLANGATE_BUILD_TESTS=OFF -DPLANGATE_BUILD_BENCHMARKS=OFF \
     -DPLANGATE_INSTALL=OFF &&
     cmake --build build/fuzz --parallel "$jobs" \
-      --target catalog_fuzzer trace_fuzzer || return 1
+      --target catalog_fuzzer trace_fuzzer resp_fuzzer || return 1
   local name n=0 failed=0
   mkdir -p build/fuzz/artifacts
-  for name in catalog trace; do
+  for name in catalog trace resp; do
     n=$((n + 1))
     mkdir -p "build/fuzz/corpus/$name"
     echo "--- ${name}_fuzzer"

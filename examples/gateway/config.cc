@@ -41,6 +41,17 @@ plangate catalog on every request.
   --no-enforce             proxy without calling plangate (for comparisons)
   --redis URL              share counts with other gateways through Redis
                            (redis://[[user]:password@]host[:port][/db])
+                           or rediss://... for TLS, verified by default
+  --redis-tls-ca FILE      with rediss://, trust the CAs in FILE (PEM)
+                           instead of the system's
+  --redis-tls-ca-dir DIR   ... or in DIR (hashed, as by c_rehash)
+  --redis-tls-cert FILE    client certificate (PEM), when Redis requires
+                           one (tls-auth-clients); with --redis-tls-key
+  --redis-tls-key FILE     its private key (PEM)
+  --redis-tls-server-name NAME
+                           the name the server's certificate must match,
+                           also sent as SNI (default: the URL's host)
+  --redis-tls-no-verify    accept any server certificate (testing only)
   --redis-prefix P         Redis key prefix (default pg)
   --sync-wait-ms N         with --redis, how long a request waits for the
                            first lease of a counter not synced yet before
@@ -424,6 +435,18 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
       s = string_value(&flags.redis);
     } else if (arg == "--redis-prefix") {
       s = string_value(&flags.redis_prefix);
+    } else if (arg == "--redis-tls-ca") {
+      s = string_value(&flags.redis_tls_ca);
+    } else if (arg == "--redis-tls-ca-dir") {
+      s = string_value(&flags.redis_tls_ca_dir);
+    } else if (arg == "--redis-tls-cert") {
+      s = string_value(&flags.redis_tls_cert);
+    } else if (arg == "--redis-tls-key") {
+      s = string_value(&flags.redis_tls_key);
+    } else if (arg == "--redis-tls-server-name") {
+      s = string_value(&flags.redis_tls_server_name);
+    } else if (arg == "--redis-tls-no-verify") {
+      flags.redis_tls_verify = false;
     } else if (arg == "--serve-mock") {
       s = string_value(&flags.serve_mock);
     } else if (arg == "--mcp-denial") {
@@ -463,7 +486,8 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
           fmt::format("unknown flag {}", Quote(argv[i])));
     }
     if (!s.ok()) return s;
-    if (has_value && (arg == "--help" || arg == "--no-enforce")) {
+    if (has_value && (arg == "--help" || arg == "--no-enforce" ||
+                      arg == "--redis-tls-no-verify")) {
       return bad(arg, "takes no value");
     }
   }

@@ -206,6 +206,24 @@ int RunGateway(const Flags& flags, int threads) {
       return Fail(absl::InvalidArgumentError(
           fmt::format("--redis: {}", std::string(redis.status().message()))));
     }
+    const bool tls_flags =
+        !flags.redis_tls_ca.empty() || !flags.redis_tls_ca_dir.empty() ||
+        !flags.redis_tls_cert.empty() || !flags.redis_tls_key.empty() ||
+        !flags.redis_tls_server_name.empty() || !flags.redis_tls_verify;
+    if (tls_flags && !redis->tls) {
+      return Fail(absl::InvalidArgumentError(
+          "--redis-tls-*: the --redis URL must be rediss:// (TLS)"));
+    }
+    if (flags.redis_tls_cert.empty() != flags.redis_tls_key.empty()) {
+      return Fail(absl::InvalidArgumentError(
+          "--redis-tls-cert and --redis-tls-key go together"));
+    }
+    redis->tls_ca_file = flags.redis_tls_ca;
+    redis->tls_ca_dir = flags.redis_tls_ca_dir;
+    redis->tls_cert_file = flags.redis_tls_cert;
+    redis->tls_key_file = flags.redis_tls_key;
+    redis->tls_server_name = flags.redis_tls_server_name;
+    redis->tls_verify = flags.redis_tls_verify;
     plangate::SyncOptions sync_options;
     sync_options.redis = *redis;
     sync_options.key_prefix = flags.redis_prefix;

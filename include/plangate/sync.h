@@ -65,10 +65,28 @@ struct RedisOptions {
   // Reconnect delay: min(max, initial * 2^attempt), with full jitter.
   std::chrono::milliseconds reconnect_initial{50};
   std::chrono::milliseconds reconnect_max{5000};
+
+  // TLS (host:port only; rediss:// URLs set `tls`). The server's
+  // certificate chain is verified against tls_ca_file and/or tls_ca_dir
+  // (OpenSSL's default trust store when both are empty), and its name
+  // against tls_server_name (default: `host`; an IP address is matched
+  // against the certificate's IP SANs), which is also sent as SNI unless it
+  // is an IP address. A failed verification fails the connection attempt
+  // with the reason OpenSSL gives ("certificate has expired", "hostname
+  // mismatch", "unable to get local issuer certificate", ...).
+  bool tls = false;
+  bool tls_verify = true;       // false: accept any certificate (testing)
+  std::string tls_ca_file;      // PEM file of trusted CAs
+  std::string tls_ca_dir;       // directory of hashed CA certs (c_rehash)
+  std::string tls_cert_file;    // client certificate (PEM), for mutual TLS
+  std::string tls_key_file;     // its private key (PEM)
+  std::string tls_server_name;  // name to verify and send as SNI
 };
 
-// redis://[[user]:password@]host[:port][/db] or unix:///path/to.sock[?db=N].
-// InvalidArgument naming the part that is wrong.
+// redis://[[user]:password@]host[:port][/db], the same with rediss:// (TLS:
+// sets RedisOptions::tls; the other TLS options are set by the caller), or
+// unix:///path/to.sock[?db=N]. InvalidArgument naming the part that is
+// wrong.
 absl::StatusOr<RedisOptions> ParseRedisUrl(std::string_view url);
 
 struct SyncOptions {

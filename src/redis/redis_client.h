@@ -1,34 +1,35 @@
 // Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
 //
-// redis_client.h: a small asynchronous Redis client on Boost.Asio and
-// hiredis 0.14's async API (our own adapter: the hiredis fd is watched with
-// asio::posix::stream_descriptor::async_wait and released, never closed, by
-// Asio).
+// redis_client.h: a small asynchronous Redis client on Boost.Asio sockets
+// it owns: TCP (every resolved address is tried in turn), TLS over TCP
+// (boost::asio::ssl on OpenSSL; RedisOptions::tls, see tls_context.h) and
+// unix stream sockets. Replies are read with our own bounded RESP2 parser
+// (resp_parser.h).
 //
-// hiredis 0.14.1 has no command or connect timeouts, so every batch and every
-// connect attempt is guarded by an asio::steady_timer; when one fires, the
-// connection is dropped (replies are ordered, so a single command cannot be
-// abandoned) and the batch fails with DeadlineExceeded. The caller decides
-// whether to resend: plangate only sends idempotent batches.
+// Every batch and every connect attempt is guarded by an asio::steady_timer;
+// when one fires, the connection is dropped (replies are ordered, so a
+// single command cannot be abandoned) and the batch fails with
+// DeadlineExceeded. The caller decides whether to resend: plangate only
+// sends idempotent batches.
 //
 // Reconnects use capped exponential backoff with full jitter, forever, until
-// Stop(). After each connect the client runs AUTH (when a password is set),
-// SELECT (when db != 0) and the caller's init commands (e.g. FUNCTION LOAD)
-// before it reports ready; a failing init command fails the connection.
+// Stop(). After each connect (and TLS handshake) the client runs AUTH (when
+// a password is set), SELECT (when db != 0) and the caller's init commands
+// (e.g. FUNCTION LOAD) before it reports ready; a failing init command
+// fails the connection.
 //
 // Thread safety: a Client is confined to its strand. Every method must be
 // called from it (post to strand() first), and every callback runs on it.
 // The Client is held by shared_ptr; pending handlers keep it alive. While
-// started, its own handlers (socket waits, timers) hold it, so call Stop()
-// before dropping the last reference; the destructor then runs once they
-// have drained, or when the io_context is destroyed. The destructor calls
-// `done` (Cancelled) for batches still pending, directly. Like any Asio
-// object, a Client must not outlive its io_context.
+// started, its own handlers (socket operations, timers) hold it, so call
+// Stop() before dropping the last reference; the destructor then runs once
+// they have drained, or when the io_context is destroyed. The destructor
+// calls `done` (Cancelled) for batches still pending, directly. Like any
+// Asio object, a Client must not outlive its io_context.
 //
-// hiredis writes with write(2); the client blocks SIGPIPE on its thread
-// around those writes and swallows the one a dead peer raises, so the host
-// need not ignore SIGPIPE. Host names are resolved (getaddrinfo, blocking) on
-// the strand, and hiredis 0.14 tries only the first address: prefer an IP.
+// Writes go through Asio, which sends with MSG_NOSIGNAL: a dead peer is an
+// EPIPE error, never a SIGPIPE, so the host need not ignore SIGPIPE. Host
+// names are resolved asynchronously (asio's resolver).
 
 #ifndef PLANGATE_REDIS_REDIS_CLIENT_H_
 #define PLANGATE_REDIS_REDIS_CLIENT_H_
@@ -48,7 +49,7 @@
 
 namespace plangate::internal::redis {
 
-// One reply, copied out of hiredis (which frees its own).
+// One reply.
 struct Reply {
   enum class Type : uint8_t {
     kNil,
@@ -78,6 +79,13 @@ struct ClientStats {
   uint64_t commands = 0;          // commands answered
   uint64_t timeouts = 0;          // batches failed by their deadline
   uint64_t failed_batches = 0;    // batches failed for any other reason
+  // The connection's own faults (each also counts as a connect failure or
+  // a disconnect above).
+  uint64_t io_errors = 0;        // connections lost to an I/O error or EOF
+  uint64_t protocol_errors = 0;  // malformed replies (connection dropped)
+  uint64_t tls_failures = 0;     // TLS handshakes failed or refused
+  std::string node;              // "host:port" or "unix:/path"
+  std::string last_error;  // the last connect failure or loss; with `node`
 };
 
 class Client : public std::enable_shared_from_this<Client> {
@@ -92,10 +100,13 @@ class Client : public std::enable_shared_from_this<Client> {
   void SetInitCommands(std::vector<Command> commands);
   // Called on the strand each time the connection becomes ready / is lost.
   // on_down also gets every failed connection attempt, with the reason
-  // (e.g. "redis AUTH failed: WRONGPASS ..."): Unavailable (refused, lost),
-  // DeadlineExceeded (connect_timeout, batch timeout), Unauthenticated
-  // (AUTH), FailedPrecondition (SELECT, init command). Neither is called
-  // after Stop().
+  // and the node's address (e.g. "redis AUTH failed: WRONGPASS ... (at
+  // 10.0.0.7:6379)"): Unavailable (refused, lost, TLS handshake failed,
+  // malformed reply), DeadlineExceeded (connect_timeout, batch timeout),
+  // Unauthenticated (AUTH), FailedPrecondition (SELECT, init command, the
+  // server's certificate refused: "certificate verify failed: certificate
+  // has expired", "... hostname mismatch", ...; a CA or client certificate
+  // file that cannot be loaded). Neither is called after Stop().
   void SetOnReady(std::function<void()> on_ready);
   void SetOnDown(std::function<void(const absl::Status& why)> on_down);
 

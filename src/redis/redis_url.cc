@@ -3,6 +3,7 @@
 // redis_url.cc: ParseRedisUrl (declared in plangate/sync.h).
 //
 //   redis://[[user]:password@]host[:port][/db]
+//   rediss://...  (the same, over TLS)
 //   unix:///path/to.sock[?db=N]
 //
 // The user and password may be percent-encoded (a password containing '@',
@@ -101,9 +102,11 @@ class UrlParser {
     if (StartsWithNoCase(url_, "redis://")) return ParseTcp(url_.substr(8));
     if (StartsWithNoCase(url_, "unix://")) return ParseUnix(url_.substr(7));
     if (StartsWithNoCase(url_, "rediss://")) {
-      return Error("TLS (rediss://) is not supported");
+      absl::StatusOr<RedisOptions> options = ParseTcp(url_.substr(9));
+      if (options.ok()) options->tls = true;
+      return options;
     }
-    return Error("scheme must be redis:// or unix://");
+    return Error("scheme must be redis://, rediss:// or unix://");
   }
 
  private:

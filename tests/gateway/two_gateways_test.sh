@@ -5,7 +5,11 @@
 # gateway admitted just before SIGTERM reaches Redis (it drains on exit)
 # and counts at the other gateway.
 #
-#   two_gateways_test.sh PLANGATE_GATEWAY DATA_DIR
+#   two_gateways_test.sh PLANGATE_GATEWAY DATA_DIR [tls]
+#
+# With "tls" the same runs over TLS: the test makes a CA and a server
+# certificate for 127.0.0.1 with the openssl CLI, redis-server listens only
+# on --tls-port, and the gateways connect with rediss:// and --redis-tls-ca.
 #
 # Starts its own redis-server on a free loopback port (the binary from
 # PLANGATE_TEST_REDIS_SERVER, else redis-server on PATH) and one mock
@@ -23,16 +27,40 @@ if [[ -z "$redis_server" || ! -x "$redis_server" ]]; then
   echo "SKIP: no redis-server (set PLANGATE_TEST_REDIS_SERVER)" >&2
   exit 77
 fi
+mode=${3:-plain}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/plangate-gateway-two.XXXXXX")
 # shellcheck source=tests/gateway/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+listen_args=(--port)
+scheme=redis
+tls_flags=()
+if [[ "$mode" == tls ]]; then
+  command -v openssl >/dev/null || fail "openssl not found (apt-get install openssl)"
+  {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca \
+      -keyout "$tmp/ca.key" -out "$tmp/ca.crt" &&
+      openssl req -newkey rsa:2048 -nodes -subj /CN=redis \
+        -keyout "$tmp/server.key" -out "$tmp/server.csr" &&
+      printf 'subjectAltName=IP:127.0.0.1\n' >"$tmp/server.ext" &&
+      openssl x509 -req -days 2 -in "$tmp/server.csr" -CA "$tmp/ca.crt" \
+        -CAkey "$tmp/ca.key" -CAcreateserial -extfile "$tmp/server.ext" \
+        -out "$tmp/server.crt"
+  } >"$tmp/openssl.log" 2>&1 || fail "openssl: $(tail -5 "$tmp/openssl.log")"
+  listen_args=(--port 0 --tls-cert-file "$tmp/server.crt"
+    --tls-key-file "$tmp/server.key" --tls-ca-cert-file "$tmp/ca.crt"
+    --tls-auth-clients no --tls-port)
+  scheme=rediss
+  tls_flags=(--redis-tls-ca "$tmp/ca.crt")
+fi
 
 # A private redis-server on a free port, no persistence.
 redis_port=
 for _ in $(seq 1 20); do
   port=$((20000 + RANDOM % 20000))
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then continue; fi
-  "$redis_server" --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+  "$redis_server" "${listen_args[@]}" "$port" --bind 127.0.0.1 --save "" \
+    --appendonly no \
     --dir "$tmp" --daemonize no >"$tmp/redis.log" 2>&1 &
   pid=$!
   pids+=("$pid")
@@ -48,13 +76,14 @@ for _ in $(seq 1 20); do
   wait "$pid" 2>/dev/null || true
 done
 [[ -n "$redis_port" ]] || fail "could not start $redis_server"
-echo "redis-server on 127.0.0.1:$redis_port"
+echo "redis-server on 127.0.0.1:$redis_port ($mode)"
 
 start_gateway mock --serve-mock 127.0.0.1:0 --threads 1
 common=(--catalog "$data/catalog.json" --keys "$data/keys.json"
   --accounts "$data/accounts.json" --threads 2
   --upstream "http://127.0.0.1:$mock_port"
-  --redis "redis://127.0.0.1:$redis_port" --redis-prefix "pgtest$$")
+  --redis "$scheme://127.0.0.1:$redis_port" "${tls_flags[@]}"
+  --redis-prefix "pgtest$$")
 start_gateway a "${common[@]}"
 start_gateway b "${common[@]}"
 a="http://127.0.0.1:$a_port"

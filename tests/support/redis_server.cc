@@ -208,6 +208,12 @@ absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(
   for (int attempt = 0; attempt < 5; ++attempt) {
     server->port_ = PickPort();
     if (server->port_ == 0) continue;
+    if (!server->options_.tls_cert_file.empty()) {
+      server->tls_port_ = PickPort();
+      if (server->tls_port_ == 0 || server->tls_port_ == server->port_) {
+        continue;
+      }
+    }
     last = server->Launch();
     if (last.ok()) return server;
   }
@@ -253,6 +259,14 @@ absl::Status RedisServer::Launch() {
   }
   if (!options_.password.empty()) {
     args.insert(args.end(), {"--requirepass", options_.password});
+  }
+  if (tls_port_ != 0) {
+    args.insert(
+        args.end(),
+        {"--tls-port", std::to_string(tls_port_), "--tls-cert-file",
+         options_.tls_cert_file, "--tls-key-file", options_.tls_key_file,
+         "--tls-ca-cert-file", options_.tls_ca_file, "--tls-auth-clients",
+         options_.tls_auth_clients ? "yes" : "no"});
   }
   args.insert(args.end(), options_.args.begin(), options_.args.end());
   std::vector<char*> argv;

@@ -47,6 +47,14 @@ class RedisServer {
     std::string password;
     // Also listen on <dir>/redis.sock (see unix_socket()).
     bool unix_socket = false;
+    // When tls_cert_file is set, also listen for TLS on tls_port() with
+    // these PEM files (--tls-cert-file, --tls-key-file, --tls-ca-cert-file);
+    // tls_auth_clients: require a client certificate. The plain port stays
+    // open (the readiness check and Command() use it).
+    std::string tls_cert_file;
+    std::string tls_key_file;
+    std::string tls_ca_file;
+    bool tls_auth_clients = false;
   };
 
   // FailedPrecondition when no redis-server binary is found; Unavailable or
@@ -64,6 +72,7 @@ class RedisServer {
 
   const std::string& host() const { return host_; }  // "127.0.0.1"
   int port() const { return port_; }
+  int tls_port() const { return tls_port_; }  // 0 without TLS
   // The socket path, empty unless Options::unix_socket.
   const std::string& unix_socket() const { return unix_socket_; }
   const std::string& dir() const { return dir_; }
@@ -111,6 +120,7 @@ class RedisServer {
   std::string binary_;
   std::string host_ = "127.0.0.1";
   int port_ = 0;
+  int tls_port_ = 0;
   std::string dir_;
   std::string unix_socket_;
   pid_t pid_ = -1;

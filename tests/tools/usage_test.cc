@@ -479,8 +479,17 @@ TEST_CASE("quotactl usage errors", "[redis]") {
     const RunResult r = RunQuotactl(dir, args({"--redis", "http://x:1"}));
     CHECK(r.exit_code == 1);
     CHECK(r.err ==
-          "quotactl usage: redis URL \"http://x:1\": scheme must be redis:// "
-          "or unix://\n");
+          "quotactl usage: redis URL \"http://x:1\": scheme must be redis://, "
+          "rediss:// or unix://\n");
+  }
+
+  SECTION("rediss:// is refused, not sent in clear") {
+    const RunResult r =
+        RunQuotactl(dir, args({"--redis", "rediss://127.0.0.1:1"}));
+    CHECK(r.exit_code == 1);
+    CHECK(r.err ==
+          "quotactl usage: rediss:// (TLS) is not supported by quotactl "
+          "usage yet\n");
   }
 
   SECTION("redis unreachable") {

@@ -359,6 +359,11 @@ absl::StatusOr<std::string> UsageReport(const UsageQuery& query) {
   if (!query.redis_url.empty()) {
     absl::StatusOr<RedisOptions> parsed = ParseRedisUrl(query.redis_url);
     if (!parsed.ok()) return parsed.status();
+    if (parsed->tls) {
+      // Its connection is hiredis 0.14's synchronous one, which has no TLS.
+      return absl::InvalidArgumentError(
+          "rediss:// (TLS) is not supported by quotactl usage yet");
+    }
     redis = *std::move(parsed);
   }
 
