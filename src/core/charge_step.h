@@ -1,0 +1,332 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+//
+// charge_step.h: the evaluate-then-charge core that Check (decide.cc) and
+// Extend (extend.cc) share, in two phases:
+//   1. Evaluate: read every applicable limit's cell (relaxed loads) and
+//      apply the decision rule. A denial stops here having written nothing.
+//   2. Apply: charge each cell with a CAS that re-checks the limit against
+//      the value it replaces. If a concurrent check used up the room in
+//      between, the cells already charged are given back and the request is
+//      denied, so no limit is ever passed and a denied request counts
+//      against none (all-or-nothing). The transient over-count seen by a
+//      racing check can only make it deny, never admit.
+// The memory orders of every cell write are stated in cell_ops.h.
+//
+// Included only by the two files that instantiate the template.
+//
+// Thread safety: as Enforcer::Check.
+
+#ifndef PLANGATE_CORE_CHARGE_STEP_H_
+#define PLANGATE_CORE_CHARGE_STEP_H_
+
+#include <algorithm>
+#include <string_view>
+
+#include "absl/base/optimization.h"
+#include "core/cell_ops.h"
+#include "core/enforcer_impl.h"
+#include "core/window.h"
+#include "plangate/enforcer.h"
+
+namespace plangate {
+namespace internal {
+
+inline bool SameView(const CellView& a, const CellView& b) {
+  return a.current == b.current && a.previous == b.previous;
+}
+
+// Fills the deciding-limit fields of *d. `caps` are the caps the limit was
+// decided with (hard: the bound the check enforced, a lease ceiling too).
+inline void Describe(const CompiledLimit& limit, const Caps& caps,
+                     const Window& w, int64_t used, int64_t amount,
+                     Decision* d) {
+  d->has_limit = true;
+  d->limit = LimitRef{limit.source->id, limit.scope,        limit.source->meter,
+                      limit.window,     limit.window_count, limit.mode};
+  d->limit_value = caps.unlimited ? 0 : caps.limit;
+  d->hard_limit = caps.unlimited ? 0 : caps.hard;
+  d->used = used;
+  d->remaining = caps.unlimited
+                     ? kMaxCount
+                     : std::max<int64_t>(0, caps.hard - used - amount);
+  d->window_start_ms = w.start_ms;
+  d->reset_ms = w.end_ms;
+}
+
+inline void DescribeDenial(const CompiledLimit& limit, const Caps& caps,
+                           const Window& w, const CellView& v, int64_t used,
+                           int64_t amount, int64_t now_ms, Decision* d) {
+  Describe(limit, caps, w, used, amount, d);
+  d->warnings = kWarnNone;  // warnings belong to admitted decisions
+  d->shadow = false;
+  d->status = limit.status;
+  d->deny = DenyKind::kLimit;
+  d->reason = limit.reason;
+  d->message = limit.message;
+  d->remaining = std::max<int64_t>(0, caps.hard - used);
+  if (limit.concurrent) {
+    // Room comes back when a request in flight commits: no window says
+    // when. A second is what clients of such limits expect.
+    d->retry_after_ms = 1000;
+    return;
+  }
+  const int64_t at = RetryAt(limit.mode, caps.hard, v, w, amount);
+  d->retry_after_ms = at > now_ms ? at - now_ms : 0;
+}
+
+// One applicable limit, between evaluation and charging. Trivially
+// constructible: an array of them costs nothing until filled, and each is
+// filled field by field.
+struct PendingCharge {
+  const CompiledLimit* limit;
+  internal::CellTarget target;
+  Window window;
+  CellView view;  // what the evaluation decided on
+  uint64_t word;  // the cell word it read (the charge's CAS expects it)
+  int64_t amount;
+  int64_t used;  // the estimate before this request
+  int64_t hard;  // the bound enforced: the cap with grace, or a ceiling
+  bool enforce;  // a cap that denies (not unlimited, not shadow)
+  bool leased;   // bounded by the sync's ceiling: re-checked after the charge
+};
+
+}  // namespace internal
+
+template <typename AmountOf>
+Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
+    const CompiledPlan& plan, int plan_id, SubjectRecord& account,
+    const AccountProfile* profile, std::string_view user_id,
+    const SubjectRef* subjects, int64_t now, internal::SyncLink* link,
+    bool charge, int64_t debit, AmountOf amount_of,
+    internal::PendingCharge* pending, int* num_charged, Decision* out) {
+  using internal::Cell;
+  using internal::CellView;
+  using internal::Charge;
+  using internal::DenyWith;
+  using internal::Describe;
+  using internal::DescribeDenial;
+  using internal::PendingCharge;
+  using internal::SameView;
+  Decision& decision = *out;
+  // Phase 1: evaluate every applicable limit; stop at the first denial.
+  const bool overrides = profile != nullptr && !profile->overrides.empty();
+  int num_pending = 0;
+  int tightest = -1;  // the admitted limit with least room left decides
+  double tightest_room = 2.0;
+  bool stale = false;
+  for (const CompiledLimit& limit : plan.limits) {
+    const SubjectRef& subject = subjects[static_cast<int>(limit.scope)];
+    if (!subject) continue;
+    const int64_t amount = amount_of(limit);
+    if (amount < 0) continue;  // the limit does not apply
+    const Window w = internal::CurrentWindow(limit, account, now);
+    const bool sliding = limit.mode == WindowMode::kSliding;
+    const uint64_t word =
+        subject.rec->cells[limit.cell].load(std::memory_order_relaxed);
+    if (ABSL_PREDICT_FALSE(Cell::Gen(word) != subject.gen)) {
+      stale = true;
+      break;
+    }
+    const uint64_t prev_word =
+        sliding
+            ? subject.rec->cells[limit.cell + 1].load(std::memory_order_relaxed)
+            : 0;
+    const CellView view = internal::ViewOf(word, prev_word, w.tag, sliding);
+    const int64_t used = internal::Estimate(view, w, now);
+    const int64_t after = used + amount;
+    Caps caps = ABSL_PREDICT_FALSE(overrides)
+                    ? internal::OverrideCaps(limit, *profile, user_id)
+                    : internal::PlanCaps(limit);
+    bool cold = false;  // a denial here is transient: 429 quota_syncing
+    bool leased = false;
+    if (ABSL_PREDICT_FALSE(link != nullptr) && limit.leasable && link->leases &&
+        !caps.unlimited) {
+      const uint64_t nibble = internal::CellNibble(
+          subject.rec->meta.load(std::memory_order_acquire), limit.cell);
+      if (internal::NibbleReady(nibble, w.tag)) {
+        // This instance may take the count up to its ceiling (lease).
+        leased = true;
+        const int64_t ceiling = link->Ceiling(subject.index, limit.cell);
+        if (ceiling >= 0 && ceiling < caps.hard && after <= caps.hard) {
+          caps.hard = ceiling;
+          cold = true;
+        }
+      } else if (limit.down_policy != RedisDownPolicy::kFailOpen ||
+                 link->up.load(std::memory_order_relaxed)) {
+        // This instance has not synced the counter's window yet: it may
+        // admit only its cold-start share until it has.
+        const int64_t budget = link->ColdBudget(caps.hard);
+        if (budget < caps.hard && after <= caps.hard) {
+          caps.hard = budget;
+          cold = true;
+        }
+      }
+    }
+    if (!caps.unlimited) {
+      if (ABSL_PREDICT_FALSE(after > caps.hard)) {
+        if (!limit.shadow) {
+          DescribeDenial(limit, caps, w, view, used, amount, now, &decision);
+          decision.upgrade_plan = plan.next_plan;
+          if (cold) {
+            // Tell the sync component this counter wants (more) lease.
+            MarkDirty(link, *subject.rec, subject.index, subject.gen);
+            decision.status = 429;
+            decision.deny = DenyKind::kSyncing;
+            decision.reason = DenyKindReason(DenyKind::kSyncing);
+            decision.message = {};
+            decision.retry_after_ms = 1000;
+            decision.upgrade_plan = {};
+          }
+          return ChargeOutcome::kDecided;
+        }
+        decision.warnings |= kWarnShadowDenied;
+        decision.shadow = true;
+      } else if (ABSL_PREDICT_FALSE(limit.concurrent)) {
+        // In flight, not a quota: no warnings, and it never describes an
+        // admitted decision (it has no window to report).
+      } else if (after > caps.limit) {
+        decision.warnings |= kWarnGrace;
+      } else if (after >= caps.nudge_at) {
+        decision.warnings |= kWarnSoftNudge;
+      }
+      if (ABSL_PREDICT_TRUE(!limit.concurrent)) {
+        const double room =
+            static_cast<double>(caps.hard - after) /
+            static_cast<double>(std::max<int64_t>(caps.hard, 1));
+        if (room < tightest_room) {
+          tightest_room = room;
+          tightest = num_pending;
+        }
+      }
+    }
+    PendingCharge& p = pending[num_pending++];
+    p.limit = &limit;
+    p.target = {subject.rec, subject.index, subject.gen,
+                limit.cell,  sliding,       limit.synced};
+    p.window = w;
+    p.view = view;
+    p.word = word;
+    p.amount = amount;
+    p.used = used;
+    p.hard = caps.hard;
+    p.enforce = !caps.unlimited && !limit.shadow;
+    p.leased = leased;
+  }
+  if (ABSL_PREDICT_FALSE(stale)) return ChargeOutcome::kStale;
+  if (tightest >= 0) {
+    const PendingCharge& p = pending[tightest];
+    Caps caps = internal::CapsFor(*p.limit, profile, user_id);
+    caps.hard = p.hard;
+    Describe(*p.limit, caps, p.window, p.used, p.amount, &decision);
+  }
+  *num_charged = num_pending;
+  if (!charge || (num_pending == 0 && debit == 0)) {
+    return ChargeOutcome::kDecided;
+  }
+
+  // Phase 2: debit the wallet, then charge every cell, re-checking each
+  // against what it holds.
+  if (debit > 0 && !internal::MoveWallet(account.wallet_micros, -debit)) {
+    decision = DenyWith(DenyKind::kInsufficientCredit, 402);
+    decision.used = account.wallet_micros.load(std::memory_order_relaxed);
+    return ChargeOutcome::kDecided;
+  }
+  int charged = 0;
+  Charge failure = Charge::kOk;
+  for (; charged < num_pending; ++charged) {
+    PendingCharge& p = pending[charged];
+    CellView seen = p.view;
+    failure = internal::ChargeCell(p.target, p.hard, p.window, now, p.amount,
+                                   p.enforce, p.word, &seen, link);
+    if (ABSL_PREDICT_FALSE(failure != Charge::kOk)) {
+      p.view = seen;
+      break;
+    }
+    if (ABSL_PREDICT_FALSE(!SameView(seen, p.view))) {
+      // A racing charge came first: this one counts on top of it.
+      p.view = seen;
+      p.used = internal::Estimate(seen, p.window, now);
+    }
+  }
+  // A ceiling the sync lowered (a lease returned, a reserve given back)
+  // after phase 1 read it: the sync stores the new ceiling and only then
+  // reads the cell for the usage it reports, both seq_cst, and the charge
+  // above is a seq_cst CAS followed by this seq_cst load, so either the
+  // sync's read saw this charge (and reports it inside the old lease) or
+  // this load sees the new ceiling and the charge is undone.
+  if (ABSL_PREDICT_FALSE(link != nullptr) && failure == Charge::kOk) {
+    for (int k = 0; k < num_pending; ++k) {
+      const PendingCharge& p = pending[k];
+      if (!p.leased || p.amount <= 0) continue;
+      const int64_t ceiling =
+          link->CeilingSeqCst(p.target.index, p.limit->cell);
+      if (ABSL_PREDICT_FALSE(ceiling >= 0 && p.used + p.amount > ceiling)) {
+        failure = Charge::kLeaseShrank;
+        break;
+      }
+    }
+  }
+  if (ABSL_PREDICT_FALSE(failure != Charge::kOk)) {
+    for (int k = 0; k < charged; ++k) {
+      const PendingCharge& p = pending[k];
+      internal::AdjustCell(*p.target.rec, p.target.gen, p.target.cell,
+                           p.target.sliding, p.window.tag, -p.amount);
+    }
+    if (debit > 0) internal::MoveWallet(account.wallet_micros, debit);
+    if (failure == Charge::kStale) return ChargeOutcome::kStale;
+    if (failure == Charge::kLeaseShrank) {
+      decision = DenyWith(DenyKind::kSyncing, 429);
+      decision.retry_after_ms = 1000;
+      return ChargeOutcome::kDecided;
+    }
+    const PendingCharge& p = pending[charged];
+    Caps caps = internal::CapsFor(*p.limit, profile, user_id);
+    caps.hard = p.hard;
+    decision = Decision{};
+    DescribeDenial(*p.limit, caps, p.window, p.view,
+                   internal::Estimate(p.view, p.window, now), p.amount, now,
+                   &decision);
+    decision.upgrade_plan = plan.next_plan;
+    return ChargeOutcome::kDecided;
+  }
+
+  if (options.event_sink != nullptr) {
+    for (int k = 0; k < num_pending; ++k) {
+      const PendingCharge& p = pending[k];
+      // Synced counters cross thresholds cluster-wide: the sync
+      // component reports those, once per cluster.
+      if (link != nullptr && p.limit->synced) continue;
+      if (p.limit->concurrent) continue;  // in flight: no thresholds
+      const Caps caps = internal::CapsFor(*p.limit, profile, user_id);
+      const int64_t after = p.used + p.amount;
+      if (ABSL_PREDICT_FALSE(after >= caps.nudge_at && p.used < caps.limit)) {
+        NoteCrossings(plan, plan_id, *p.limit, caps, p.target.index,
+                      p.target.gen, p.window, p.used, after);
+      }
+    }
+  }
+
+  if (link != nullptr) {
+    for (int k = 0; k < num_pending; ++k) {
+      if (pending[k].limit->synced) {
+        MarkDirty(link, *pending[k].target.rec, pending[k].target.index,
+                  pending[k].target.gen);
+      }
+    }
+  }
+
+  // Touch each subject at most once a second, for idle reclamation.
+  const auto now_s = static_cast<uint32_t>(now / 1000);
+  for (int i = 0; i < kNumScopes; ++i) {
+    const SubjectRef& s = subjects[i];
+    if (s && s.rec->last_used_s.load(std::memory_order_relaxed) != now_s) {
+      s.rec->last_used_s.store(now_s, std::memory_order_relaxed);
+    }
+  }
+
+  return ChargeOutcome::kCharged;
+}
+
+}  // namespace plangate
+
+#endif  // PLANGATE_CORE_CHARGE_STEP_H_
