@@ -104,10 +104,21 @@ struct Limit {
   bool shadow = false;  // decide and count, report the would-be denial, admit
   // Unset: DefaultRedisDownPolicy(window).
   std::optional<RedisDownPolicy> redis_down;
+  // A per-tool limit ("tools", sorted): it counts the sum of the meters
+  // "<meter>.<tool>" of these tools (a host adds 1 to "tool_calls.search"
+  // for an MCP call of search, as it adds 1 to "tool_calls"), and does not
+  // apply to a request that uses none of them. The meter defaults to
+  // "tool_calls" then, and each "<meter>.<tool>" is a meter of the catalog.
+  // Empty: the limit counts `meter` itself.
+  std::vector<std::string> tools;
 
   // floor(limit * (1 + grace)), saturated at kMaxCount.
   int64_t hard() const;
 };
+
+// The name of the counter a limit keeps: its meter, or for a per-tool
+// limit "<meter>[<tool>,...]" (its own counter, also in Redis keys).
+std::string CounterMeterName(const Limit& limit);
 
 // A point-in-time count (projects, API keys, members...) checked on create.
 struct Gauge {

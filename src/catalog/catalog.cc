@@ -616,10 +616,11 @@ void CatalogParser::ParseLimit(const Json& value, const Loc& loc,
                                const LimitDefaults& defaults, size_t index,
                                Plan* plan, PlanLimits* seen) {
   if (!ExpectObject(value, loc)) return;
-  const bool fields_known = CheckMembers(
-      value, loc,
-      {"id", "scope", "meter", "window", "mode", "limit", "soft_nudge", "grace",
-       "status", "reason", "message", "applies_to", "shadow", "redis_down"});
+  const bool fields_known =
+      CheckMembers(value, loc,
+                   {"id", "scope", "meter", "window", "mode", "limit",
+                    "soft_nudge", "grace", "status", "reason", "message",
+                    "applies_to", "shadow", "redis_down", "tools"});
   Limit& limit = plan->limits.emplace_back();
   bool counter_ok = true;
 
@@ -628,12 +629,35 @@ void CatalogParser::ParseLimit(const Json& value, const Loc& loc,
     counter_ok &= s.has_value();
     limit.scope = s.value_or(Scope::kAccount);
   }
+  const Json* tools = Find(value, "tools");
+  if (tools != nullptr) {
+    const Loc tools_loc = Member(loc, "tools");
+    for (auto& [name, name_loc] : GetNameList(*tools, tools_loc, "tool")) {
+      limit.tools.push_back(name);
+    }
+    if (tools->is_array() && tools->empty()) {
+      Fail(tools_loc, "must name at least one tool");
+    }
+    if (limit.tools.empty()) counter_ok = false;
+    std::sort(limit.tools.begin(), limit.tools.end());
+    limit.meter = "tool_calls";  // unless "meter" says otherwise
+  }
   if (const Json* meter = Find(value, "meter")) {
     const Loc meter_loc = Member(loc, "meter");
     if (auto name = GetName(*meter, meter_loc)) {
       limit.meter = *name;
     } else {
       counter_ok = false;
+    }
+  }
+  if (counter_ok && !limit.tools.empty()) {
+    // Each tool's meter is implied by the limit.
+    for (const std::string& tool : limit.tools) {
+      const std::string m = absl::StrCat(limit.meter, ".", tool);
+      if (std::find(catalog_->meters_.begin(), catalog_->meters_.end(), m) ==
+          catalog_->meters_.end()) {
+        catalog_->meters_.push_back(m);
+      }
     }
   }
   if (counter_ok) {
@@ -748,10 +772,10 @@ void CatalogParser::ParseLimit(const Json& value, const Loc& loc,
     limit.status =
         GetStatus(*status, Member(loc, "status")).value_or(limit.status);
   }
-  limit.reason = defaults.reason.value_or(
-      billing      ? "billing_limit_reached"
-      : concurrent ? "too_many_concurrent_requests"
-                   : "rate_limited");
+  limit.reason =
+      defaults.reason.value_or(billing      ? "billing_limit_reached"
+                               : concurrent ? "too_many_concurrent_requests"
+                                            : "rate_limited");
   if (const Json* reason = Find(value, "reason")) {
     if (auto r = GetReason(*reason, Member(loc, "reason"))) {
       limit.reason = *r;
@@ -778,7 +802,7 @@ void CatalogParser::ParseLimit(const Json& value, const Loc& loc,
   bool duplicate_counter = false;
   if (counter_ok && fields_known) {
     auto [it, inserted] = seen->counters.emplace(
-        std::make_tuple(limit.scope, limit.meter, limit.window,
+        std::make_tuple(limit.scope, CounterMeterName(limit), limit.window,
                         limit.window_count, limit.mode),
         index);
     if (!inserted) {
@@ -786,8 +810,9 @@ void CatalogParser::ParseLimit(const Json& value, const Loc& loc,
       Fail(loc, absl::StrCat("same scope, meter, window and mode as limits[",
                              it->second, "]"));
     }
-    counter_uses_.push_back(CounterUse{limit.scope, limit.meter, limit.window,
-                                       limit.window_count, limit.mode, loc});
+    counter_uses_.push_back(CounterUse{limit.scope, CounterMeterName(limit),
+                                       limit.window, limit.window_count,
+                                       limit.mode, loc});
   }
 
   const Loc id_loc = Member(loc, "id");
@@ -795,8 +820,9 @@ void CatalogParser::ParseLimit(const Json& value, const Loc& loc,
   if (id != nullptr) {
     if (auto name = GetName(*id, id_loc)) limit.id = *name;
   } else if (counter_ok) {
-    limit.id = absl::StrCat(ToAbsl(ScopeName(limit.scope)), ".", limit.meter,
-                            ".", WindowName(limit.window, limit.window_count));
+    limit.id = absl::StrCat(ToAbsl(ScopeName(limit.scope)), ".",
+                            CounterMeterName(limit), ".",
+                            WindowName(limit.window, limit.window_count));
   }
   if (!limit.id.empty() && !duplicate_counter &&
       (id != nullptr || fields_known)) {
@@ -1258,6 +1284,11 @@ std::string_view ScopeName(Scope scope) {
       return "user";
   }
   return "unknown";
+}
+
+std::string CounterMeterName(const Limit& limit) {
+  if (limit.tools.empty()) return limit.meter;
+  return absl::StrCat(limit.meter, "[", absl::StrJoin(limit.tools, ","), "]");
 }
 
 std::string_view WindowUnitName(WindowUnit unit) {

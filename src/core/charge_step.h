@@ -20,6 +20,7 @@
 #define PLANGATE_CORE_CHARGE_STEP_H_
 
 #include <algorithm>
+#include <span>
 #include <string_view>
 
 #include "absl/base/optimization.h"
@@ -30,6 +31,20 @@
 
 namespace plangate {
 namespace internal {
+
+// A per-tool limit's amount: the sum of its tools' meters in `amounts`, or
+// -1 when none of them is there (the request uses none of its tools).
+inline int64_t ToolAmount(std::span<const MeterAmount> amounts,
+                          const CompiledLimit& limit) {
+  int64_t sum = -1;
+  for (const MeterAmount& m : amounts) {
+    for (const uint16_t t : limit.tool_meters) {
+      if (m.meter == t)
+        sum = std::min(kMaxCount, std::max<int64_t>(sum, 0) + m.amount);
+    }
+  }
+  return sum;
+}
 
 inline bool SameView(const CellView& a, const CellView& b) {
   return a.current == b.current && a.previous == b.previous;

@@ -141,8 +141,16 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
     }
     for (size_t l = 0; l < plan.limits.size(); ++l) {
       const Limit& limit = plan.limits[l];
-      const int meter = meters->FindOrAdd(limit.meter);
-      if (meter > 0xffff) {
+      // A per-tool limit keeps its own counter, and is fed by its tools'
+      // meters.
+      const int meter = meters->FindOrAdd(CounterMeterName(limit));
+      std::vector<uint16_t> tool_meters;
+      for (const std::string& tool : limit.tools) {
+        const int m = meters->FindOrAdd(limit.meter + "." + tool);
+        if (m > 0xffff) break;
+        tool_meters.push_back(static_cast<uint16_t>(m));
+      }
+      if (meter > 0xffff || tool_meters.size() != limit.tools.size()) {
         return absl::InvalidArgumentError("catalog: too many meters");
       }
       const int cell =
@@ -164,6 +172,7 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
       c.applies_to = limit.applies_to;
       c.cell = static_cast<uint8_t>(cell);
       c.meter = static_cast<uint16_t>(meter);
+      c.tool_meters = std::move(tool_meters);
       c.unlimited = limit.unlimited;
       c.shadow = limit.shadow || plan.shadow;
       c.limit = limit.unlimited ? kMaxCount : limit.limit;

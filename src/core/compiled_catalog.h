@@ -36,7 +36,10 @@ struct CompiledLimit {
   WindowMode mode = WindowMode::kFixed;
   Traffic applies_to = Traffic::kAll;
   uint8_t cell = 0;
-  uint16_t meter = 0;  // stable meter id
+  uint16_t meter = 0;  // stable meter id (of the counter: see tool_meters)
+  // A per-tool limit (Limit::tools): the stable ids of "<meter>.<tool>",
+  // whose amounts it counts; empty otherwise.
+  std::vector<uint16_t> tool_meters;
   bool unlimited = false;
   bool shadow = false;
   int64_t limit = 0;

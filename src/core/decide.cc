@@ -47,6 +47,16 @@ int64_t AmountFor(const CheckRequest& req, uint16_t meter) {
   return meter == 0 ? 1 : 0;  // meter 0 is "requests"
 }
 
+// What a limit counts of a request: its meter's amount, or for a per-tool
+// limit the sum of its tools' meters; -1 when it does not apply.
+int64_t LimitAmount(const CheckRequest& req, const CompiledLimit& limit) {
+  if (!TrafficMatches(limit.applies_to, req.byok)) return -1;
+  if (ABSL_PREDICT_TRUE(limit.tool_meters.empty())) {
+    return AmountFor(req, limit.meter);
+  }
+  return internal::ToolAmount(req.amounts, limit);
+}
+
 std::string_view IdFor(const CheckRequest& req, Scope scope) {
   switch (scope) {
     case Scope::kAccount:
@@ -263,9 +273,7 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
         plan, plan_id, account, profile, req.user_id, subjects, now, link,
         charge, debit,
         [&req](const CompiledLimit& limit) -> int64_t {
-          return TrafficMatches(limit.applies_to, req.byok)
-                     ? AmountFor(req, limit.meter)
-                     : -1;
+          return LimitAmount(req, limit);
         },
         pending, &num_pending, &decision);
     if (ABSL_PREDICT_FALSE(outcome == ChargeOutcome::kStale)) continue;

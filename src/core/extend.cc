@@ -125,6 +125,9 @@ void Enforcer::Impl::ExtendInto(const ExtendRequest& req, Decision* out) {
       if (op_scope[k] != limit.scope || slot->ops[k].cell != limit.cell) {
         continue;
       }
+      if (!limit.tool_meters.empty()) {
+        return std::max<int64_t>(0, internal::ToolAmount(req.amounts, limit));
+      }
       for (const MeterAmount& m : req.amounts) {
         if (m.meter == limit.meter) return m.amount;
       }

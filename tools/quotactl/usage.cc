@@ -314,8 +314,9 @@ absl::Status FillFromRedis(const Plan& plan, const RedisOptions& redis,
     }
     auto key = [&](int64_t start_ms) {
       keys.push_back(internal::CounterKey(
-          key_prefix, usage->account_id, lu.scope, "", lu.meter,
-          WindowName(lu.window, lu.window_count), c.limit->mode, start_ms));
+          key_prefix, usage->account_id, lu.scope, "",
+          CounterMeterName(*c.limit), WindowName(lu.window, lu.window_count),
+          c.limit->mode, start_ms));
       return keys.size() - 1;
     };
     c.current = key(lu.window_start_ms);
