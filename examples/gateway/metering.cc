@@ -508,7 +508,7 @@ absl::StatusOr<McpRequestInfo> ParseMcpRequest(std::string_view body) {
 }
 
 Metering::Metering(const plangate::Enforcer& enforcer, MeteringOptions options)
-    : options_(options) {
+    : catalog_(enforcer.catalog()), options_(options) {
   for (const char* name : {"tokens", "ai_tokens"}) {
     if ((tokens_ = enforcer.MeterId(name)) >= 0) {
       tokens_name_ = name;
@@ -533,33 +533,44 @@ Metering::Metering(const plangate::Enforcer& enforcer, MeteringOptions options)
   }
 }
 
-int64_t Metering::CostMicros(int64_t tokens) const {
-  const int64_t price = options_.micros_per_1k_tokens;
-  if (tokens <= 0 || price <= 0) return 0;
+int64_t Metering::CostMicros(std::string_view model, int64_t input,
+                             int64_t output, const KeyRecord& key) const {
+  if (key.byok) return 0;
+  if (const plangate::Price* price =
+          model.empty() ? nullptr : catalog_->PriceFor(model)) {
+    return plangate::CostMicros(*price, {.input = input, .output = output});
+  }
+  const int64_t tokens = input + output;
+  const int64_t rate = options_.micros_per_1k_tokens;
+  if (tokens <= 0 || rate <= 0) return 0;
   // Saturates at the largest count plangate holds rather than overflow.
-  if (tokens > plangate::kMaxCount / price) return plangate::kMaxCount;
+  if (tokens > plangate::kMaxCount / rate) return plangate::kMaxCount;
   // Round up: a fraction of a micro-unit is still charged.
-  return (tokens * price + 999) / 1000;
+  return (tokens * rate + 999) / 1000;
 }
 
 Charge Metering::ChatEstimate(const ChatRequestInfo& chat,
                               const KeyRecord& key) const {
-  const int64_t tokens = (chat.prompt_bytes + 3) / 4 +
-                         chat.max_tokens.value_or(options_.default_max_tokens);
+  const int64_t prompt = (chat.prompt_bytes + 3) / 4;
+  const int64_t completion =
+      chat.max_tokens.value_or(options_.default_max_tokens);
   Charge c;
-  c.Add(tokens_, tokens);
-  const int64_t cost = key.byok ? 0 : CostMicros(tokens);
+  c.Add(tokens_, prompt + completion);
+  const int64_t cost = CostMicros(chat.model, prompt, completion, key);
   c.Add(cost_, cost);
   if (key.prepaid) c.wallet_micros = cost;
   return c;
 }
 
-Charge Metering::ChatActual(const TokenUsage& usage,
+Charge Metering::ChatActual(const TokenUsage& usage, std::string_view model,
                             const KeyRecord& key) const {
   const int64_t tokens = std::min(usage.total_tokens, plangate::kMaxCount);
   Charge c;
   c.Add(tokens_, tokens);
-  const int64_t cost = key.byok ? 0 : CostMicros(tokens);
+  // A reply that gives only the total is priced as prompt tokens.
+  const bool split = usage.prompt_tokens + usage.completion_tokens > 0;
+  const int64_t cost = CostMicros(model, split ? usage.prompt_tokens : tokens,
+                                  split ? usage.completion_tokens : 0, key);
   c.Add(cost_, cost);
   if (key.prepaid) c.wallet_micros = cost;
   return c;
@@ -571,7 +582,7 @@ Charge Metering::ChatStreamed(const ChatRequestInfo& chat, int64_t text_bytes,
   usage.prompt_tokens = (chat.prompt_bytes + 3) / 4;
   usage.completion_tokens = (std::max<int64_t>(text_bytes, 0) + 3) / 4;
   usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
-  return ChatActual(usage, key);
+  return ChatActual(usage, chat.model, key);
 }
 
 int64_t Metering::TokensOf(const Charge& c) const {
@@ -581,10 +592,11 @@ int64_t Metering::TokensOf(const Charge& c) const {
   return 0;
 }
 
-Charge Metering::StreamExtension(int64_t tokens, const KeyRecord& key) const {
+Charge Metering::StreamExtension(int64_t tokens, std::string_view model,
+                                 const KeyRecord& key) const {
   Charge c;
   c.Add(tokens_, tokens);
-  c.Add(cost_, key.byok ? 0 : CostMicros(tokens));
+  c.Add(cost_, CostMicros(model, 0, tokens, key));
   return c;
 }
 

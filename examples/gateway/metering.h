@@ -169,7 +169,8 @@ class Metering {
 
   // At check: the estimate. At commit: the actual amounts.
   Charge ChatEstimate(const ChatRequestInfo& chat, const KeyRecord& key) const;
-  Charge ChatActual(const TokenUsage& usage, const KeyRecord& key) const;
+  Charge ChatActual(const TokenUsage& usage, std::string_view model,
+                    const KeyRecord& key) const;
   // A stream that reported no usage (it broke, the client left, or the
   // upstream sends none): the prompt estimate, ceil(prompt bytes / 4), plus
   // ceil(generated text bytes / 4).
@@ -179,7 +180,8 @@ class Metering {
   int64_t TokensOf(const Charge& c) const;
   // `tokens` more of a running stream: tokens and their cost, to extend a
   // reservation with.
-  Charge StreamExtension(int64_t tokens, const KeyRecord& key) const;
+  Charge StreamExtension(int64_t tokens, std::string_view model,
+                         const KeyRecord& key) const;
   // tool_calls, and tool_calls.<tool> if the catalog has that meter.
   Charge ToolCall(std::string_view tool = {}) const;
 
@@ -190,7 +192,14 @@ class Metering {
   std::string Describe() const;
 
  private:
-  int64_t CostMicros(int64_t tokens) const;
+  // What `input` prompt and `output` completion tokens of `model` cost:
+  // at the catalog's price for the model when it has a price table that
+  // prices it, else at --micros-per-1k-tokens (an explicit rate, never a
+  // silent zero); 0 on a BYOK key.
+  int64_t CostMicros(std::string_view model, int64_t input, int64_t output,
+                     const KeyRecord& key) const;
+  // The catalog the price table is read from (the one at start).
+  std::shared_ptr<const plangate::Catalog> catalog_;
 
   MeteringOptions options_;
   int tokens_ = -1;

@@ -600,7 +600,8 @@ awaitable<void> ProxyServer::ChatCompletions(Worker& w, Session& session,
 
   Admitted admitted{.decision = d,
                     .rendering = rendering,
-                    .reserved_tokens = metering_.TokensOf(estimate)};
+                    .reserved_tokens = metering_.TokensOf(estimate),
+                    .model = chat->model};
   if (chat->stream) {
     co_await StreamChat(w, session, req, res, *chat, *key, &admitted);
     co_return;
@@ -622,7 +623,7 @@ void ProxyServer::SettleBuffered(Worker& w, const Admitted& a,
     const ReplyScan scan =
         ScanReply(up.response.body(), IsEventStream(up.response));
     if (scan.usage) {
-      const Charge actual = metering_.ChatActual(*scan.usage, key);
+      const Charge actual = metering_.ChatActual(*scan.usage, a.model, key);
       Settle(w, a, key, true, &actual);
     } else {
       Settle(w, a, key, true, nullptr);  // no usage block: the estimate stands
@@ -747,7 +748,8 @@ awaitable<void> ProxyServer::StreamChat(Worker& w, Session& session,
           const int64_t step = options_.stream_extend_tokens;
           const int64_t more =
               (so_far - reserved_tokens + step - 1) / step * step;
-          const Charge extension = metering_.StreamExtension(more, key);
+          const Charge extension =
+              metering_.StreamExtension(more, chat.model, key);
           const Clock::time_point t0 = Clock::now();
           const int64_t now = plangate::SystemClock::Default()->NowMs();
           const plangate::Decision xd =
@@ -830,7 +832,7 @@ awaitable<void> ProxyServer::StreamChat(Worker& w, Session& session,
   const Clock::time_point t0 = Clock::now();
   const bool finished = !upstream_broke && !client_ec && !cut;
   if (usage) {
-    const Charge actual = metering_.ChatActual(*usage, key);
+    const Charge actual = metering_.ChatActual(*usage, chat.model, key);
     Settle(w, *admitted, key, true, &actual);
   } else if (!finished && text_bytes == 0) {
     Settle(w, *admitted, key, false, nullptr);

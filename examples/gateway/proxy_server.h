@@ -106,6 +106,7 @@ class ProxyServer {
     plangate::Decision decision;
     plangate::HttpRendering rendering;
     int64_t reserved_tokens = 0;  // what the check reserved of the tokens meter
+    std::string model;            // as the request named it (for prices)
   };
 
   awaitable<void> Accept();

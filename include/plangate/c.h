@@ -426,6 +426,15 @@ size_t pg_catalog_num_meters(const pg_catalog_t* catalog);
 const char* pg_catalog_meter(const pg_catalog_t* catalog, size_t i);
 /* The plan given to accounts never registered; "" for none. */
 const char* pg_catalog_default_plan(const pg_catalog_t* catalog);
+/* What a call of `model` costs at the catalog's prices, in micro-units
+   (plangate::CostMicros: prompt tokens, of which cached; completion tokens,
+   of which reasoning), into *cost_micros. Returns 1 when the model has a
+   price, 0 when it has none (no price table, or no entry matches; then
+   *cost_micros is 0). */
+int pg_catalog_cost_micros(const pg_catalog_t* catalog, const char* model,
+                           size_t model_len, int64_t input_tokens,
+                           int64_t cached_input_tokens, int64_t output_tokens,
+                           int64_t reasoning_tokens, int64_t* cost_micros);
 
 /* Enforcer options
 

@@ -160,6 +160,31 @@ struct Plan {
   int64_t max_subjects = 0;
 };
 
+// A model's price in micro-units per 1M tokens of each kind ("prices").
+struct Price {
+  std::vector<std::string> models;  // exact names or '*' patterns
+  int64_t input = 0;                // prompt tokens not read from a cache
+  int64_t cached_input = 0;  // prompt tokens read from a cache (default input)
+  int64_t output = 0;        // completion tokens that are not reasoning
+  int64_t reasoning = 0;     // reasoning tokens (default output)
+};
+
+// The tokens of one call as a response reports them (OpenAI's usage:
+// prompt_tokens with prompt_tokens_details.cached_tokens inside it,
+// completion_tokens with completion_tokens_details.reasoning_tokens).
+struct TokenCounts {
+  int64_t input = 0;
+  int64_t cached_input = 0;  // of input
+  int64_t output = 0;
+  int64_t reasoning = 0;  // of output
+};
+
+// What `tokens` cost at `price`, in micro-units: each kind at its rate,
+// rounded up (a fraction of a micro-unit is charged), saturated at
+// kMaxCount. Negative counts are 0; cached and reasoning are capped at
+// input and output.
+int64_t CostMicros(const Price& price, const TokenCounts& tokens);
+
 // The validated catalog. Plans keep their document order.
 class Catalog {
  public:
@@ -186,6 +211,14 @@ class Catalog {
 
   // The plan with this id, or nullptr.
   const Plan* FindPlan(std::string_view id) const;
+  // The price table, in document order; empty when the catalog has none.
+  const std::vector<Price>& prices() const { return prices_; }
+  // The first price whose models match `model` (the table's order is its
+  // precedence: put a "*" default last), or nullptr. With a price table,
+  // every model a plan's allowlist names is priced (a catalog error
+  // otherwise), so nullptr means an unlisted model on a plan that allows
+  // any: the host decides (a managed call should not go unpriced).
+  const Price* PriceFor(std::string_view model) const;
   // Index into plans(), or -1.
   int PlanIndex(std::string_view id) const;
   // Index into meters(), or -1.
@@ -206,6 +239,7 @@ class Catalog {
   std::vector<std::string> meters_;
   std::vector<std::string> upgrade_order_;
   std::string default_plan_;
+  std::vector<Price> prices_;
 };
 
 // Canonical names used in JSON and in messages.

@@ -483,6 +483,22 @@ const char* pg_catalog_default_plan(const pg_catalog_t* catalog) {
   return catalog->catalog->default_plan().c_str();
 }
 
+int pg_catalog_cost_micros(const pg_catalog_t* catalog, const char* model,
+                           size_t model_len, int64_t input_tokens,
+                           int64_t cached_input_tokens, int64_t output_tokens,
+                           int64_t reasoning_tokens, int64_t* cost_micros) {
+  *cost_micros = 0;
+  const plangate::Price* price =
+      catalog->catalog->PriceFor(View(model, model_len));
+  if (price == nullptr) return 0;
+  *cost_micros = plangate::CostMicros(
+      *price, {.input = input_tokens,
+               .cached_input = cached_input_tokens,
+               .output = output_tokens,
+               .reasoning = reasoning_tokens});
+  return 1;
+}
+
 // Enforcer options
 
 pg_enforcer_options_t* pg_enforcer_options_create(void) {

@@ -28,6 +28,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/compiled_catalog.h"
 #include "internal/json_path.h"
 #include "internal/period.h"
 #include "nlohmann/json.hpp"
@@ -364,6 +365,7 @@ class CatalogParser {
   void ParseKeyKinds(const Json& value, const Loc& loc,
                      std::vector<KeyKind>* kinds, bool blocking);
   void ParseWallet(const Json& value, const Loc& loc, Plan* plan);
+  void ParsePrices(const Json& value, const Loc& loc);
   void ParseGauges(const Json& value, const Loc& loc, Plan* plan);
   void ParseUpgradeOrder(const Json* value, const Loc& loc);
   void CheckCounterBudget();
@@ -455,7 +457,7 @@ void CatalogParser::ParseRoot(const Json& root) {
   }
   CheckMembers(root, loc,
                {"version", "meters", "features", "upgrade_order",
-                "default_plan", "defaults", "plans"});
+                "default_plan", "defaults", "plans", "prices"});
 
   const Loc version_loc = Member(loc, "version");
   if (const Json* version = Find(root, "version"); version == nullptr) {
@@ -497,6 +499,9 @@ void CatalogParser::ParseRoot(const Json& root) {
   }
 
   ParseUpgradeOrder(Find(root, "upgrade_order"), Member(loc, "upgrade_order"));
+  if (const Json* prices = Find(root, "prices")) {
+    ParsePrices(*prices, Member(loc, "prices"));
+  }
 
   if (const Json* plan = Find(root, "default_plan")) {
     const Loc plan_loc = Member(loc, "default_plan");
@@ -894,6 +899,61 @@ void CatalogParser::ParseKeyKinds(const Json& value, const Loc& loc,
   }
 }
 
+void CatalogParser::ParsePrices(const Json& value, const Loc& loc) {
+  if (!ExpectArray(value, loc)) return;
+  for (size_t i = 0; i < value.size(); ++i) {
+    const Loc price_loc = Element(loc, i);
+    const Json& entry = value[i];
+    if (!ExpectObject(entry, price_loc)) continue;
+    CheckMembers(entry, price_loc,
+                 {"models", "input", "cached_input", "output", "reasoning"});
+    Price& price = catalog_->prices_.emplace_back();
+    const Loc models_loc = Member(price_loc, "models");
+    if (const Json* models = Find(entry, "models"); models == nullptr) {
+      Fail(models_loc, "missing required field");
+    } else if (!models->is_array() || models->empty()) {
+      Fail(models_loc, "must be a non-empty array of model names or patterns");
+    } else {
+      for (size_t m = 0; m < models->size(); ++m) {
+        const Json& model = (*models)[m];
+        if (!model.is_string() || model.get_ref<const std::string&>().empty()) {
+          Fail(Element(models_loc, m), "must be a non-empty string");
+          continue;
+        }
+        price.models.push_back(model.get_ref<const std::string&>());
+      }
+    }
+    const auto rate = [&](const char* field, bool required,
+                          int64_t fallback) -> int64_t {
+      const Loc rate_loc = Member(price_loc, field);
+      const Json* v = Find(entry, field);
+      if (v == nullptr) {
+        if (required) Fail(rate_loc, "missing required field");
+        return fallback;
+      }
+      return GetCount(*v, rate_loc, false, nullptr).value_or(fallback);
+    };
+    price.input = rate("input", true, 0);
+    price.output = rate("output", true, 0);
+    price.cached_input = rate("cached_input", false, price.input);
+    price.reasoning = rate("reasoning", false, price.output);
+  }
+  // Every model a plan's allowlist names has a price: an unpriced managed
+  // model would be billed nothing. A pattern in an allowlist counts as
+  // priced when a price pattern matches it read as a name ("gpt-*" prices
+  // "gpt-4o-*").
+  for (size_t p = 0; p < catalog_->plans_.size(); ++p) {
+    const Plan& plan = catalog_->plans_[p];
+    for (size_t m = 0; m < plan.models.size(); ++m) {
+      if (catalog_->PriceFor(plan.models[m]) == nullptr) {
+        Fail(Element(Member(Element(Member(Loc(), "plans"), p), "models"), m),
+             absl::StrCat("no price for model ", Quote(plan.models[m]),
+                          " (add it to prices, or a \"*\" default)"));
+      }
+    }
+  }
+}
+
 void CatalogParser::ParseWallet(const Json& value, const Loc& loc, Plan* plan) {
   if (!ExpectObject(value, loc)) return;
   CheckMembers(value, loc, {"required", "min_balance_micros"});
@@ -1211,6 +1271,33 @@ absl::StatusOr<std::shared_ptr<const Catalog>> Catalog::LoadFile(
     absl::StrAppend(&message, message.empty() ? "" : "\n", path, ": ", line);
   }
   return absl::Status(catalog.status().code(), message);
+}
+
+const Price* Catalog::PriceFor(std::string_view model) const {
+  for (const Price& price : prices_) {
+    for (const std::string& pattern : price.models) {
+      if (internal::ModelMatches(pattern, model)) return &price;
+    }
+  }
+  return nullptr;
+}
+
+int64_t CostMicros(const Price& price, const TokenCounts& tokens) {
+  __extension__ typedef unsigned __int128 U128;
+  const auto clamp = [](int64_t v) {
+    return static_cast<uint64_t>(std::max<int64_t>(v, 0));
+  };
+  const uint64_t input = clamp(tokens.input);
+  const uint64_t cached = std::min(clamp(tokens.cached_input), input);
+  const uint64_t output = clamp(tokens.output);
+  const uint64_t reasoning = std::min(clamp(tokens.reasoning), output);
+  const U128 total = U128{input - cached} * clamp(price.input) +
+                     U128{cached} * clamp(price.cached_input) +
+                     U128{output - reasoning} * clamp(price.output) +
+                     U128{reasoning} * clamp(price.reasoning);
+  const U128 micros = (total + 999'999) / 1'000'000;  // per 1M, rounded up
+  return micros > static_cast<U128>(kMaxCount) ? kMaxCount
+                                               : static_cast<int64_t>(micros);
 }
 
 const Plan* Catalog::FindPlan(std::string_view id) const {

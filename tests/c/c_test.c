@@ -306,6 +306,26 @@ static pg_catalog_t* TestCatalog(void) {
   CHECK(strcmp(pg_catalog_plan_id(catalog, 1), "pro") == 0);
   CHECK(pg_catalog_plan_id(catalog, 2) == NULL);
   CHECK(pg_catalog_num_meters(catalog) == 2);
+  {
+    int64_t cost = -1;
+    /* kCatalog has no price table: nothing is priced. */
+    CHECK(pg_catalog_cost_micros(catalog, "gpt-4o", 6, 1000, 0, 10, 0,
+                                 &cost) == 0);
+    CHECK(cost == 0);
+    static const char kPriced[] =
+        "{\"version\": 1, \"prices\": [{\"models\": [\"gpt-*\"], "
+        "\"input\": 2500000, \"cached_input\": 1250000, "
+        "\"output\": 10000000}], \"plans\": [{\"id\": \"p\", "
+        "\"limits\": []}]}";
+    pg_catalog_t* priced = pg_catalog_parse(kPriced, strlen(kPriced), &err);
+    CHECK_NO_ERROR(err);
+    REQUIRE(priced != NULL);
+    CHECK(pg_catalog_cost_micros(priced, "gpt-4o", 6, 1000, 200, 500, 0,
+                                 &cost) == 1);
+    CHECK(cost == 2000 + 250 + 5000);
+    CHECK(pg_catalog_cost_micros(priced, "claude", 6, 1, 0, 1, 0, &cost) == 0);
+    pg_catalog_destroy(priced);
+  }
   CHECK(strcmp(pg_catalog_meter(catalog, 0), "requests") == 0);
   CHECK(strcmp(pg_catalog_meter(catalog, 1), "tokens") == 0);
   CHECK(pg_catalog_meter(catalog, 2) == NULL);

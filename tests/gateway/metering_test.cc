@@ -395,7 +395,7 @@ TEST_CASE("Metering charges the catalog's meters") {
   CHECK(est.amounts[0].amount == 11 + 100);
   CHECK(est.amounts[1].amount == 278);  // ceil(111 * 2.5)
   CHECK(est.wallet_micros == 278);
-  const Charge actual = m.ChatActual({.total_tokens = 40}, byok);
+  const Charge actual = m.ChatActual({.total_tokens = 40}, "", byok);
   CHECK(actual.amounts[0].amount == 40);
   CHECK(actual.amounts[1].amount == 0);  // BYOK: the platform pays nothing
   CHECK(actual.wallet_micros == 0);
@@ -406,11 +406,46 @@ TEST_CASE("Metering charges the catalog's meters") {
   CHECK(streamed.amounts[1].amount == 35);  // ceil(14 * 2.5)
   CHECK(streamed.wallet_micros == 35);
   // Absurd usage saturates instead of overflowing.
-  const Charge huge = m.ChatActual({.total_tokens = int64_t{1} << 62}, live);
+  const Charge huge = m.ChatActual({.total_tokens = int64_t{1} << 62}, "", live);
   CHECK(huge.amounts[0].amount == plangate::kMaxCount);
   CHECK(huge.amounts[1].amount == plangate::kMaxCount);
   CHECK(m.Features(byok).size() == 1);
   CHECK(m.Features(live).empty());
+}
+
+TEST_CASE("Metering prices calls at the catalog's price for the model") {
+  auto catalog = plangate::Catalog::Parse(R"({
+    "version": 1,
+    "meters": ["requests", "tokens", "cost_micros"],
+    "prices": [{"models": ["mock-*"], "input": 1000000, "output": 4000000}],
+    "plans": [{"id": "p", "models": ["mock-small"], "limits": [
+      {"meter": "tokens", "limit": 1000000},
+      {"meter": "cost_micros", "limit": 1000000}]}]})");
+  REQUIRE(catalog.ok());
+  auto enforcer = plangate::Enforcer::Create(*catalog);
+  REQUIRE(enforcer.ok());
+  const Metering m(**enforcer, {.micros_per_1k_tokens = 2500});
+  const KeyRecord live{.id = "k", .account = "a", .prepaid = true};
+  // 11 prompt tokens at 1 micro-unit, 100 completion tokens at 4.
+  const Charge est =
+      m.ChatEstimate({.model = "mock-small", .prompt_bytes = 41,
+                      .max_tokens = 100},
+                     live);
+  CHECK(est.amounts[1].amount == 11 + 400);
+  CHECK(est.wallet_micros == 411);
+  const Charge actual = m.ChatActual(
+      {.prompt_tokens = 10, .completion_tokens = 5, .total_tokens = 15},
+      "mock-small", live);
+  CHECK(actual.amounts[1].amount == 10 + 20);
+  // A model the table does not price falls to the explicit flat rate.
+  const Charge other = m.ChatActual(
+      {.prompt_tokens = 10, .completion_tokens = 5, .total_tokens = 15},
+      "gpt-9", live);
+  CHECK(other.amounts[1].amount == 38);  // ceil(15 * 2.5)
+  // Only a total: priced as prompt tokens.
+  CHECK(m.ChatActual({.total_tokens = 15}, "mock-small", live)
+            .amounts[1]
+            .amount == 15);
 }
 
 }  // namespace
