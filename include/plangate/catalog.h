@@ -111,13 +111,19 @@ struct Limit {
   // "tool_calls" then, and each "<meter>.<tool>" is a meter of the catalog.
   // Empty: the limit counts `meter` itself.
   std::vector<std::string> tools;
+  // A per-model limit ("models": exact names or '*' patterns): it counts
+  // only requests of a matching model (the request's, else the account's
+  // default), with a counter of its own. With "limit": "unlimited" it only
+  // reports: per-model usage in the usage report. Empty: every model.
+  std::vector<std::string> models;
 
   // floor(limit * (1 + grace)), saturated at kMaxCount.
   int64_t hard() const;
 };
 
-// The name of the counter a limit keeps: its meter, or for a per-tool
-// limit "<meter>[<tool>,...]" (its own counter, also in Redis keys).
+// The name of the counter a limit keeps: its meter, for a per-tool limit
+// "<meter>[<tool>,...]", for a per-model one "<meter>{<model>,...}" (its
+// own counter, also in Redis keys).
 std::string CounterMeterName(const Limit& limit);
 
 // A point-in-time count (projects, API keys, members...) checked on create.

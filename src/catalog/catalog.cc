@@ -625,7 +625,7 @@ void CatalogParser::ParseLimit(const Json& value, const Loc& loc,
       CheckMembers(value, loc,
                    {"id", "scope", "meter", "window", "mode", "limit",
                     "soft_nudge", "grace", "status", "reason", "message",
-                    "applies_to", "shadow", "redis_down", "tools"});
+                    "applies_to", "shadow", "redis_down", "tools", "models"});
   Limit& limit = plan->limits.emplace_back();
   bool counter_ok = true;
 
@@ -655,6 +655,33 @@ void CatalogParser::ParseLimit(const Json& value, const Loc& loc,
       counter_ok = false;
     }
   }
+  if (const Json* models = Find(value, "models")) {
+    const Loc models_loc = Member(loc, "models");
+    if (!models->is_array() || models->empty()) {
+      Fail(models_loc, "must be a non-empty array of model names or patterns");
+      counter_ok = false;
+    } else {
+      for (size_t m = 0; m < models->size(); ++m) {
+        const Json& model = (*models)[m];
+        if (!model.is_string() || model.get_ref<const std::string&>().empty() ||
+            model.get_ref<const std::string&>().find_first_of(",{}") !=
+                std::string::npos) {
+          Fail(Element(models_loc, m),
+               "must be a non-empty string without ',', '{' or '}'");
+          counter_ok = false;
+          continue;
+        }
+        limit.models.push_back(model.get_ref<const std::string&>());
+      }
+      std::sort(limit.models.begin(), limit.models.end());
+      if (std::adjacent_find(limit.models.begin(), limit.models.end()) !=
+          limit.models.end()) {
+        Fail(models_loc, "lists a model twice");
+        counter_ok = false;
+      }
+    }
+  }
+
   if (counter_ok && !limit.tools.empty()) {
     // Each tool's meter is implied by the limit.
     for (const std::string& tool : limit.tools) {
@@ -1374,8 +1401,14 @@ std::string_view ScopeName(Scope scope) {
 }
 
 std::string CounterMeterName(const Limit& limit) {
-  if (limit.tools.empty()) return limit.meter;
-  return absl::StrCat(limit.meter, "[", absl::StrJoin(limit.tools, ","), "]");
+  std::string name = limit.meter;
+  if (!limit.tools.empty()) {
+    absl::StrAppend(&name, "[", absl::StrJoin(limit.tools, ","), "]");
+  }
+  if (!limit.models.empty()) {
+    absl::StrAppend(&name, "{", absl::StrJoin(limit.models, ","), "}");
+  }
+  return name;
 }
 
 std::string_view WindowUnitName(WindowUnit unit) {

@@ -99,7 +99,7 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
   meters->FindOrAdd("requests");
   for (const Plan& plan : catalog->plans()) {
     for (const Limit& limit : plan.limits) {
-      const int meter = meters->Find(limit.meter);
+      const int meter = meters->Find(CounterMeterName(limit));
       if (meter < 0) continue;
       const auto& cells = layout.scope(limit.scope);
       for (int i = 0; i < kCellsPerSubject; ++i) {
@@ -150,7 +150,9 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
         if (m > 0xffff) break;
         tool_meters.push_back(static_cast<uint16_t>(m));
       }
-      if (meter > 0xffff || tool_meters.size() != limit.tools.size()) {
+      const int amount_meter = meters->FindOrAdd(limit.meter);
+      if (meter > 0xffff || amount_meter > 0xffff ||
+          tool_meters.size() != limit.tools.size()) {
         return absl::InvalidArgumentError("catalog: too many meters");
       }
       const int cell =
@@ -172,7 +174,9 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
       c.applies_to = limit.applies_to;
       c.cell = static_cast<uint8_t>(cell);
       c.meter = static_cast<uint16_t>(meter);
+      c.amount_meter = static_cast<uint16_t>(amount_meter);
       c.tool_meters = std::move(tool_meters);
+      if (!limit.models.empty()) c.models = &limit.models;
       c.unlimited = limit.unlimited;
       c.shadow = limit.shadow || plan.shadow;
       c.limit = limit.unlimited ? kMaxCount : limit.limit;

@@ -37,9 +37,14 @@ struct CompiledLimit {
   Traffic applies_to = Traffic::kAll;
   uint8_t cell = 0;
   uint16_t meter = 0;  // stable meter id (of the counter: see tool_meters)
+  // The meter whose amounts the limit counts: `meter`, except for per-tool
+  // and per-model limits, whose counters have names of their own.
+  uint16_t amount_meter = 0;
   // A per-tool limit (Limit::tools): the stable ids of "<meter>.<tool>",
   // whose amounts it counts; empty otherwise.
   std::vector<uint16_t> tool_meters;
+  // A per-model limit (Limit::models, inside `source`); nullptr otherwise.
+  const std::vector<std::string>* models = nullptr;
   bool unlimited = false;
   bool shadow = false;
   int64_t limit = 0;

@@ -47,12 +47,20 @@ int64_t AmountFor(const CheckRequest& req, uint16_t meter) {
   return meter == 0 ? 1 : 0;  // meter 0 is "requests"
 }
 
-// What a limit counts of a request: its meter's amount, or for a per-tool
-// limit the sum of its tools' meters; -1 when it does not apply.
-int64_t LimitAmount(const CheckRequest& req, const CompiledLimit& limit) {
+// What a limit counts of a request of `model`: its meter's amount, or for
+// a per-tool limit the sum of its tools' meters; -1 when it does not apply.
+int64_t LimitAmount(const CheckRequest& req, std::string_view model,
+                    const CompiledLimit& limit) {
   if (!TrafficMatches(limit.applies_to, req.byok)) return -1;
+  if (ABSL_PREDICT_FALSE(limit.models != nullptr)) {
+    bool match = false;
+    for (const std::string& pattern : *limit.models) {
+      match = match || internal::ModelMatches(pattern, model);
+    }
+    if (!match) return -1;
+  }
   if (ABSL_PREDICT_TRUE(limit.tool_meters.empty())) {
-    return AmountFor(req, limit.meter);
+    return AmountFor(req, limit.amount_meter);
   }
   return internal::ToolAmount(req.amounts, limit);
 }
@@ -199,11 +207,12 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
         return;
       }
     }
+    // The model asked for, else the account's default.
+    const std::string_view model =
+        !req.model.empty() || profile == nullptr
+            ? req.model
+            : std::string_view(profile->default_model);
     if (plan.source->models_restricted && !req.byok) {
-      const std::string_view model =
-          !req.model.empty() || profile == nullptr
-              ? req.model
-              : std::string_view(profile->default_model);
       if (!ModelAllowed(*plan.source, model)) {
         decision = DenyWith(DenyKind::kModelNotAllowed, 403);
         decision.message =
@@ -272,8 +281,8 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
     const ChargeOutcome outcome = EvaluateAndCharge(
         plan, plan_id, account, profile, req.user_id, subjects, now, link,
         charge, debit,
-        [&req](const CompiledLimit& limit) -> int64_t {
-          return LimitAmount(req, limit);
+        [&req, model](const CompiledLimit& limit) -> int64_t {
+          return LimitAmount(req, model, limit);
         },
         pending, &num_pending, &decision);
     if (ABSL_PREDICT_FALSE(outcome == ChargeOutcome::kStale)) continue;
@@ -318,7 +327,7 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
       op.tag = static_cast<uint16_t>(p.window.tag);
       op.cell = p.target.cell;
       op.gen = p.target.gen;
-      op.meter = p.limit->meter;
+      op.meter = p.limit->amount_meter;  // what Commit's actual amounts name
       op.sliding = p.target.sliding;
       op.release = p.limit->concurrent;
       op.amount = p.amount;

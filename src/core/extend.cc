@@ -129,7 +129,7 @@ void Enforcer::Impl::ExtendInto(const ExtendRequest& req, Decision* out) {
         return std::max<int64_t>(0, internal::ToolAmount(req.amounts, limit));
       }
       for (const MeterAmount& m : req.amounts) {
-        if (m.meter == limit.meter) return m.amount;
+        if (m.meter == limit.amount_meter) return m.amount;
       }
       return 0;
     }

@@ -1,7 +1,8 @@
 // Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
 //
 // Per-tool limits ("tools" on a limit): a plan caps an expensive MCP tool,
-// or a set of tools, alone.
+// or a set of tools, alone; and per-model limits ("models"), which also
+// give per-model usage in the usage report.
 
 #include <catch2/catch.hpp>
 #include <string>
@@ -85,6 +86,47 @@ TEST_CASE("tool limits are validated, and keep their own counters",
       "limits": [{"id": "a", "tools": ["x", "y"], "limit": 1},
                  {"id": "b", "tools": ["y", "x"], "limit": 2}]}]})");
   REQUIRE_FALSE(same.ok());  // the same tools, in any order: one counter
+}
+
+TEST_CASE_METHOD(EnforcerFixture,
+                 "a limit with models counts those models only, and reports "
+                 "per-model usage",
+                 "[models]") {
+  Start(R"({"version": 1, "meters": ["requests", "tokens"],
+    "plans": [{"id": "p", "limits": [
+      {"id": "tokens", "meter": "tokens", "limit": 1000000},
+      {"id": "gpt4_tokens", "meter": "tokens", "models": ["gpt-4*"],
+       "limit": 100},
+      {"id": "mini_tokens", "meter": "tokens", "models": ["gpt-4o-mini"],
+       "limit": "unlimited"}]}]})",
+        "p");
+  REQUIRE_OK(enforcer_->UpsertAccount({.account_id = "acme",
+                                       .plan_id = "p",
+                                       .anchor_ms = kJan31_2024,
+                                       .default_model = "gpt-4o-mini"}));
+  const auto ask = [&](std::string_view model, int64_t tokens) {
+    const MeterAmount a{enforcer_->MeterId("tokens"), tokens};
+    return enforcer_->Check(
+        {.account_id = "acme", .model = model, .amounts = {&a, 1}});
+  };
+  CHECK(ask("gpt-4o", 60).admitted());
+  CHECK(ask("claude-3", 500).admitted());  // neither model limit
+  CHECK(ask("", 30).admitted());           // the default: gpt-4o-mini
+  const Decision d = ask("gpt-4-turbo", 50);  // 90 + 50 > 100
+  CHECK_FALSE(d.admitted());
+  CHECK(d.limit.limit_id == "gpt4_tokens");
+  CHECK(ask("claude-3", 50).admitted());  // other models go on
+  CHECK(Used("tokens") == 640);
+  CHECK(Used("gpt4_tokens") == 90);  // gpt-4o and the default gpt-4o-mini
+  CHECK(Used("mini_tokens") == 30);
+  // The counters are separate: the default ids and counter names say so.
+  CHECK(CounterMeterName(enforcer_->catalog()->plans()[0].limits[1]) ==
+        "tokens{gpt-4*}");
+  auto bad = Catalog::Parse(R"({"version": 1, "plans": [{"id": "p",
+      "limits": [{"id": "m", "models": ["a,b"], "limit": 1}]}]})");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(std::string(bad.status().message()).find("plans[0].limits[0].models[0]") !=
+        std::string::npos);
 }
 
 }  // namespace
