@@ -8,8 +8,8 @@
 #include <utility>
 
 #include "absl/status/status.h"
-#include "redis/cluster_slot.h"
 #include "redis/cluster_client_impl.h"
+#include "redis/cluster_slot.h"
 #include "redis/cluster_slots.h"
 
 namespace plangate::internal::redis {
@@ -18,6 +18,7 @@ namespace {
 // More nodes than any sane cluster has: redirections to ever new addresses
 // (a confused or hostile server) stop here.
 constexpr size_t kMaxNodes = 1024;
+constexpr auto kMinRefreshGap = std::chrono::milliseconds(100);
 
 }  // namespace
 
@@ -87,11 +88,15 @@ std::shared_ptr<ClusterClient::Node> ClusterClient::NodeFor(
       self->on_ready_();
     }
   });
-  node->client->SetOnDown([weak](const absl::Status& why) {
+  node->client->SetOnDown([weak, address](const absl::Status& why) {
     auto self = weak.lock();
     if (!self || self->stopped_) return;
     self->stats_.last_error = std::string(why.message());
-    if (self->on_down_) self->on_down_(why);
+    // A seed that owns no slots (gone, or a replica) is only a fallback
+    // for reading the map: its failures are not the caller's.
+    auto it = self->nodes_.find(address);
+    const bool primary = it != self->nodes_.end() && it->second->primary;
+    if (self->on_down_ && (primary || !self->have_map_)) self->on_down_(why);
     self->ScheduleRefresh();
   });
   nodes_.emplace(address, node);
@@ -114,10 +119,18 @@ void ClusterClient::ScheduleRefresh() {
     refresh_again_ = true;
     return;
   }
+  if (refresh_soon_) return;  // already due; never postponed
+  refresh_soon_ = true;
   refresh_timer_.cancel();
-  // A short delay gathers the redirections and losses of one batch.
-  const auto delay = have_map_ ? std::chrono::milliseconds(20)
-                               : std::chrono::milliseconds(0);
+  // A short delay gathers the redirections and losses of one batch, and
+  // refreshes are at least kMinRefreshGap apart (a shard that is down is
+  // asked about on every round).
+  std::chrono::steady_clock::duration delay = std::chrono::milliseconds(0);
+  if (have_map_) {
+    const auto since = std::chrono::steady_clock::now() - last_refresh_;
+    delay = std::max<std::chrono::steady_clock::duration>(
+        std::chrono::milliseconds(20), kMinRefreshGap - since);
+  }
   refresh_timer_.expires_after(delay);
   refresh_timer_.async_wait(
       [self = shared_from_this()](const boost::system::error_code& ec) {
@@ -132,6 +145,7 @@ void ClusterClient::Refresh() {
     return;
   }
   // Until the next event, refresh on a schedule.
+  refresh_soon_ = false;
   refresh_timer_.cancel();
   refresh_timer_.expires_after(options_.cluster_refresh);
   refresh_timer_.async_wait(
@@ -145,6 +159,7 @@ void ClusterClient::Refresh() {
   if (!from) return;  // a node's on_ready refreshes
   refresh_in_flight_ = true;
   refresh_again_ = false;
+  last_refresh_ = std::chrono::steady_clock::now();
   from->client->Execute(
       {Command{"CLUSTER", "SLOTS"}},
       [self = shared_from_this(),
@@ -162,9 +177,9 @@ void ClusterClient::Refresh() {
                 : ParseClusterSlots((*replies)[0], from->address, host);
         if (!map.ok()) {
           ++self->stats_.refresh_failures;
-          self->stats_.last_error = fmt::format(
-              "redis CLUSTER SLOTS at {}: {}", from->address,
-              std::string(map.status().message()));
+          self->stats_.last_error =
+              fmt::format("redis CLUSTER SLOTS at {}: {}", from->address,
+                          std::string(map.status().message()));
           if (self->refresh_again_) self->ScheduleRefresh();
           return;
         }

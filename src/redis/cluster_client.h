@@ -25,11 +25,12 @@
 // failover or restart of any shard changes it; an error when any primary
 // cannot answer.
 //
-// The map is refreshed on MOVED, when a node's connection is lost, and
-// every cluster_refresh. on_ready runs each time a node's connection
-// becomes ready once a map is known (the caller re-checks what it must
-// after any reconnect); on_down for every node's failure. ready(): a map is
-// known and some node is connected.
+// The map is refreshed on MOVED, when a node's connection is lost or a
+// command finds its node not connected (at most every 100 ms), and every
+// cluster_refresh. on_down is not called for a seed that owns no slots.
+// on_ready runs each time a node's connection becomes ready once a map is known
+// (the caller re-checks what it must after any reconnect); on_down for every
+// node's failure. ready(): a map is known and some node is connected.
 //
 // Thread safety: as Client's: confined to its strand; every method must be
 // called from it, every callback runs on it. Held by shared_ptr; call Stop()
@@ -39,6 +40,7 @@
 #define PLANGATE_REDIS_CLUSTER_CLIENT_H_
 
 #include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -51,22 +53,22 @@
 namespace plangate::internal::redis {
 
 struct ClusterNodeStats {
-  std::string node;          // "host:port"
-  bool primary = false;      // owns slots in the current map
+  std::string node;      // "host:port"
+  bool primary = false;  // owns slots in the current map
   bool connected = false;
-  uint64_t round_trips = 0;  // pipelines it answered
-  uint64_t commands = 0;     // commands sent to it
-  uint64_t errors = 0;       // commands failed there (lost, not connected)
-  uint64_t redirections = 0; // MOVED / ASK it answered
+  uint64_t round_trips = 0;   // pipelines it answered
+  uint64_t commands = 0;      // commands sent to it
+  uint64_t errors = 0;        // commands failed there (lost, not connected)
+  uint64_t redirections = 0;  // MOVED / ASK it answered
 };
 
 struct ClusterStats {
   uint64_t moved = 0;
   uint64_t ask = 0;
-  uint64_t redirect_loops = 0;   // commands given up after too many
-  uint64_t bad_redirects = 0;    // malformed MOVED / ASK replies
-  uint64_t refreshes = 0;        // slot maps taken
-  uint64_t refresh_failures = 0; // CLUSTER SLOTS failed or malformed
+  uint64_t redirect_loops = 0;          // commands given up after too many
+  uint64_t bad_redirects = 0;           // malformed MOVED / ASK replies
+  uint64_t refreshes = 0;               // slot maps taken
+  uint64_t refresh_failures = 0;        // CLUSTER SLOTS failed or malformed
   std::vector<ClusterNodeStats> nodes;  // by address
   std::string last_error;
 };
@@ -130,6 +132,8 @@ class ClusterClient : public std::enable_shared_from_this<ClusterClient> {
   bool stopped_ = false;
   bool refresh_in_flight_ = false;
   bool refresh_again_ = false;
+  bool refresh_soon_ = false;  // the timer is set for an event's refresh
+  std::chrono::steady_clock::time_point last_refresh_;
   boost::asio::steady_timer refresh_timer_;
   ClusterStats stats_;
 };

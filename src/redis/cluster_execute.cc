@@ -36,14 +36,13 @@ std::string ReplicationId(const std::string& info) {
 
 bool IsPushCommand(const Command& c) {
   const std::string name = absl::AsciiStrToUpper(c[0]);
-  return name == "SUBSCRIBE" || name == "PSUBSCRIBE" ||
-         name == "SSUBSCRIBE" || name == "MONITOR";
+  return name == "SUBSCRIBE" || name == "PSUBSCRIBE" || name == "SSUBSCRIBE" ||
+         name == "MONITOR";
 }
 
 }  // namespace
 
-void ClusterClient::Execute(std::vector<Command> commands,
-                            BatchCallback done) {
+void ClusterClient::Execute(std::vector<Command> commands, BatchCallback done) {
   if (single_) return single_->Execute(std::move(commands), std::move(done));
   auto fail = [&](absl::Status status) {
     boost::asio::post(strand_, [done = std::move(done),
@@ -126,10 +125,12 @@ void ClusterClient::Dispatch(std::shared_ptr<Batch> batch,
   }
   for (auto& [address, g] : groups) {
     if (!g.node->client->ready()) {
+      ScheduleRefresh();  // the map may name a primary that is gone
       for (const Sent& s : g.sent) {
         ++g.node->stats.errors;
-        Reply r = ErrorReply(fmt::format("node {} not connected ({})", address,
-                                         CommandName(batch->commands[s.index])));
+        Reply r =
+            ErrorReply(fmt::format("node {} not connected ({})", address,
+                                   CommandName(batch->commands[s.index])));
         if (s.fan) {
           batch->fan[s.index].emplace_back(address, std::move(r));
         } else {
@@ -154,9 +155,8 @@ void ClusterClient::Dispatch(std::shared_ptr<Batch> batch,
         });
   }
   if (batch->outstanding == 0) {
-    boost::asio::post(strand_, [self = shared_from_this(), batch] {
-      self->Finish(batch);
-    });
+    boost::asio::post(
+        strand_, [self = shared_from_this(), batch] { self->Finish(batch); });
   }
 }
 
@@ -223,17 +223,17 @@ void ClusterClient::OnNodeReplies(const std::shared_ptr<Batch>& batch,
         put(s, ErrorReply(fmt::format(
                    "redirection loop: {} redirected {} times, last by node {} "
                    "to {}",
-                   CommandName(c), batch->redirects[s.index] - 1,
-                   node->address, red->node)));
+                   CommandName(c), batch->redirects[s.index] - 1, node->address,
+                   red->node)));
         continue;
       }
       std::shared_ptr<Node> target = NodeFor(red->node);
       if (!target) {
         ++stats_.bad_redirects;
-        put(s, ErrorReply(fmt::format("node {} redirected {} to {}, which "
-                                      "cannot be used",
-                                      node->address, CommandName(c),
-                                      red->node)));
+        put(s,
+            ErrorReply(fmt::format("node {} redirected {} to {}, which "
+                                   "cannot be used",
+                                   node->address, CommandName(c), red->node)));
         continue;
       }
       if (red->ask) {

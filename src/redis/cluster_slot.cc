@@ -39,8 +39,8 @@ uint16_t Crc16(std::string_view data) {
   uint16_t crc = 0;
   for (const char c : data) {
     const auto byte = static_cast<unsigned char>(c);
-    crc = static_cast<uint16_t>((crc << 8) ^ kCrcTable[((crc >> 8) ^ byte) &
-                                                       0xff]);
+    crc = static_cast<uint16_t>((crc << 8) ^
+                                kCrcTable[((crc >> 8) ^ byte) & 0xff]);
   }
   return crc;
 }
@@ -67,8 +67,7 @@ Route CommandRoute(const Command& command) {
   if (name == "FCALL" || name == "FCALL_RO" || name == "EVAL" ||
       name == "EVALSHA" || name == "EVAL_RO" || name == "EVALSHA_RO") {
     int numkeys = 0;
-    if (command.size() > 3 && ParseInt(command[2], &numkeys) &&
-        numkeys > 0) {
+    if (command.size() > 3 && ParseInt(command[2], &numkeys) && numkeys > 0) {
       route.kind = RouteKind::kKey;
       route.key_index = 3;
     }
@@ -87,8 +86,7 @@ Route CommandRoute(const Command& command) {
   return route;
 }
 
-std::optional<Redirect> ParseRedirect(std::string_view error,
-                                      bool* malformed) {
+std::optional<Redirect> ParseRedirect(std::string_view error, bool* malformed) {
   *malformed = false;
   if (error == "MOVED" || error == "ASK") {
     *malformed = true;
@@ -124,8 +122,7 @@ bool SplitNode(std::string_view node, std::string* host, int* port) {
   if (h.size() >= 2 && h.front() == '[' && h.back() == ']') {
     h = h.substr(1, h.size() - 2);
   }
-  if (!ParseInt(node.substr(colon + 1), port) || *port <= 0 ||
-      *port > 65535) {
+  if (!ParseInt(node.substr(colon + 1), port) || *port <= 0 || *port > 65535) {
     return false;
   }
   for (const char c : h) {

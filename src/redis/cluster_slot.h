@@ -31,8 +31,8 @@ int KeyHashSlot(std::string_view key);
 
 // How a command is routed in a cluster.
 enum class RouteKind : uint8_t {
-  kKey,      // to the primary of the slot of argv[key_index]
-  kAnyNode,  // no key (PING, FUNCTION ..., FCALL with 0 keys): any node
+  kKey,           // to the primary of the slot of argv[key_index]
+  kAnyNode,       // no key (PING, FUNCTION ..., FCALL with 0 keys): any node
   kAllPrimaries,  // INFO: every primary; the replies are combined
 };
 struct Route {
@@ -55,8 +55,7 @@ struct Redirect {
 // nullopt unless `error` starts with "MOVED " or "ASK "; a redirection that
 // starts so but does not parse (slot out of range, no port) is nullopt too,
 // and `*malformed` is then set.
-std::optional<Redirect> ParseRedirect(std::string_view error,
-                                      bool* malformed);
+std::optional<Redirect> ParseRedirect(std::string_view error, bool* malformed);
 
 // "host:port" -> host and port; false when it does not parse (IPv6
 // addresses are "[::1]:6379" or "::1:6379": the last ':' splits).

@@ -23,8 +23,8 @@ absl::StatusOr<std::vector<SlotRange>> ParseClusterSlots(
     const Reply& reply, std::string_view from_node,
     std::string_view from_host) {
   if (reply.is_error()) {
-    return absl::FailedPreconditionError(fmt::format(
-        "redis CLUSTER SLOTS at {}: {}", from_node, reply.str));
+    return absl::FailedPreconditionError(
+        fmt::format("redis CLUSTER SLOTS at {}: {}", from_node, reply.str));
   }
   if (reply.type != Reply::Type::kArray) return Bad(from_node, "not an array");
   std::vector<SlotRange> ranges;
@@ -41,9 +41,8 @@ absl::StatusOr<std::vector<SlotRange>> ParseClusterSlots(
     const int64_t first = e.elements[0].integer;
     const int64_t last = e.elements[1].integer;
     if (first < 0 || last >= kClusterSlots || first > last) {
-      return Bad(from_node,
-                 fmt::format("entry {}: slots {}..{} out of range", i, first,
-                             last));
+      return Bad(from_node, fmt::format("entry {}: slots {}..{} out of range",
+                                        i, first, last));
     }
     const Reply& host = e.elements[2].elements[0];
     const Reply& port = e.elements[2].elements[1];
@@ -69,14 +68,13 @@ absl::StatusOr<std::vector<SlotRange>> ParseClusterSlots(
     ranges.push_back(std::move(range));
   }
   if (ranges.empty()) return Bad(from_node, "no slot is assigned");
-  std::sort(ranges.begin(), ranges.end(),
-            [](const SlotRange& a, const SlotRange& b) {
-              return a.first < b.first;
-            });
+  std::sort(
+      ranges.begin(), ranges.end(),
+      [](const SlotRange& a, const SlotRange& b) { return a.first < b.first; });
   for (size_t i = 1; i < ranges.size(); ++i) {
     if (ranges[i].first <= ranges[i - 1].last) {
-      return Bad(from_node, fmt::format("slot ranges overlap at {}",
-                                        ranges[i].first));
+      return Bad(from_node,
+                 fmt::format("slot ranges overlap at {}", ranges[i].first));
     }
   }
   return ranges;

@@ -31,8 +31,7 @@ struct SlotRange {
 // FailedPrecondition too. Slots no range covers are allowed (a cluster
 // being set up); commands for them fail.
 absl::StatusOr<std::vector<SlotRange>> ParseClusterSlots(
-    const Reply& reply, std::string_view from_node,
-    std::string_view from_host);
+    const Reply& reply, std::string_view from_node, std::string_view from_host);
 
 }  // namespace plangate::internal::redis
 

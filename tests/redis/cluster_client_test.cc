@@ -15,8 +15,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
-#include "redis/cluster_slot.h"
 #include "redis/cluster_harness.h"
+#include "redis/cluster_slot.h"
 #include "redis/fake_node.h"
 #include "support/redis_cluster.h"
 
@@ -112,15 +112,15 @@ TEST_CASE("ASK while a slot migrates, MOVED after it moved",
               .Command({"CLUSTER", "SETSLOT", s, "IMPORTING",
                         cluster->node_id(*from)})
               ->str == "OK");
-  REQUIRE(cluster->node(*from)
-              .Command({"CLUSTER", "SETSLOT", s, "MIGRATING",
-                        cluster->node_id(to)})
-              ->str == "OK");
-  REQUIRE(cluster->node(*from)
-              .Command({"MIGRATE", "127.0.0.1",
-                        std::to_string(cluster->node(to).port()), key, "0",
-                        "5000"})
-              ->str == "OK");
+  REQUIRE(
+      cluster->node(*from)
+          .Command({"CLUSTER", "SETSLOT", s, "MIGRATING", cluster->node_id(to)})
+          ->str == "OK");
+  REQUIRE(
+      cluster->node(*from)
+          .Command({"MIGRATE", "127.0.0.1",
+                    std::to_string(cluster->node(to).port()), key, "0", "5000"})
+          ->str == "OK");
   auto r = h.Exec({{"GET", key}, {"SET", "{moving}:b", "2"}, {"GET", "x"}});
   REQUIRE(r.ok());
   CHECK((*r)[0].str == "1");
@@ -129,10 +129,10 @@ TEST_CASE("ASK while a slot migrates, MOVED after it moved",
   CHECK(h.Stats().ask >= 2);
   // Done: every node names the new owner; the client still has the old.
   for (int i = 0; i < 3; ++i) {
-    REQUIRE(cluster->node(i)
-                .Command({"CLUSTER", "SETSLOT", s, "NODE",
-                          cluster->node_id(to)})
-                ->str == "OK");
+    REQUIRE(
+        cluster->node(i)
+            .Command({"CLUSTER", "SETSLOT", s, "NODE", cluster->node_id(to)})
+            ->str == "OK");
   }
   CHECK(cluster->node(to).Command({"GET", "{moving}:b"})->str == "2");
   r = h.Exec({{"INCR", key}});

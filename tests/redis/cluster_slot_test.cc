@@ -5,11 +5,12 @@
 // argument is a command's key, MOVED / ASK parsing, and CLUSTER SLOTS
 // replies of every bad shape.
 
+#include "redis/cluster_slot.h"
+
 #include <catch2/catch.hpp>
 #include <string>
 
 #include "absl/strings/match.h"
-#include "redis/cluster_slot.h"
 #include "redis/cluster_slots.h"
 #include "sync/sync_keys.h"
 
@@ -28,17 +29,16 @@ TEST_CASE("hash slots match redis-server's CLUSTER KEYSLOT", "[cluster]") {
   CHECK(KeyHashSlot("foo{hash_tag}") == 2515);
   CHECK(KeyHashSlot("foo") == 12182);
   CHECK(KeyHashSlot("bar") == 5061);
-  CHECK(KeyHashSlot("foo{}{bar}") == 8363);      // empty tag: whole key
-  CHECK(KeyHashSlot("foo{{bar}}zap") == 4015);   // tag "{bar"
-  CHECK(KeyHashSlot("foo{bar}{zap}") == 5061);   // first tag only
+  CHECK(KeyHashSlot("foo{}{bar}") == 8363);     // empty tag: whole key
+  CHECK(KeyHashSlot("foo{{bar}}zap") == 4015);  // tag "{bar"
+  CHECK(KeyHashSlot("foo{bar}{zap}") == 5061);  // first tag only
   CHECK(KeyHashSlot("{user1000}.following") == 3443);
   CHECK(KeyHashSlot("pg:epoch") == 4015);
   CHECK(KeyHashSlot("") == 0);
   CHECK(KeyHashSlot("foo{") == KeyHashSlot("foo{"));
 }
 
-TEST_CASE("one account's counter keys share the account's slot",
-          "[cluster]") {
+TEST_CASE("one account's counter keys share the account's slot", "[cluster]") {
   const int slot = KeyHashSlot("acme");
   for (const char* window : {"day", "15m", "month"}) {
     const std::string key =
@@ -60,8 +60,7 @@ TEST_CASE("commands are routed by their key", "[cluster]") {
   CHECK(CommandRoute({"FCALL", "f", "x", "k"}).kind == RouteKind::kAnyNode);
   CHECK(CommandRoute({"GET", "k"}).kind == RouteKind::kKey);
   CHECK(CommandRoute({"GET", "k"}).key_index == 1);
-  CHECK(CommandRoute({"info", "replication"}).kind ==
-        RouteKind::kAllPrimaries);
+  CHECK(CommandRoute({"info", "replication"}).kind == RouteKind::kAllPrimaries);
   CHECK(CommandRoute({"FUNCTION", "LOAD", "x"}).kind == RouteKind::kAnyNode);
   CHECK(CommandRoute({"PING"}).kind == RouteKind::kAnyNode);
   CHECK(CommandRoute({}).kind == RouteKind::kAnyNode);
@@ -84,9 +83,9 @@ TEST_CASE("MOVED and ASK parse; malformed ones are flagged", "[cluster]") {
   CHECK_FALSE(ParseRedirect("ERR something", &bad).has_value());
   CHECK_FALSE(bad);
   for (const char* text :
-       {"MOVED", "MOVED 16384 h:1", "MOVED -1 h:1", "MOVED x h:1",
-        "MOVED 1 h", "MOVED 1 h:0", "MOVED 1 h:99999", "ASK 1 h:port",
-        "MOVED 1 h:1 extra", "MOVED 99999999999999999999 h:1"}) {
+       {"MOVED", "MOVED 16384 h:1", "MOVED -1 h:1", "MOVED x h:1", "MOVED 1 h",
+        "MOVED 1 h:0", "MOVED 1 h:99999", "ASK 1 h:port", "MOVED 1 h:1 extra",
+        "MOVED 99999999999999999999 h:1"}) {
     INFO(text);
     CHECK_FALSE(ParseRedirect(text, &bad).has_value());
     CHECK(bad);
@@ -116,11 +115,10 @@ Reply Range(int64_t first, int64_t last, Reply node) {
 }
 
 TEST_CASE("CLUSTER SLOTS replies are checked", "[cluster]") {
-  const Reply good = Arr({
-      Range(5461, 10922, Arr({Str("10.0.0.2"), Int(7001), Str("id2")})),
-      Range(0, 5460, Arr({Str(""), Int(7000), Str("id1")})),
-      Range(10923, 16383,
-            Arr({Str("10.0.0.3"), Int(7002), Str("id3")}))});
+  const Reply good =
+      Arr({Range(5461, 10922, Arr({Str("10.0.0.2"), Int(7001), Str("id2")})),
+           Range(0, 5460, Arr({Str(""), Int(7000), Str("id1")})),
+           Range(10923, 16383, Arr({Str("10.0.0.3"), Int(7002), Str("id3")}))});
   auto map = ParseClusterSlots(good, "seed:7000", "seed");
   REQUIRE(map.ok());
   REQUIRE(map->size() == 3);
@@ -138,8 +136,7 @@ TEST_CASE("CLUSTER SLOTS replies are checked", "[cluster]") {
       {"empty", Arr({})},
       {"short entry", Arr({Arr({Int(0), Int(1)})})},
       {"string slot", Arr({Arr({Str("0"), Int(1), Arr({Str("h"), Int(1)})})})},
-      {"slot out of range",
-       Arr({Range(0, 16384, Arr({Str("h"), Int(1)}))})},
+      {"slot out of range", Arr({Range(0, 16384, Arr({Str("h"), Int(1)}))})},
       {"first > last", Arr({Range(9, 3, Arr({Str("h"), Int(1)}))})},
       {"no port", Arr({Range(0, 1, Arr({Str("h")}))})},
       {"port 0", Arr({Range(0, 1, Arr({Str("h"), Int(0)}))})},

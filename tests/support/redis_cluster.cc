@@ -40,18 +40,12 @@ absl::StatusOr<std::unique_ptr<RedisCluster>> RedisCluster::Start(
   const int n = options.primaries * (1 + options.replicas);
   for (int i = 0; i < n; ++i) {
     RedisServer::Options o;
-    o.args = {"--cluster-enabled",
-              "yes",
-              "--cluster-config-file",
-              "nodes.conf",
-              "--cluster-node-timeout",
-              std::to_string(options.node_timeout_ms),
-              "--cluster-require-full-coverage",
-              "no",
+    o.args = {"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+              "--cluster-node-timeout", std::to_string(options.node_timeout_ms),
+              "--cluster-require-full-coverage", "no",
               // A replica may always take over, however long its primary
               // was silent (a loaded CI machine).
-              "--cluster-replica-validity-factor",
-              "0"};
+              "--cluster-replica-validity-factor", "0"};
     auto s = RedisServer::Start(o);
     if (!s.ok()) return s.status();
     c->nodes_.push_back(std::move(*s));
@@ -60,10 +54,10 @@ absl::StatusOr<std::unique_ptr<RedisCluster>> RedisCluster::Start(
     auto id = c->nodes_[i]->Command({"CLUSTER", "MYID"});
     if (!id.ok()) return id.status();
     c->ids_.push_back(id->str);
-    if (absl::Status s = Expect(
-            c->nodes_[i]->Command({"CLUSTER", "SET-CONFIG-EPOCH",
-                                   std::to_string(i + 1)}),
-            "CLUSTER SET-CONFIG-EPOCH");
+    if (absl::Status s =
+            Expect(c->nodes_[i]->Command(
+                       {"CLUSTER", "SET-CONFIG-EPOCH", std::to_string(i + 1)}),
+                   "CLUSTER SET-CONFIG-EPOCH");
         !s.ok()) {
       return s;
     }
@@ -81,11 +75,11 @@ absl::StatusOr<std::unique_ptr<RedisCluster>> RedisCluster::Start(
   for (int p = 0; p < options.primaries; ++p) {
     const int first = p * per;
     const int last = p == options.primaries - 1 ? 16383 : first + per - 1;
-    if (absl::Status s = Expect(
-            c->nodes_[p]->Command({"CLUSTER", "ADDSLOTSRANGE",
-                                   std::to_string(first),
-                                   std::to_string(last)}),
-            "CLUSTER ADDSLOTSRANGE");
+    if (absl::Status s =
+            Expect(c->nodes_[p]->Command({"CLUSTER", "ADDSLOTSRANGE",
+                                          std::to_string(first),
+                                          std::to_string(last)}),
+                   "CLUSTER ADDSLOTSRANGE");
         !s.ok()) {
       return s;
     }
@@ -104,9 +98,8 @@ absl::StatusOr<std::unique_ptr<RedisCluster>> RedisCluster::Start(
         break;
       }
       if (Clock::now() > give_up) {
-        return absl::DeadlineExceededError(
-            fmt::format("node {} knows {} of {} nodes:\n{}", i, known, n,
-                        nodes->str));
+        return absl::DeadlineExceededError(fmt::format(
+            "node {} knows {} of {} nodes:\n{}", i, known, n, nodes->str));
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -225,17 +218,15 @@ absl::Status RedisCluster::WaitHealthy(
 absl::Status RedisCluster::MigrateSlot(int slot, int from, int to,
                                        const std::function<void()>& between) {
   const std::string s = std::to_string(slot);
-  if (absl::Status st = Expect(
-          nodes_[to]->Command({"CLUSTER", "SETSLOT", s, "IMPORTING",
-                               ids_[from]}),
-          "SETSLOT IMPORTING");
+  if (absl::Status st = Expect(nodes_[to]->Command({"CLUSTER", "SETSLOT", s,
+                                                    "IMPORTING", ids_[from]}),
+                               "SETSLOT IMPORTING");
       !st.ok()) {
     return st;
   }
-  if (absl::Status st = Expect(
-          nodes_[from]->Command({"CLUSTER", "SETSLOT", s, "MIGRATING",
-                                 ids_[to]}),
-          "SETSLOT MIGRATING");
+  if (absl::Status st = Expect(nodes_[from]->Command({"CLUSTER", "SETSLOT", s,
+                                                      "MIGRATING", ids_[to]}),
+                               "SETSLOT MIGRATING");
       !st.ok()) {
     return st;
   }
@@ -244,11 +235,11 @@ absl::Status RedisCluster::MigrateSlot(int slot, int from, int to,
     if (!keys.ok()) return keys.status();
     if (keys->elements.empty()) break;
     for (const Reply& k : keys->elements) {
-      if (absl::Status st = Expect(
-              nodes_[from]->Command({"MIGRATE", "127.0.0.1",
-                                     std::to_string(nodes_[to]->port()), k.str,
-                                     "0", "5000"}),
-              "MIGRATE");
+      if (absl::Status st =
+              Expect(nodes_[from]->Command({"MIGRATE", "127.0.0.1",
+                                            std::to_string(nodes_[to]->port()),
+                                            k.str, "0", "5000"}),
+                     "MIGRATE");
           !st.ok()) {
         return st;
       }
@@ -257,7 +248,7 @@ absl::Status RedisCluster::MigrateSlot(int slot, int from, int to,
   }
   std::vector<int> order = {to, from};
   for (int i = 0; i < size(); ++i) {
-    if (i != to && i != from && nodes_[i]->running()) order.push_back(i);
+    if (i != to && i != from && IsPrimary(i)) order.push_back(i);
   }
   for (const int i : order) {
     if (absl::Status st = Expect(
@@ -295,7 +286,8 @@ absl::StatusOr<std::map<std::string, int64_t>> RedisCluster::HashFieldByKey(
       if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) {
         return absl::UnavailableError(fmt::format("node {}: HGET", i));
       }
-      const Reply v = internal::redis::CopyReply(*static_cast<redisReply*>(raw));
+      const Reply v =
+          internal::redis::CopyReply(*static_cast<redisReply*>(raw));
       freeReplyObject(raw);
       int64_t value = 0;
       if (v.type == Reply::Type::kString) value = std::stoll(v.str);

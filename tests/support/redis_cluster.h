@@ -59,7 +59,8 @@ class RedisCluster {
 
   // Moves `slot` from primary `from` to primary `to` as redis-cli
   // --cluster reshard does: SETSLOT IMPORTING / MIGRATING, then MIGRATE key
-  // by key (calling between() after each), then SETSLOT NODE on every node.
+  // by key (calling between() after each), then SETSLOT NODE on every
+  // primary (replicas follow).
   absl::Status MigrateSlot(int slot, int from, int to,
                            const std::function<void()>& between);
 
