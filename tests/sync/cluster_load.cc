@@ -114,6 +114,7 @@ absl::StatusOr<ClusterLoadResult> RunClusterLoad(RedisCluster& cluster,
         s.cluster_refreshes, s.cluster_primaries, s.epoch_changes, s.recoveries,
         inst[i].sync->LastError());
     res.stats.push_back(s);
+    if (i == 0) res.prometheus = inst[i].sync->PrometheusText();
     if (!st.ok()) return absl::DeadlineExceededError(res.log);
   }
   auto keys = cluster.HashFieldByKey("pg:{*", "t");

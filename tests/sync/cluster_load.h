@@ -42,6 +42,7 @@ struct ClusterLoadResult {
   int64_t total_admitted = 0;
   int64_t total_in_redis = 0;
   std::vector<SyncStats> stats;  // per instance, after the flush
+  std::string prometheus;        // instance 0's PrometheusText()
   std::string log;               // per-instance figures and last errors
 };
 

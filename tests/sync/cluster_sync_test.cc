@@ -77,6 +77,11 @@ TEST_CASE("2,000 accounts over every shard: exact totals, caps held",
   CHECK(slots.size() == 3);
   CHECK(r->total_admitted >
         static_cast<int64_t>(load.accounts.size()) * load.cap / 2);
+  INFO(r->prometheus);
+  CHECK(r->prometheus.find("plangate_sync_redis_cluster_primaries 3\n") !=
+        std::string::npos);
+  CHECK(r->prometheus.find("plangate_sync_redis_node_round_trips_total{node="
+                           "\"127.0.0.1:") != std::string::npos);
 }
 
 TEST_CASE("a primary killed and its replica promoted mid-run",
