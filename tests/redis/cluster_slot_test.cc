@@ -154,5 +154,23 @@ TEST_CASE("CLUSTER SLOTS replies are checked", "[cluster]") {
   }
 }
 
+TEST_CASE("redis://host:port?cluster=1 names a cluster seed", "[cluster]") {
+  auto o = ParseRedisUrl("redis://10.0.0.1:7000?cluster=1");
+  REQUIRE(o.ok());
+  CHECK(o->cluster);
+  CHECK(o->host == "10.0.0.1");
+  CHECK(o->port == 7000);
+  auto tls = ParseRedisUrl("rediss://:pw@h?cluster=true");
+  REQUIRE(tls.ok());
+  CHECK(tls->cluster);
+  CHECK(tls->tls);
+  CHECK(tls->password == "pw");
+  CHECK_FALSE(ParseRedisUrl("redis://h:7000").value().cluster);
+  auto db = ParseRedisUrl("redis://h:7000/2?cluster=1");
+  REQUIRE_FALSE(db.ok());
+  CHECK(absl::StrContains(db.status().message(), "only db 0"));
+  CHECK_FALSE(ParseRedisUrl("redis://h?cluster=2").ok());
+}
+
 }  // namespace
 }  // namespace plangate::internal::redis
