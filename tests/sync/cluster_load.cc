@@ -98,6 +98,17 @@ absl::StatusOr<ClusterLoadResult> RunClusterLoad(RedisCluster& cluster,
   std::this_thread::sleep_for(load.before);
   absl::Status during = load.during ? load.during() : absl::OkStatus();
   std::this_thread::sleep_for(load.after);
+  const auto give_up =
+      std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    int64_t sum = 0;
+    for (auto& a : admitted) sum += a.load(std::memory_order_relaxed);
+    if (sum >= load.until_admitted ||
+        std::chrono::steady_clock::now() > give_up) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   stop = true;
   for (auto& t : threads) t.join();
   if (!during.ok()) return during;

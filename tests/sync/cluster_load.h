@@ -34,6 +34,10 @@ struct ClusterLoad {
   std::chrono::milliseconds before{800};  // load before `during`
   std::chrono::milliseconds after{1500};  // and after it returned
   std::function<absl::Status()> during;
+  // When > 0: after `after`, the load goes on until this many checks were
+  // admitted in all (or 30 s passed), so a slow (sanitized) build reaches
+  // the same point.
+  int64_t until_admitted = 0;
 };
 
 struct ClusterLoadResult {
