@@ -41,6 +41,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -81,6 +82,13 @@ struct RedisOptions {
   std::string tls_cert_file;    // client certificate (PEM), for mutual TLS
   std::string tls_key_file;     // its private key (PEM)
   std::string tls_server_name;  // name to verify and send as SNI
+
+  // Redis Cluster (docs/sync.md, "Redis Cluster"): host:port is a seed;
+  // the slot map comes from CLUSTER SLOTS and every primary gets its own
+  // connection with these options. redis://...?cluster=1 sets it.
+  bool cluster = false;
+  std::chrono::milliseconds cluster_refresh{10000};  // slot map re-read
+  int cluster_max_redirects = 5;  // MOVED / ASK per command, then an error
 };
 
 // redis://[[user]:password@]host[:port][/db], the same with rediss:// (TLS:
@@ -163,6 +171,19 @@ struct SyncStats {
   uint64_t epoch_changes = 0;     // dataset epochs changed (Redis lost data)
   uint64_t recoveries = 0;        // counters held by a recovery after a loss
   int64_t last_sync_age_ms = -1;  // since the last good round; -1: never
+  // Redis Cluster (RedisOptions::cluster; all 0 for one server).
+  uint64_t redirections = 0;       // MOVED and ASK replies followed
+  uint64_t cluster_refreshes = 0;  // slot maps read (CLUSTER SLOTS)
+  uint64_t cluster_primaries = 0;  // primaries in the slot map
+  // Per node: "host:port", pipelines it answered, commands that failed
+  // there (not connected, lost mid-batch), MOVED / ASK it answered.
+  struct Node {
+    std::string node;
+    uint64_t round_trips = 0;
+    uint64_t errors = 0;
+    uint64_t redirections = 0;
+  };
+  std::vector<Node> cluster_nodes;
 };
 
 class RedisSync {

@@ -4,6 +4,7 @@
 //
 //   redis://[[user]:password@]host[:port][/db]
 //   rediss://...  (the same, over TLS)
+//   either with ?cluster=1: a Redis Cluster seed (RedisOptions::cluster)
 //   unix:///path/to.sock[?db=N]
 //
 // The user and password may be percent-encoded (a password containing '@',
@@ -127,6 +128,15 @@ class UrlParser {
 
   absl::StatusOr<RedisOptions> ParseTcp(std::string_view rest) const {
     RedisOptions options;
+    // The one query parameter: cluster=1 (RedisOptions::cluster).
+    if (const size_t q = rest.find('?'); q != std::string_view::npos) {
+      const std::string_view query = rest.substr(q + 1);
+      if (query == "cluster=1" || query == "cluster=true" ||
+          query == "cluster=yes") {
+        options.cluster = true;
+        rest = rest.substr(0, q);
+      }
+    }
     if (rest.find_first_of("?#") != std::string_view::npos) {
       return Error(
           "query and fragment are not supported in redis:// URLs (the db "
@@ -204,6 +214,9 @@ class UrlParser {
         return Error("port must be in [1, 65535]");
       }
       options.port = static_cast<int>(port);
+    }
+    if (options.cluster && options.db != 0) {
+      return Error("a Redis Cluster has only db 0");
     }
     return options;
   }

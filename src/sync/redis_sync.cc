@@ -60,7 +60,7 @@
 #include "plangate/enforcer.h"
 #include "plangate/events.h"
 #include "plangate/sync.h"
-#include "redis/redis_client.h"
+#include "redis/cluster_client.h"
 #include "sync/counter_state.h"
 #include "sync/redis_functions.h"
 #include "sync/sync_keys.h"
@@ -77,7 +77,7 @@ using internal::SyncAccess;
 using internal::SyncCellInfo;
 using internal::SyncLink;
 using internal::SyncRecordInfo;
-using internal::redis::Client;
+using internal::redis::ClusterClient;
 using internal::redis::Command;
 using internal::redis::Reply;
 
@@ -141,7 +141,7 @@ class RedisSync::Impl {
     auto attached = SyncAccess::Attach(enforcer_, std::move(link));
     if (!attached.ok()) return attached.status();
     link_ = *attached;
-    client_ = Client::Create(strand_, options_.redis);
+    client_ = ClusterClient::Create(strand_, options_.redis);
     client_->SetInitCommands({Command{"FUNCTION", "LOAD", "REPLACE",
                                       internal::kRedisFunctionLibrary}});
     client_->SetOnReady([this] {
@@ -238,6 +238,17 @@ class RedisSync::Impl {
     s.leased_counters = leased_.load(std::memory_order_relaxed);
     s.epoch_changes = epoch_changes_.load(std::memory_order_relaxed);
     s.recoveries = recoveries_.load(std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> lock(error_mu_);
+      const internal::redis::ClusterStats& c = cluster_stats_;
+      s.redirections = c.moved + c.ask;
+      s.cluster_refreshes = c.refreshes;
+      for (const internal::redis::ClusterNodeStats& node : c.nodes) {
+        if (node.primary) ++s.cluster_primaries;
+        s.cluster_nodes.push_back(SyncStats::Node{
+            node.node, node.round_trips, node.errors, node.redirections});
+      }
+    }
     return s;
   }
 
@@ -832,6 +843,10 @@ class RedisSync::Impl {
     for (CounterState* st : states) {
       if (st != nullptr) st->in_flight = false;
     }
+    if (options_.redis.cluster) {
+      std::lock_guard<std::mutex> lock(error_mu_);
+      cluster_stats_ = client_->cluster_stats();
+    }
     if (!replies.ok()) {
       errors_.fetch_add(1, std::memory_order_relaxed);
       retries_.fetch_add(1, std::memory_order_relaxed);
@@ -1068,12 +1083,12 @@ class RedisSync::Impl {
   SyncOptions options_;
   std::unique_ptr<boost::asio::io_context> own_io_;
   boost::asio::io_context& io_;
-  Client::Strand strand_;
+  ClusterClient::Strand strand_;
   boost::asio::steady_timer timer_;
   CounterTable& table_;
   Clock& clock_;
   SyncLink* link_ = nullptr;
-  std::shared_ptr<Client> client_;
+  std::shared_ptr<ClusterClient> client_;
   std::unique_ptr<WorkGuard> work_;
   std::thread thread_;
 
@@ -1099,6 +1114,8 @@ class RedisSync::Impl {
 
   mutable std::mutex error_mu_;
   std::string last_error_;
+  // ClusterClient's figures after the last round (under error_mu_).
+  internal::redis::ClusterStats cluster_stats_;
 
   std::atomic<bool> connected_{false};
   std::atomic<uint64_t> rounds_{0}, round_trips_{0}, commands_{0}, retries_{0},
@@ -1229,6 +1246,32 @@ std::string RedisSync::PrometheusText() const {
          s.last_sync_age_ms < 0
              ? -1.0
              : static_cast<double>(s.last_sync_age_ms) / 1000.0);
+  if (!s.cluster_nodes.empty()) {
+    metric("sync_redis_redirections_total", "counter",
+           "MOVED and ASK replies followed (Redis Cluster).", s.redirections);
+    metric("sync_redis_cluster_refreshes_total", "counter",
+           "Slot maps read (Redis Cluster).", s.cluster_refreshes);
+    metric("sync_redis_cluster_primaries", "gauge",
+           "Primaries in the slot map (Redis Cluster).", s.cluster_primaries);
+    const auto per_node = [&out, &s](std::string_view name,
+                                     std::string_view help, auto field) {
+      out += fmt::format("# HELP plangate_{} {}\n# TYPE plangate_{} counter\n",
+                         name, help, name);
+      for (const SyncStats::Node& node : s.cluster_nodes) {
+        out += fmt::format("plangate_{}{{node=\"{}\"}} {}\n", name, node.node,
+                           node.*field);
+      }
+    };
+    per_node("sync_redis_node_round_trips_total",
+             "Pipelines a Redis Cluster node answered.",
+             &SyncStats::Node::round_trips);
+    per_node("sync_redis_node_errors_total",
+             "Commands failed at a Redis Cluster node.",
+             &SyncStats::Node::errors);
+    per_node("sync_redis_node_redirections_total",
+             "MOVED and ASK replies a Redis Cluster node answered.",
+             &SyncStats::Node::redirections);
+  }
   metric("subjects", "gauge", "Subjects in the counter cache.", e.subjects);
   metric("reservations_pending", "gauge", "Reservations not yet settled.",
          e.reservations_pending);
