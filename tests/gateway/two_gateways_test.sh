@@ -175,5 +175,11 @@ call GET "$b/metrics" ""
 expect_status 200 "metrics"
 expect_match "metrics: gateway counters" 'plangate_gateway_checks_total' "$(cat "$tmp/body")"
 
+# b drains to Redis on SIGTERM: stop it while Redis is still up (stop_all
+# would stop Redis at the same time, and a drain that loses that race fails).
+kill -TERM "$b_pid"
+rc=0
+wait "$b_pid" || rc=$?
+expect_eq "gateway b exit status" 0 "$rc"
 stop_all
 echo "PASS: $checks checks"
