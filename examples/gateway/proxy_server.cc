@@ -651,6 +651,23 @@ void ProxyServer::Settle(Worker& w, const Admitted& a, const KeyRecord& key,
   w.stats.commits.Add();
 }
 
+namespace {
+
+// Writes one part of a relayed stream: a chunk (HTTP/1.1), or the bytes
+// themselves (HTTP/1.0, whose body runs to the connection's close).
+awaitable<void> WriteStreamPart(beast::tcp_stream& client, bool chunked,
+                                const std::string& out, beast::error_code& ec) {
+  client.expires_after(kClientWriteTimeout);
+  if (chunked) {
+    co_await asio::async_write(client, http::make_chunk(asio::buffer(out)),
+                               Await(ec));
+  } else {
+    co_await asio::async_write(client, asio::buffer(out), Await(ec));
+  }
+}
+
+}  // namespace
+
 awaitable<void> ProxyServer::StreamChat(Worker& w, Session& session,
                                         Request& req, Response& res,
                                         const ChatRequestInfo& chat,
@@ -773,13 +790,7 @@ awaitable<void> ProxyServer::StreamChat(Worker& w, Session& session,
     }
     if (ex->done() && !cut) out += splitter.pending();  // unterminated last
     if (!out.empty()) {
-      client.expires_after(kClientWriteTimeout);
-      if (chunked) {
-        co_await asio::async_write(client, http::make_chunk(asio::buffer(out)),
-                                   Await(client_ec));
-      } else {
-        co_await asio::async_write(client, asio::buffer(out), Await(client_ec));
-      }
+      co_await WriteStreamPart(client, chunked, out, client_ec);
     }
     if (cut) break;
   }
@@ -788,13 +799,7 @@ awaitable<void> ProxyServer::StreamChat(Worker& w, Session& session,
       // The denial as the stream's last event, in the error shape the
       // OpenAI SDKs raise (the same body a denied request gets).
       out = fmt::format("data: {}\n\n", cut->body());
-      client.expires_after(kClientWriteTimeout);
-      if (chunked) {
-        co_await asio::async_write(client, http::make_chunk(asio::buffer(out)),
-                                   Await(client_ec));
-      } else {
-        co_await asio::async_write(client, asio::buffer(out), Await(client_ec));
-      }
+      co_await WriteStreamPart(client, chunked, out, client_ec);
       w.stats.streams_cut.Add();
     } else if (upstream_broke) {
       // A final event the OpenAI SDKs raise as an APIError.
@@ -805,13 +810,7 @@ awaitable<void> ProxyServer::StreamChat(Worker& w, Session& session,
                     {"param", nullptr}};
       out = fmt::format("data: {}\n\n",
                         e.dump(-1, ' ', false, Json::error_handler_t::replace));
-      client.expires_after(kClientWriteTimeout);
-      if (chunked) {
-        co_await asio::async_write(client, http::make_chunk(asio::buffer(out)),
-                                   Await(client_ec));
-      } else {
-        co_await asio::async_write(client, asio::buffer(out), Await(client_ec));
-      }
+      co_await WriteStreamPart(client, chunked, out, client_ec);
       w.stats.upstream_errors.Add();
     }
     if (!client_ec && chunked) {

@@ -21,6 +21,7 @@
 #define PLANGATE_CATALOG_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -241,6 +242,10 @@ class Catalog {
 
  private:
   friend class CatalogParser;
+  // The first plan in upgrade order after `from_plan` (any, when empty)
+  // for which `fits` holds.
+  const Plan* FirstUpgrade(std::string_view from_plan,
+                           const std::function<bool(const Plan&)>& fits) const;
   std::vector<Plan> plans_;
   std::vector<std::string> meters_;
   std::vector<std::string> upgrade_order_;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <memory>
@@ -1346,8 +1347,9 @@ int Catalog::MeterIndex(std::string_view name) const {
   return -1;
 }
 
-const Plan* Catalog::CheapestPlanWithFeature(std::string_view feature,
-                                             std::string_view from_plan) const {
+const Plan* Catalog::FirstUpgrade(
+    std::string_view from_plan,
+    const std::function<bool(const Plan&)>& fits) const {
   size_t start = 0;
   if (!from_plan.empty()) {
     auto it =
@@ -1356,34 +1358,29 @@ const Plan* Catalog::CheapestPlanWithFeature(std::string_view feature,
   }
   for (size_t i = start; i < upgrade_order_.size(); ++i) {
     const Plan* plan = FindPlan(upgrade_order_[i]);
-    if (plan != nullptr &&
-        std::find(plan->features.begin(), plan->features.end(), feature) !=
-            plan->features.end()) {
-      return plan;
-    }
+    if (plan != nullptr && fits(*plan)) return plan;
   }
   return nullptr;
+}
+
+const Plan* Catalog::CheapestPlanWithFeature(std::string_view feature,
+                                             std::string_view from_plan) const {
+  return FirstUpgrade(from_plan, [&](const Plan& plan) {
+    return std::find(plan.features.begin(), plan.features.end(), feature) !=
+           plan.features.end();
+  });
 }
 
 const Plan* Catalog::CheapestPlanWithGauge(std::string_view gauge,
                                            int64_t count,
                                            std::string_view from_plan) const {
-  size_t start = 0;
-  if (!from_plan.empty()) {
-    auto it =
-        std::find(upgrade_order_.begin(), upgrade_order_.end(), from_plan);
-    if (it != upgrade_order_.end()) start = it - upgrade_order_.begin() + 1;
-  }
-  for (size_t i = start; i < upgrade_order_.size(); ++i) {
-    const Plan* plan = FindPlan(upgrade_order_[i]);
-    if (plan == nullptr) continue;
+  return FirstUpgrade(from_plan, [&](const Plan& plan) {
     bool fits = true;  // a plan that does not cap the gauge allows any count
-    for (const Gauge& g : plan->gauges) {
+    for (const Gauge& g : plan.gauges) {
       if (g.name == gauge) fits = g.unlimited || g.cap >= count;
     }
-    if (fits) return plan;
-  }
-  return nullptr;
+    return fits;
+  });
 }
 
 std::string_view ScopeName(Scope scope) {
