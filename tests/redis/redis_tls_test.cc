@@ -272,7 +272,9 @@ TEST_CASE("TLS: a server killed mid-batch and restarted is reconnected",
   CHECK(stats.disconnects == 1);
   CHECK(stats.connects == 2);
   CHECK(stats.io_errors >= 1);
-  CHECK(stats.tls_failures == 0);
+  // An attempt that lands while the server dies or starts may fail its
+  // handshake; each such failure is a failed attempt, never a connect.
+  CHECK(stats.tls_failures <= stats.connect_failures);
   CHECK(absl::StrContains(stats.last_error, Where(*server)));
   h.Finish();
 }
