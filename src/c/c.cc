@@ -491,11 +491,11 @@ int pg_catalog_cost_micros(const pg_catalog_t* catalog, const char* model,
   const plangate::Price* price =
       catalog->catalog->PriceFor(View(model, model_len));
   if (price == nullptr) return 0;
-  *cost_micros = plangate::CostMicros(
-      *price, {.input = input_tokens,
-               .cached_input = cached_input_tokens,
-               .output = output_tokens,
-               .reasoning = reasoning_tokens});
+  *cost_micros =
+      plangate::CostMicros(*price, {.input = input_tokens,
+                                    .cached_input = cached_input_tokens,
+                                    .output = output_tokens,
+                                    .reasoning = reasoning_tokens});
   return 1;
 }
 

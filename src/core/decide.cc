@@ -18,23 +18,16 @@ namespace plangate {
 namespace {
 
 using internal::AccountProfile;
-using internal::Caps;
-using internal::Cell;
-using internal::CellView;
-using internal::Charge;
 using internal::CompiledCatalog;
 using internal::CompiledLimit;
 using internal::CompiledPlan;
-using internal::CounterTable;
 using internal::DenyWith;
 using internal::PackMeta;
 using internal::PendingCharge;
 using internal::ReservationSlot;
-using internal::ReservationTable;
 using internal::ReservedOp;
 using internal::SubjectRecord;
 using internal::SubjectRef;
-using internal::Window;
 
 bool TrafficMatches(Traffic t, bool byok) {
   return t == Traffic::kAll || (t == Traffic::kByok) == byok;

@@ -15,23 +15,16 @@ namespace plangate {
 namespace {
 
 using internal::AccountProfile;
-using internal::Caps;
-using internal::Cell;
-using internal::CellView;
-using internal::Charge;
 using internal::CompiledCatalog;
 using internal::CompiledLimit;
 using internal::CompiledPlan;
 using internal::CounterTable;
 using internal::DenyWith;
-using internal::PackMeta;
 using internal::PendingCharge;
 using internal::ReservationSlot;
-using internal::ReservationTable;
 using internal::ReservedOp;
 using internal::SubjectRecord;
 using internal::SubjectRef;
-using internal::Window;
 
 // The live record `index` if it still has generation `gen`.
 SubjectRecord* LiveRecord(CounterTable& table, uint32_t index, uint8_t gen) {

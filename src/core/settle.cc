@@ -11,23 +11,13 @@
 namespace plangate {
 namespace {
 
-using internal::AccountProfile;
 using internal::AdjustCell;
-using internal::Caps;
-using internal::Cell;
-using internal::CellView;
-using internal::CompiledCatalog;
-using internal::CompiledLimit;
-using internal::CompiledPlan;
 using internal::CounterTable;
 using internal::DrainWallet;
 using internal::MoveWallet;
 using internal::ReservationSlot;
-using internal::ReservationTable;
 using internal::ReservedOp;
 using internal::SubjectRecord;
-using internal::SubjectRef;
-using internal::Window;
 
 SubjectRecord* WalletOf(CounterTable& table, const ReservationSlot& slot) {
   SubjectRecord& rec = table.at(slot.wallet_record);

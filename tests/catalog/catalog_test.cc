@@ -482,17 +482,20 @@ TEST_CASE("broken catalogs name the field and the reason", "[errors]") {
       {"bad window", WithPlans(R"({"id": "free", "limits": [
            {"limit": 1, "window": "week"}]})"),
        "plans[0].limits[0].window: must be one of billing_period, month, "
-       "annual, day, hour, minute, second, concurrent, or a whole length: digits then s, "
+       "annual, day, hour, minute, second, concurrent, or a whole length: "
+       "digits then s, "
        R"(m, h or d ("5s", "15m", "6h", "7d"); got "week")"},
       {"window of zero length", WithPlans(R"({"id": "free", "limits": [
            {"limit": 1, "window": "0s"}]})"),
        "plans[0].limits[0].window: must be one of billing_period, month, "
-       "annual, day, hour, minute, second, concurrent, or a whole length: digits then s, "
+       "annual, day, hour, minute, second, concurrent, or a whole length: "
+       "digits then s, "
        R"(m, h or d ("5s", "15m", "6h", "7d"); got "0s")"},
       {"window of a fraction", WithPlans(R"({"id": "free", "limits": [
            {"limit": 1, "window": "1.5h"}]})"),
        "plans[0].limits[0].window: must be one of billing_period, month, "
-       "annual, day, hour, minute, second, concurrent, or a whole length: digits then s, "
+       "annual, day, hour, minute, second, concurrent, or a whole length: "
+       "digits then s, "
        R"(m, h or d ("5s", "15m", "6h", "7d"); got "1.5h")"},
       {"window too long", WithPlans(R"({"id": "free", "limits": [
            {"limit": 1, "window": "3651d"}]})"),

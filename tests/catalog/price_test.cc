@@ -44,8 +44,9 @@ TEST_CASE("a call's cost: each kind of token at its rate, rounded up",
   const Price& gpt4o = *(*c)->PriceFor("gpt-4o");
   // 1,000 prompt tokens of which 200 cached, 500 completion tokens:
   // 800 * 2.5 + 200 * 1.25 + 500 * 10 micro-units.
-  CHECK(CostMicros(gpt4o, {.input = 1000, .cached_input = 200, .output = 500}) ==
-        2000 + 250 + 5000);
+  CHECK(
+      CostMicros(gpt4o, {.input = 1000, .cached_input = 200, .output = 500}) ==
+      2000 + 250 + 5000);
   // One token of gpt-4o-mini input costs 0.15 micro-units: charged 1.
   const Price& mini = *(*c)->PriceFor("gpt-4o-mini");
   CHECK(CostMicros(mini, {.input = 1}) == 1);

@@ -61,8 +61,7 @@ TEST_CASE_METHOD(ToolFixture, "a limit with tools counts those tools only",
   CHECK(plain.limit.limit_id != "web");
 }
 
-TEST_CASE("tool limits are validated, and keep their own counters",
-          "[tools]") {
+TEST_CASE("tool limits are validated, and keep their own counters", "[tools]") {
   auto empty = Catalog::Parse(R"({"version": 1, "plans": [{"id": "p",
       "limits": [{"id": "t", "tools": [], "limit": 1}]}]})");
   REQUIRE_FALSE(empty.ok());
@@ -80,8 +79,7 @@ TEST_CASE("tool limits are validated, and keep their own counters",
   REQUIRE(two.ok());
   CHECK((*two)->plans()[0].limits[1].id ==
         "account.tool_calls[search].billing_period");
-  CHECK(CounterMeterName((*two)->plans()[0].limits[1]) ==
-        "tool_calls[search]");
+  CHECK(CounterMeterName((*two)->plans()[0].limits[1]) == "tool_calls[search]");
   auto same = Catalog::Parse(R"({"version": 1, "plans": [{"id": "p",
       "limits": [{"id": "a", "tools": ["x", "y"], "limit": 1},
                  {"id": "b", "tools": ["y", "x"], "limit": 2}]}]})");
@@ -110,8 +108,8 @@ TEST_CASE_METHOD(EnforcerFixture,
         {.account_id = "acme", .model = model, .amounts = {&a, 1}});
   };
   CHECK(ask("gpt-4o", 60).admitted());
-  CHECK(ask("claude-3", 500).admitted());  // neither model limit
-  CHECK(ask("", 30).admitted());           // the default: gpt-4o-mini
+  CHECK(ask("claude-3", 500).admitted());     // neither model limit
+  CHECK(ask("", 30).admitted());              // the default: gpt-4o-mini
   const Decision d = ask("gpt-4-turbo", 50);  // 90 + 50 > 100
   CHECK_FALSE(d.admitted());
   CHECK(d.limit.limit_id == "gpt4_tokens");
@@ -125,8 +123,8 @@ TEST_CASE_METHOD(EnforcerFixture,
   auto bad = Catalog::Parse(R"({"version": 1, "plans": [{"id": "p",
       "limits": [{"id": "m", "models": ["a,b"], "limit": 1}]}]})");
   REQUIRE_FALSE(bad.ok());
-  CHECK(std::string(bad.status().message()).find("plans[0].limits[0].models[0]") !=
-        std::string::npos);
+  CHECK(std::string(bad.status().message())
+            .find("plans[0].limits[0].models[0]") != std::string::npos);
 }
 
 }  // namespace

@@ -406,7 +406,8 @@ TEST_CASE("Metering charges the catalog's meters") {
   CHECK(streamed.amounts[1].amount == 35);  // ceil(14 * 2.5)
   CHECK(streamed.wallet_micros == 35);
   // Absurd usage saturates instead of overflowing.
-  const Charge huge = m.ChatActual({.total_tokens = int64_t{1} << 62}, "", live);
+  const Charge huge =
+      m.ChatActual({.total_tokens = int64_t{1} << 62}, "", live);
   CHECK(huge.amounts[0].amount == plangate::kMaxCount);
   CHECK(huge.amounts[1].amount == plangate::kMaxCount);
   CHECK(m.Features(byok).size() == 1);
@@ -427,10 +428,8 @@ TEST_CASE("Metering prices calls at the catalog's price for the model") {
   const Metering m(**enforcer, {.micros_per_1k_tokens = 2500});
   const KeyRecord live{.id = "k", .account = "a", .prepaid = true};
   // 11 prompt tokens at 1 micro-unit, 100 completion tokens at 4.
-  const Charge est =
-      m.ChatEstimate({.model = "mock-small", .prompt_bytes = 41,
-                      .max_tokens = 100},
-                     live);
+  const Charge est = m.ChatEstimate(
+      {.model = "mock-small", .prompt_bytes = 41, .max_tokens = 100}, live);
   CHECK(est.amounts[1].amount == 11 + 400);
   CHECK(est.wallet_micros == 411);
   const Charge actual = m.ChatActual(
