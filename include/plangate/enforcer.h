@@ -324,7 +324,18 @@ class Enforcer {
   // Registers an account or changes its plan, anchor or state. Usage in the
   // current windows is kept across plan changes. InvalidArgument when the
   // plan is not in the catalog; ResourceExhausted when the table is full.
+  // With a RedisSync attached that shares account state (the default), the
+  // state is also stored in Redis, and every instance applies it within
+  // about SyncOptions::account_poll_interval plus a round trip; the last
+  // one stored wins.
   absl::Status UpsertAccount(const AccountUpdate& update);
+  // Like UpsertAccount, but with shared account state only stores `update`
+  // if Redis has no state for the account; if it has, the stored state
+  // replaces `update` here as soon as its reply arrives (one round trip).
+  // For hosts that register accounts from a file at start: a restarted
+  // instance serves with the shared state, not with its file's. Without a
+  // sharing RedisSync it is UpsertAccount.
+  absl::Status SeedAccount(const AccountUpdate& update);
 
   // Applies a wallet credit (or correction). NotFound for an unknown
   // account; FailedPrecondition if it would take the balance below zero.

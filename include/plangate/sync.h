@@ -146,6 +146,15 @@ struct SyncOptions {
   size_t max_pending = size_t{1} << 20;
   // Window keys expire this long after their window ends.
   std::chrono::milliseconds key_retention{std::chrono::hours(24 * 35)};
+  // Accounts' state (plan, anchor, subscription state, past-due deadline,
+  // scheduled change, overrides, default model) lives in Redis:
+  // UpsertAccount on any instance is applied by every instance within
+  // about account_poll_interval plus a round trip, an account first seen
+  // here is loaded from Redis (decided as an unknown account until it is),
+  // and SeedAccount stores a state only where Redis has none. false: each
+  // instance keeps its own, as without a sync.
+  bool share_accounts = true;
+  std::chrono::milliseconds account_poll_interval{50};
 };
 
 struct SyncStats {
@@ -171,6 +180,13 @@ struct SyncStats {
   uint64_t epoch_changes = 0;     // dataset epochs changed (Redis lost data)
   uint64_t recoveries = 0;        // counters held by a recovery after a loss
   int64_t last_sync_age_ms = -1;  // since the last good round; -1: never
+  // Shared account state (SyncOptions::share_accounts).
+  uint64_t accounts_held = 0;    // accounts whose stored state is known
+  uint64_t accounts_loaded = 0;  // stored states applied here
+  uint64_t accounts_stored = 0;  // states this instance wrote
+  uint64_t account_feed_entries = 0;
+  uint64_t account_errors = 0;             // failed batches, bad stored states
+  uint64_t account_sightings_dropped = 0;  // first sightings not queued
   // Redis Cluster (RedisOptions::cluster; all 0 for one server).
   uint64_t redirections = 0;       // MOVED and ASK replies followed
   uint64_t cluster_refreshes = 0;  // slot maps read (CLUSTER SLOTS)

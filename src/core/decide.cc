@@ -90,21 +90,35 @@ bool ModelAllowed(const Plan& plan, std::string_view model) {
 
 SubjectRef Enforcer::Impl::LookupAccount(std::string_view id, int64_t now_ms,
                                          const CompiledCatalog& cc,
-                                         bool may_insert, Decision* denial) {
+                                         bool may_insert,
+                                         internal::SyncLink* link,
+                                         Decision* denial) {
   const internal::KeyProbe key(Scope::kAccount, id, {});
   const uint64_t hash = table.Hash(key);
   SubjectRef ref = table.Find(key, hash);
   if (ABSL_PREDICT_TRUE(ref)) return ref;
-  if (cc.default_plan < 0 || !may_insert) {
+  const bool shared = link != nullptr && link->share_accounts;
+  if ((cc.default_plan < 0 && !shared) || !may_insert) {
     *denial = DenyWith(DenyKind::kUnknownAccount, 403);
     return {};
   }
   // First sighting of an account the host never registered: it gets the
-  // catalog's default plan, anchored on the calendar month.
+  // catalog's default plan, anchored on the calendar month (or, without
+  // one, stays unknown); with shared account state the sync loads what
+  // Redis has for it.
   auto inserted = table.FindOrInsert(Scope::kAccount, id, {}, hash, now_ms);
   if (!inserted.ok()) {
     capacity_denials.fetch_add(1, std::memory_order_relaxed);
     *denial = DenyWith(DenyKind::kCapacity, 503);
+    return {};
+  }
+  if (shared && !link->sightings.Push(
+                    internal::PackDirty(inserted->index, inserted->gen))) {
+    // Relaxed: a statistic.
+    link->sightings_overflow.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (cc.default_plan < 0) {
+    *denial = DenyWith(DenyKind::kUnknownAccount, 403);
     return {};
   }
   // Only a record no one registered yet (low half zero) gets the default.
@@ -145,7 +159,8 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
     // Repeats only when a record was reclaimed under us.
     if (!first) decision = Decision{};
     SubjectRef subjects[kNumScopes];
-    subjects[0] = LookupAccount(req.account_id, now, cc, charge, &decision);
+    subjects[0] =
+        LookupAccount(req.account_id, now, cc, charge, link, &decision);
     if (!subjects[0]) return;
     SubjectRecord& account = *subjects[0].rec;
 

@@ -219,10 +219,32 @@ CommitResult Enforcer::Commit(const CommitRequest& commit) {
 }
 
 absl::Status Enforcer::UpsertAccount(const AccountUpdate& update) {
-  std::lock_guard<std::mutex> lock(impl_->admin_mu);
-  const CompiledCatalog& cc = *impl_->compiled.load(std::memory_order_relaxed);
+  absl::Status applied = impl_->ApplyAccount(update);
+  if (!applied.ok()) return applied;
+  // Acquire pairs with Attach's release: the link's settings are visible.
+  internal::SyncLink* link = impl_->sync.load(std::memory_order_acquire);
+  if (link != nullptr && link->share_accounts) {
+    link->PublishAccount(update, /*seed=*/false);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Enforcer::SeedAccount(const AccountUpdate& update) {
+  absl::Status applied = impl_->ApplyAccount(update);
+  if (!applied.ok()) return applied;
+  // Acquire: as in UpsertAccount.
+  internal::SyncLink* link = impl_->sync.load(std::memory_order_acquire);
+  if (link != nullptr && link->share_accounts) {
+    link->PublishAccount(update, /*seed=*/true);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Enforcer::Impl::ApplyAccount(const AccountUpdate& update) {
+  std::lock_guard<std::mutex> lock(admin_mu);
+  const CompiledCatalog& cc = *compiled.load(std::memory_order_relaxed);
   auto find_plan = [&](const std::string& id) {
-    const int plan = impl_->plans.Find(id);
+    const int plan = plans.Find(id);
     return plan >= 0 && static_cast<size_t>(plan) < cc.plans.size() &&
                    cc.plans[plan] != nullptr
                ? plan
@@ -289,10 +311,10 @@ absl::Status Enforcer::UpsertAccount(const AccountUpdate& update) {
                    internal::NudgeThreshold(numbers.soft_nudge, o.limit)};
     profile->overrides.push_back(std::move(resolved));
   }
-  const int64_t now = impl_->Now(0);
-  auto ref = impl_->table.FindOrInsert(
+  const int64_t now = Now(0);
+  auto ref = table.FindOrInsert(
       Scope::kAccount, update.account_id, {},
-      impl_->table.Hash(Scope::kAccount, update.account_id, {}), now);
+      table.Hash(Scope::kAccount, update.account_id, {}), now);
   if (!ref.ok()) {
     return absl::Status(ref.status().code(),
                         fmt::format("account \"{}\": {}", update.account_id,
@@ -314,7 +336,7 @@ absl::Status Enforcer::UpsertAccount(const AccountUpdate& update) {
   const AccountProfile* old =
       rec.profile.exchange(profile.release(), std::memory_order_acq_rel);
   if (old != nullptr) {
-    impl_->retired_profiles.push_back({old, std::chrono::steady_clock::now()});
+    retired_profiles.push_back({old, std::chrono::steady_clock::now()});
   }
   // Release: checks that acquire meta see the anchor and profile above.
   // The high half (sync readiness) is the sync component's: keep it.
@@ -323,7 +345,7 @@ absl::Status Enforcer::UpsertAccount(const AccountUpdate& update) {
       meta, (meta & ~uint64_t{0xffffffff}) | PackMeta(plan, update.state, true),
       std::memory_order_release, std::memory_order_relaxed)) {
   }
-  if (internal::SyncLink* link = impl_->sync.load(std::memory_order_acquire)) {
+  if (internal::SyncLink* link = sync.load(std::memory_order_acquire)) {
     // Prime: the sync component fetches the account's cluster usage now,
     // before its first check.
     Impl::MarkDirty(link, rec, ref->index, ref->gen);

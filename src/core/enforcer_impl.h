@@ -92,7 +92,9 @@ struct Enforcer::Impl {
   CommitResult Settle(const CommitRequest& commit);
   SubjectRef LookupAccount(std::string_view id, int64_t now_ms,
                            const CompiledCatalog& cc, bool may_insert,
-                           Decision* denial);
+                           internal::SyncLink* link, Decision* denial);
+  // UpsertAccount's work, here only (nothing is published to a sync).
+  absl::Status ApplyAccount(const AccountUpdate& update);
   absl::Status InstallCatalog(std::shared_ptr<const Catalog> catalog);
   void Refund(ReservationSlot& slot);
   bool Reclaimable(SubjectRecord& rec, const CompiledCatalog& cc,

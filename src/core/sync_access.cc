@@ -4,6 +4,7 @@
 
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "core/enforcer_impl.h"
 #include "core/sync_link.h"
@@ -188,6 +189,36 @@ void SyncAccess::PushEvent(Enforcer& e, const RawEvent& event) {
   if (!e.impl_->events.Push(event)) {
     e.impl_->events_dropped.fetch_add(1, std::memory_order_relaxed);
   }
+}
+
+bool SyncAccess::AccountIdOf(Enforcer& e, uint32_t index, uint8_t gen,
+                             std::string* id) {
+  SubjectRecord& rec = e.impl_->table.at(index);
+  const uint32_t ctrl = rec.ctrl.load(std::memory_order_acquire);
+  if (SubjectRecord::State(ctrl) != RecordState::kLive ||
+      static_cast<uint8_t>(SubjectRecord::Generation(ctrl)) != gen) {
+    return false;
+  }
+  Scope scope = Scope::kAccount;
+  std::string sub;
+  CounterTable::ReadKey(rec, &scope, id, &sub);
+  // Reused while we read the key: not the record that was pushed.
+  if (((rec.ctrl.load(std::memory_order_acquire) ^ ctrl) & ~kCtrlSyncDirty) !=
+      0) {
+    return false;
+  }
+  return scope == Scope::kAccount;
+}
+
+bool SyncAccess::HasAccount(Enforcer& e, std::string_view id) {
+  CounterTable& table = e.impl_->table;
+  return static_cast<bool>(
+      table.Find(Scope::kAccount, id, {}, table.Hash(Scope::kAccount, id, {})));
+}
+
+absl::Status SyncAccess::ApplyAccount(Enforcer& e,
+                                      const AccountUpdate& update) {
+  return e.impl_->ApplyAccount(update);
 }
 
 }  // namespace internal

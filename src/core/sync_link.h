@@ -30,6 +30,13 @@
 // The sync thread adjusts cells (cluster usage of other instances, lease
 // bakes) with CAS on the same words the hot path charges.
 //
+// Shared account state (share_accounts): a check that meets an account
+// this instance has no record of inserts one (with the catalog's default
+// plan, or none: 403 unknown_account as before) and pushes it on
+// `sightings`, so the sync loads the account's stored state; the host's
+// UpsertAccount and SeedAccount queue what they applied on
+// `accounts_out` (admin path, under accounts_mu) for the sync to store.
+//
 // Thread safety: the queues are multi-producer, single-consumer (the sync
 // strand). The atomics may be read anywhere. SyncAccess functions are the
 // sync component's slow path; each says what it locks.
@@ -42,12 +49,15 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/event_queue.h"
 #include "internal/huge_array.h"
 #include "plangate/catalog.h"
+#include "plangate/enforcer.h"
 
 namespace plangate {
 class Enforcer;
@@ -80,11 +90,28 @@ inline bool NibbleReady(uint64_t nibble, uint32_t tag) {
   return nibble == ReadyNibble(tag);
 }
 
+// An account state the host applied, for the sync to store in Redis.
+struct AccountPublish {
+  AccountUpdate update;
+  bool seed = false;  // store only if Redis has no state for the account
+};
+
 struct SyncLink {
   SyncLink(size_t queue_capacity, size_t records)
       : dirty(queue_capacity),
         closed(queue_capacity),
+        sightings(queue_capacity),
         ceilings(records * kCellsPerSubject) {}
+
+  // Queues an applied account state for the sync to store (admin path).
+  void PublishAccount(const AccountUpdate& update, bool seed) {
+    std::lock_guard<std::mutex> lock(accounts_mu);
+    accounts_out.push_back({update, seed});
+  }
+  std::vector<AccountPublish> TakePublished() {
+    std::lock_guard<std::mutex> lock(accounts_mu);
+    return std::exchange(accounts_out, {});
+  }
 
   // Ceiling of cell `cell` of record `index`, or -1 for none.
   int64_t Ceiling(uint32_t index, int cell) const {
@@ -115,6 +142,12 @@ struct SyncLink {
 
   BoundedQueue<uint64_t> dirty;       // PackDirty(index, gen)
   BoundedQueue<ClosedWindow> closed;  // rollovers of synced cells
+  // PackDirty(index, gen) of account records a check inserted
+  // (share_accounts only).
+  BoundedQueue<uint64_t> sightings;
+  std::atomic<uint64_t> sightings_overflow{0};
+  std::mutex accounts_mu;
+  std::vector<AccountPublish> accounts_out;  // guarded by accounts_mu
   // ceiling + 1 per (record, cell); 0 is "none" (zeroed pages cost nothing
   // until touched).
   HugeArray<std::atomic<int64_t>> ceilings;
@@ -127,6 +160,7 @@ struct SyncLink {
   std::atomic<uint32_t> instances{1};
   // Fixed at attach time.
   bool leases = true;
+  bool share_accounts = false;
   double cold_start_share = 0.0;
 
   // The most a not-yet-ready leasable cell may hold: a share of the hard
@@ -198,6 +232,16 @@ class SyncAccess {
                        uint32_t tag, bool ready);
   // Queues a cluster-wide threshold crossing for DeliverEvents.
   static void PushEvent(Enforcer& e, const RawEvent& event);
+
+  // Shared account state. The account id of account record `index` of
+  // generation `gen`; false when the record is gone or not an account.
+  static bool AccountIdOf(Enforcer& e, uint32_t index, uint8_t gen,
+                          std::string* id);
+  // Whether the enforcer has a record of the account.
+  static bool HasAccount(Enforcer& e, std::string_view id);
+  // Applies a stored account state here only (UpsertAccount without
+  // publishing it back); takes the admin mutex.
+  static absl::Status ApplyAccount(Enforcer& e, const AccountUpdate& update);
 };
 
 }  // namespace plangate::internal

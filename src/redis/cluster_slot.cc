@@ -83,6 +83,17 @@ Route CommandRoute(const Command& command) {
   }
   route.kind = RouteKind::kKey;
   route.key_index = 1;
+  if (name == "XREAD" || name == "XREADGROUP") {
+    // ... STREAMS key [key ...] id [id ...]: the first key.
+    route.kind = RouteKind::kAnyNode;
+    for (size_t i = 1; i + 2 < command.size(); ++i) {
+      if (absl::AsciiStrToUpper(command[i]) == "STREAMS") {
+        route.kind = RouteKind::kKey;
+        route.key_index = i + 1;
+        break;
+      }
+    }
+  }
   return route;
 }
 

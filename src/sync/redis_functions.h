@@ -69,6 +69,14 @@
 // recovery_ms may have lost their data, so they recover too.
 //
 // pg2_read KEYS...: {t, L, n} per key (read only; quotactl usage).
+//
+// pg2_acct_put KEYS[1] ARGV doc mode version: an account's state (a hash
+// of v, its version, and doc, account_doc.h). mode "set" stores doc as
+// version v + 1; "seed" stores it as version 1 only when there is none;
+// "restore" (after a data loss) stores it as `version` only when the hash
+// has none or an older one. Returns {v, doc, changed} as stored after the
+// call; changed is 1 when this call stored it (the caller then announces
+// it on the feed, sync_keys.h).
 
 #ifndef PLANGATE_SYNC_REDIS_FUNCTIONS_H_
 #define PLANGATE_SYNC_REDIS_FUNCTIONS_H_
@@ -307,7 +315,26 @@ local function read(keys, args)
   return out
 end
 
+local function acct_put(keys, a)
+  local k = keys[1]
+  local doc, mode, version = a[1], a[2], tonumber(a[3])
+  if not (k and doc and version and
+          (mode == 'set' or mode == 'seed' or mode == 'restore')) then
+    return redis.error_reply(
+        'ERR pg2_acct_put: expected 1 key, a doc, set|seed|restore and a version')
+  end
+  local h = redis.call('HMGET', k, 'v', 'doc')
+  local v = tonumber(h[1])
+  if v and (mode == 'seed' or (mode == 'restore' and v >= version)) then
+    return {v, h[2] or '', 0}
+  end
+  if mode == 'restore' then v = version else v = (v or 0) + 1 end
+  redis.call('HSET', k, 'v', v, 'doc', doc)
+  return {v, doc, 1}
+end
+
 redis.register_function('pg2_sync', sync)
+redis.register_function('pg2_acct_put', acct_put)
 redis.register_function('pg2_epoch', epoch)
 redis.register_function{function_name = 'pg2_read', callback = read,
                         flags = {'no-writes'}}

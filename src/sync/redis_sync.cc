@@ -61,6 +61,7 @@
 #include "plangate/events.h"
 #include "plangate/sync.h"
 #include "redis/cluster_client.h"
+#include "sync/account_store.h"
 #include "sync/counter_state.h"
 #include "sync/redis_functions.h"
 #include "sync/sync_keys.h"
@@ -135,6 +136,7 @@ class RedisSync::Impl {
     auto link = std::make_unique<SyncLink>(capacity, table_.capacity());
     link->leases = options_.leases;
     link->cold_start_share = options_.cold_start_share;
+    link->share_accounts = options_.share_accounts;
     link->instances.store(
         static_cast<uint32_t>(std::max(1, options_.expected_instances)),
         std::memory_order_relaxed);
@@ -144,6 +146,24 @@ class RedisSync::Impl {
     client_ = ClusterClient::Create(strand_, options_.redis);
     client_->SetInitCommands({Command{"FUNCTION", "LOAD", "REPLACE",
                                       internal::kRedisFunctionLibrary}});
+    if (options_.share_accounts) {
+      accounts_ = std::make_unique<internal::AccountStore>(
+          enforcer_, *link_, client_, options_.key_prefix,
+          options_.account_poll_interval, EpochKey(),
+          [this](const Reply& epoch) {
+            // As the counters' epoch GET (OnReplies): another epoch, or
+            // none, is a dataset that changed under this connection.
+            if (epoch_ready_ &&
+                (epoch.type != Reply::Type::kString || epoch.str != epoch_)) {
+              epoch_ready_ = false;
+            }
+          },
+          [this](const std::string& what) {
+            errors_.fetch_add(1, std::memory_order_relaxed);
+            std::lock_guard<std::mutex> lock(error_mu_);
+            last_error_ = what;
+          });
+    }
     client_->SetOnReady([this] {
       if (connected_before_) {
         reconnects_.fetch_add(1, std::memory_order_relaxed);
@@ -238,6 +258,15 @@ class RedisSync::Impl {
     s.leased_counters = leased_.load(std::memory_order_relaxed);
     s.epoch_changes = epoch_changes_.load(std::memory_order_relaxed);
     s.recoveries = recoveries_.load(std::memory_order_relaxed);
+    if (accounts_ != nullptr) {
+      const internal::AccountStoreStats a = accounts_->Stats();
+      s.accounts_held = a.held;
+      s.accounts_loaded = a.loaded;
+      s.accounts_stored = a.stored;
+      s.account_feed_entries = a.feed_entries;
+      s.account_errors = a.errors;
+      s.account_sightings_dropped = a.sightings_dropped;
+    }
     {
       std::lock_guard<std::mutex> lock(error_mu_);
       const internal::redis::ClusterStats& c = cluster_stats_;
@@ -288,6 +317,8 @@ class RedisSync::Impl {
     UpdateAvailability(now);
     if (!epoch_ready_) ResolveEpoch();
     if (!in_flight_) Send(now);
+    // Accounts wait for the epoch: a loss must be known before a read.
+    if (accounts_ != nullptr && epoch_ready_) accounts_->Round(SteadyMs());
     Housekeep();
     FinishDrainIfDone();
   }
@@ -800,6 +831,9 @@ class RedisSync::Impl {
       if (!epoch_.empty()) {
         epoch_changes_.fetch_add(1, std::memory_order_relaxed);
       }
+      // Every account state applied here goes back to a dataset that lost
+      // it.
+      if (!epoch_.empty() && accounts_ != nullptr) accounts_->OnDataLoss();
       epoch_ = epoch;
       // Every counter tells the new dataset what it holds.
       for (auto& [key, st] : states_) st->reassert = true;
@@ -1089,6 +1123,7 @@ class RedisSync::Impl {
   Clock& clock_;
   SyncLink* link_ = nullptr;
   std::shared_ptr<ClusterClient> client_;
+  std::unique_ptr<internal::AccountStore> accounts_;  // share_accounts
   std::unique_ptr<WorkGuard> work_;
   std::thread thread_;
 
@@ -1238,6 +1273,16 @@ std::string RedisSync::PrometheusText() const {
   metric("sync_epoch_changes_total", "counter",
          "Dataset epochs replaced after Redis lost or may have lost writes.",
          s.epoch_changes);
+  metric("sync_accounts_held", "gauge",
+         "Accounts whose shared state this instance knows.", s.accounts_held);
+  metric("sync_accounts_loaded_total", "counter",
+         "Shared account states read from Redis and applied here.",
+         s.accounts_loaded);
+  metric("sync_accounts_stored_total", "counter",
+         "Account states this instance wrote to Redis.", s.accounts_stored);
+  metric("sync_account_errors_total", "counter",
+         "Failed account-state batches, error replies and bad stored states.",
+         s.account_errors);
   metric("sync_recoveries_total", "counter",
          "Counters that waited for the cluster to re-send after a loss.",
          s.recoveries);

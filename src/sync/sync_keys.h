@@ -1,8 +1,11 @@
 // Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
 //
-// sync_keys.h: the Redis key of one counter (subject, limit, window).
+// sync_keys.h: the Redis keys of one counter (subject, limit, window), of
+// an account's state and of the feed of account changes.
 //
 //   <prefix>:{<account>}:<scope>:<sub>:<meter>:<window>:<f|s>:<start_ms>
+//   <prefix>:{<account>}:account
+//   <prefix>:accounts
 //
 // The account is the hash tag, so all of an account's keys share a Redis
 // Cluster slot. Ids are percent-encoded where they would break the layout
@@ -44,6 +47,17 @@ inline std::string CounterKey(std::string_view prefix, std::string_view account,
                      EscapeKeyPart(account), ScopeName(scope),
                      EscapeKeyPart(sub), EscapeKeyPart(meter), window,
                      mode == WindowMode::kSliding ? "s" : "f", start_ms);
+}
+
+// An account's stored state (account_doc.h) and the feed of changes to
+// account states: one stream per prefix, entries {"a": account, "v":
+// version}.
+inline std::string AccountKey(std::string_view prefix,
+                              std::string_view account) {
+  return fmt::format("{}:{{{}}}:account", prefix, EscapeKeyPart(account));
+}
+inline std::string AccountFeedKey(std::string_view prefix) {
+  return fmt::format("{}:accounts", prefix);
 }
 
 }  // namespace plangate::internal

@@ -64,6 +64,12 @@ TEST_CASE("commands are routed by their key", "[cluster]") {
   CHECK(CommandRoute({"FUNCTION", "LOAD", "x"}).kind == RouteKind::kAnyNode);
   CHECK(CommandRoute({"PING"}).kind == RouteKind::kAnyNode);
   CHECK(CommandRoute({}).kind == RouteKind::kAnyNode);
+  // XREAD's key follows STREAMS.
+  r = CommandRoute({"XREAD", "COUNT", "10", "STREAMS", "pg:accounts", "0-0"});
+  CHECK(r.kind == RouteKind::kKey);
+  CHECK(r.key_index == 4);
+  CHECK(CommandRoute({"XREAD", "COUNT", "10"}).kind == RouteKind::kAnyNode);
+  CHECK(CommandRoute({"XREVRANGE", "pg:accounts", "+", "-"}).key_index == 1);
   CHECK(CommandName({"FCALL", "pg2_sync", "1", "pg:{a}:x", "i"}) ==
         "FCALL pg2_sync pg:{a}:x");
 }
