@@ -268,6 +268,18 @@ absl::StatusOr<std::vector<plangate::replay::AccountSpec>> LoadAccountsFile(
   return plangate::replay::ParseAccounts(*text, path, catalog);
 }
 
+plangate::AccountUpdate AccountUpdateOf(
+    const plangate::replay::AccountSpec& spec) {
+  return {.account_id = spec.id,
+          .plan_id = spec.plan,
+          .anchor_ms = spec.anchor_ms,
+          .state = spec.state,
+          .past_due_deadline_ms = spec.past_due_until_ms,
+          .scheduled_plan_id = spec.scheduled_plan,
+          .default_model = spec.default_model,
+          .overrides = spec.overrides};
+}
+
 absl::Status RegisterAccounts(
     plangate::Enforcer& enforcer,
     const std::vector<plangate::replay::AccountSpec>& accounts,
@@ -279,15 +291,7 @@ absl::Status RegisterAccounts(
                                                     file_name, spec.line, i,
                                                     std::string(s.message())));
     };
-    absl::Status s =
-        enforcer.UpsertAccount({.account_id = spec.id,
-                                .plan_id = spec.plan,
-                                .anchor_ms = spec.anchor_ms,
-                                .state = spec.state,
-                                .past_due_deadline_ms = spec.past_due_until_ms,
-                                .scheduled_plan_id = spec.scheduled_plan,
-                                .default_model = spec.default_model,
-                                .overrides = spec.overrides});
+    absl::Status s = enforcer.UpsertAccount(AccountUpdateOf(spec));
     if (!s.ok()) return fail(s);
     if (spec.wallet_micros > 0) {
       auto balance = enforcer.UpdateWallet(

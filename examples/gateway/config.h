@@ -78,6 +78,10 @@ absl::StatusOr<std::string> ReadFile(const std::string& path);
 absl::StatusOr<std::vector<plangate::replay::AccountSpec>> LoadAccountsFile(
     const std::string& path, const plangate::Catalog& catalog);
 
+// The Enforcer's view of one accounts-file entry.
+plangate::AccountUpdate AccountUpdateOf(
+    const plangate::replay::AccountSpec& spec);
+
 // Registers the accounts with the Enforcer (UpsertAccount, then the initial
 // wallet credit). Errors name the file, the line and the account.
 absl::Status RegisterAccounts(

@@ -233,6 +233,15 @@ int RunGateway(const Flags& flags, int threads) {
           fmt::format("--redis: {}", std::string(started.status().message()))));
     }
     sync = std::move(*started);
+    // The accounts file only seeds the shared store: an account Redis
+    // already has keeps its stored state (an upgrade made elsewhere
+    // survives this instance's restart).
+    for (const plangate::replay::AccountSpec& spec : accounts) {
+      if (absl::Status s = (*enforcer)->SeedAccount(AccountUpdateOf(spec));
+          !s.ok()) {
+        return Fail(s);
+      }
+    }
   }
 #else
   if (!flags.redis.empty()) {

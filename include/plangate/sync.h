@@ -52,6 +52,7 @@ class io_context;
 namespace plangate {
 
 class Enforcer;
+struct AccountUpdate;
 
 // Where and how to reach Redis.
 struct RedisOptions {
@@ -239,6 +240,20 @@ class RedisSync {
   explicit RedisSync(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Stores an account's state in Redis as UpsertAccount on an instance with
+// a sharing RedisSync would (SyncOptions::share_accounts), for admin tools
+// and billing hooks that run no Enforcer: every instance using
+// `key_prefix` applies it within about account_poll_interval. The state is
+// not checked against a catalog (instances that do not know its plan log
+// an error and keep the account's last state). Returns the stored version.
+// Blocking; runs its own connection (TLS and Cluster as `redis` says) and
+// gives up after `timeout` with DeadlineExceeded. Thread safety: may be
+// called from any thread.
+absl::StatusOr<int64_t> StoreAccountState(
+    const RedisOptions& redis, std::string_view key_prefix,
+    const AccountUpdate& update,
+    std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 }  // namespace plangate
 

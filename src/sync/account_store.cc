@@ -20,9 +20,8 @@ using redis::Reply;
 
 // Commands per batch; the rest go in the next round.
 constexpr size_t kMaxBatch = 1024;
-// Feed entries per read, and the feed's approximate length.
+// Feed entries per read.
 constexpr char kFeedCount[] = "1000";
-constexpr char kFeedLength[] = "100000";
 
 bool ParseInt(const Reply& r, int64_t* out) {
   if (r.type == Reply::Type::kInteger) {
@@ -107,7 +106,7 @@ void AccountStore::Round(int64_t steady_ms) {
   taken = 0;
   for (; taken < to_announce_.size() && batch.size() < kMaxBatch; ++taken) {
     const auto& [account, version] = to_announce_[taken];
-    batch.push_back({"XADD", feed_key_, "MAXLEN", "~", kFeedLength, "*", "a",
+    batch.push_back({"XADD", feed_key_, "MAXLEN", "~", kAccountFeedMaxLen, "*", "a",
                      account, "v", std::to_string(version)});
     Op op{OpKind::kAnnounce, account};
     op.version = version;

@@ -59,6 +59,8 @@ inline std::string AccountKey(std::string_view prefix,
 inline std::string AccountFeedKey(std::string_view prefix) {
   return fmt::format("{}:accounts", prefix);
 }
+// The feed is trimmed to about this many entries (XADD MAXLEN ~).
+inline constexpr char kAccountFeedMaxLen[] = "100000";
 
 }  // namespace plangate::internal
 

@@ -154,6 +154,69 @@ done
 settles "$a" sk-shared 10
 settles "$b" sk-shared 10
 
+if [[ "$mode" == plain && -n "${PLANGATE_QUOTACTL:-}" ]]; then
+  quotactl=(timeout 20 "$PLANGATE_QUOTACTL" account set
+    --redis "redis://127.0.0.1:$redis_port" --prefix "pgtest$$"
+    --catalog "$data/catalog.json")
+  now_ms() { date +%s%3N; }
+
+  # in_force URL KEY STATUS: waits (up to 5 s) until a chat request on
+  # that gateway answers STATUS; prints the milliseconds it took.
+  in_force() {
+    local from got=
+    from=$(now_ms)
+    for _ in $(seq 1 100); do
+      call POST "$1/v1/chat/completions" "$2" "$body"
+      got=$status
+      if [[ "$got" == "$3" ]]; then
+        echo "$(($(now_ms) - from))"
+        return 0
+      fi
+      sleep 0.05
+    done
+    fail "$1: key $2 still answers $got, expected $3"
+  }
+
+  echo "--- an upgrade is in force on both gateways (Agent Handler)"
+  for url in "$a" "$b"; do
+    call POST "$url/v1/chat/completions" sk-free-live "$body"
+    expect_status 403 "$url: free has no live keys"
+  done
+  "${quotactl[@]}" --account acct-free --plan pro \
+    --anchor 2026-01-01T00:00:00Z >"$tmp/quotactl.out" 2>&1 ||
+    fail "quotactl account set: $(cat "$tmp/quotactl.out")"
+  for url in "$a" "$b"; do
+    ms=$(in_force "$url" sk-free-live 200)
+    checks=$((checks + 1))
+    echo "  $url: upgrade in force after ${ms} ms (target 250)"
+  done
+
+  echo "--- a past-due deadline blocks on both gateways (Cosantoir)"
+  # (The first request on a gateway may wait for its first lease: 429.)
+  for url in "$a" "$b"; do
+    in_force "$url" sk-pastdue 200 >/dev/null
+    checks=$((checks + 1))
+  done
+  "${quotactl[@]}" --account acct-pastdue --plan pro \
+    --anchor 2026-01-01T00:00:00Z --state past_due \
+    --past-due-until 2026-01-02T00:00:00Z >"$tmp/quotactl.out" 2>&1 ||
+    fail "quotactl account set: $(cat "$tmp/quotactl.out")"
+  for url in "$a" "$b"; do
+    ms=$(in_force "$url" sk-pastdue 402)
+    expect_eq "$url error.code" payment_required "$(jget .error.code)"
+    echo "  $url: deadline in force after ${ms} ms"
+  done
+
+  echo "--- a restarted gateway keeps the upgrade its accounts file lacks"
+  start_gateway c "${common[@]}"
+  c="http://127.0.0.1:$c_port"
+  ms=$(in_force "$c" sk-free-live 200)
+  checks=$((checks + 1))
+  echo "  $c: stored plan in force after ${ms} ms"
+  kill -TERM "$c_pid"
+  wait "$c_pid" || true
+fi
+
 echo "--- SIGTERM drains usage to Redis"
 for i in 1 2 3; do
   call POST "$a/v1/chat/completions" sk-drain "$body"

@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -26,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "fmt/format.h"
 #include "plangate/catalog.h"
+#include "plangate/sync.h"
 #include "replay.h"
 #include "trace.h"
 #include "usage.h"
@@ -38,7 +40,12 @@ constexpr char kUsage[] =
     "                       [--out FILE] [--check]\n"
     "       quotactl usage --catalog FILE --plan PLAN --account ID\n"
     "                      [--anchor TIME] [--now TIME] [--redis URL]\n"
-    "                      [--prefix PREFIX]\n";
+    "                      [--prefix PREFIX]\n"
+    "       quotactl account set --redis URL --account ID --plan PLAN\n"
+    "                      [--prefix PREFIX] [--catalog FILE] [--anchor TIME]\n"
+    "                      [--state active|past_due|blocked]\n"
+    "                      [--past-due-until TIME] [--scheduled-plan PLAN]\n"
+    "                      [--default-model MODEL]\n";
 
 // Traces longer than this show a progress bar when stderr is a terminal.
 constexpr size_t kProgressMinEvents = 10'000;
@@ -279,6 +286,92 @@ int UsageCommand(const std::vector<std::string_view>& args) {
   return 0;
 }
 
+// quotactl account set: an account's shared state, in force on every
+// instance that shares account state through the same Redis and prefix.
+int AccountCommand(const std::vector<std::string_view>& all) {
+  if (all.empty() || all.front() != "set") {
+    return Usage("account: expected 'set'");
+  }
+  const std::vector<std::string_view> args(all.begin() + 1, all.end());
+  std::string redis_url, account, plan, catalog_path, anchor, state,
+      past_due_until, scheduled_plan, default_model;
+  std::string prefix = "pg";
+  if (const std::string problem =
+          ParseFlags("account set", args,
+                     {{"--redis", &redis_url},
+                      {"--prefix", &prefix},
+                      {"--account", &account},
+                      {"--plan", &plan},
+                      {"--catalog", &catalog_path},
+                      {"--anchor", &anchor},
+                      {"--state", &state},
+                      {"--past-due-until", &past_due_until},
+                      {"--scheduled-plan", &scheduled_plan},
+                      {"--default-model", &default_model}});
+      !problem.empty()) {
+    return Usage(problem);
+  }
+  if (redis_url.empty()) return Usage("account set: missing --redis");
+  if (account.empty()) return Usage("account set: missing --account");
+  if (plan.empty()) return Usage("account set: missing --plan");
+  auto fail = [](const absl::Status& status) {
+    fmt::print(stderr, "quotactl account set: {}\n",
+               std::string(status.message()));
+    return 1;
+  };
+  plangate::AccountUpdate update;
+  update.account_id = account;
+  update.plan_id = plan;
+  update.scheduled_plan_id = scheduled_plan;
+  update.default_model = default_model;
+  if (state.empty() || state == "active") {
+    update.state = plangate::SubscriptionState::kActive;
+  } else if (state == "past_due") {
+    update.state = plangate::SubscriptionState::kPastDue;
+  } else if (state == "blocked") {
+    update.state = plangate::SubscriptionState::kBlocked;
+  } else {
+    return Usage(fmt::format(
+        "account set: --state: '{}' is not active, past_due or blocked",
+        state));
+  }
+  if (!past_due_until.empty() &&
+      update.state != plangate::SubscriptionState::kPastDue) {
+    return Usage("account set: --past-due-until needs --state past_due");
+  }
+  for (const auto& [flag, text, out] :
+       {std::tuple{"--anchor", &anchor, &update.anchor_ms},
+        std::tuple{"--past-due-until", &past_due_until,
+                   &update.past_due_deadline_ms}}) {
+    if (text->empty()) continue;
+    auto ms = plangate::quotactl::ParseInstant(flag, *text);
+    if (!ms.ok()) return fail(ms.status());
+    *out = *ms;
+  }
+  if (!catalog_path.empty()) {
+    // The plans must exist where the instances will apply them.
+    auto catalog = plangate::Catalog::LoadFile(catalog_path);
+    if (!catalog.ok()) return fail(catalog.status());
+    for (const std::string& id : {plan, scheduled_plan}) {
+      if (!id.empty() && (*catalog)->FindPlan(id) == nullptr) {
+        return fail(absl::InvalidArgumentError(
+            fmt::format("{}: no plan \"{}\"", catalog_path, id)));
+      }
+    }
+  }
+  absl::StatusOr<plangate::RedisOptions> redis =
+      plangate::ParseRedisUrl(redis_url);
+  if (!redis.ok()) {
+    return fail(absl::InvalidArgumentError(
+        fmt::format("--redis: {}", std::string(redis.status().message()))));
+  }
+  absl::StatusOr<int64_t> version =
+      plangate::StoreAccountState(*redis, prefix, update);
+  if (!version.ok()) return fail(version.status());
+  fmt::print("account {}: stored as version {}\n", account, *version);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -293,5 +386,6 @@ int main(int argc, char** argv) {
   if (command == "validate") return Validate(args);
   if (command == "replay") return Replay(args);
   if (command == "usage") return UsageCommand(args);
+  if (command == "account") return AccountCommand(args);
   return Usage(fmt::format("unknown command '{}'", command));
 }
