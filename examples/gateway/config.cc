@@ -283,7 +283,7 @@ plangate::AccountUpdate AccountUpdateOf(
 absl::Status RegisterAccounts(
     plangate::Enforcer& enforcer,
     const std::vector<plangate::replay::AccountSpec>& accounts,
-    std::string_view file_name) {
+    std::string_view file_name, bool credit_wallets) {
   for (size_t i = 0; i < accounts.size(); ++i) {
     const plangate::replay::AccountSpec& spec = accounts[i];
     const auto fail = [&](const absl::Status& s) {
@@ -293,11 +293,26 @@ absl::Status RegisterAccounts(
     };
     absl::Status s = enforcer.UpsertAccount(AccountUpdateOf(spec));
     if (!s.ok()) return fail(s);
-    if (spec.wallet_micros > 0) {
+    if (credit_wallets && spec.wallet_micros > 0) {
       auto balance = enforcer.UpdateWallet(
           {.account_id = spec.id, .credit_micros = spec.wallet_micros});
       if (!balance.ok()) return fail(balance.status());
     }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SeedWallets(
+    plangate::Enforcer& enforcer,
+    const std::vector<plangate::replay::AccountSpec>& accounts) {
+  for (const plangate::replay::AccountSpec& spec : accounts) {
+    if (spec.wallet_micros <= 0) continue;
+    auto balance = enforcer.UpdateWallet(
+        {.account_id = spec.id,
+         .credit_micros = spec.wallet_micros,
+         .credit_id =
+             fmt::format("accounts-file:{}:{}", spec.id, spec.wallet_micros)});
+    if (!balance.ok()) return balance.status();
   }
   return absl::OkStatus();
 }

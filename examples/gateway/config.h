@@ -83,11 +83,20 @@ plangate::AccountUpdate AccountUpdateOf(
     const plangate::replay::AccountSpec& spec);
 
 // Registers the accounts with the Enforcer (UpsertAccount, then the initial
-// wallet credit). Errors name the file, the line and the account.
+// wallet credit unless `credit_wallets` is false: with shared wallets the
+// credit goes to Redis once the sync runs, as SeedWallets does). Errors
+// name the file, the line and the account.
 absl::Status RegisterAccounts(
     plangate::Enforcer& enforcer,
     const std::vector<plangate::replay::AccountSpec>& accounts,
-    std::string_view file_name);
+    std::string_view file_name, bool credit_wallets = true);
+
+// The accounts file's wallet balances as credits to shared wallets, with
+// ids ("accounts-file:<account>:<micros>") that make every gateway's
+// credit, and every restart's, count once.
+absl::Status SeedWallets(
+    plangate::Enforcer& enforcer,
+    const std::vector<plangate::replay::AccountSpec>& accounts);
 
 // "host:port" or "[v6addr]:port"; the host may be a name.
 struct HostPort {

@@ -144,7 +144,9 @@ int RunGateway(const Flags& flags, int threads) {
   EventLog events;
   auto enforcer = plangate::Enforcer::Create(*catalog, {.event_sink = &events});
   if (!enforcer.ok()) return Fail(enforcer.status());
-  if (absl::Status s = RegisterAccounts(**enforcer, accounts, flags.accounts);
+  // With --redis the wallets are shared: their credits go to Redis.
+  if (absl::Status s = RegisterAccounts(**enforcer, accounts, flags.accounts,
+                                        /*credit_wallets=*/flags.redis.empty());
       !s.ok()) {
     return Fail(s);
   }
@@ -241,6 +243,9 @@ int RunGateway(const Flags& flags, int threads) {
           !s.ok()) {
         return Fail(s);
       }
+    }
+    if (absl::Status s = SeedWallets(**enforcer, accounts); !s.ok()) {
+      return Fail(s);
     }
   }
 #else

@@ -205,6 +205,10 @@ struct AccountUpdate {
 struct WalletUpdate {
   std::string account_id;
   int64_t credit_micros = 0;  // added to the balance (may be negative)
+  // With wallets shared through Redis (SyncOptions::share_wallets): the
+  // credit's id, required; a credit counts once per id however often it
+  // is sent, from whichever instance or tool. Ignored in local mode.
+  std::string credit_id;
 };
 
 // One limit's standing for an account.
@@ -339,6 +343,12 @@ class Enforcer {
 
   // Applies a wallet credit (or correction). NotFound for an unknown
   // account; FailedPrecondition if it would take the balance below zero.
+  // Returns the new balance. With wallets shared through Redis the credit
+  // is queued for the sync, which applies it once per credit_id within a
+  // round (InvalidArgument without a credit_id); the return value is then
+  // the balance last heard from Redis plus this credit, an estimate, and a
+  // correction that would leave less than is spent or leased is refused
+  // by Redis (the sync's LastError and account_errors say so).
   absl::StatusOr<int64_t> UpdateWallet(const WalletUpdate& update);
 
   // Whether the account may create one more of `gauge` (projects, API

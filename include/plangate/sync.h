@@ -156,6 +156,14 @@ struct SyncOptions {
   // instance keeps its own, as without a sync.
   bool share_accounts = true;
   std::chrono::milliseconds account_poll_interval{50};
+  // Prepaid wallets live in Redis: each instance spends from a lease of
+  // the account's one balance (so instances together never spend more than
+  // it holds), credits apply once per WalletUpdate::credit_id, and a check
+  // on a wallet this instance holds no lease of yet gets 429 quota_syncing
+  // (about one round) while the balance says it could pass. An instance
+  // without an answer from Redis for lease_ttl stops spending its lease.
+  // false: each instance's wallet is its own.
+  bool share_wallets = true;
 };
 
 struct SyncStats {
@@ -188,6 +196,12 @@ struct SyncStats {
   uint64_t account_feed_entries = 0;
   uint64_t account_errors = 0;             // failed batches, bad stored states
   uint64_t account_sightings_dropped = 0;  // first sightings not queued
+  // Shared wallets (SyncOptions::share_wallets).
+  uint64_t wallets = 0;          // wallets tracked
+  uint64_t wallet_credits = 0;   // credits applied (new ids)
+  uint64_t wallet_granted = 0;   // micro-units of leases received
+  uint64_t wallet_returned = 0;  // micro-units handed back
+  uint64_t wallet_errors = 0;
   // Redis Cluster (RedisOptions::cluster; all 0 for one server).
   uint64_t redirections = 0;       // MOVED and ASK replies followed
   uint64_t cluster_refreshes = 0;  // slot maps read (CLUSTER SLOTS)

@@ -242,6 +242,13 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
   // Phase 2: debit the wallet, then charge every cell, re-checking each
   // against what it holds.
   if (debit > 0 && !internal::MoveWallet(account.wallet_micros, -debit)) {
+    if (ABSL_PREDICT_FALSE(link != nullptr && link->share_wallets)) {
+      // A racing check took the rest of this instance's lease.
+      link->NoteWalletShort(subjects[0].index, debit);
+      decision = DenyWith(DenyKind::kSyncing, 429);
+      decision.retry_after_ms = 100;
+      return ChargeOutcome::kDecided;
+    }
     decision = DenyWith(DenyKind::kInsufficientCredit, 402);
     decision.used = account.wallet_micros.load(std::memory_order_relaxed);
     return ChargeOutcome::kDecided;

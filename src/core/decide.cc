@@ -236,13 +236,38 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
     const bool managed_live = !req.byok;
     const int64_t debit = managed_live ? req.wallet_micros : 0;
     if (managed_live && (plan.source->wallet.required || debit > 0)) {
-      const int64_t balance =
+      const int64_t lease =
           account.wallet_micros.load(std::memory_order_relaxed);
+      int64_t balance = lease;
+      if (ABSL_PREDICT_FALSE(link != nullptr && link->share_wallets)) {
+        // The balance is the cluster's; this instance spends its lease.
+        balance = link->WalletBalance(subjects[0].index, subjects[0].gen);
+        if (balance < 0) {
+          // Not tracked yet: the sync starts on it.
+          if (charge) {
+            link->wallets.Push(
+                internal::PackDirty(subjects[0].index, subjects[0].gen));
+          }
+          decision = DenyWith(DenyKind::kSyncing, 429);
+          decision.retry_after_ms = 100;
+          return;
+        }
+      }
       if (balance < debit ||
           (plan.source->wallet.required &&
            balance < plan.source->wallet.min_balance_micros)) {
         decision = DenyWith(DenyKind::kInsufficientCredit, 402);
         decision.used = balance;
+        return;
+      }
+      if (ABSL_PREDICT_FALSE(link != nullptr && link->share_wallets) &&
+          debit > 0 &&
+          (lease < debit || now > link->WalletValidUntil(subjects[0].index))) {
+        // The cluster has it, this instance's lease does not (or is
+        // stale): the sync asks for more.
+        link->NoteWalletShort(subjects[0].index, debit);
+        decision = DenyWith(DenyKind::kSyncing, 429);
+        decision.retry_after_ms = 100;
         return;
       }
     }

@@ -361,6 +361,21 @@ absl::StatusOr<int64_t> Enforcer::UpdateWallet(const WalletUpdate& update) {
     return absl::NotFoundError(
         fmt::format("account \"{}\": not found", update.account_id));
   }
+  // Acquire pairs with Attach's release: the link's settings are visible.
+  internal::SyncLink* link = impl_->sync.load(std::memory_order_acquire);
+  if (link != nullptr && link->share_wallets) {
+    if (update.credit_id.empty()) {
+      return absl::InvalidArgumentError(fmt::format(
+          "account \"{}\": credit_id: required when wallets are shared "
+          "through Redis",
+          update.account_id));
+    }
+    link->QueueCredit(
+        {update.account_id, update.credit_id, update.credit_micros});
+    link->wallets.Push(internal::PackDirty(ref.index, ref.gen));
+    const int64_t known = link->WalletBalance(ref.index, ref.gen);
+    return std::max<int64_t>(0, known) + update.credit_micros;
+  }
   if (!MoveWallet(ref.rec->wallet_micros, update.credit_micros)) {
     return absl::FailedPreconditionError(fmt::format(
         "account \"{}\": a credit of {} would take the wallet below zero",
@@ -452,6 +467,13 @@ absl::StatusOr<AccountUsage> Enforcer::Usage(
   usage.period_start_ms = period.start_ms;
   usage.period_end_ms = period.end_ms;
   usage.wallet_micros = ref.rec->wallet_micros.load(std::memory_order_relaxed);
+  if (const internal::SyncLink* link =
+          impl_->sync.load(std::memory_order_acquire);
+      link != nullptr && link->share_wallets) {
+    // The account's balance, not this instance's lease of it.
+    usage.wallet_micros =
+        std::max<int64_t>(0, link->WalletBalance(ref.index, ref.gen));
+  }
   if (profile != nullptr && profile->scheduled_plan >= 0 &&
       profile->scheduled_plan != plan_id &&
       static_cast<size_t>(profile->scheduled_plan) < cc.plans.size() &&

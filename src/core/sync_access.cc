@@ -216,6 +216,17 @@ bool SyncAccess::HasAccount(Enforcer& e, std::string_view id) {
       table.Find(Scope::kAccount, id, {}, table.Hash(Scope::kAccount, id, {})));
 }
 
+std::atomic<int64_t>* SyncAccess::WalletOf(Enforcer& e, uint32_t index,
+                                           uint8_t gen) {
+  SubjectRecord& rec = e.impl_->table.at(index);
+  const uint32_t ctrl = rec.ctrl.load(std::memory_order_acquire);
+  if (SubjectRecord::State(ctrl) != RecordState::kLive ||
+      static_cast<uint8_t>(SubjectRecord::Generation(ctrl)) != gen) {
+    return nullptr;
+  }
+  return &rec.wallet_micros;
+}
+
 absl::Status SyncAccess::ApplyAccount(Enforcer& e,
                                       const AccountUpdate& update) {
   return e.impl_->ApplyAccount(update);

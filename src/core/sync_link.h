@@ -37,6 +37,18 @@
 // UpsertAccount and SeedAccount queue what they applied on
 // `accounts_out` (admin path, under accounts_mu) for the sync to store.
 //
+// Shared wallets (share_wallets): an account record's wallet_micros is
+// this instance's lease of the account's balance in Redis. The hot path
+// debits and refunds it as in local mode; the sync strand adds the grants
+// and takes back what it returns (both relaxed RMWs on the one word, so
+// every change is seen in full), and from its own grants and returns and
+// the word's value knows what was spent. Per account record it publishes,
+// as their only writer, the cluster balance (wallet_balance) and until when
+// (Enforcer clock) the lease may be spent (wallet_valid_until): one
+// lease_ttl after the send of the last answered call. A check on an
+// account whose wallet the sync does not track yet pushes it on
+// `wallets`. Credits (UpdateWallet) queue on credits_out.
+//
 // Thread safety: the queues are multi-producer, single-consumer (the sync
 // strand). The atomics may be read anywhere. SyncAccess functions are the
 // sync component's slow path; each says what it locks.
@@ -44,6 +56,7 @@
 #ifndef PLANGATE_CORE_SYNC_LINK_H_
 #define PLANGATE_CORE_SYNC_LINK_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -96,12 +109,59 @@ struct AccountPublish {
   bool seed = false;  // store only if Redis has no state for the account
 };
 
+// A wallet credit for the sync to apply in Redis, once per id.
+struct WalletCredit {
+  std::string account_id;
+  std::string credit_id;
+  int64_t micros = 0;
+};
+
 struct SyncLink {
   SyncLink(size_t queue_capacity, size_t records)
       : dirty(queue_capacity),
         closed(queue_capacity),
         sightings(queue_capacity),
-        ceilings(records * kCellsPerSubject) {}
+        wallets(queue_capacity),
+        ceilings(records * kCellsPerSubject),
+        wallet_balance(records),
+        wallet_valid_until(records),
+        wallet_wanted(records) {}
+
+  // The cluster balance of account record `index` of generation `gen` as
+  // last heard, or -1 when the sync does not track its wallet (yet).
+  int64_t WalletBalance(uint32_t index, uint8_t gen) const {
+    // Acquire pairs with SetWallet's release: valid_until is as new.
+    const uint64_t word = wallet_balance[index].load(std::memory_order_acquire);
+    if (word == 0 || (word >> 56) != gen) return -1;
+    return static_cast<int64_t>(word & kWalletMask) - 1;
+  }
+  int64_t WalletValidUntil(uint32_t index) const {
+    return wallet_valid_until[index].load(std::memory_order_relaxed);
+  }
+  // The sync strand's (only writer) publication for record `index`.
+  void SetWallet(uint32_t index, uint8_t gen, int64_t balance,
+                 int64_t valid_until) {
+    wallet_valid_until[index].store(valid_until, std::memory_order_relaxed);
+    const uint64_t word =
+        (uint64_t{gen} << 56) |
+        (static_cast<uint64_t>(
+             std::clamp<int64_t>(balance, -1, kWalletMask - 1) + 1) &
+         kWalletMask);
+    // Release: a check that sees the balance sees valid_until with it.
+    wallet_balance[index].store(word, std::memory_order_release);
+  }
+  void ClearWallet(uint32_t index) {
+    wallet_balance[index].store(0, std::memory_order_relaxed);
+  }
+  static constexpr int64_t kWalletMask = (int64_t{1} << 56) - 1;
+  void QueueCredit(WalletCredit credit) {
+    std::lock_guard<std::mutex> lock(accounts_mu);
+    credits_out.push_back(std::move(credit));
+  }
+  std::vector<WalletCredit> TakeCredits() {
+    std::lock_guard<std::mutex> lock(accounts_mu);
+    return std::exchange(credits_out, {});
+  }
 
   // Queues an applied account state for the sync to store (admin path).
   void PublishAccount(const AccountUpdate& update, bool seed) {
@@ -146,11 +206,34 @@ struct SyncLink {
   // (share_accounts only).
   BoundedQueue<uint64_t> sightings;
   std::atomic<uint64_t> sightings_overflow{0};
+  // PackDirty(index, gen) of account records whose wallet a check needs
+  // and the sync does not track yet (share_wallets only).
+  BoundedQueue<uint64_t> wallets;
   std::mutex accounts_mu;
   std::vector<AccountPublish> accounts_out;  // guarded by accounts_mu
+  std::vector<WalletCredit> credits_out;     // guarded by accounts_mu
   // ceiling + 1 per (record, cell); 0 is "none" (zeroed pages cost nothing
   // until touched).
   HugeArray<std::atomic<int64_t>> ceilings;
+  // gen << 56 | (balance + 1) per record (0: untracked), and its
+  // valid-until: the sync's.
+  HugeArray<std::atomic<uint64_t>> wallet_balance;
+  HugeArray<std::atomic<int64_t>> wallet_valid_until;
+  // count << 32 | debit: how many checks found this instance's lease
+  // short, and the debit of the last: the hot path's (the sync reads it
+  // to size the lease it asks for).
+  HugeArray<std::atomic<uint64_t>> wallet_wanted;
+
+  void NoteWalletShort(uint32_t index, int64_t debit) {
+    // Relaxed: a hint; a racing check's increment may be lost, not the
+    // news that some check was short.
+    std::atomic<uint64_t>& w = wallet_wanted[index];
+    const uint64_t old = w.load(std::memory_order_relaxed);
+    w.store(
+        (((old >> 32) + 1) << 32) |
+            static_cast<uint64_t>(std::clamp<int64_t>(debit, 0, 0xffffffff)),
+        std::memory_order_relaxed);
+  }
   std::atomic<uint64_t> dirty_overflow{0};
   std::atomic<uint64_t> closed_overflow{0};
 
@@ -161,6 +244,7 @@ struct SyncLink {
   // Fixed at attach time.
   bool leases = true;
   bool share_accounts = false;
+  bool share_wallets = false;
   double cold_start_share = 0.0;
 
   // The most a not-yet-ready leasable cell may hold: a share of the hard
@@ -242,6 +326,10 @@ class SyncAccess {
   // Applies a stored account state here only (UpsertAccount without
   // publishing it back); takes the admin mutex.
   static absl::Status ApplyAccount(Enforcer& e, const AccountUpdate& update);
+  // The wallet word of account record `index` (share_wallets); null when
+  // the record is gone or of another generation.
+  static std::atomic<int64_t>* WalletOf(Enforcer& e, uint32_t index,
+                                        uint8_t gen);
 };
 
 }  // namespace plangate::internal

@@ -70,6 +70,47 @@
 //
 // pg2_read KEYS...: {t, L, n} per key (read only; quotactl usage).
 //
+// Wallets. One hash per account, <prefix>:{<account>}:wallet, fields:
+//   k          credits applied to this hash (sum; corrections negative)
+//   b          credits restored after a data loss (the most any instance
+//              had seen); the credits are b + k
+//   t          sum of every instance's cumulative spend
+//   L          sum of the leases held
+//   n          instances that called
+//   ep         the dataset epoch the hash was written under
+//   rd         while set (server ms), no lease is granted (recovery)
+//   ps         when the next scan for silent instances is due
+//   i:<id>     a credit applied (its amount): each id counts once
+//   c:<inst>   the instance's cumulative spend; s:<inst> its last seq
+//   r:<inst>   its lease; e:<inst> when it counts as silent
+//   q:<inst>   1 when its lease was taken back while it was silent
+// The invariant: t + L <= b + k. An instance spends only from its lease
+// (what it reports holding is its lease: c + r only moves by grants and
+// returns); the balance is b + k - t.
+//
+// pg2_wallet KEYS[1]; ARGV 1 inst 2 seq 3 cum 4 held 5 want 6 ttl_ms
+//   7 epoch 8 seen_cr 9 seen_epoch 10 recovery_ms
+// Applies cum and held as the caller's spend and lease (a seq not above
+// s:<inst> changes nothing), then grants up to `want` from
+// b + k - t - L (callers ask for a share: wallet_sync.h). An instance silent for two
+// ttl_ms has its lease taken back as spent (c += r, r = 0, q = 1): it
+// stopped spending after one ttl_ms without an answer, and its next call
+// turns what it did not spend back into balance (flag 32: drop the lease
+// you hold). After a data loss (ep older than epoch, or the hash empty
+// while the caller saw credits from an older epoch) b takes the largest
+// seen_cr any instance re-sends from an older epoch, and nothing is granted
+// for recovery_ms while the instances re-send their spend and leases.
+// Returns {balance, r, grant, credits, n, flags}: flags 4 stale, 8
+// recovering, 16 epoch behind, 32 lease taken back.
+//
+// Under a newer epoch than the hash's, k first joins b (so b holds every
+// credit of older datasets and k this one's).
+//
+// pg2_wallet_credit KEYS[1] ARGV id amount epoch: applies a credit once per
+// id (epoch "" from a tool that does not know it). A negative one (a correction) must leave b + k >= t + L. Returns
+// {applied, balance, credits}, applied 0 for an id seen before; an error
+// for a correction that does not fit.
+//
 // pg2_acct_put KEYS[1] ARGV doc mode version: an account's state (a hash
 // of v, its version, and doc, account_doc.h). mode "set" stores doc as
 // version v + 1; "seed" stores it as version 1 only when there is none;
@@ -333,7 +374,145 @@ local function acct_put(keys, a)
   return {v, doc, 1}
 end
 
+local function wallet_scan(k, now, self, n)
+  local all = redis.call('HGETALL', k)
+  local f = {}
+  for i = 1, #all, 2 do f[all[i]] = all[i + 1] end
+  local L = tonumber(f['L']) or 0
+  for name, v in pairs(f) do
+    if string.sub(name, 1, 2) == 'r:' and tonumber(v) > 0 then
+      local inst = string.sub(name, 3)
+      if inst ~= self and (tonumber(f['e:' .. inst]) or 0) < now then
+        -- Silent two ttl: its lease counts as spent until it calls.
+        local c = tonumber(f['c:' .. inst]) or 0
+        local r = tonumber(v)
+        redis.call('HSET', k, 'c:' .. inst, c + r, 'r:' .. inst, 0,
+                   'q:' .. inst, 1)
+        redis.call('HINCRBY', k, 't', r)
+        L = L - r
+      end
+    end
+  end
+  return L
+end
+
+local function wallet(keys, a)
+  local k = keys[1]
+  local inst = a[1]
+  local seq, cum, held, want = tonumber(a[2]), tonumber(a[3]),
+                               tonumber(a[4]), tonumber(a[5])
+  local ttl, epoch = tonumber(a[6]), a[7]
+  local seen_cr, seen_ep, recovery_ms = tonumber(a[8]), a[9], tonumber(a[10])
+  if not (k and inst and seq and cum and held and want and ttl and epoch and
+          seen_cr and seen_ep and recovery_ms) then
+    return redis.error_reply('ERR pg2_wallet: expected 1 key and 10 arguments')
+  end
+  local now = now_ms()
+  local h = redis.call('HMGET', k, 'ps', 's:' .. inst)
+  local s = tonumber(h[2]) or -1
+  if seq <= s then
+    local v = redis.call('HMGET', k, 'k', 'b', 't', 'r:' .. inst, 'n')
+    local cr = (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0)
+    return {cr - (tonumber(v[3]) or 0), tonumber(v[4]) or 0, 0, cr,
+            tonumber(v[5]) or 0, 4}
+  end
+  if now >= (tonumber(h[1]) or 0) then
+    local L2 = wallet_scan(k, now - ttl, inst, 0)
+    redis.call('HSET', k, 'L', math.max(L2, 0), 'ps', now + 1000)
+  end
+  local v = redis.call('HMGET', k, 'k', 'b', 't', 'L', 'n', 'ep', 'rd',
+                       'c:' .. inst, 'r:' .. inst, 'q:' .. inst)
+  local kk = tonumber(v[1]) or 0
+  local b = tonumber(v[2]) or 0
+  local t = tonumber(v[3]) or 0
+  local L = tonumber(v[4]) or 0
+  local n = tonumber(v[5]) or 0
+  local ep = v[6] or nil
+  local rd = tonumber(v[7])
+  local c = tonumber(v[8])
+  local r = tonumber(v[9]) or 0
+  local q = v[10] == '1'
+  local cmp = ep and epoch_cmp(epoch, ep) or 1
+  if cmp < 0 then return {b + kk - t, r, 0, b + kk, n, 16} end
+  local flags = 0
+  -- A loss: a newer epoch than the hash's, or an empty hash the caller
+  -- saw credits in.
+  if (cmp > 0 and ep ~= nil) or (c == nil and seen_cr > 0 and
+                                 seen_ep ~= epoch) then
+    if not (rd and now < rd) then rd = now + recovery_ms end
+  end
+  if cmp > 0 then
+    -- Credits of an older dataset join b; k counts this epoch's.
+    b = b + kk
+    kk = 0
+  end
+  -- What an instance saw in an older dataset includes every credit of it.
+  if seen_ep ~= epoch and seen_cr > b then b = seen_cr end
+  if c == nil then
+    c = 0
+    n = n + 1
+  end
+  t = t + cum - c
+  if q then
+    -- Taken back while silent: what it holds is no longer a lease.
+    r = 0
+    flags = flags + 32
+  else
+    L = L - r + held
+    r = held
+  end
+  local grant = 0
+  if rd and now >= rd then rd = nil end
+  if rd then
+    flags = flags + 8
+  elseif want > 0 and not q then
+    local avail = b + kk - t - L
+    if avail > 0 then
+      grant = math.min(want, avail)
+      r = r + grant
+      L = L + grant
+    end
+  end
+  if L < 0 then L = 0 end
+  redis.call('HSET', k, 'k', kk, 'b', b, 't', t, 'L', L, 'n', n, 'ep', epoch,
+             'c:' .. inst, cum, 's:' .. inst, seq, 'r:' .. inst, r,
+             'e:' .. inst, now + ttl, 'q:' .. inst, 0)
+  if rd then redis.call('HSET', k, 'rd', rd) else redis.call('HDEL', k, 'rd') end
+  return {b + kk - t, r, grant, b + kk, n, flags}
+end
+
+local function wallet_credit(keys, a)
+  local k = keys[1]
+  local id, amount, epoch = a[1], tonumber(a[2]), a[3]
+  if not (k and id and amount and epoch) or id == '' then
+    return redis.error_reply(
+        'ERR pg2_wallet_credit: expected 1 key, an id, an amount, an epoch')
+  end
+  local v = redis.call('HMGET', k, 'k', 'b', 't', 'L', 'i:' .. id, 'ep')
+  local kk = tonumber(v[1]) or 0
+  local b = tonumber(v[2]) or 0
+  local t = tonumber(v[3]) or 0
+  local L = tonumber(v[4]) or 0
+  if v[5] then return {0, b + kk - t, b + kk} end
+  if epoch ~= '' and (not v[6] or epoch_cmp(epoch, v[6]) > 0) then
+    -- As in pg2_wallet: an older dataset's credits join b.
+    b = b + kk
+    kk = 0
+    redis.call('HSET', k, 'b', b, 'ep', epoch)
+  end
+  if amount < 0 and b + kk + amount < t + L then
+    return redis.error_reply(string.format(
+        'ERR pg2_wallet_credit: a correction of %d would leave less than ' ..
+        'is spent or leased (%d of %d)', amount, t + L, b + kk))
+  end
+  kk = kk + amount
+  redis.call('HSET', k, 'k', kk, 'i:' .. id, amount)
+  return {1, b + kk - t, b + kk}
+end
+
 redis.register_function('pg2_sync', sync)
+redis.register_function('pg2_wallet', wallet)
+redis.register_function('pg2_wallet_credit', wallet_credit)
 redis.register_function('pg2_acct_put', acct_put)
 redis.register_function('pg2_epoch', epoch)
 redis.register_function{function_name = 'pg2_read', callback = read,

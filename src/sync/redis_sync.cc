@@ -65,6 +65,7 @@
 #include "sync/counter_state.h"
 #include "sync/redis_functions.h"
 #include "sync/sync_keys.h"
+#include "sync/wallet_sync.h"
 
 namespace plangate {
 namespace {
@@ -137,6 +138,7 @@ class RedisSync::Impl {
     link->leases = options_.leases;
     link->cold_start_share = options_.cold_start_share;
     link->share_accounts = options_.share_accounts;
+    link->share_wallets = options_.share_wallets;
     link->instances.store(
         static_cast<uint32_t>(std::max(1, options_.expected_instances)),
         std::memory_order_relaxed);
@@ -182,6 +184,17 @@ class RedisSync::Impl {
       std::lock_guard<std::mutex> lock(error_mu_);
       last_error_ = std::string(why.message());
     });
+    if (options_.share_wallets) {
+      wallets_ = std::make_unique<internal::WalletSync>(
+          enforcer_, *link_, client_, options_,
+          [this]() -> const std::string& { return epoch_; },
+          [this] { epoch_ready_ = false; },
+          [this](const std::string& what) {
+            errors_.fetch_add(1, std::memory_order_relaxed);
+            std::lock_guard<std::mutex> lock(error_mu_);
+            last_error_ = what;
+          });
+    }
     boost::asio::post(strand_, [this] {
       client_->Start();
       Tick();
@@ -267,6 +280,14 @@ class RedisSync::Impl {
       s.account_errors = a.errors;
       s.account_sightings_dropped = a.sightings_dropped;
     }
+    if (wallets_ != nullptr) {
+      const internal::WalletSyncStats w = wallets_->Stats();
+      s.wallets = w.wallets;
+      s.wallet_credits = w.credits;
+      s.wallet_granted = w.granted;
+      s.wallet_returned = w.returned;
+      s.wallet_errors = w.errors;
+    }
     {
       std::lock_guard<std::mutex> lock(error_mu_);
       const internal::redis::ClusterStats& c = cluster_stats_;
@@ -319,6 +340,7 @@ class RedisSync::Impl {
     if (!in_flight_) Send(now);
     // Accounts wait for the epoch: a loss must be known before a read.
     if (accounts_ != nullptr && epoch_ready_) accounts_->Round(SteadyMs());
+    if (wallets_ != nullptr && epoch_ready_) wallets_->Round(SteadyMs());
     Housekeep();
     FinishDrainIfDone();
   }
@@ -1083,6 +1105,10 @@ class RedisSync::Impl {
 
   void FinishDrainIfDone() {
     if (!draining_ || drain_waiters_.empty()) return;
+    if (wallets_ != nullptr) {
+      if (returning_leases_) wallets_->ReturnAll(true);
+      if (!wallets_->Idle()) return;
+    }
     for (auto& [key, st] : states_) {
       if (st->Pending() || st->in_flight) return;
       if (returning_leases_ && st->HoldsRights()) return;
@@ -1111,6 +1137,7 @@ class RedisSync::Impl {
     drain_waiters_.clear();
     draining_ = false;
     returning_leases_ = false;
+    if (wallets_ != nullptr) wallets_->ReturnAll(false);
   }
 
   Enforcer& enforcer_;
@@ -1124,6 +1151,7 @@ class RedisSync::Impl {
   SyncLink* link_ = nullptr;
   std::shared_ptr<ClusterClient> client_;
   std::unique_ptr<internal::AccountStore> accounts_;  // share_accounts
+  std::unique_ptr<internal::WalletSync> wallets_;     // share_wallets
   std::unique_ptr<WorkGuard> work_;
   std::thread thread_;
 
@@ -1283,6 +1311,11 @@ std::string RedisSync::PrometheusText() const {
   metric("sync_account_errors_total", "counter",
          "Failed account-state batches, error replies and bad stored states.",
          s.account_errors);
+  metric("sync_wallets", "gauge", "Shared wallets this instance tracks.",
+         s.wallets);
+  metric("sync_wallet_granted_micros_total", "counter",
+         "Micro-units of wallet leases granted to this instance.",
+         s.wallet_granted);
   metric("sync_recoveries_total", "counter",
          "Counters that waited for the cluster to re-send after a loss.",
          s.recoveries);

@@ -5,6 +5,7 @@
 //
 //   <prefix>:{<account>}:<scope>:<sub>:<meter>:<window>:<f|s>:<start_ms>
 //   <prefix>:{<account>}:account
+//   <prefix>:{<account>}:wallet
 //   <prefix>:accounts
 //
 // The account is the hash tag, so all of an account's keys share a Redis
@@ -58,6 +59,11 @@ inline std::string AccountKey(std::string_view prefix,
 }
 inline std::string AccountFeedKey(std::string_view prefix) {
   return fmt::format("{}:accounts", prefix);
+}
+// An account's shared wallet (redis_functions.h, pg2_wallet).
+inline std::string WalletKey(std::string_view prefix,
+                             std::string_view account) {
+  return fmt::format("{}:{{{}}}:wallet", prefix, EscapeKeyPart(account));
 }
 // The feed is trimmed to about this many entries (XADD MAXLEN ~).
 inline constexpr char kAccountFeedMaxLen[] = "100000";

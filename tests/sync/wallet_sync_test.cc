@@ -1,0 +1,285 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+//
+// Shared wallets through a real redis-server: two and four instances
+// spending one 1,000-micro balance at 100 per request admit exactly 10;
+// credits count once per id from any instance or tool; a correction that
+// would leave less than is spent is refused; the balance holds through
+// FLUSHALL and a restart without data (never negative, nothing spent
+// twice); Drain hands the leases back; share_wallets = false keeps each
+// instance's own.
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "plangate/sync.h"
+#include "support/redis_server.h"
+#include "sync/sync_test_util.h"
+
+namespace plangate::testing {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr char kPrepaid[] = R"({"version": 1, "plans": [
+  {"id": "prepaid", "wallet": {"required": true, "min_balance_micros": 0},
+   "limits": [{"id": "monthly", "meter": "requests",
+               "window": "billing_period", "limit": 100000000}]}]})";
+
+struct Node {
+  std::unique_ptr<Enforcer> enforcer;
+  std::unique_ptr<RedisSync> sync;
+
+  // One request priced at `micros`: admitted (and committed), or why not.
+  int Spend(const std::string& account, int64_t micros) {
+    CheckRequest req;
+    req.account_id = account;
+    req.wallet_micros = micros;
+    const Decision d = enforcer->Check(req);
+    if (d.admitted()) enforcer->Commit({.reservation = d.reservation});
+    return d.status;
+  }
+};
+
+Node MakeNode(int port, bool share = true) {
+  auto catalog = Catalog::Parse(kPrepaid);
+  if (!catalog.ok()) {
+    throw std::runtime_error(std::string(catalog.status().message()));
+  }
+  EnforcerOptions eo;
+  eo.max_subjects = 1024;
+  auto enforcer = Enforcer::Create(*catalog, eo);
+  if (!enforcer.ok()) {
+    throw std::runtime_error(std::string(enforcer.status().message()));
+  }
+  Node n;
+  n.enforcer = std::move(*enforcer);
+  SyncOptions o = TestSyncOptions(port);
+  o.share_wallets = share;
+  o.lease_ttl = milliseconds(2000);
+  auto sync = RedisSync::Start(*n.enforcer, std::move(o));
+  if (!sync.ok())
+    throw std::runtime_error(std::string(sync.status().message()));
+  n.sync = std::move(*sync);
+  AccountUpdate up;
+  up.account_id = "acme";
+  up.plan_id = "prepaid";
+  up.anchor_ms = kAnchorMs;
+  if (absl::Status s = n.enforcer->UpsertAccount(up); !s.ok()) {
+    throw std::runtime_error(std::string(s.message()));
+  }
+  return n;
+}
+
+// Spends 100 per request from every node in turn until `most` were
+// admitted or none was for a second; returns the admitted.
+int SpendAll(std::vector<Node*> nodes, int most) {
+  int admitted = 0;
+  auto last = std::chrono::steady_clock::now();
+  while (admitted < most &&
+         std::chrono::steady_clock::now() - last < milliseconds(1000)) {
+    for (Node* n : nodes) {
+      if (n->Spend("acme", 100) == 200) {
+        ++admitted;
+        last = std::chrono::steady_clock::now();
+      }
+    }
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  return admitted;
+}
+
+int64_t Field(RedisServer& server, const std::string& field) {
+  auto r = server.Command({"HGET", "pg:{acme}:wallet", field});
+  if (!r.ok() || r->type != internal::redis::Reply::Type::kString) return 0;
+  return std::stoll(r->str);
+}
+
+TEST_CASE("instances spend one shared balance, never more",
+          "[sync][redis][wallet]") {
+  auto started = RedisServer::Start();
+  REQUIRE(started.ok());
+  RedisServer& server = **started;
+  for (const int n : {2, 4}) {
+    INFO(n << " instances");
+    REQUIRE(server.Command({"FLUSHALL"}).ok());
+    std::vector<Node> nodes(n);
+    std::vector<Node*> all;
+    for (Node& node : nodes) {
+      REQUIRE_NOTHROW(node = MakeNode(server.port()));
+      all.push_back(&node);
+    }
+    // The same top-up sent by every instance counts once.
+    for (Node& node : nodes) {
+      REQUIRE(node.enforcer
+                  ->UpdateWallet({.account_id = "acme",
+                                  .credit_micros = 1000,
+                                  .credit_id = "topup-1"})
+                  .ok());
+    }
+    // Without an id a shared credit is refused.
+    CHECK(absl::IsInvalidArgument(
+        nodes[0]
+            .enforcer->UpdateWallet({.account_id = "acme", .credit_micros = 5})
+            .status()));
+    const int admitted = SpendAll(all, 1000);
+    INFO("error: " << nodes[0].sync->LastError() << ", granted "
+                   << nodes[0].sync->Stats().wallet_granted);
+    CHECK(admitted == 10);
+    for (Node& node : nodes) {
+      REQUIRE(node.sync->Flush(milliseconds(5000)).ok());
+    }
+    CHECK(Field(server, "k") == 1000);
+    CHECK(Field(server, "t") == 1000);
+    // Past the balance: 402, on every instance.
+    for (Node& node : nodes) {
+      int status = 0;
+      REQUIRE(WaitFor(
+          [&] {
+            status = node.Spend("acme", 100);
+            return status == 402;
+          },
+          milliseconds(5000)));
+      auto usage = node.enforcer->Usage("acme");
+      REQUIRE(usage.ok());
+      CHECK(usage->wallet_micros == 0);
+    }
+    // A top-up lets them spend again, once more 500 worth.
+    REQUIRE(nodes[1]
+                .enforcer
+                ->UpdateWallet({.account_id = "acme",
+                                .credit_micros = 500,
+                                .credit_id = "topup-2"})
+                .ok());
+    CHECK(SpendAll(all, 1000) == 5);
+  }
+}
+
+TEST_CASE("a correction that would leave less than is spent is refused",
+          "[sync][redis][wallet]") {
+  auto started = RedisServer::Start();
+  REQUIRE(started.ok());
+  RedisServer& server = **started;
+  Node a;
+  REQUIRE_NOTHROW(a = MakeNode(server.port()));
+  REQUIRE(
+      a.enforcer
+          ->UpdateWallet(
+              {.account_id = "acme", .credit_micros = 1000, .credit_id = "c1"})
+          .ok());
+  REQUIRE(SpendAll({&a}, 3) == 3);
+  REQUIRE(a.sync->Flush(milliseconds(5000)).ok());
+  const uint64_t errors = a.sync->Stats().wallet_errors;
+  REQUIRE(a.enforcer
+              ->UpdateWallet({.account_id = "acme",
+                              .credit_micros = -900,
+                              .credit_id = "fix-1"})
+              .ok());
+  REQUIRE(WaitFor([&] { return a.sync->Stats().wallet_errors > errors; },
+                  milliseconds(5000)));
+  const std::string error = a.sync->LastError();
+  INFO(error);
+  CHECK(error.find("\"acme\"") != std::string::npos);
+  CHECK(error.find("fix-1") != std::string::npos);
+  CHECK(Field(server, "k") == 1000);
+}
+
+TEST_CASE("the balance holds through FLUSHALL and a restart without data",
+          "[sync][redis][wallet]") {
+  auto started = RedisServer::Start();
+  REQUIRE(started.ok());
+  RedisServer& server = **started;
+  Node a, b;
+  REQUIRE_NOTHROW(a = MakeNode(server.port()));
+  REQUIRE_NOTHROW(b = MakeNode(server.port()));
+  REQUIRE(
+      a.enforcer
+          ->UpdateWallet(
+              {.account_id = "acme", .credit_micros = 2000, .credit_id = "c1"})
+          .ok());
+  // 5 of 20 spent before each fault.
+  int admitted = 0;
+  while (admitted < 5) {
+    admitted += a.Spend("acme", 100) == 200;
+    admitted += b.Spend("acme", 100) == 200;
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  for (const bool restart : {false, true}) {
+    INFO((restart ? "restart" : "FLUSHALL"));
+    REQUIRE(a.sync->Flush(milliseconds(5000)).ok());
+    REQUIRE(b.sync->Flush(milliseconds(5000)).ok());
+    if (restart) {
+      REQUIRE(server.Restart().ok());
+    } else {
+      REQUIRE(server.Command({"FLUSHALL"}).ok());
+    }
+    // Both instances re-send: the credits come back from what they saw,
+    // and after the recovery (lease_ttl) leases are granted again.
+    REQUIRE(WaitFor([&] { return Field(server, "b") == 2000; },
+                    milliseconds(10000)));
+    REQUIRE(WaitFor(
+        [&] {
+          auto rd = server.Command({"HEXISTS", "pg:{acme}:wallet", "rd"});
+          return rd.ok() && rd->integer == 0;
+        },
+        milliseconds(10000)));
+    if (!restart) admitted += SpendAll({&a, &b}, 5);
+  }
+  admitted += SpendAll({&a, &b}, 1000);
+  CHECK(admitted == 20);  // never more than the 2,000 credited
+  REQUIRE(a.sync->Flush(milliseconds(5000)).ok());
+  REQUIRE(b.sync->Flush(milliseconds(5000)).ok());
+  CHECK(Field(server, "t") == 2000);
+  CHECK(Field(server, "b") + Field(server, "k") == 2000);
+}
+
+TEST_CASE("Drain hands the wallet lease back", "[sync][redis][wallet]") {
+  auto started = RedisServer::Start();
+  REQUIRE(started.ok());
+  RedisServer& server = **started;
+  Node a, b;
+  REQUIRE_NOTHROW(a = MakeNode(server.port()));
+  REQUIRE_NOTHROW(b = MakeNode(server.port()));
+  REQUIRE(
+      a.enforcer
+          ->UpdateWallet(
+              {.account_id = "acme", .credit_micros = 1000, .credit_id = "c1"})
+          .ok());
+  REQUIRE(SpendAll({&a}, 2) == 2);
+  REQUIRE(a.sync->Drain(milliseconds(5000)).ok());
+  CHECK(Field(server, "L") == 0);
+  // b spends the rest: 8.
+  const int spent = SpendAll({&b}, 1000);
+  INFO("b: " << b.sync->LastError() << ", wallets " << b.sync->Stats().wallets
+             << ", granted " << b.sync->Stats().wallet_granted << ", status "
+             << b.Spend("acme", 100));
+  auto all = server.Command({"HGETALL", "pg:{acme}:wallet"});
+  std::string dump;
+  for (const auto& e : all->elements) dump += e.str + " ";
+  INFO(dump);
+  CHECK(spent == 8);
+}
+
+TEST_CASE("share_wallets = false keeps each instance's own",
+          "[sync][redis][wallet]") {
+  auto started = RedisServer::Start();
+  REQUIRE(started.ok());
+  RedisServer& server = **started;
+  Node a, b;
+  REQUIRE_NOTHROW(a = MakeNode(server.port(), /*share=*/false));
+  REQUIRE_NOTHROW(b = MakeNode(server.port(), /*share=*/false));
+  for (Node* n : {&a, &b}) {
+    REQUIRE(
+        n->enforcer->UpdateWallet({.account_id = "acme", .credit_micros = 1000})
+            .ok());
+  }
+  CHECK(SpendAll({&a, &b}, 1000) == 20);
+  auto exists = server.Command({"EXISTS", "pg:{acme}:wallet"});
+  REQUIRE(exists.ok());
+  CHECK(exists->integer == 0);
+}
+
+}  // namespace
+}  // namespace plangate::testing
