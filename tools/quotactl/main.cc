@@ -6,7 +6,8 @@
 //   quotactl validate CATALOG
 //   quotactl replay --catalog C --accounts A --trace T [--out F] [--check]
 //   quotactl usage --catalog C --plan P --account ID [--anchor T] [--now T]
-//                  [--redis URL] [--prefix P]
+//                  [--redis URL] [--prefix P] [--redis-tls-* ...]
+//                  [--redis-sentinel-password PW]
 //
 // Exit status: 0 success, 1 invalid input or failed expectations, 2 usage.
 
@@ -38,7 +39,14 @@ constexpr char kUsage[] =
     "                       [--out FILE] [--check]\n"
     "       quotactl usage --catalog FILE --plan PLAN --account ID\n"
     "                      [--anchor TIME] [--now TIME] [--redis URL]\n"
-    "                      [--prefix PREFIX]\n";
+    "                      [--prefix PREFIX] [--redis-tls-ca FILE]\n"
+    "                      [--redis-tls-ca-dir DIR] [--redis-tls-cert FILE\n"
+    "                      --redis-tls-key FILE] [--redis-tls-server-name N]\n"
+    "                      [--redis-tls-no-verify]\n"
+    "                      [--redis-sentinel-password PASSWORD]\n"
+    "  --redis URL: redis://[[user]:pw@]host[:port][/db][?cluster=1],\n"
+    "  rediss://... (TLS), unix:///path[?db=N] or\n"
+    "  redis-sentinel://[[user]:pw@]host:port[,host:port...]/master[/db]\n";
 
 // Traces longer than this show a progress bar when stderr is a terminal.
 constexpr size_t kProgressMinEvents = 10'000;
@@ -224,14 +232,24 @@ int Replay(const std::vector<std::string_view>& args) {
 int UsageCommand(const std::vector<std::string_view>& args) {
   std::string catalog_path, plan, account, anchor, now, redis_url;
   std::string prefix = "pg";
-  if (const std::string problem = ParseFlags("usage", args,
-                                             {{"--catalog", &catalog_path},
-                                              {"--plan", &plan},
-                                              {"--account", &account},
-                                              {"--anchor", &anchor},
-                                              {"--now", &now},
-                                              {"--redis", &redis_url},
-                                              {"--prefix", &prefix}});
+  plangate::quotactl::UsageQuery query;
+  bool no_verify = false;
+  if (const std::string problem =
+          ParseFlags("usage", args,
+                     {{"--catalog", &catalog_path},
+                      {"--plan", &plan},
+                      {"--account", &account},
+                      {"--anchor", &anchor},
+                      {"--now", &now},
+                      {"--redis", &redis_url},
+                      {"--prefix", &prefix},
+                      {"--redis-tls-ca", &query.tls.ca_file},
+                      {"--redis-tls-ca-dir", &query.tls.ca_dir},
+                      {"--redis-tls-cert", &query.tls.cert_file},
+                      {"--redis-tls-key", &query.tls.key_file},
+                      {"--redis-tls-server-name", &query.tls.server_name},
+                      {"--redis-sentinel-password", &query.sentinel_password}},
+                     {{"--redis-tls-no-verify", &no_verify}});
       !problem.empty()) {
     return Usage(problem);
   }
@@ -252,7 +270,7 @@ int UsageCommand(const std::vector<std::string_view>& args) {
     }
     return 1;
   };
-  plangate::quotactl::UsageQuery query;
+  query.tls.verify = !no_verify;
   query.catalog_path = catalog_path;
   query.plan_id = plan;
   query.account_id = account;
