@@ -179,6 +179,9 @@ TEST_CASE("finds the master through the sentinels and follows a failover",
   CHECK(absl::StrContains(h.Stats().node,
                           ":" + std::to_string(group->node(0).port())));
   CHECK(absl::StrContains(h.Stats().node, "per sentinel"));
+  // The client's +switch-master watch is subscribed (the only subscriber
+  // of the only sentinel).
+  REQUIRE_OK(group->WaitSubscribers(0, 1, 30s));
 
   auto promoted = group->Failover(60s);
   REQUIRE_OK(promoted);

@@ -194,4 +194,43 @@ absl::StatusOr<int> RedisSentinels::WaitNewMaster(
   }
 }
 
+absl::Status RedisSentinels::WaitReplica(int i,
+                                         std::chrono::milliseconds deadline) {
+  const auto give_up = steady_clock::now() + deadline;
+  std::string role;
+  for (;;) {
+    absl::StatusOr<Reply> r = nodes_[i]->Command({"ROLE"});
+    role = r.ok() && r->type == Reply::Type::kArray && !r->elements.empty()
+               ? r->elements[0].str
+               : std::string(r.status().message());
+    if (role == "slave") return absl::OkStatus();
+    if (steady_clock::now() > give_up) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("node ", i, " is still ", role));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+absl::Status RedisSentinels::WaitSubscribers(
+    int i, int n, std::chrono::milliseconds deadline) {
+  const auto give_up = steady_clock::now() + deadline;
+  for (;;) {
+    absl::StatusOr<Reply> r = sentinels_[i]->Command({"CLIENT", "LIST"});
+    int subscribed = 0;
+    if (r.ok()) {
+      for (size_t at = r->str.find(" sub="); at != std::string::npos;
+           at = r->str.find(" sub=", at + 1)) {
+        if (r->str.compare(at, 7, " sub=0 ") != 0) ++subscribed;
+      }
+    }
+    if (subscribed >= n) return absl::OkStatus();
+    if (steady_clock::now() > give_up) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "sentinel ", i, " has ", subscribed, " subscribers, not ", n));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 }  // namespace plangate::testing

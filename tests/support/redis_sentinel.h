@@ -62,6 +62,13 @@ class RedisSentinels {
   // every running sentinel names another node, which says it is a master.
   // Returns the new master's index.
   absl::StatusOr<int> Failover(std::chrono::milliseconds deadline);
+  // Waits until node `i` says it is a replica (a sentinel demotes a former
+  // master that is still up when it next polls it, up to 10 s after the
+  // switch; until then it still takes writes).
+  absl::Status WaitReplica(int i, std::chrono::milliseconds deadline);
+  // Waits until sentinel `i` has `n` subscribed clients (CLIENT LIST sub=1).
+  absl::Status WaitSubscribers(int i, int n,
+                               std::chrono::milliseconds deadline);
   // Waits until every running sentinel names a running node other than
   // `old_master` that says it is a master (after a kill, say).
   absl::StatusOr<int> WaitNewMaster(int old_master,
