@@ -206,10 +206,11 @@ stage_fuzz() {
     -DPLANGATE_BUILD_TESTS=OFF -DPLANGATE_BUILD_BENCHMARKS=OFF \
     -DPLANGATE_INSTALL=OFF &&
     cmake --build build/fuzz --parallel "$jobs" \
-      --target catalog_fuzzer trace_fuzzer resp_fuzzer || return 1
+      --target catalog_fuzzer trace_fuzzer resp_fuzzer redis_url_fuzzer ||
+    return 1
   local name n=0 failed=0
   mkdir -p build/fuzz/artifacts
-  for name in catalog trace resp; do
+  for name in catalog trace resp redis_url; do
     n=$((n + 1))
     mkdir -p "build/fuzz/corpus/$name"
     echo "--- ${name}_fuzzer"

@@ -634,6 +634,30 @@ void pg_sync_options_set_unavailable_after_ms(pg_sync_options_t* o, int64_t ms);
 /* Connection and per-batch command timeouts; default 1000 each. */
 void pg_sync_options_set_connect_timeout_ms(pg_sync_options_t* o, int64_t ms);
 void pg_sync_options_set_command_timeout_ms(pg_sync_options_t* o, int64_t ms);
+/* Redis TLS (plangate/sync.h RedisOptions tls_*; docs/sync.md "TLS"): the
+   URL must be rediss:// (or rediss-sentinel://), else pg_sync_start fails.
+   A CA file (PEM) and/or a directory of hashed CA certificates (default:
+   OpenSSL's trust store), a client certificate and its key (both or
+   neither), the name the server's certificate must carry (default: the
+   host), and verify = 0 to accept any certificate (testing only). */
+void pg_sync_options_set_redis_tls_ca_file(pg_sync_options_t* o,
+                                           const char* path, size_t path_len);
+void pg_sync_options_set_redis_tls_ca_dir(pg_sync_options_t* o,
+                                          const char* path, size_t path_len);
+void pg_sync_options_set_redis_tls_cert_file(pg_sync_options_t* o,
+                                             const char* path, size_t path_len);
+void pg_sync_options_set_redis_tls_key_file(pg_sync_options_t* o,
+                                            const char* path, size_t path_len);
+void pg_sync_options_set_redis_tls_server_name(pg_sync_options_t* o,
+                                               const char* name,
+                                               size_t name_len);
+void pg_sync_options_set_redis_tls_verify(pg_sync_options_t* o,
+                                          unsigned char on);
+/* The sentinels' own password (RedisOptions::sentinel_password), for a
+   redis-sentinel:// URL only; the URL's credentials are the master's. */
+void pg_sync_options_set_redis_sentinel_password(pg_sync_options_t* o,
+                                                 const char* password,
+                                                 size_t password_len);
 
 /* Sync
 
@@ -644,10 +668,13 @@ void pg_sync_options_set_command_timeout_ms(pg_sync_options_t* o, int64_t ms);
    concurrently with them, and before pg_enforcer_destroy. */
 
 /* Attaches to `enforcer` and starts connecting to redis_url
-   (NUL-terminated; redis://[[user]:password@]host[:port][/db] or
-   unix:///path/to.sock[?db=N]). NULL options: the defaults. Errors: a bad
-   URL (naming the part), bad options, a sync already attached. An
-   unreachable Redis is not an error: the sync keeps reconnecting. */
+   (NUL-terminated; any form plangate::ParseRedisUrl takes:
+   redis://[[user]:password@]host[:port][/db], rediss://... (TLS),
+   ...?cluster=1 (Redis Cluster), unix:///path/to.sock[?db=N] or
+   redis-sentinel://host[:port][,host[:port]...]/master[/db]). NULL options: the
+   defaults. Errors: a bad URL (naming the part), bad options, a sync already
+   attached. An unreachable Redis is not an error: the sync keeps reconnecting.
+ */
 pg_sync_t* pg_sync_start(pg_enforcer_t* enforcer, const char* redis_url,
                          const pg_sync_options_t* options, char** errptr);
 /* Stops without draining. NULL is allowed. */

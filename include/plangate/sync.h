@@ -90,12 +90,35 @@ struct RedisOptions {
   bool cluster = false;
   std::chrono::milliseconds cluster_refresh{10000};  // slot map re-read
   int cluster_max_redirects = 5;  // MOVED / ASK per command, then an error
+
+  // Redis Sentinel (docs/sync.md, "Deployments"): when `sentinels` is not
+  // empty, host, port and unix_socket are ignored. Before every connection
+  // attempt the sentinels are asked, in turn (the last one that answered
+  // first), for the address of `sentinel_master` (SENTINEL
+  // get-master-addr-by-name); the node reached there must say it is a
+  // master (ROLE) before it is used, else the attempt fails and the
+  // sentinels are asked again after the backoff. A READONLY reply (the node
+  // was demoted) drops the connection, which asks them again too. user,
+  // password, db and the TLS options apply to the master; the sentinels
+  // get sentinel_user / sentinel_password (AUTH when set) and the same TLS
+  // options. Not with `cluster`. redis-sentinel:// URLs set these.
+  struct Address {
+    std::string host;
+    int port = 26379;
+  };
+  std::vector<Address> sentinels;
+  std::string sentinel_master;
+  std::string sentinel_user;
+  std::string sentinel_password;
 };
 
 // redis://[[user]:password@]host[:port][/db], the same with rediss:// (TLS:
-// sets RedisOptions::tls; the other TLS options are set by the caller), or
-// unix:///path/to.sock[?db=N]. InvalidArgument naming the part that is
-// wrong.
+// sets RedisOptions::tls; the other TLS options are set by the caller),
+// unix:///path/to.sock[?db=N], or
+// redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/master[/db]
+// (rediss-sentinel:// with TLS; sentinel port 26379 by default; the
+// credentials are the master's, RedisOptions::sentinel_password is set by
+// the caller). InvalidArgument naming the part that is wrong.
 absl::StatusOr<RedisOptions> ParseRedisUrl(std::string_view url);
 
 struct SyncOptions {

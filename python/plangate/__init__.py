@@ -675,19 +675,26 @@ _SYNC_OPTIONS = {
     "expected_instances": "int", "min_round_units": "int",
     "cold_start_share": "float", "lease_ttl_ms": "int",
     "unavailable_after_ms": "int", "connect_timeout_ms": "int",
-    "command_timeout_ms": "int",
+    "command_timeout_ms": "int", "redis_tls_ca_file": "str",
+    "redis_tls_ca_dir": "str", "redis_tls_cert_file": "str",
+    "redis_tls_key_file": "str", "redis_tls_server_name": "str",
+    "redis_tls_verify": "bool", "redis_sentinel_password": "str",
 }
 
 
 class Sync:
     """Cluster sync of one Enforcer through Redis (plangate/sync.h).
 
-    redis_url: redis://[[user]:password@]host[:port][/db] or
-    unix:///path?db=N. Options as plangate::SyncOptions, in ms:
-    key_prefix, instance_id, flush_interval_ms, refresh_interval_ms,
-    max_batch, leases, expected_instances, min_round_units,
-    cold_start_share, lease_ttl_ms, unavailable_after_ms,
-    connect_timeout_ms, command_timeout_ms.
+    redis_url: redis://[[user]:password@]host[:port][/db], rediss://...
+    (TLS), ...?cluster=1, unix:///path?db=N or
+    redis-sentinel://host:port[,host:port...]/master[/db]. Options as
+    plangate::SyncOptions, in ms: key_prefix, instance_id,
+    flush_interval_ms, refresh_interval_ms, max_batch, leases,
+    expected_instances, min_round_units, cold_start_share, lease_ttl_ms,
+    unavailable_after_ms, connect_timeout_ms, command_timeout_ms; for
+    rediss:// redis_tls_ca_file, redis_tls_ca_dir, redis_tls_cert_file,
+    redis_tls_key_file, redis_tls_server_name, redis_tls_verify; for
+    redis-sentinel:// redis_sentinel_password.
     """
 
     def __init__(self, enforcer, redis_url, **options):

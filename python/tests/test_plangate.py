@@ -328,6 +328,27 @@ def test_sync_bad_url_and_unreachable_redis(catalog):
         e.start_sync("http://x")
     with pytest.raises(TypeError):
         e.start_sync("redis://127.0.0.1:1", colour="red")
+    with pytest.raises(plangate.Error, match="the URL must be rediss://"):
+        e.start_sync("redis://127.0.0.1:1", redis_tls_ca_file="/x/ca.pem")
+    with pytest.raises(plangate.Error, match="go together"):
+        e.start_sync("rediss://127.0.0.1:1", redis_tls_cert_file="c.pem")
+    with pytest.raises(plangate.Error, match="redis-sentinel://"):
+        e.start_sync("rediss://127.0.0.1:1", redis_tls_verify=False,
+                     redis_sentinel_password="pw")
+    # Accepted with a rediss:// URL; the CA that cannot be loaded is the
+    # reason every connection attempt fails.
+    s = e.start_sync("rediss://127.0.0.1:1", connect_timeout_ms=100,
+                     redis_tls_ca_file="/nonexistent/ca.pem",
+                     redis_tls_ca_dir="/nonexistent",
+                     redis_tls_cert_file="c.pem", redis_tls_key_file="k.pem",
+                     redis_tls_server_name="redis.example",
+                     redis_tls_verify=True)
+    deadline = time.time() + 10
+    while "cannot load the CA" not in s.last_error:
+        assert time.time() < deadline, s.last_error
+        time.sleep(0.02)
+    assert "/nonexistent/ca.pem" in s.last_error
+    s.close()
     s = e.start_sync("redis://127.0.0.1:1", connect_timeout_ms=100,
                      command_timeout_ms=100, instance_id="py-down",
                      cold_start_share=1.0)

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "c/c_sync_options.h"
 #include "plangate/catalog.h"
 #include "plangate/clock.h"
 #include "plangate/decision.h"
@@ -361,12 +362,6 @@ struct pg_enforcer_t {
   // itself (and pg_sync_destroy of another sync) on one enforcer.
   std::mutex sync_mu;
   pg_sync_t* sync = nullptr;  // under sync_mu
-};
-
-struct pg_sync_options_t {
-  plangate::SyncOptions options;
-  std::chrono::milliseconds connect_timeout{1000};
-  std::chrono::milliseconds command_timeout{1000};
 };
 
 struct pg_sync_t {
@@ -1037,6 +1032,12 @@ pg_sync_t* pg_sync_start(pg_enforcer_t* enforcer, const char* redis_url,
     sync_options.redis = *std::move(redis);
     sync_options.redis.connect_timeout = o.connect_timeout;
     sync_options.redis.command_timeout = o.command_timeout;
+    if (absl::Status s =
+            plangate::c_api::ApplyRedisOptions(o, &sync_options.redis);
+        !s.ok()) {
+      SetError(errptr, s);
+      return nullptr;
+    }
     auto sync = plangate::RedisSync::Start(*enforcer->enforcer,
                                            std::move(sync_options));
     if (!sync.ok()) {

@@ -39,6 +39,7 @@ void Client::Impl::Start() {
 void Client::Impl::Stop() {
   if (state_ == State::kStopped) return;
   state_ = State::kStopped;
+  StopWatch();
   CancelReconnectTimer();
   TearDownConn();
   FailInflight(absl::CancelledError("redis client stopped"));
@@ -121,7 +122,19 @@ void Client::Impl::OnReply(Reply reply) {
           absl::StrCat("redis ", step.label, " failed: ", reply.str, At())));
       return;
     }
+    if (step.expect_master) {
+      if (absl::Status s = CheckRole(reply); !s.ok()) {
+        AttemptFailed(s);
+        return;
+      }
+    }
     if (handshake_next_ == handshake_.size()) BecomeReady();
+    return;
+  }
+  if (state_ == State::kReady && inflight_.empty() && on_push_) {
+    asio::post(strand_, [this, self = Self(), push = std::move(reply)] {
+      if (state_ != State::kStopped && on_push_) on_push_(push);
+    });
     return;
   }
   if (state_ != State::kReady || inflight_.empty()) {
@@ -130,6 +143,10 @@ void Client::Impl::OnReply(Reply reply) {
     return;
   }
   Batch& batch = inflight_.front();
+  if (reply.is_error() && !options_.sentinels.empty() &&
+      absl::StartsWith(reply.str, "READONLY")) {
+    demoted_ = true;  // dropped once the batch is delivered
+  }
   batch.replies.push_back(std::move(reply));
   if (batch.replies.size() < batch.expected) return;
   ++stats_.batches;
@@ -140,6 +157,14 @@ void Client::Impl::OnReply(Reply reply) {
     CancelBatchTimer();
   }
   Deliver(std::move(done.done), std::move(done.replies));
+  if (demoted_) {
+    demoted_ = false;
+    const absl::Status why = absl::UnavailableError(absl::StrCat(
+        "redis answered READONLY: the node is no longer the master; "
+        "connection dropped, the sentinels will be asked again",
+        At()));
+    ConnectionLost(why, why);
+  }
 }
 
 void Client::Impl::ConnFailed(const absl::Status& why) {
@@ -158,6 +183,7 @@ void Client::Impl::BecomeReady() {
   ++stats_.connects;
   failures_ = 0;
   last_error_ = absl::OkStatus();
+  if (!options_.sentinels.empty()) WatchSentinel();
   if (!on_ready_) return;
   asio::post(strand_, [this, self = Self()] {
     if (state_ != State::kStopped && on_ready_) on_ready_();
@@ -196,6 +222,9 @@ void Client::Impl::NotifyDown(const absl::Status& why) {
 // Forgets the current connection and closes its socket (its pending
 // operations complete with operation_aborted and do nothing).
 void Client::Impl::TearDownConn() {
+  ++resolve_gen_;
+  demoted_ = false;
+  if (sentinel_) sentinel_->Cancel();
   CancelConnectTimer();
   CancelBatchTimer();
   handshake_.clear();
@@ -330,6 +359,10 @@ void Client::SetInitCommands(std::vector<Command> commands) {
 
 void Client::SetOnReady(std::function<void()> on_ready) {
   impl_->on_ready_ = std::move(on_ready);
+}
+
+void Client::SetOnPush(std::function<void(Reply push)> on_push) {
+  impl_->on_push_ = std::move(on_push);
 }
 
 void Client::SetOnDown(std::function<void(const absl::Status& why)> on_down) {

@@ -18,6 +18,16 @@
 // (e.g. FUNCTION LOAD) before it reports ready; a failing init command
 // fails the connection.
 //
+// With RedisOptions::sentinels (Redis Sentinel), every attempt first asks
+// the sentinels where the master is (sentinel_resolver.h), and the handshake
+// checks with ROLE that the node is a master; either failing is a failed
+// attempt (backoff, then the sentinels are asked again). A READONLY reply
+// (the master was demoted) drops the connection once its batch is
+// delivered, so the next attempt follows the failover. While connected, a
+// second connection, to the sentinel that answered, is SUBSCRIBEd to
+// +switch-master: when it announces another address for the master, the
+// connection is dropped at once and the sentinels are asked again.
+//
 // Thread safety: a Client is confined to its strand. Every method must be
 // called from it (post to strand() first), and every callback runs on it.
 // The Client is held by shared_ptr; pending handlers keep it alive. While
@@ -110,6 +120,12 @@ class Client : public std::enable_shared_from_this<Client> {
   void SetOnReady(std::function<void()> on_ready);
   void SetOnDown(std::function<void(const absl::Status& why)> on_down);
 
+  // For a subscriber connection (the sentinel watch): with `on_push` set,
+  // SUBSCRIBE may be an init command, and a reply that arrives on a ready
+  // connection with no batch in flight goes to on_push (posted, on the
+  // strand) instead of failing the connection. Execute() still refuses
+  // SUBSCRIBE. Set before Start().
+  void SetOnPush(std::function<void(Reply push)> on_push);
   // Starts connecting (and reconnecting after every loss) until Stop().
   void Start();
   // Drops the connection, fails queued batches with Cancelled, stops

@@ -26,6 +26,13 @@
 //    the new front.
 //  - User callbacks (done, on_ready, on_down) are always posted, never run
 //    inside the call that caused them.
+//  - Sentinel (RedisOptions::sentinels): each attempt first asks the
+//    sentinels for the master (sentinel_resolver.h; a failure there is a
+//    failed attempt), connects there, and checks ROLE in the handshake
+//    (after AUTH and SELECT, before the init commands). A READONLY reply
+//    on a ready connection drops it (after its batch is delivered), and
+//    so does +switch-master to another address, heard on a subscriber
+//    connection to a sentinel (sentinel_watch.cc).
 //
 // Thread safety: as Client's: everything on the strand.
 
@@ -54,6 +61,7 @@
 #include "redis/redis_client.h"
 #include "redis/redis_transport.h"
 #include "redis/resp_parser.h"
+#include "redis/sentinel_resolver.h"
 
 namespace plangate::internal::redis {
 
@@ -112,6 +120,7 @@ class Client::Impl {
   struct Step {
     std::string label;  // "AUTH", "SELECT 3", "init command #2 (SET)"
     absl::StatusCode code;
+    bool expect_master = false;  // ROLE: the reply must say "master"
   };
 
   Impl(Client& client, Strand strand, RedisOptions options)
@@ -123,7 +132,9 @@ class Client::Impl {
         reconnect_timer_(strand_) {
     options_.connect_timeout = AtLeast1ms(options_.connect_timeout);
     options_.command_timeout = AtLeast1ms(options_.command_timeout);
-    endpoint_ = !options_.unix_socket.empty()
+    endpoint_ = !options_.sentinels.empty()
+                    ? absl::StrCat("sentinel master ", options_.sentinel_master)
+                : !options_.unix_socket.empty()
                     ? absl::StrCat("unix:", options_.unix_socket)
                 : options_.host.find(':') != std::string::npos
                     ? absl::StrCat("[", options_.host, "]:", options_.port)
@@ -166,6 +177,7 @@ class Client::Impl {
   std::vector<Command> init_commands_;
   std::function<void()> on_ready_;
   std::function<void(const absl::Status&)> on_down_;
+  std::function<void(Reply)> on_push_;
   ClientStats stats_;
 
  private:
@@ -181,6 +193,19 @@ class Client::Impl {
   // --- Connection life cycle. ---
 
   void Connect();
+
+  // Sentinel mode: asks the sentinels for the master, then Connect()s.
+  void ResolvePrimary();
+
+  // Sentinel mode, once ready: a subscriber connection to the sentinel
+  // that answered (sentinel_watch.cc); +switch-master to another address
+  // drops the connection. StopWatch() closes it.
+  void WatchSentinel();
+  void StopWatch();
+  void OnSwitchMaster(const SentinelResolver::Primary& to);
+
+  // A handshake step with expect_master: the ROLE reply says "master".
+  absl::Status CheckRole(const Reply& reply) const;
 
   void StartTls(const std::shared_ptr<Conn>& conn);
 
@@ -254,6 +279,14 @@ class Client::Impl {
   uint64_t batch_gen_ = 0;
   uint64_t reconnect_gen_ = 0;
   bool batch_armed_ = false;
+  // Sentinel mode.
+  std::shared_ptr<SentinelResolver> sentinel_;
+  uint64_t resolve_gen_ = 0;
+  bool resolved_ = false;  // options_.host/port is this attempt's master
+  bool demoted_ = false;   // a READONLY reply came in the current batch
+  size_t answered_ = 0;    // the sentinel that named the current master
+  std::shared_ptr<Client> watch_;  // subscribed to +switch-master
+  size_t watched_ = 0;             // the sentinel watch_ is connected to
 };
 
 }  // namespace plangate::internal::redis

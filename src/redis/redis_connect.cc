@@ -23,7 +23,61 @@ void Client::Impl::Encode(const Command& command, std::string* out) {
   }
 }
 
+void Client::Impl::ResolvePrimary() {
+  state_ = State::kConnecting;
+  if (!sentinel_) sentinel_ = SentinelResolver::Create(strand_, options_);
+  const uint64_t gen = ++resolve_gen_;
+  sentinel_->Resolve([this, self = Self(),
+                      gen](absl::StatusOr<SentinelResolver::Primary> primary) {
+    if (gen != resolve_gen_ || state_ != State::kConnecting) return;
+    if (!primary.ok()) {
+      AttemptFailed(primary.status());
+      return;
+    }
+    options_.host = primary->host;
+    options_.port = primary->port;
+    endpoint_ =
+        absl::StrCat(primary->host.find(':') != std::string::npos
+                         ? absl::StrCat("[", primary->host, "]:", primary->port)
+                         : absl::StrCat(primary->host, ":", primary->port),
+                     ", master ", options_.sentinel_master, " per sentinel ",
+                     primary->sentinel);
+    stats_.node = endpoint_;
+    resolved_ = true;
+    answered_ = primary->index;
+    Connect();
+  });
+}
+
+absl::Status Client::Impl::CheckRole(const Reply& reply) const {
+  if (reply.type == Reply::Type::kArray && !reply.elements.empty() &&
+      reply.elements[0].str == "master") {
+    return absl::OkStatus();
+  }
+  const std::string role =
+      reply.type == Reply::Type::kArray && !reply.elements.empty()
+          ? reply.elements[0].str
+          : "a malformed ROLE reply";
+  return absl::FailedPreconditionError(absl::StrCat(
+      "redis ROLE: the node the sentinels named is ", role.substr(0, 32),
+      ", not a master (a failover in progress?); the sentinels will be "
+      "asked again",
+      At()));
+}
+
 void Client::Impl::Connect() {
+  const bool sentinel = !options_.sentinels.empty();
+  if (sentinel && options_.cluster) {
+    state_ = State::kConnecting;
+    AttemptFailed(absl::InvalidArgumentError(
+        "redis options: Sentinel and Cluster cannot be combined"));
+    return;
+  }
+  if (sentinel && !resolved_) {
+    ResolvePrimary();
+    return;
+  }
+  resolved_ = false;  // the next attempt asks the sentinels again
   state_ = State::kConnecting;
   handshake_.clear();
   handshake_next_ = 0;
@@ -41,9 +95,17 @@ void Client::Impl::Connect() {
     handshake_.push_back({absl::StrCat("SELECT ", options_.db),
                           absl::StatusCode::kFailedPrecondition});
   }
+  if (sentinel) {
+    commands.push_back({"ROLE"});
+    handshake_.push_back({"ROLE", absl::StatusCode::kFailedPrecondition,
+                          /*expect_master=*/true});
+  }
   for (size_t i = 0; i < init_commands_.size(); ++i) {
     if (init_commands_[i].empty()) continue;
-    absl::Status s = CheckCommand(init_commands_[i]);
+    const bool subscribe =
+        on_push_ && absl::EqualsIgnoreCase(init_commands_[i][0], "SUBSCRIBE");
+    absl::Status s =
+        subscribe ? absl::OkStatus() : CheckCommand(init_commands_[i]);
     if (!s.ok()) {
       AttemptFailed(absl::InvalidArgumentError(
           absl::StrCat("redis init command #", i + 1, " ", s.message())));
@@ -60,7 +122,7 @@ void Client::Impl::Connect() {
   }
 
   Transport::Kind kind = Transport::Kind::kTcp;
-  if (!options_.unix_socket.empty()) {
+  if (!options_.unix_socket.empty() && !sentinel) {
     if (options_.tls) {
       AttemptFailed(absl::InvalidArgumentError(
           absl::StrCat("redis TLS over a unix socket is not supported", At())));

@@ -6,6 +6,8 @@
 //   rediss://...  (the same, over TLS)
 //   either with ?cluster=1: a Redis Cluster seed (RedisOptions::cluster)
 //   unix:///path/to.sock[?db=N]
+//   redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/master[/db]
+//   rediss-sentinel://...  (the same, over TLS)
 //
 // The user and password may be percent-encoded (a password containing '@',
 // ':' or '/' must be). An IPv6 host is written in brackets. Error messages
@@ -107,7 +109,17 @@ class UrlParser {
       if (options.ok()) options->tls = true;
       return options;
     }
-    return Error("scheme must be redis://, rediss:// or unix://");
+    if (StartsWithNoCase(url_, "redis-sentinel://")) {
+      return ParseSentinel(url_.substr(17));
+    }
+    if (StartsWithNoCase(url_, "rediss-sentinel://")) {
+      absl::StatusOr<RedisOptions> options = ParseSentinel(url_.substr(18));
+      if (options.ok()) options->tls = true;
+      return options;
+    }
+    return Error(
+        "scheme must be redis://, rediss://, unix://, redis-sentinel:// or "
+        "rediss-sentinel://");
   }
 
  private:
@@ -124,6 +136,121 @@ class UrlParser {
     }
     options->db = static_cast<int>(db);
     return absl::OkStatus();
+  }
+
+  // Takes "[user]:password@" off the front of `authority`, if there.
+  absl::Status ParseUserinfo(std::string_view* authority,
+                             RedisOptions* options) const {
+    const size_t at = authority->rfind('@');
+    if (at == std::string_view::npos) return absl::OkStatus();
+    const std::string_view userinfo = authority->substr(0, at);
+    authority->remove_prefix(at + 1);
+    const size_t colon = userinfo.find(':');
+    if (colon == std::string_view::npos) {
+      return Error(
+          "credentials must be [user]:password@ (a password alone is "
+          "written :password@)");
+    }
+    if (!PercentDecode(userinfo.substr(0, colon), &options->user)) {
+      return Error("bad percent-encoding in the user");
+    }
+    if (!PercentDecode(userinfo.substr(colon + 1), &options->password)) {
+      return Error("bad percent-encoding in the password");
+    }
+    if (options->password.empty()) {
+      return Error("the password after ':' is empty");
+    }
+    return absl::OkStatus();
+  }
+
+  // host[:port] or [v6]:port; *port is left alone when none is given.
+  absl::Status ParseHostPort(std::string_view authority, std::string* host,
+                             int* port) const {
+    std::string_view port_text;
+    bool has_port = false;
+    if (!authority.empty() && authority.front() == '[') {
+      const size_t close = authority.find(']');
+      if (close == std::string_view::npos) {
+        return Error("IPv6 host is missing its closing ']'");
+      }
+      *host = std::string(authority.substr(1, close - 1));
+      const std::string_view after = authority.substr(close + 1);
+      if (!after.empty()) {
+        if (after.front() != ':') {
+          return Error(absl::StrCat("unexpected \"", Av(after),
+                                    "\" after the IPv6 host"));
+        }
+        port_text = after.substr(1);
+        has_port = true;
+      }
+    } else {
+      const size_t colon = authority.find(':');
+      if (colon != std::string_view::npos &&
+          authority.find(':', colon + 1) != std::string_view::npos) {
+        return Error("an IPv6 host must be written in brackets ([::1]:6379)");
+      }
+      *host = std::string(authority.substr(0, colon));
+      if (colon != std::string_view::npos) {
+        port_text = authority.substr(colon + 1);
+        has_port = true;
+      }
+    }
+    if (host->empty()) return Error("host is empty");
+    if (!has_port) return absl::OkStatus();
+    if (port_text.empty()) return Error("port is empty");
+    if (port_text.find_first_not_of("0123456789") != std::string_view::npos) {
+      return Error(
+          absl::StrCat("port must be a number, got \"", Av(port_text), "\""));
+    }
+    const int64_t value = ParseDecimal(port_text);
+    if (value < 1 || value > 65535) return Error("port must be in [1, 65535]");
+    *port = static_cast<int>(value);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<RedisOptions> ParseSentinel(std::string_view rest) const {
+    RedisOptions options;
+    if (rest.find_first_of("?#") != std::string_view::npos) {
+      return Error(
+          "query and fragment are not supported in redis-sentinel:// URLs");
+    }
+    const size_t slash = rest.find('/');
+    if (slash == std::string_view::npos) {
+      return Error(
+          "the master name is missing "
+          "(redis-sentinel://host:port[,host:port...]/mymaster)");
+    }
+    std::string_view authority = rest.substr(0, slash);
+    const std::string_view path = rest.substr(slash + 1);
+    const size_t slash2 = path.find('/');
+    const std::string_view master = path.substr(0, slash2);
+    if (master.empty()) return Error("the master name is empty");
+    if (!PercentDecode(master, &options.sentinel_master)) {
+      return Error("bad percent-encoding in the master name");
+    }
+    if (slash2 != std::string_view::npos) {
+      const std::string_view db = path.substr(slash2 + 1);
+      if (!db.empty()) {
+        if (absl::Status st = ParseDb(db, &options); !st.ok()) return st;
+      }
+    }
+    if (absl::Status st = ParseUserinfo(&authority, &options); !st.ok()) {
+      return st;
+    }
+    if (authority.empty()) return Error("no sentinel address");
+    while (true) {
+      const size_t comma = authority.find(',');
+      RedisOptions::Address address;
+      if (absl::Status st = ParseHostPort(authority.substr(0, comma),
+                                          &address.host, &address.port);
+          !st.ok()) {
+        return st;
+      }
+      options.sentinels.push_back(std::move(address));
+      if (comma == std::string_view::npos) break;
+      authority.remove_prefix(comma + 1);
+    }
+    return options;
   }
 
   absl::StatusOr<RedisOptions> ParseTcp(std::string_view rest) const {
@@ -152,68 +279,13 @@ class UrlParser {
       }
     }
 
-    const size_t at = authority.rfind('@');
-    if (at != std::string_view::npos) {
-      const std::string_view userinfo = authority.substr(0, at);
-      authority.remove_prefix(at + 1);
-      const size_t colon = userinfo.find(':');
-      if (colon == std::string_view::npos) {
-        return Error(
-            "credentials must be [user]:password@ (a password alone is "
-            "written :password@)");
-      }
-      if (!PercentDecode(userinfo.substr(0, colon), &options.user)) {
-        return Error("bad percent-encoding in the user");
-      }
-      if (!PercentDecode(userinfo.substr(colon + 1), &options.password)) {
-        return Error("bad percent-encoding in the password");
-      }
-      if (options.password.empty()) {
-        return Error("the password after ':' is empty");
-      }
+    if (absl::Status st = ParseUserinfo(&authority, &options); !st.ok()) {
+      return st;
     }
-
-    std::string_view port_text;
-    bool has_port = false;
-    if (!authority.empty() && authority.front() == '[') {
-      const size_t close = authority.find(']');
-      if (close == std::string_view::npos) {
-        return Error("IPv6 host is missing its closing ']'");
-      }
-      options.host = std::string(authority.substr(1, close - 1));
-      const std::string_view after = authority.substr(close + 1);
-      if (!after.empty()) {
-        if (after.front() != ':') {
-          return Error(absl::StrCat("unexpected \"", Av(after),
-                                    "\" after the IPv6 host"));
-        }
-        port_text = after.substr(1);
-        has_port = true;
-      }
-    } else {
-      const size_t colon = authority.find(':');
-      if (colon != std::string_view::npos &&
-          authority.find(':', colon + 1) != std::string_view::npos) {
-        return Error("an IPv6 host must be written in brackets ([::1]:6379)");
-      }
-      options.host = std::string(authority.substr(0, colon));
-      if (colon != std::string_view::npos) {
-        port_text = authority.substr(colon + 1);
-        has_port = true;
-      }
-    }
-    if (options.host.empty()) return Error("host is empty");
-    if (has_port) {
-      if (port_text.empty()) return Error("port is empty");
-      const int64_t port = ParseDecimal(port_text);
-      if (port_text.find_first_not_of("0123456789") != std::string_view::npos) {
-        return Error(
-            absl::StrCat("port must be a number, got \"", Av(port_text), "\""));
-      }
-      if (port < 1 || port > 65535) {
-        return Error("port must be in [1, 65535]");
-      }
-      options.port = static_cast<int>(port);
+    if (absl::Status st =
+            ParseHostPort(authority, &options.host, &options.port);
+        !st.ok()) {
+      return st;
     }
     if (options.cluster && options.db != 0) {
       return Error("a Redis Cluster has only db 0");

@@ -996,6 +996,56 @@ static void TestReloadStatsMaintain(pg_enforcer_t* e, pg_catalog_t* catalog,
   CHECK_ERROR(err, "nobody");
 }
 
+/* The Redis TLS and Sentinel options: checked against the URL at start;
+   a CA file that cannot be loaded fails every connection attempt, named in
+   the sync's last error. */
+static void TestSyncRedisOptions(pg_enforcer_t* e) {
+  char* err = NULL;
+  pg_sync_options_t* t = pg_sync_options_create();
+  REQUIRE(t != NULL);
+  pg_sync_options_set_connect_timeout_ms(t, 100);
+  pg_sync_options_set_redis_tls_ca_file(t, "/nonexistent/ca.pem", 19);
+  CHECK(pg_sync_start(e, "redis://127.0.0.1:1", t, &err) == NULL);
+  CHECK_ERROR(err, "the URL must be rediss://");
+  pg_sync_options_set_redis_tls_cert_file(t, "client.pem", 10);
+  CHECK(pg_sync_start(e, "rediss://127.0.0.1:1", t, &err) == NULL);
+  CHECK_ERROR(err, "go together");
+  pg_sync_options_set_redis_tls_key_file(t, "client.key", 10);
+  pg_sync_options_set_redis_tls_ca_dir(t, "/nonexistent", 12);
+  pg_sync_options_set_redis_tls_server_name(t, "redis.example", 13);
+  pg_sync_options_set_redis_tls_verify(t, 1);
+  pg_sync_options_set_redis_sentinel_password(t, "pw", 2);
+  CHECK(pg_sync_start(e, "rediss://127.0.0.1:1", t, &err) == NULL);
+  CHECK_ERROR(err, "the URL must be redis-sentinel://");
+  pg_sync_options_set_redis_sentinel_password(t, NULL, 0);
+  pg_sync_t* s = pg_sync_start(e, "rediss://127.0.0.1:1", t, &err);
+  CHECK_NO_ERROR(err);
+  REQUIRE(s != NULL);
+  pg_sync_options_destroy(t);
+  char* last = NULL;
+  for (int i = 0; i < 500; ++i) { /* up to 5 s on a loaded machine */
+    pg_sync_flush(s, 10, &err);
+    pg_free(err);
+    err = NULL;
+    last = pg_sync_last_error(s);
+    REQUIRE(last != NULL);
+    if (strstr(last, "cannot load the CA") != NULL) break;
+    pg_free(last);
+    last = NULL;
+  }
+  REQUIRE(last != NULL);
+  CHECK(strstr(last, "/nonexistent/ca.pem") != NULL);
+  pg_free(last);
+  pg_sync_destroy(s);
+  /* verify off alone is a TLS option too. */
+  t = pg_sync_options_create();
+  REQUIRE(t != NULL);
+  pg_sync_options_set_redis_tls_verify(t, 0);
+  CHECK(pg_sync_start(e, "redis://127.0.0.1:1", t, &err) == NULL);
+  CHECK_ERROR(err, "the URL must be rediss://");
+  pg_sync_options_destroy(t);
+}
+
 static void TestSyncWithoutRedis(pg_catalog_t* catalog) {
   StartPhase("sync: bad URL and options, unreachable Redis, detach");
   char* err = NULL;
@@ -1015,6 +1065,7 @@ static void TestSyncWithoutRedis(pg_catalog_t* catalog) {
   pg_sync_options_set_instance_id(o, "c-test-down", 11);
   /* Admit on the local view before the first reply (never comes). */
   pg_sync_options_set_cold_start_share(o, 1.0);
+  TestSyncRedisOptions(e);
   /* Port 1 is closed: starting is fine, the sync keeps reconnecting. */
   pg_sync_t* s = pg_sync_start(e, "redis://127.0.0.1:1", o, &err);
   CHECK_NO_ERROR(err);

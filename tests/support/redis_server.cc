@@ -238,21 +238,22 @@ RedisOptions RedisServer::ClientOptions() const {
 }
 
 absl::Status RedisServer::Launch() {
-  std::vector<std::string> args = {binary_,
-                                   "--port",
-                                   std::to_string(port_),
-                                   "--bind",
-                                   host_,
-                                   "--dir",
-                                   dir_,
-                                   "--save",
-                                   "",
-                                   "--appendonly",
-                                   "no",
-                                   "--daemonize",
-                                   "no",
-                                   "--enable-debug-command",
-                                   "local"};
+  std::vector<std::string> args = {binary_};
+  if (!options_.sentinel_config.empty()) {
+    const std::string conf = dir_ + "/sentinel.conf";
+    if (!std::filesystem::exists(conf)) {
+      std::ofstream out(conf);
+      out << options_.sentinel_config;
+      if (!out.good()) {
+        return absl::UnavailableError(absl::StrCat("cannot write ", conf));
+      }
+    }
+    args.insert(args.end(), {conf, "--sentinel"});
+  }
+  args.insert(args.end(),
+              {"--port", std::to_string(port_), "--bind", host_, "--dir", dir_,
+               "--save", "", "--appendonly", "no", "--daemonize", "no",
+               "--enable-debug-command", "local"});
   if (!unix_socket_.empty()) {
     args.insert(args.end(),
                 {"--unixsocket", unix_socket_, "--unixsocketperm", "700"});

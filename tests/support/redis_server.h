@@ -55,6 +55,10 @@ class RedisServer {
     std::string tls_key_file;
     std::string tls_ca_file;
     bool tls_auth_clients = false;
+    // When set: run as a Redis Sentinel (redis-server <dir>/sentinel.conf
+    // --sentinel) with this configuration, written once (the sentinel
+    // rewrites it; a restart keeps what it learned).
+    std::string sentinel_config;
   };
 
   // FailedPrecondition when no redis-server binary is found; Unavailable or

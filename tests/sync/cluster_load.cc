@@ -32,6 +32,15 @@ std::vector<std::string> AccountsInSlot(int slot, int m) {
 
 absl::StatusOr<ClusterLoadResult> RunClusterLoad(RedisCluster& cluster,
                                                  const ClusterLoad& load) {
+  RedisOptions redis = cluster.ClientOptions();
+  redis.cluster_refresh = std::chrono::milliseconds(500);
+  return RunSyncLoad(
+      redis, [&cluster] { return cluster.HashFieldByKey("pg:{*", "t"); }, load);
+}
+
+absl::StatusOr<ClusterLoadResult> RunSyncLoad(const RedisOptions& redis,
+                                              const HashTotals& totals,
+                                              const ClusterLoad& load) {
   const std::string catalog_json = fmt::format(
       R"({{"version": 1, "plans": [{{"id": "cap", "limits": [
         {{"id": "monthly", "meter": "requests", "window": "billing_period",
@@ -48,12 +57,11 @@ absl::StatusOr<ClusterLoadResult> RunClusterLoad(RedisCluster& cluster,
     if (!e.ok()) return e.status();
     inst[i].enforcer = std::move(*e);
     SyncOptions o = TestSyncOptions(0);
-    o.redis = cluster.ClientOptions();
+    o.redis = redis;
     o.redis.command_timeout = std::chrono::milliseconds(1000);
     o.redis.connect_timeout = std::chrono::milliseconds(500);
     o.redis.reconnect_initial = std::chrono::milliseconds(20);
     o.redis.reconnect_max = std::chrono::milliseconds(200);
-    o.redis.cluster_refresh = std::chrono::milliseconds(500);
     o.expected_instances = n;
     o.max_batch = 4096;
     auto s = RedisSync::Start(*inst[i].enforcer, o);
@@ -128,7 +136,7 @@ absl::StatusOr<ClusterLoadResult> RunClusterLoad(RedisCluster& cluster,
     if (i == 0) res.prometheus = inst[i].sync->PrometheusText();
     if (!st.ok()) return absl::DeadlineExceededError(res.log);
   }
-  auto keys = cluster.HashFieldByKey("pg:{*", "t");
+  auto keys = totals();
   if (!keys.ok()) return keys.status();
   for (const auto& [key, t] : *keys) {
     const size_t open = key.find('{');

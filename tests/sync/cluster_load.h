@@ -7,8 +7,8 @@
 // Afterwards every instance flushes, and the result holds what each
 // account was admitted and what Redis holds for it.
 //
-// Thread safety: RunClusterLoad is a blocking call from one thread (the
-// one that started the cluster).
+// Thread safety: RunClusterLoad and RunSyncLoad are blocking calls from one
+// thread (the one that started the cluster).
 
 #ifndef PLANGATE_TESTS_SYNC_CLUSTER_LOAD_H_
 #define PLANGATE_TESTS_SYNC_CLUSTER_LOAD_H_
@@ -52,6 +52,15 @@ struct ClusterLoadResult {
 
 absl::StatusOr<ClusterLoadResult> RunClusterLoad(RedisCluster& cluster,
                                                  const ClusterLoad& load);
+
+// The same through any Redis `redis` reaches (one server, Sentinel):
+// `totals` returns HGET <key> t for every key matching "pg:{*", read after
+// the final flush.
+using HashTotals =
+    std::function<absl::StatusOr<std::map<std::string, int64_t>>()>;
+absl::StatusOr<ClusterLoadResult> RunSyncLoad(const RedisOptions& redis,
+                                              const HashTotals& totals,
+                                              const ClusterLoad& load);
 
 // `n` account ids ("a<i>") spread over the slots, and `m` ("hot<i>") whose
 // hash tag is in `slot`.

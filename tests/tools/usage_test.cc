@@ -34,8 +34,7 @@
 #include "support/redis_server.h"
 #include "sync/sync_keys.h"
 #include "sync/sync_test_util.h"
-
-extern char** environ;
+#include "tools/quotactl_run.h"
 
 namespace plangate::testing {
 namespace {
@@ -59,70 +58,6 @@ constexpr char kCatalog[] = R"({"version": 1,
 
 // 2026-03-15T12:00:30Z: half a minute into its minute.
 constexpr int64_t kNowMs = 1773576030000;
-
-// A private temp dir holding the catalog; removed at the end.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl =
-        (std::filesystem::temp_directory_path() / "plangate-usage-test-XXXXXX")
-            .string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string Write(const std::string& name, const std::string& text) const {
-    const std::string file = path_ + "/" + name;
-    std::ofstream(file) << text;
-    return file;
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-struct RunResult {
-  int exit_code = -1;  // -1: did not exit normally (crashed)
-  std::string out;
-  std::string err;
-};
-
-// Runs quotactl with `args`, stdout and stderr to files in `dir`.
-RunResult RunQuotactl(const TempDir& dir, std::vector<std::string> args) {
-  args.insert(args.begin(), PLANGATE_QUOTACTL);
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const std::string out_path = dir.path() + "/stdout";
-  const std::string err_path = dir.path() + "/stderr";
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  pid_t pid = -1;
-  const int rc =
-      posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  REQUIRE(rc == 0);
-  int status = 0;
-  REQUIRE(waitpid(pid, &status, 0) == pid);
-  RunResult r;
-  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  r.out = Slurp(out_path);
-  r.err = Slurp(err_path);
-  return r;
-}
 
 std::unique_ptr<RedisServer> StartServer(
     RedisServer::Options options = RedisServer::Options()) {
@@ -480,16 +415,28 @@ TEST_CASE("quotactl usage errors", "[redis]") {
     CHECK(r.exit_code == 1);
     CHECK(r.err ==
           "quotactl usage: redis URL \"http://x:1\": scheme must be redis://, "
-          "rediss:// or unix://\n");
+          "rediss://, unix://, redis-sentinel:// or rediss-sentinel://\n");
   }
 
-  SECTION("rediss:// is refused, not sent in clear") {
-    const RunResult r =
-        RunQuotactl(dir, args({"--redis", "rediss://127.0.0.1:1"}));
+  SECTION("TLS flags need rediss://, a certificate needs its key") {
+    RunResult r = RunQuotactl(
+        dir, args({"--redis", "redis://127.0.0.1:1", "--redis-tls-ca", "x"}));
     CHECK(r.exit_code == 1);
     CHECK(r.err ==
-          "quotactl usage: rediss:// (TLS) is not supported by quotactl "
-          "usage yet\n");
+          "quotactl usage: --redis-tls-*: the --redis URL must be rediss:// "
+          "or rediss-sentinel:// (TLS)\n");
+    r = RunQuotactl(dir, args({"--redis", "rediss://127.0.0.1:1",
+                               "--redis-tls-cert", "c.pem"}));
+    CHECK(r.exit_code == 1);
+    CHECK(r.err ==
+          "quotactl usage: --redis-tls-cert and --redis-tls-key go "
+          "together\n");
+    r = RunQuotactl(dir, args({"--redis", "redis://127.0.0.1:1",
+                               "--redis-sentinel-password", "pw"}));
+    CHECK(r.exit_code == 1);
+    CHECK(r.err ==
+          "quotactl usage: --redis-sentinel-password: the --redis URL must "
+          "be redis-sentinel://\n");
   }
 
   SECTION("redis unreachable") {
@@ -500,7 +447,9 @@ TEST_CASE("quotactl usage errors", "[redis]") {
     const RunResult r = RunQuotactl(dir, args({"--redis", url}));
     CHECK(r.exit_code == 1);
     CHECK(r.out.empty());
-    CHECK(r.err == "quotactl usage: " + url + ": connection refused\n");
+    CHECK(r.err == "quotactl usage: " + url +
+                       ": redis connect failed: Connection refused (at " +
+                       url.substr(8) + ")\n");
   }
 
   SECTION("redis that does not answer") {
@@ -513,8 +462,10 @@ TEST_CASE("quotactl usage errors", "[redis]") {
     REQUIRE(server->Resume().ok());
     CHECK(r.exit_code == 1);
     CHECK(r.out.empty());
-    CHECK(r.err ==
-          "quotactl usage: " + RedisUrl(*server) + ": no reply within 2 s\n");
+    CHECK(r.err == "quotactl usage: " + RedisUrl(*server) +
+                       ": redis connect timed out after 2000ms (connected, "
+                       "but the handshake got no reply) (at " +
+                       RedisUrl(*server).substr(8) + ")\n");
     CHECK(took < std::chrono::seconds(10));
   }
 
@@ -551,14 +502,17 @@ TEST_CASE("quotactl usage errors", "[redis]") {
     // The password is never printed.
     CHECK(r.err ==
           "quotactl usage: redis://" + host_port +
-              ": AUTH failed: WRONGPASS invalid username-password pair or "
-              "user is disabled.\n");
+              ": redis AUTH failed: WRONGPASS invalid username-password "
+              "pair or user is disabled. (at " +
+              host_port + ")\n");
 
     r = RunQuotactl(dir, args({"--redis", "redis://" + host_port}));
     CHECK(r.exit_code == 1);
     CHECK(r.err.rfind("quotactl usage: redis://" + host_port +
-                          ": NOAUTH Authentication required.",
+                          ": redis PING failed: NOAUTH Authentication "
+                          "required.",
                       0) == 0);
+    CHECK(r.err.find("the URL needs the password") != std::string::npos);
 
     r = RunQuotactl(dir, args({"--redis", "redis://:s3cret@" + host_port}));
     INFO("stderr: " << r.err);

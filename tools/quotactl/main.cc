@@ -6,7 +6,8 @@
 //   quotactl validate CATALOG
 //   quotactl replay --catalog C --accounts A --trace T [--out F] [--check]
 //   quotactl usage --catalog C --plan P --account ID [--anchor T] [--now T]
-//                  [--redis URL] [--prefix P]
+//                  [--redis URL] [--prefix P] [--redis-tls-* ...]
+//                  [--redis-sentinel-password PW]
 //
 // Exit status: 0 success, 1 invalid input or failed expectations, 2 usage.
 
@@ -40,12 +41,20 @@ constexpr char kUsage[] =
     "                       [--out FILE] [--check]\n"
     "       quotactl usage --catalog FILE --plan PLAN --account ID\n"
     "                      [--anchor TIME] [--now TIME] [--redis URL]\n"
-    "                      [--prefix PREFIX]\n"
+    "                      [--prefix PREFIX] [--redis-tls-ca FILE]\n"
+    "                      [--redis-tls-ca-dir DIR] [--redis-tls-cert FILE\n"
+    "                      --redis-tls-key FILE] [--redis-tls-server-name N]\n"
+    "                      [--redis-tls-no-verify]\n"
+    "                      [--redis-sentinel-password PASSWORD]\n"
     "       quotactl account set --redis URL --account ID --plan PLAN\n"
     "                      [--prefix PREFIX] [--catalog FILE] [--anchor TIME]\n"
     "                      [--state active|past_due|blocked]\n"
     "                      [--past-due-until TIME] [--scheduled-plan PLAN]\n"
-    "                      [--default-model MODEL]\n";
+    "                      [--default-model MODEL] [--redis-tls-* as for "
+    "usage]\n"
+    "  --redis URL: redis://[[user]:pw@]host[:port][/db][?cluster=1],\n"
+    "  rediss://... (TLS), unix:///path[?db=N] or\n"
+    "  redis-sentinel://[[user]:pw@]host:port[,host:port...]/master[/db]\n";
 
 // Traces longer than this show a progress bar when stderr is a terminal.
 constexpr size_t kProgressMinEvents = 10'000;
@@ -231,14 +240,24 @@ int Replay(const std::vector<std::string_view>& args) {
 int UsageCommand(const std::vector<std::string_view>& args) {
   std::string catalog_path, plan, account, anchor, now, redis_url;
   std::string prefix = "pg";
-  if (const std::string problem = ParseFlags("usage", args,
-                                             {{"--catalog", &catalog_path},
-                                              {"--plan", &plan},
-                                              {"--account", &account},
-                                              {"--anchor", &anchor},
-                                              {"--now", &now},
-                                              {"--redis", &redis_url},
-                                              {"--prefix", &prefix}});
+  plangate::quotactl::UsageQuery query;
+  bool no_verify = false;
+  if (const std::string problem =
+          ParseFlags("usage", args,
+                     {{"--catalog", &catalog_path},
+                      {"--plan", &plan},
+                      {"--account", &account},
+                      {"--anchor", &anchor},
+                      {"--now", &now},
+                      {"--redis", &redis_url},
+                      {"--prefix", &prefix},
+                      {"--redis-tls-ca", &query.tls.ca_file},
+                      {"--redis-tls-ca-dir", &query.tls.ca_dir},
+                      {"--redis-tls-cert", &query.tls.cert_file},
+                      {"--redis-tls-key", &query.tls.key_file},
+                      {"--redis-tls-server-name", &query.tls.server_name},
+                      {"--redis-sentinel-password", &query.sentinel_password}},
+                     {{"--redis-tls-no-verify", &no_verify}});
       !problem.empty()) {
     return Usage(problem);
   }
@@ -259,7 +278,7 @@ int UsageCommand(const std::vector<std::string_view>& args) {
     }
     return 1;
   };
-  plangate::quotactl::UsageQuery query;
+  query.tls.verify = !no_verify;
   query.catalog_path = catalog_path;
   query.plan_id = plan;
   query.account_id = account;
@@ -296,10 +315,19 @@ int AccountCommand(const std::vector<std::string_view>& all) {
   std::string redis_url, account, plan, catalog_path, anchor, state,
       past_due_until, scheduled_plan, default_model;
   std::string prefix = "pg";
+  plangate::quotactl::UsageQuery::RedisTlsFlags tls;
+  std::string sentinel_password;
+  bool no_verify = false;
   if (const std::string problem =
           ParseFlags("account set", args,
                      {{"--redis", &redis_url},
                       {"--prefix", &prefix},
+                      {"--redis-tls-ca", &tls.ca_file},
+                      {"--redis-tls-ca-dir", &tls.ca_dir},
+                      {"--redis-tls-cert", &tls.cert_file},
+                      {"--redis-tls-key", &tls.key_file},
+                      {"--redis-tls-server-name", &tls.server_name},
+                      {"--redis-sentinel-password", &sentinel_password},
                       {"--account", &account},
                       {"--plan", &plan},
                       {"--catalog", &catalog_path},
@@ -307,7 +335,8 @@ int AccountCommand(const std::vector<std::string_view>& all) {
                       {"--state", &state},
                       {"--past-due-until", &past_due_until},
                       {"--scheduled-plan", &scheduled_plan},
-                      {"--default-model", &default_model}});
+                      {"--default-model", &default_model}},
+                     {{"--redis-tls-no-verify", &no_verify}});
       !problem.empty()) {
     return Usage(problem);
   }
@@ -359,12 +388,10 @@ int AccountCommand(const std::vector<std::string_view>& all) {
       }
     }
   }
+  tls.verify = !no_verify;
   absl::StatusOr<plangate::RedisOptions> redis =
-      plangate::ParseRedisUrl(redis_url);
-  if (!redis.ok()) {
-    return fail(absl::InvalidArgumentError(
-        fmt::format("--redis: {}", std::string(redis.status().message()))));
-  }
+      plangate::quotactl::RedisFromFlags(redis_url, tls, sentinel_password);
+  if (!redis.ok()) return fail(redis.status());
   absl::StatusOr<int64_t> version =
       plangate::StoreAccountState(*redis, prefix, update);
   if (!version.ok()) return fail(version.status());

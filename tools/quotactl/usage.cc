@@ -2,9 +2,6 @@
 
 #include "usage.h"
 
-#include <hiredis/hiredis.h>
-#include <sys/time.h>
-
 #include <charconv>
 #include <chrono>
 #include <cstdint>
@@ -21,12 +18,15 @@
 #include "fmt/format.h"
 #include "internal/period.h"
 #include "plangate/clock.h"
-#include "redis/hiredis_util.h"
+#include "redis_batch.h"
 #include "sync/sync_keys.h"
 #include "trace.h"
 
 namespace plangate::quotactl {
 namespace {
+
+using internal::redis::Command;
+using internal::redis::Reply;
 
 constexpr std::chrono::milliseconds kRedisTimeout{2000};
 
@@ -58,193 +58,95 @@ std::string Quote(std::string_view s) {
   return out;
 }
 
-// hiredis' error strings start with a capital ("Connection refused");
-// messages here are lower case after the colon.
-std::string LowerFirst(std::string text) {
-  if (text.size() >= 2 && text[0] >= 'A' && text[0] <= 'Z' && text[1] >= 'a' &&
-      text[1] <= 'z') {
-    text[0] = static_cast<char>(text[0] - 'A' + 'a');
-  }
-  return text;
-}
-
-std::string_view ReplyTypeName(int type) {
+std::string_view ReplyTypeName(Reply::Type type) {
   switch (type) {
-    case REDIS_REPLY_STRING:
+    case Reply::Type::kString:
       return "string";
-    case REDIS_REPLY_ARRAY:
+    case Reply::Type::kArray:
       return "array";
-    case REDIS_REPLY_INTEGER:
+    case Reply::Type::kInteger:
       return "integer";
-    case REDIS_REPLY_NIL:
+    case Reply::Type::kNil:
       return "nil";
-    case REDIS_REPLY_STATUS:
+    case Reply::Type::kStatus:
       return "status";
-    case REDIS_REPLY_ERROR:
+    case Reply::Type::kError:
       return "error";
   }
   return "unknown";
 }
 
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
-
-// One synchronous hiredis connection; every failure names the server.
-class RedisConnection {
- public:
-  static absl::StatusOr<std::unique_ptr<RedisConnection>> Open(
-      const RedisOptions& options, std::string where) {
-    timeval tv{};
-    tv.tv_sec = kRedisTimeout.count() / 1000;
-    tv.tv_usec =
-        static_cast<suseconds_t>((kRedisTimeout.count() % 1000) * 1000);
-    redisContext* ctx =
-        options.unix_socket.empty()
-            ? redisConnectWithTimeout(options.host.c_str(), options.port, tv)
-            : redisConnectUnixWithTimeout(options.unix_socket.c_str(), tv);
-    std::unique_ptr<RedisConnection> conn(
-        new RedisConnection(ctx, std::move(where)));
-    if (ctx == nullptr) {
-      return absl::UnavailableError(
-          fmt::format("{}: cannot allocate a connection", conn->where_));
+// Field t of one HMGET key t L n reply.
+absl::StatusOr<int64_t> TotalOf(std::string_view where, const std::string& key,
+                                const Reply& reply) {
+  if (reply.is_error()) {
+    if (reply.str.rfind("NOAUTH", 0) == 0) {
+      return absl::PermissionDeniedError(fmt::format(
+          "{}: {} (the URL needs the password: redis://[user]:PASSWORD@...)",
+          where, reply.str));
     }
-    if (ctx->err != 0) return conn->IoError("");
-    if (redisSetTimeout(ctx, tv) != REDIS_OK) return conn->IoError("");
-
-    if (!options.password.empty()) {
-      std::vector<std::string> auth = {"AUTH"};
-      if (!options.user.empty()) auth.push_back(options.user);
-      auth.push_back(options.password);
-      absl::StatusOr<ReplyPtr> reply = conn->Command(auth, "AUTH: ");
-      if (!reply.ok()) return reply.status();
-      if ((*reply)->type == REDIS_REPLY_ERROR) {
-        return absl::PermissionDeniedError(
-            fmt::format("{}: AUTH failed: {}", conn->where_,
-                        std::string((*reply)->str, (*reply)->len)));
-      }
-    }
-    if (options.db != 0) {
-      absl::StatusOr<ReplyPtr> reply =
-          conn->Command({"SELECT", std::to_string(options.db)}, "SELECT: ");
-      if (!reply.ok()) return reply.status();
-      if ((*reply)->type == REDIS_REPLY_ERROR) {
-        return absl::FailedPreconditionError(
-            fmt::format("{}: SELECT {} failed: {}", conn->where_, options.db,
-                        std::string((*reply)->str, (*reply)->len)));
-      }
-    }
-    return conn;
+    return absl::FailedPreconditionError(
+        fmt::format("{}: key {}: {}", where, Quote(key), reply.str));
   }
-
-  ~RedisConnection() {
-    if (ctx_ != nullptr) redisFree(ctx_);
+  if (reply.type != Reply::Type::kArray || reply.elements.size() != 3) {
+    return absl::DataLossError(fmt::format(
+        "{}: key {}: unexpected reply to HMGET ({} of {} elements)", where,
+        Quote(key), ReplyTypeName(reply.type), reply.elements.size()));
   }
-  RedisConnection(const RedisConnection&) = delete;
-  RedisConnection& operator=(const RedisConnection&) = delete;
-
-  // Field t of each hash, pipelined (HMGET key t L n); 0 for a missing key
-  // or field.
-  absl::StatusOr<std::vector<int64_t>> ReadTotals(
-      const std::vector<std::string>& keys) {
-    // A server that closes the socket must not kill us with SIGPIPE.
-    const internal::redis::ScopedSigpipeGuard no_sigpipe;
-    for (const std::string& key : keys) {
-      const char* argv[] = {"HMGET", key.c_str(), "t", "L", "n"};
-      const size_t lens[] = {5, key.size(), 1, 1, 1};
-      if (redisAppendCommandArgv(ctx_, 5, argv, lens) != REDIS_OK) {
-        return IoError("");
-      }
-    }
-    std::vector<int64_t> totals;
-    totals.reserve(keys.size());
-    for (const std::string& key : keys) {
-      void* raw = nullptr;
-      if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
-        return IoError("");
-      }
-      const ReplyPtr reply(static_cast<redisReply*>(raw));
-      absl::StatusOr<int64_t> t = TotalOf(key, *reply);
-      if (!t.ok()) return t.status();
-      totals.push_back(*t);
-    }
-    return totals;
-  }
-
- private:
-  RedisConnection(redisContext* ctx, std::string where)
-      : ctx_(ctx), where_(std::move(where)) {}
-
-  // The connection's error, as "<where>: <what><error>".
-  absl::Status IoError(std::string_view what) const {
-    std::string error = ctx_->errstr;
-    if (error.empty()) error = "I/O error";
-    // hiredis reports a read or write past the socket timeout as EAGAIN.
-    if (error == "Resource temporarily unavailable") {
-      error =
-          fmt::format("no reply within {} s", kRedisTimeout.count() / 1000.0);
-    } else if (error == "Server closed the connection") {
-      error = "the server closed the connection";
-    }
-    return absl::UnavailableError(
-        fmt::format("{}: {}{}", where_, what, LowerFirst(error)));
-  }
-
-  absl::StatusOr<ReplyPtr> Command(const std::vector<std::string>& args,
-                                   std::string_view what) {
-    const internal::redis::ScopedSigpipeGuard no_sigpipe;
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    for (const std::string& a : args) {
-      argv.push_back(a.c_str());
-      lens.push_back(a.size());
-    }
-    void* raw = redisCommandArgv(ctx_, static_cast<int>(argv.size()),
-                                 argv.data(), lens.data());
-    if (raw == nullptr) return IoError(what);
-    return ReplyPtr(static_cast<redisReply*>(raw));
-  }
-
-  absl::StatusOr<int64_t> TotalOf(const std::string& key,
-                                  const redisReply& reply) const {
-    if (reply.type == REDIS_REPLY_ERROR) {
-      const std::string error(reply.str, reply.len);
-      if (error.rfind("NOAUTH", 0) == 0) {
-        return absl::PermissionDeniedError(fmt::format(
-            "{}: {} (the URL needs the password: redis://[user]:PASSWORD@...)",
-            where_, error));
-      }
-      return absl::FailedPreconditionError(
-          fmt::format("{}: key {}: {}", where_, Quote(key), error));
-    }
-    if (reply.type != REDIS_REPLY_ARRAY || reply.elements != 3) {
+  const Reply& t = reply.elements[0];
+  switch (t.type) {
+    case Reply::Type::kNil:
+      return 0;  // no such key (or field): nothing counted yet
+    case Reply::Type::kInteger:
+      return t.integer;
+    case Reply::Type::kString: {
+      if (std::optional<int64_t> v = ParseInt64(t.str, true)) return *v;
       return absl::DataLossError(fmt::format(
-          "{}: key {}: unexpected reply to HMGET ({} of {} elements)", where_,
-          Quote(key), ReplyTypeName(reply.type), reply.elements));
+          "{}: key {}: field t is not an integer (got {})", where, Quote(key),
+          Quote(std::string_view(t.str).substr(0, 40))));
     }
-    const redisReply& t = *reply.element[0];
-    switch (t.type) {
-      case REDIS_REPLY_NIL:
-        return 0;  // no such key (or field): nothing counted yet
-      case REDIS_REPLY_INTEGER:
-        return static_cast<int64_t>(t.integer);
-      case REDIS_REPLY_STRING: {
-        const std::string_view text(t.str, t.len);
-        if (std::optional<int64_t> v = ParseInt64(text, true)) return *v;
-        return absl::DataLossError(
-            fmt::format("{}: key {}: field t is not an integer (got {})",
-                        where_, Quote(key), Quote(text.substr(0, 40))));
-      }
-    }
-    return absl::DataLossError(
-        fmt::format("{}: key {}: field t is not an integer (got a {} reply)",
-                    where_, Quote(key), ReplyTypeName(t.type)));
+    default:
+      break;
   }
+  return absl::DataLossError(
+      fmt::format("{}: key {}: field t is not an integer (got a {} reply)",
+                  where, Quote(key), ReplyTypeName(t.type)));
+}
 
-  redisContext* ctx_;
-  std::string where_;
-};
+// Field t of each hash, read with one pipelined HMGET key t L n per key;
+// 0 for a missing key or field. Every failure names the server (`where`).
+absl::StatusOr<std::vector<int64_t>> ReadTotals(
+    const RedisOptions& redis, std::string_view where,
+    const std::vector<std::string>& keys) {
+  std::vector<Command> commands;
+  commands.reserve(keys.size());
+  for (const std::string& key : keys) {
+    commands.push_back({"HMGET", key, "t", "L", "n"});
+  }
+  absl::StatusOr<std::vector<Reply>> replies =
+      RunBatch(redis, std::move(commands), kRedisTimeout);
+  if (!replies.ok()) {
+    const std::string message(replies.status().message());
+    const bool noauth = message.find("NOAUTH") != std::string::npos;
+    return absl::Status(replies.status().code(),
+                        fmt::format("{}: {}{}", where, message,
+                                    noauth ? " (the URL needs the password: "
+                                             "redis://[user]:PASSWORD@...)"
+                                           : ""));
+  }
+  if (replies->size() != keys.size()) {
+    return absl::InternalError(fmt::format(
+        "{}: {} replies to {} commands", where, replies->size(), keys.size()));
+  }
+  std::vector<int64_t> totals;
+  totals.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    absl::StatusOr<int64_t> t = TotalOf(where, keys[i], (*replies)[i]);
+    if (!t.ok()) return t.status();
+    totals.push_back(*t);
+  }
+  return totals;
+}
 
 const Limit* FindLimit(const Plan& plan, std::string_view id) {
   for (const Limit& limit : plan.limits) {
@@ -274,17 +176,31 @@ absl::StatusOr<int64_t> ParseInstant(std::string_view flag,
 }
 
 std::string RedisDisplayName(const RedisOptions& redis) {
+  const auto host_port = [](const std::string& host, int port) {
+    return host.find(':') != std::string::npos
+               ? fmt::format("[{}]:{}", host, port)
+               : fmt::format("{}:{}", host, port);
+  };
+  if (!redis.sentinels.empty()) {
+    std::string out = redis.tls ? "rediss-sentinel://" : "redis-sentinel://";
+    for (size_t i = 0; i < redis.sentinels.size(); ++i) {
+      if (i > 0) out += ',';
+      out += host_port(redis.sentinels[i].host, redis.sentinels[i].port);
+    }
+    out += "/" + redis.sentinel_master;
+    if (redis.db != 0) out += fmt::format("/{}", redis.db);
+    return out;
+  }
   if (!redis.unix_socket.empty()) {
     return redis.db == 0
                ? fmt::format("unix://{}", redis.unix_socket)
                : fmt::format("unix://{}?db={}", redis.unix_socket, redis.db);
   }
-  const std::string host = redis.host.find(':') != std::string::npos
-                               ? fmt::format("[{}]", redis.host)
-                               : redis.host;
-  return redis.db == 0
-             ? fmt::format("redis://{}:{}", host, redis.port)
-             : fmt::format("redis://{}:{}/{}", host, redis.port, redis.db);
+  std::string out = fmt::format("{}://{}", redis.tls ? "rediss" : "redis",
+                                host_port(redis.host, redis.port));
+  if (redis.db != 0) out += fmt::format("/{}", redis.db);
+  if (redis.cluster) out += "?cluster=1";
+  return out;
 }
 
 absl::Status FillFromRedis(const Plan& plan, const RedisOptions& redis,
@@ -328,10 +244,7 @@ absl::Status FillFromRedis(const Plan& plan, const RedisOptions& redis,
   }
   if (keys.empty()) return absl::OkStatus();
 
-  absl::StatusOr<std::unique_ptr<RedisConnection>> conn =
-      RedisConnection::Open(redis, std::string(where));
-  if (!conn.ok()) return conn.status();
-  absl::StatusOr<std::vector<int64_t>> totals = (*conn)->ReadTotals(keys);
+  absl::StatusOr<std::vector<int64_t>> totals = ReadTotals(redis, where, keys);
   if (!totals.ok()) return totals.status();
 
   for (size_t i = 0; i < usage->limits.size(); ++i) {
@@ -355,16 +268,44 @@ absl::Status FillFromRedis(const Plan& plan, const RedisOptions& redis,
   return absl::OkStatus();
 }
 
+absl::StatusOr<RedisOptions> RedisFromFlags(
+    std::string_view url, const UsageQuery::RedisTlsFlags& f,
+    const std::string& sentinel_password) {
+  absl::StatusOr<RedisOptions> parsed = ParseRedisUrl(url);
+  if (!parsed.ok()) return parsed.status();
+  const bool tls_flags = !f.ca_file.empty() || !f.ca_dir.empty() ||
+                         !f.cert_file.empty() || !f.key_file.empty() ||
+                         !f.server_name.empty() || !f.verify;
+  if (tls_flags && !parsed->tls) {
+    return absl::InvalidArgumentError(
+        "--redis-tls-*: the --redis URL must be rediss:// or "
+        "rediss-sentinel:// (TLS)");
+  }
+  if (f.cert_file.empty() != f.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--redis-tls-cert and --redis-tls-key go together");
+  }
+  if (!sentinel_password.empty() && parsed->sentinels.empty()) {
+    return absl::InvalidArgumentError(
+        "--redis-sentinel-password: the --redis URL must be "
+        "redis-sentinel://");
+  }
+  parsed->tls_ca_file = f.ca_file;
+  parsed->tls_ca_dir = f.ca_dir;
+  parsed->tls_cert_file = f.cert_file;
+  parsed->tls_key_file = f.key_file;
+  parsed->tls_server_name = f.server_name;
+  parsed->tls_verify = f.verify;
+  parsed->sentinel_password = sentinel_password;
+  return parsed;
+}
+
 absl::StatusOr<std::string> UsageReport(const UsageQuery& query) {
   std::optional<RedisOptions> redis;
   if (!query.redis_url.empty()) {
-    absl::StatusOr<RedisOptions> parsed = ParseRedisUrl(query.redis_url);
+    absl::StatusOr<RedisOptions> parsed =
+        RedisFromFlags(query.redis_url, query.tls, query.sentinel_password);
     if (!parsed.ok()) return parsed.status();
-    if (parsed->tls) {
-      // Its connection is hiredis 0.14's synchronous one, which has no TLS.
-      return absl::InvalidArgumentError(
-          "rediss:// (TLS) is not supported by quotactl usage yet");
-    }
     redis = *std::move(parsed);
   }
 

@@ -12,9 +12,12 @@
 // Enforcer::Usage does), and its state is recomputed from it. The JSON is
 // UsageReportJson's, so its shape is exactly the usage report's.
 //
-// Redis is read with hiredis' synchronous API (2 s timeouts), one
-// pipelined `HMGET key t L n` per counter: no Function library is needed,
-// and nothing is written.
+// Redis is read with plangate's own client, run synchronously
+// (redis_batch.h; 2 s timeouts), one pipelined `HMGET key t L n` per
+// counter: no Function library is needed, and nothing is written. Every
+// URL form RedisSync accepts works: redis://, rediss:// (with the TLS
+// flags), ?cluster=1 (each key read from its slot's primary), unix://,
+// redis-sentinel:// (the master the sentinels name).
 //
 // Thread safety: UsageReport may run concurrently with itself; it shares
 // no state.
@@ -43,9 +46,17 @@ struct UsageQuery {
   std::optional<int64_t> anchor_ms;
   // The instant the report is for; unset: the system clock.
   std::optional<int64_t> now_ms;
-  // redis://... or unix://... (ParseRedisUrl); empty: no Redis, all zeros.
+  // Any URL ParseRedisUrl takes; empty: no Redis, all zeros.
   std::string redis_url;
   std::string key_prefix = "pg";  // SyncOptions::key_prefix of the gateways
+  // --redis-tls-* (rediss:// only), as RedisOptions' tls_* fields.
+  struct RedisTlsFlags {
+    std::string ca_file, ca_dir, cert_file, key_file, server_name;
+    bool verify = true;
+  };
+  RedisTlsFlags tls;
+  // --redis-sentinel-password (redis-sentinel:// only).
+  std::string sentinel_password;
 };
 
 // An instant given on the command line: Unix ms (1 to 9999-12-31) or an
@@ -53,10 +64,18 @@ struct UsageQuery {
 absl::StatusOr<int64_t> ParseInstant(std::string_view flag,
                                      std::string_view text);
 
+// The RedisOptions of --redis URL and the --redis-tls-* and
+// --redis-sentinel-password flags; InvalidArgument for flags the URL does
+// not take.
+absl::StatusOr<RedisOptions> RedisFromFlags(
+    std::string_view url, const UsageQuery::RedisTlsFlags& tls,
+    const std::string& sentinel_password);
+
 // The report as one line of JSON (no newline). Errors are one line each,
 // naming what and where, e.g.
 //   plan "gold" is not in catalog.json
-//   redis://127.0.0.1:1: connection refused
+//   redis://127.0.0.1:1: redis connect failed: Connection refused (at
+//     127.0.0.1:1)
 //   redis://127.0.0.1:6379: key "pg:{acme}:...": field t is not an integer
 absl::StatusOr<std::string> UsageReport(const UsageQuery& query);
 
@@ -67,8 +86,9 @@ absl::Status FillFromRedis(const Plan& plan, const RedisOptions& redis,
                            std::string_view where, std::string_view key_prefix,
                            int64_t now_ms, AccountUsage* usage);
 
-// "redis://host:port[/db]" or "unix:///path[?db=N]": the server, for
-// messages (credentials left out).
+// The server, for messages (credentials left out): "redis://host:port[/db]"
+// (rediss:// with TLS, "?cluster=1" for a cluster), "unix:///path[?db=N]",
+// "redis-sentinel://h1:p1,h2:p2/master[/db]".
 std::string RedisDisplayName(const RedisOptions& redis);
 
 }  // namespace plangate::quotactl
