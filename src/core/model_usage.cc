@@ -20,6 +20,9 @@
 // record the check counts in the "other" bucket, and without room for that it
 // is not counted by model (both counted in EnforcerStats).
 //
+// A check that races its model's first sighting (the record is being
+// inserted) may be counted in the "other" bucket: the totals stay exact.
+//
 // Thread safety: as Enforcer::Check. A model already seen costs one
 // lock-free lookup and one CAS per meter; its first sighting takes the
 // table's insert path (a mutex) and records the name for Usage under

@@ -4,8 +4,11 @@
 // billing-period usage of the plan's meters without a limit per model, and
 // counting it never denies a request.
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "core/enforcer_test_util.h"
 #include "nlohmann/json.hpp"
@@ -273,6 +276,63 @@ TEST_CASE_METHOD(ModelFixture, "Peek counts nothing by model", "[models]") {
           ->Peek({.account_id = "acme", .model = "a", .amounts = {&amount, 1}})
           .admitted());
   CHECK(ModelUsed("a", "requests") == -1);
+}
+
+TEST_CASE_METHOD(ModelFixture,
+                 "threads racing on new models count every check once",
+                 "[models][concurrency]") {
+  Start(kCatalog, "pro");
+  REQUIRE_OK(enforcer_->UpsertAccount(
+      {.account_id = "acme",
+       .plan_id = "pro",
+       .anchor_ms = kJan31_2024,
+       .overrides = {{.limit_id = "monthly", .unlimited = true}}}));
+  constexpr int kThreads = 4;
+  constexpr int kChecks = 2000;
+  const char* models[] = {"m0", "m1", "m2", "m3", ""};
+  const int tokens = enforcer_->MeterId("tokens");
+  std::atomic<int> admitted{0};
+  std::atomic<int> applied{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kChecks; ++i) {
+        const MeterAmount estimate{tokens, 10};
+        const Decision d = enforcer_->Check({.account_id = "acme",
+                                             .model = models[(i + t) % 5],
+                                             .amounts = {&estimate, 1}});
+        if (!d.admitted()) continue;
+        admitted.fetch_add(1, std::memory_order_relaxed);
+        const MeterAmount actual{tokens, 3};
+        if (enforcer_->Commit(
+                {.reservation = d.reservation, .actual = {&actual, 1}}) ==
+            CommitResult::kApplied) {
+          applied.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  const int total = kThreads * kChecks;
+  CHECK(admitted.load() == total);
+  CHECK(applied.load() == total);
+  auto usage = enforcer_->Usage("acme");
+  REQUIRE_OK(usage.status());
+  // Two models counted apart (whichever came first), the rest in "other".
+  REQUIRE(usage->models.size() == 3);
+  CHECK(usage->models[2].model.empty());
+  int64_t requests = 0;
+  int64_t counted_tokens = 0;
+  for (const ModelUsage& m : usage->models) {
+    requests += m.meters[0].used;
+    counted_tokens += m.meters[1].used;
+    // A check racing its model's first sighting may land in "other".
+    if (!m.model.empty()) CHECK(m.meters[0].used <= total / 5);
+  }
+  CHECK(requests == total);
+  CHECK(counted_tokens == 3 * total);
+  CHECK(Used("tokens") == 3 * total);
+  CHECK(enforcer_->Stats().model_usage_skipped == 0);
 }
 
 }  // namespace
