@@ -7,8 +7,10 @@
 //   - tokens ("tokens", else "ai_tokens"): at check, an estimate of
 //     ceil(text bytes of the messages / 4) + max_tokens (or
 //     --default-max-tokens); at commit, the upstream's usage.total_tokens;
-//   - "cost_micros": tokens * --micros-per-1k-tokens / 1000, rounded up,
-//     for managed (non-BYOK) traffic, estimated and committed like tokens;
+//   - "cost_micros": at the catalog's price for the model (prompt, cached,
+//     completion and reasoning tokens each at its rate; see TokenUsage),
+//     else tokens * --micros-per-1k-tokens / 1000, rounded up, for managed
+//     (non-BYOK) traffic, estimated and committed like tokens;
 //   - "tool_calls": 1 for an MCP tools/call, committed only if it succeeded,
 //     and 1 of "tool_calls.<tool name>" when the catalog declares that
 //     meter: a plan caps one expensive tool by a limit on its own meter;
