@@ -22,8 +22,9 @@
 // Thread safety: an Enforcer is safe for concurrent access from multiple
 // threads without external synchronization. Check, Commit and Peek take no
 // lock, allocate nothing and make no system call once a subject has been
-// seen; the first sighting of a subject (account, project, key or user)
-// takes a short insert path under a mutex. UpsertAccount, ReloadCatalog and
+// seen; the first sighting of a subject (account, project, key or user, or
+// a model of a plan with "usage_by_model") takes a short insert path under
+// a mutex. UpsertAccount, ReloadCatalog and
 // Maintain are slow-path calls and may take locks and allocate.
 
 #ifndef PLANGATE_ENFORCER_H_

@@ -268,6 +268,21 @@ TEST_CASE_METHOD(ModelFixture, "a reload that keeps the meters keeps counts",
   CHECK(usage->models.empty());
 }
 
+TEST_CASE_METHOD(ModelFixture, "long model names are counted too", "[models]") {
+  Start(kCatalog, "pro");
+  // Longer than a record's inline key: stored out of line.
+  const std::string long_name(200, 'm');
+  CHECK(Settle(Call(long_name, 7, 7), 7, 7) == CommitResult::kApplied);
+  CHECK(ModelUsed(long_name, "tokens") == 7);
+  // Longer than a record's key may be: the other bucket, and admitted.
+  const std::string huge(70000, 'h');
+  const Decision d = Call(huge, 5, 5);
+  CHECK(d.admitted());
+  CHECK(Settle(d, 5, 5) == CommitResult::kApplied);
+  CHECK(ModelUsed("", "tokens") == 5);
+  CHECK(enforcer_->Stats().model_usage_other == 1);
+}
+
 TEST_CASE_METHOD(ModelFixture, "Peek counts nothing by model", "[models]") {
   Start(kCatalog, "pro");
   const MeterAmount amount{0, 1};
