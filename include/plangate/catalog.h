@@ -168,8 +168,9 @@ struct Plan {
   // Per-model usage in the usage report ("usage_by_model"; the catalog's
   // top-level value is the default): each account's billing-period usage
   // of every meter the plan's limits count (and requests) is also counted
-  // per model, for at most this many models per account; the rest go to
-  // one "other" bucket. Never denies. 0: off.
+  // per model, for at most this many models per account (and at most its
+  // max_subjects); the rest go to one "other" bucket. Never denies, and
+  // takes nothing from max_subjects. 0: off.
   int64_t usage_by_model = 0;
 };
 

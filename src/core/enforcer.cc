@@ -153,7 +153,12 @@ bool Enforcer::Impl::Reclaimable(SubjectRecord& rec, const CompiledCatalog& cc,
     if (!cells[i].used) continue;  // a counter no plan has any more
     const bool billing = cells[i].window == WindowUnit::kBillingPeriod ||
                          cells[i].window == WindowUnit::kAnnual;
-    if (billing && account == nullptr) return false;  // cannot tell: keep
+    if (billing && account == nullptr) {
+      // Cannot tell: keep; but a model's counts (usage_by_model) outlive
+      // their account only once its periods are past.
+      if (scope == internal::kModelScope) continue;
+      return false;
+    }
     // Fixed windows ignore the record; billing ones read the account's. An
     // in-flight count (concurrent) is never past its window: it stays.
     const Window w =

@@ -7,18 +7,20 @@
 // kModelScope in the counter table:
 //
 //   (kModelScope, account, "")     the account's "other" bucket; owned by
-//                                  the account, so it counts against the
+//                                  no one, so it takes nothing from the
 //                                  account's subject budget (max_subjects)
 //   (kModelScope, account, model)  one model; owned by the "other" bucket,
 //                                  whose budget is the plan's
-//                                  "usage_by_model" count
+//                                  "usage_by_model" count, at most the
+//                                  account's subject budget
 //
 // The counts go into the reservation as ordinary ops (never synced: the
 // settle path tells them by their record's scope), so Commit settles them with
 // the actual amounts and a refund or an expiry gives them back, exactly like
-// the limits' counts. Nothing here ever denies: without room for a model's
-// record the check counts in the "other" bucket, and without room for that it
-// is not counted by model (both counted in EnforcerStats).
+// the limits' counts. Nothing here ever denies, nor takes room a project,
+// key or user could need: without room for a model's record the check counts
+// in the "other" bucket, and without room for that (a full table) it is not
+// counted by model (both counted in EnforcerStats).
 //
 // A check that races its model's first sighting (the record is being
 // inserted) may be counted in the "other" bucket: the totals stay exact.
@@ -55,16 +57,15 @@ SubjectRef Enforcer::Impl::ModelRecord(const CompiledPlan& plan,
   const uint64_t other_hash = table.Hash(other_key);
   SubjectRef other = table.Find(other_key, other_hash);
   if (!other) {
-    const internal::SubjectOwner owner{account.index, SubjectBudget(plan)};
-    // Relaxed: a figure; FindOrInsert re-checks it under its mutex.
-    if (table.owned(owner.index) >= owner.budget) return {};
-    auto inserted = table.FindOrInsert(kModelScope, account_id, {}, other_hash,
-                                       now, &owner);
-    if (!inserted.ok()) return {};
+    auto inserted =
+        table.FindOrInsert(kModelScope, account_id, {}, other_hash, now);
+    if (!inserted.ok()) return {};  // the table is full
     other = *inserted;
   }
   if (model.empty()) return other;
-  const internal::SubjectOwner by_model{other.index, plan.models_per_account};
+  const internal::SubjectOwner by_model{
+      other.index, std::min(plan.models_per_account, SubjectBudget(plan))};
+  // Relaxed: a figure; FindOrInsert re-checks it under its mutex.
   if (table.owned(by_model.index) >= by_model.budget) {
     model_usage_other.fetch_add(1, std::memory_order_relaxed);
     return other;

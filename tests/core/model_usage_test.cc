@@ -160,9 +160,17 @@ TEST_CASE_METHOD(ModelFixture, "each model's usage is counted, and settled",
   CHECK(json["models"]["gpt-4o-mini"]["requests"] == 1);
   CHECK(json["other_models"].is_null());
 
-  // A new billing period starts from zero.
+  // A new billing period starts from zero, and the idle records of the
+  // last one are reclaimed (the bucket once its models are gone).
   clock_.Advance(int64_t{31} * 86'400'000);
   CHECK(ModelUsed("gpt-4o", "tokens") == -1);
+  CHECK(enforcer_->Stats().subjects == 4);  // acme, the bucket, 2 models
+  enforcer_->Maintain();
+  enforcer_->Maintain();
+  CHECK(enforcer_->Stats().subjects == 1);
+  CHECK(Settle(Call("gpt-4o", 1, 1), 5, 5) == CommitResult::kApplied);
+  CHECK(ModelUsed("gpt-4o", "tokens") == 5);
+  CHECK(ModelUsed("gpt-4o-mini", "tokens") == -1);
 }
 
 TEST_CASE_METHOD(ModelFixture,
@@ -188,21 +196,35 @@ TEST_CASE_METHOD(ModelFixture,
   CHECK(json["other_models"]["tokens"] == 12);
   CHECK(json["models"].size() == 2);
 
-  // The bucket is one of the account's max_subjects (3): two projects
-  // fill it, and the projects' limits decide as before.
+  // The models take none of the account's max_subjects (3): three
+  // projects fit, and the projects' limits decide as before.
   CHECK(Call("a", 1, 1, "p1").admitted());
   CHECK(Call("a", 1, 1, "p2").admitted());
-  CHECK(Call("a", 1, 1, "p3").status == 429);  // subject_limit, as ever
+  CHECK(Call("a", 1, 1, "p3").admitted());
+  CHECK(Call("a", 1, 1, "p4").status == 429);  // subject_limit, as ever
   CHECK(enforcer_->Stats().model_usage_skipped == 0);
+}
+
+TEST_CASE_METHOD(ModelFixture,
+                 "the models an account counts apart are at most its subject "
+                 "budget, and take nothing from it",
+                 "[models]") {
+  Start(kCatalog, "tight");  // max_subjects 1, usage_by_model 2
+  CHECK(Settle(Call("a", 1, 1, "only"), 1, 1) == CommitResult::kApplied);
+  CHECK(Settle(Call("b", 2, 2, "only"), 2, 2) == CommitResult::kApplied);
+  CHECK(ModelUsed("a", "requests") == 1);
+  CHECK(ModelUsed("b", "requests") == -1);  // past min(2, 1) models
+  CHECK(ModelUsed("", "requests") == 1);
+  CHECK(Used("monthly") == 2);
+  CHECK(enforcer_->Stats().subject_denials == 0);
 }
 
 TEST_CASE_METHOD(ModelFixture,
                  "with no room for the bucket the check is admitted and the "
                  "skip counted",
                  "[models]") {
-  Start(kCatalog, "tight");
-  // The project takes the account's one subject before the check counts
-  // by model: the bucket finds no room.
+  // Room for two records: the account and its project.
+  Start(kCatalog, "tight", {.max_subjects = 2});
   CHECK(Call("a", 1, 1, "only").admitted());
   CHECK(Call("a", 1, 1, "only").admitted());
   CHECK(enforcer_->Stats().model_usage_skipped == 2);
