@@ -18,8 +18,9 @@
 // bench stage does both and prints instructions per check + commit. Run
 // without valgrind it just does the work once and prints nothing but a
 // line, so the bench stage's plain run of every bench binary passes.
-// Flags other than --checks (the benchmark flags the bench stage passes)
-// are ignored.
+// --usage-by-model turns per-model usage on and names a model in every
+// check. Other flags (the benchmark flags the bench stage passes) are
+// ignored.
 
 #include <cstdio>
 #include <cstdlib>
@@ -51,6 +52,20 @@ __attribute__((noinline)) int64_t MeasuredPlangate(plangate::Enforcer& e,
   return admitted;
 }
 
+// The same with per-model usage on ("usage_by_model", --usage-by-model):
+// every check names a model, counted apart.
+__attribute__((noinline)) int64_t MeasuredPlangateByModel(plangate::Enforcer& e,
+                                                          int checks) {
+  int64_t admitted = 0;
+  for (int i = 0; i < checks; ++i) {
+    const plangate::Decision d =
+        e.Check({.account_id = "acme", .model = "gpt-4o", .now_ms = kNow + i});
+    admitted += d.admitted();
+    e.Commit({.reservation = d.reservation, .success = true});
+  }
+  return admitted;
+}
+
 __attribute__((noinline)) int64_t MeasuredBaseline(Baseline& b, int checks) {
   int64_t admitted = 0;
   for (int i = 0; i < checks; ++i) admitted += b.Check("acme", kNow + i);
@@ -61,12 +76,17 @@ __attribute__((noinline)) int64_t MeasuredBaseline(Baseline& b, int checks) {
 
 int main(int argc, char** argv) {
   int checks = 1000;
+  bool by_model = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--checks") == 0 && i + 1 < argc) {
       checks = std::atoi(argv[++i]);
+    } else if (std::strcmp(argv[i], "--usage-by-model") == 0) {
+      by_model = true;
     }
   }
-  auto catalog = plangate::Catalog::Parse(kCatalog);
+  std::string json = kCatalog;
+  if (by_model) json.insert(1, R"("usage_by_model": true, )");
+  auto catalog = plangate::Catalog::Parse(json);
   if (!catalog.ok()) return 1;
   auto enforcer = plangate::Enforcer::Create(*catalog);
   if (!enforcer.ok()) return 1;
@@ -79,9 +99,11 @@ int main(int argc, char** argv) {
   Baseline baseline;
   baseline.Add("acme");
   // Warm both (first sight, period caches), outside the measured calls.
-  (void)(*enforcer)->Check({.account_id = "acme", .now_ms = kNow});
+  (void)(*enforcer)->Check(
+      {.account_id = "acme", .model = "gpt-4o", .now_ms = kNow});
   (void)baseline.Check("acme", kNow);
-  const int64_t a = MeasuredPlangate(**enforcer, checks);
+  const int64_t a = by_model ? MeasuredPlangateByModel(**enforcer, checks)
+                             : MeasuredPlangate(**enforcer, checks);
   const int64_t b = MeasuredBaseline(baseline, checks);
   std::printf("check_instructions: %d checks, %lld and %lld admitted\n", checks,
               static_cast<long long>(a), static_cast<long long>(b));

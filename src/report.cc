@@ -70,6 +70,17 @@ std::string UsageReportJson(const AccountUsage& usage) {
     }
   }
   j["resource_counts"] = std::move(gauges);
+  if (usage.models_counted) {
+    nlohmann::ordered_json models = nlohmann::ordered_json::object();
+    nlohmann::ordered_json other = nullptr;
+    for (const ModelUsage& m : usage.models) {
+      nlohmann::ordered_json meters = nlohmann::ordered_json::object();
+      for (const MeterCount& c : m.meters) meters[c.meter] = c.used;
+      (m.model.empty() ? other : models[m.model]) = std::move(meters);
+    }
+    j["models"] = std::move(models);
+    j["other_models"] = std::move(other);
+  }
   return j.dump();
 }
 

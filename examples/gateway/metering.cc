@@ -68,6 +68,12 @@ class ReplyWalker {
   bool Usage(ReplyScan* out) {
     TokenUsage usage;
     if (!Object(2, [&](std::string_view key) {
+          if (key == "prompt_tokens_details" && Peek() == '{') {
+            return CountIn(3, "cached_tokens", &usage.cached_tokens);
+          }
+          if (key == "completion_tokens_details" && Peek() == '{') {
+            return CountIn(3, "reasoning_tokens", &usage.reasoning_tokens);
+          }
           int64_t* field = key == "prompt_tokens" ? &usage.prompt_tokens
                            : key == "completion_tokens"
                                ? &usage.completion_tokens
@@ -86,6 +92,17 @@ class ReplyWalker {
     }
     out->usage = usage;
     return true;
+  }
+
+  // An object's member `name`, a count, into *out; others skipped.
+  bool CountIn(int depth, std::string_view name, int64_t* out) {
+    return Object(depth, [&](std::string_view key) {
+      if (key != name) return Skip(depth + 1);
+      std::optional<int64_t> n;
+      if (!Number(&n)) return Skip(depth + 1);
+      if (n && *n >= 0) *out = std::min(*n, plangate::kMaxCount);
+      return true;
+    });
   }
 
   bool Result(ReplyScan* out) {
@@ -399,14 +416,22 @@ StreamEventInfo ScanStreamEvent(std::string_view event) {
   }
   if (const auto u = j.find("usage"); u != j.end() && u->is_object()) {
     TokenUsage usage;
-    const auto count = [&](const char* field) -> int64_t {
-      const auto it = u->find(field);
-      if (it == u->end() || !it->is_number_integer()) return 0;
+    const auto count = [](const Json& obj, const char* field) -> int64_t {
+      const auto it = obj.find(field);
+      if (it == obj.end() || !it->is_number_integer()) return 0;
       return std::clamp<int64_t>(it->get<int64_t>(), 0, plangate::kMaxCount);
     };
-    usage.prompt_tokens = count("prompt_tokens");
-    usage.completion_tokens = count("completion_tokens");
-    usage.total_tokens = count("total_tokens");
+    usage.prompt_tokens = count(*u, "prompt_tokens");
+    usage.completion_tokens = count(*u, "completion_tokens");
+    usage.total_tokens = count(*u, "total_tokens");
+    if (const auto d = u->find("prompt_tokens_details");
+        d != u->end() && d->is_object()) {
+      usage.cached_tokens = count(*d, "cached_tokens");
+    }
+    if (const auto d = u->find("completion_tokens_details");
+        d != u->end() && d->is_object()) {
+      usage.reasoning_tokens = count(*d, "reasoning_tokens");
+    }
     if (usage.total_tokens == 0) {
       usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
     }
@@ -533,14 +558,17 @@ Metering::Metering(const plangate::Enforcer& enforcer, MeteringOptions options)
   }
 }
 
-int64_t Metering::CostMicros(std::string_view model, int64_t input,
-                             int64_t output, const KeyRecord& key) const {
+int64_t Metering::CostMicros(std::string_view model,
+                             const plangate::TokenCounts& counts,
+                             const KeyRecord& key) const {
   if (key.byok) return 0;
   if (const plangate::Price* price =
           model.empty() ? nullptr : catalog_->PriceFor(model)) {
-    return plangate::CostMicros(*price, {.input = input, .output = output});
+    return plangate::CostMicros(*price, counts);
   }
-  const int64_t tokens = input + output;
+  // Cached and reasoning tokens are inside input and output: one rate.
+  const int64_t tokens =
+      std::max<int64_t>(0, counts.input) + std::max<int64_t>(0, counts.output);
   const int64_t rate = options_.micros_per_1k_tokens;
   if (tokens <= 0 || rate <= 0) return 0;
   // Saturates at the largest count plangate holds rather than overflow.
@@ -556,7 +584,8 @@ Charge Metering::ChatEstimate(const ChatRequestInfo& chat,
       chat.max_tokens.value_or(options_.default_max_tokens);
   Charge c;
   c.Add(tokens_, prompt + completion);
-  const int64_t cost = CostMicros(chat.model, prompt, completion, key);
+  const int64_t cost =
+      CostMicros(chat.model, {.input = prompt, .output = completion}, key);
   c.Add(cost_, cost);
   if (key.prepaid) c.wallet_micros = cost;
   return c;
@@ -569,8 +598,13 @@ Charge Metering::ChatActual(const TokenUsage& usage, std::string_view model,
   c.Add(tokens_, tokens);
   // A reply that gives only the total is priced as prompt tokens.
   const bool split = usage.prompt_tokens + usage.completion_tokens > 0;
-  const int64_t cost = CostMicros(model, split ? usage.prompt_tokens : tokens,
-                                  split ? usage.completion_tokens : 0, key);
+  const plangate::TokenCounts counts =
+      split ? plangate::TokenCounts{.input = usage.prompt_tokens,
+                                    .cached_input = usage.cached_tokens,
+                                    .output = usage.completion_tokens,
+                                    .reasoning = usage.reasoning_tokens}
+            : plangate::TokenCounts{.input = tokens};
+  const int64_t cost = CostMicros(model, counts, key);
   c.Add(cost_, cost);
   if (key.prepaid) c.wallet_micros = cost;
   return c;
@@ -596,7 +630,7 @@ Charge Metering::StreamExtension(int64_t tokens, std::string_view model,
                                  const KeyRecord& key) const {
   Charge c;
   c.Add(tokens_, tokens);
-  c.Add(cost_, CostMicros(model, 0, tokens, key));
+  c.Add(cost_, CostMicros(model, {.output = tokens}, key));
   return c;
 }
 

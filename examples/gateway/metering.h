@@ -7,8 +7,10 @@
 //   - tokens ("tokens", else "ai_tokens"): at check, an estimate of
 //     ceil(text bytes of the messages / 4) + max_tokens (or
 //     --default-max-tokens); at commit, the upstream's usage.total_tokens;
-//   - "cost_micros": tokens * --micros-per-1k-tokens / 1000, rounded up,
-//     for managed (non-BYOK) traffic, estimated and committed like tokens;
+//   - "cost_micros": at the catalog's price for the model (prompt, cached,
+//     completion and reasoning tokens each at its rate; see TokenUsage),
+//     else tokens * --micros-per-1k-tokens / 1000, rounded up, for managed
+//     (non-BYOK) traffic, estimated and committed like tokens;
 //   - "tool_calls": 1 for an MCP tools/call, committed only if it succeeded,
 //     and 1 of "tool_calls.<tool name>" when the catalog declares that
 //     meter: a plan caps one expensive tool by a limit on its own meter;
@@ -67,11 +69,17 @@ struct ChatRequestInfo {
 // client otherwise.
 absl::StatusOr<ChatRequestInfo> ParseChatRequest(std::string_view body);
 
-// An OpenAI "usage" block.
+// An OpenAI "usage" block (chat completions, and their streams' usage
+// chunk). OpenAI's counts nest: prompt_tokens includes the cached ones and
+// completion_tokens the reasoning ones, so each is read as a part of its
+// total and priced once (plangate::TokenCounts has the same convention);
+// the tokens meter counts total_tokens, every kind included.
 struct TokenUsage {
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
-  int64_t total_tokens = 0;  // prompt + completion when the reply omits it
+  int64_t total_tokens = 0;      // prompt + completion when the reply omits it
+  int64_t cached_tokens = 0;     // prompt_tokens_details.cached_tokens
+  int64_t reasoning_tokens = 0;  // completion_tokens_details.reasoning_tokens
 };
 
 // What a JSON-RPC or OpenAI reply says, found without building a document.
@@ -192,11 +200,12 @@ class Metering {
   std::string Describe() const;
 
  private:
-  // What `input` prompt and `output` completion tokens of `model` cost:
-  // at the catalog's price for the model when it has a price table that
-  // prices it, else at --micros-per-1k-tokens (an explicit rate, never a
-  // silent zero); 0 on a BYOK key.
-  int64_t CostMicros(std::string_view model, int64_t input, int64_t output,
+  // What `tokens` of `model` cost: at the catalog's price for the model
+  // when it has a price table that prices it (cached input and reasoning
+  // at their own rates), else at --micros-per-1k-tokens for input + output
+  // (an explicit rate, never a silent zero); 0 on a BYOK key.
+  int64_t CostMicros(std::string_view model,
+                     const plangate::TokenCounts& tokens,
                      const KeyRecord& key) const;
   // The catalog the price table is read from (the one at start).
   std::shared_ptr<const plangate::Catalog> catalog_;

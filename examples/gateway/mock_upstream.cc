@@ -28,8 +28,8 @@ constexpr auto kSlowDelay = std::chrono::seconds(1);
 // GET /v1/models: the mock's special models and two ordinary ones (gpt-4o
 // is outside the test catalog's allowlist "mock-*").
 constexpr const char* kModels[] = {
-    "mock-small",       "mock-large",        "mock-slow", "mock-error",
-    "mock-stream-slow", "mock-stream-break", "gpt-4o"};
+    "mock-small",       "mock-large",        "mock-slow",     "mock-error",
+    "mock-stream-slow", "mock-stream-break", "mock-reasoner", "gpt-4o"};
 constexpr auto kStreamDelay = std::chrono::milliseconds(100);
 constexpr auto kIdleTimeout = std::chrono::seconds(300);
 
@@ -108,9 +108,17 @@ bool PlanChat(const Request& req, Response& res, ChatReply* out) {
 }
 
 Json UsageJson(const ChatReply& c) {
-  return {{"prompt_tokens", c.prompt_tokens},
-          {"completion_tokens", c.completion_tokens},
-          {"total_tokens", c.prompt_tokens + c.completion_tokens}};
+  Json usage = {{"prompt_tokens", c.prompt_tokens},
+                {"completion_tokens", c.completion_tokens},
+                {"total_tokens", c.prompt_tokens + c.completion_tokens}};
+  if (c.model == "mock-reasoner") {
+    // Half the prompt read from a cache, half the completion reasoning;
+    // both inside the counts above, as OpenAI reports them.
+    usage["prompt_tokens_details"] = {{"cached_tokens", c.prompt_tokens / 2}};
+    usage["completion_tokens_details"] = {
+        {"reasoning_tokens", c.completion_tokens / 2}};
+  }
+  return usage;
 }
 
 // The events of a streamed reply, in order: the role, one 4-byte piece of

@@ -13,6 +13,9 @@
 //       stream_options.include_usage, and "data: [DONE]". Model
 //       "mock-stream-slow" waits 100 ms before each event;
 //       "mock-stream-break" cuts the connection after half the content.
+//       "mock-reasoner" reports half the prompt tokens as cached
+//       (prompt_tokens_details.cached_tokens) and half the completion
+//       tokens as reasoning (completion_tokens_details.reasoning_tokens).
 //   GET /v1/models  an OpenAI model list: the mock-* models and gpt-4o.
 //   POST /mcp  JSON-RPC 2.0: initialize, tools/list, tools/call with the
 //       tools "echo" (returns its "text" argument), "add" (a + b) and

@@ -165,7 +165,19 @@ struct Plan {
   // request that needs one more is denied 429 subject_limit until idle ones
   // are reclaimed. 0 (absent): EnforcerOptions::subjects_per_account.
   int64_t max_subjects = 0;
+  // Per-model usage in the usage report ("usage_by_model"; the catalog's
+  // top-level value is the default): each account's billing-period usage
+  // of every meter the plan's limits count (and requests) is also counted
+  // per model, for at most this many models per account (and at most its
+  // max_subjects); the rest go to one "other" bucket. Never denies, and
+  // takes nothing from max_subjects. 0: off.
+  int64_t usage_by_model = 0;
 };
+
+// "usage_by_model": true counts this many models per account apart.
+inline constexpr int64_t kDefaultModelsPerAccount = 32;
+// The most "usage_by_model" may say.
+inline constexpr int64_t kMaxModelsPerAccount = 1024;
 
 // A model's price in micro-units per 1M tokens of each kind ("prices").
 struct Price {

@@ -22,8 +22,9 @@
 // Thread safety: an Enforcer is safe for concurrent access from multiple
 // threads without external synchronization. Check, Commit and Peek take no
 // lock, allocate nothing and make no system call once a subject has been
-// seen; the first sighting of a subject (account, project, key or user)
-// takes a short insert path under a mutex. UpsertAccount, ReloadCatalog and
+// seen; the first sighting of a subject (account, project, key or user, or
+// a model of a plan with "usage_by_model") takes a short insert path under
+// a mutex. UpsertAccount, ReloadCatalog and
 // Maintain are slow-path calls and may take locks and allocate.
 
 #ifndef PLANGATE_ENFORCER_H_
@@ -251,6 +252,22 @@ struct GaugeUsage {
   std::string lifted_by;
 };
 
+// One meter's count.
+struct MeterCount {
+  std::string meter;
+  int64_t used = 0;
+};
+
+// What one model used in the current billing period (a plan with
+// "usage_by_model"): every meter the plan counts by model, "requests"
+// first.
+struct ModelUsage {
+  // Empty: the "other" bucket (requests naming no model, models past the
+  // account's "usage_by_model" count, or no room in the counter table).
+  std::string model;
+  std::vector<MeterCount> meters;
+};
+
 struct AccountUsage {
   std::string account_id;
   std::string plan_id;
@@ -261,6 +278,11 @@ struct AccountUsage {
   std::string scheduled_plan_id;
   std::vector<LimitUsage> limits;  // account-scope limits of the plan
   std::vector<GaugeUsage> gauges;  // the plan's resource caps
+  // Per model, for a plan with "usage_by_model" (else empty): the models
+  // with usage this billing period, by name, then the "other" bucket if it
+  // has any. Counted by this Enforcer only (not synced through Redis).
+  bool models_counted = false;  // the plan has "usage_by_model"
+  std::vector<ModelUsage> models;
 };
 
 // The usage report as JSON, shaped like a billing API's usage reply:
@@ -269,7 +291,9 @@ struct AccountUsage {
 // "limit", "hard_limit", "state", "meter", "window", "resets_at"}},
 // "resource_counts": {gauge: {"limit", and when the host reported a count:
 // "current", "over_limit", "read_only", "lifted_by"}}}. Unlimited limits and
-// gauges have "limit": null.
+// gauges have "limit": null. A plan with "usage_by_model" adds "models":
+// {model: {meter: used}} and "other_models": {meter: used} (null when
+// nothing went there).
 std::string UsageReportJson(const AccountUsage& usage);
 
 // Counters a host can read to watch the Enforcer.
@@ -287,6 +311,11 @@ struct EnforcerStats {
   uint64_t unreserved_admits = 0;
   uint64_t events_delivered = 0;
   uint64_t events_dropped = 0;  // the event queue was full
+  // Per-model usage ("usage_by_model"): checks counted in the account's
+  // "other" bucket for want of room (its model count, or the table), and
+  // checks not counted by model at all (no room even for the bucket).
+  uint64_t model_usage_other = 0;
+  uint64_t model_usage_skipped = 0;
 };
 
 class Enforcer {

@@ -379,6 +379,8 @@ class CatalogParser {
   std::optional<std::string> GetString(const Json& value, const Loc& loc);
   std::optional<std::string> GetName(const Json& value, const Loc& loc);
   std::optional<bool> GetBool(const Json& value, const Loc& loc);
+  // "usage_by_model": true, false or a number of models.
+  std::optional<int64_t> GetModelsPerAccount(const Json& value, const Loc& loc);
   std::optional<int64_t> GetCount(const Json& value, const Loc& loc,
                                   bool allow_unlimited, bool* unlimited);
   std::optional<double> GetFraction(const Json& value, const Loc& loc,
@@ -402,6 +404,7 @@ class CatalogParser {
   bool has_features_ = false;
   std::set<std::string> declared_features_;
   LimitDefaults catalog_defaults_;
+  int64_t catalog_usage_by_model_ = 0;  // the top-level "usage_by_model"
   // Valid plan ids, by their first position in "plans".
   std::map<std::string, size_t> plan_ids_;
   std::vector<CounterUse> counter_uses_;
@@ -456,9 +459,10 @@ void CatalogParser::ParseRoot(const Json& root) {
     Fail(loc, "must be a JSON object");
     return;
   }
-  CheckMembers(root, loc,
-               {"version", "meters", "features", "upgrade_order",
-                "default_plan", "defaults", "plans", "prices"});
+  CheckMembers(
+      root, loc,
+      {"version", "meters", "features", "upgrade_order", "default_plan",
+       "defaults", "plans", "prices", "usage_by_model"});
 
   const Loc version_loc = Member(loc, "version");
   if (const Json* version = Find(root, "version"); version == nullptr) {
@@ -486,6 +490,12 @@ void CatalogParser::ParseRoot(const Json& root) {
   if (const Json* defaults = Find(root, "defaults")) {
     ParseDefaults(*defaults, Member(loc, "defaults"), false,
                   &catalog_defaults_);
+  }
+
+  if (const Json* by_model = Find(root, "usage_by_model")) {
+    catalog_usage_by_model_ =
+        GetModelsPerAccount(*by_model, Member(loc, "usage_by_model"))
+            .value_or(0);
   }
 
   const Loc plans_loc = Member(loc, "plans");
@@ -520,11 +530,17 @@ void CatalogParser::ParseRoot(const Json& root) {
 
 void CatalogParser::ParsePlan(const Json& value, const Loc& loc, size_t index) {
   if (!ExpectObject(value, loc)) return;
-  CheckMembers(
-      value, loc,
-      {"id", "name", "shadow", "defaults", "limits", "features", "models",
-       "key_kinds", "past_due_blocks", "wallet", "gauges", "max_subjects"});
+  CheckMembers(value, loc,
+               {"id", "name", "shadow", "defaults", "limits", "features",
+                "models", "key_kinds", "past_due_blocks", "wallet", "gauges",
+                "max_subjects", "usage_by_model"});
   Plan& plan = catalog_->plans_.emplace_back();
+  plan.usage_by_model = catalog_usage_by_model_;
+  if (const Json* by_model = Find(value, "usage_by_model")) {
+    plan.usage_by_model =
+        GetModelsPerAccount(*by_model, Member(loc, "usage_by_model"))
+            .value_or(0);
+  }
 
   const Loc id_loc = Member(loc, "id");
   if (const Json* id = Find(value, "id"); id == nullptr) {
@@ -1130,6 +1146,20 @@ std::optional<std::string> CatalogParser::GetName(const Json& value,
 std::optional<bool> CatalogParser::GetBool(const Json& value, const Loc& loc) {
   if (value.is_boolean()) return value.get<bool>();
   Fail(loc, "must be true or false");
+  return std::nullopt;
+}
+
+std::optional<int64_t> CatalogParser::GetModelsPerAccount(const Json& value,
+                                                          const Loc& loc) {
+  if (value.is_boolean()) {
+    return value.get<bool>() ? kDefaultModelsPerAccount : 0;
+  }
+  if (value.is_number_integer() && value.get<int64_t>() >= 1 &&
+      value.get<int64_t>() <= kMaxModelsPerAccount) {
+    return value.get<int64_t>();
+  }
+  Fail(loc, absl::StrCat("must be true, false or a number of models in [1, ",
+                         kMaxModelsPerAccount, "]"));
   return std::nullopt;
 }
 

@@ -2,6 +2,7 @@
 
 #include "core/compiled_catalog.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/status/status.h"
@@ -33,9 +34,8 @@ int CellLayout::Assign(Scope s, uint16_t meter, WindowUnit window,
   return -1;
 }
 
-void CellLayout::Retain(
-    const std::array<std::array<bool, kCellsPerSubject>, kNumScopes>& keep) {
-  for (int s = 0; s < kNumScopes; ++s) {
+void CellLayout::Retain(const CellMask& keep) {
+  for (int s = 0; s < kNumRecordScopes; ++s) {
     for (int i = 0; i < kCellsPerSubject; ++i) {
       if (!keep[s][i]) cells_[s][i] = CellUse{};
     }
@@ -79,6 +79,55 @@ bool ModelMatches(std::string_view pattern, std::string_view model) {
   return p == pattern.size();
 }
 
+namespace {
+
+// The meters a plan counts per model: requests, then each meter its limits
+// count (not in-flight ones), once, by stable id; names not yet registered
+// are skipped (for the keep pass, before registration).
+std::vector<uint16_t> ModelMeters(const Plan& plan, const Registry& meters) {
+  std::vector<uint16_t> out = {0};  // "requests"
+  for (const Limit& limit : plan.limits) {
+    if (limit.window == WindowUnit::kConcurrent) continue;
+    const int m = meters.Find(limit.meter);
+    if (m <= 0 || m > 0xffff) continue;
+    if (std::find(out.begin(), out.end(), m) == out.end()) {
+      out.push_back(static_cast<uint16_t>(m));
+    }
+  }
+  return out;
+}
+
+// Assigns the cells of a plan's per-model meters.
+absl::Status CompileModelUsage(const Plan& plan, size_t p, Registry* meters,
+                               CellLayout* layout, CompiledPlan* out) {
+  for (const Limit& limit : plan.limits) meters->FindOrAdd(limit.meter);
+  const std::vector<uint16_t> wanted = ModelMeters(plan, *meters);
+  if (plan.limits.size() + wanted.size() >
+      static_cast<size_t>(kMaxReservedOps)) {
+    return absl::InvalidArgumentError(fmt::format(
+        "plans[{}].usage_by_model: the plan's {} limits and {} meters counted "
+        "per model exceed {} counters per request",
+        p, plan.limits.size(), wanted.size(), kMaxReservedOps));
+  }
+  for (const uint16_t meter : wanted) {
+    const int cell = layout->Assign(
+        kModelScope, meter, WindowUnit::kBillingPeriod, 1, WindowMode::kFixed);
+    if (cell < 0) {
+      return absl::FailedPreconditionError(fmt::format(
+          "plans[{}].usage_by_model: more than {} meters counted per model "
+          "across the catalogs loaded since start",
+          p, kCellsPerSubject));
+    }
+    out->model_meter[out->num_model_meters] = meter;
+    out->model_cell[out->num_model_meters] = static_cast<uint8_t>(cell);
+    ++out->num_model_meters;
+  }
+  out->models_per_account = static_cast<uint32_t>(plan.usage_by_model);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 int64_t NudgeThreshold(double fraction, int64_t limit) {
   const long double product =
       static_cast<long double>(fraction) * static_cast<long double>(limit);
@@ -87,14 +136,13 @@ int64_t NudgeThreshold(double fraction, int64_t limit) {
 
 absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
     std::shared_ptr<const Catalog> catalog, const CellLayout& previous_layout,
-    Registry* meters, Registry* plans,
-    std::array<std::array<bool, kCellsPerSubject>, kNumScopes>* reassigned) {
+    Registry* meters, Registry* plans, CellMask* reassigned) {
   auto out = std::make_unique<CompiledCatalog>();
   out->catalog = catalog;
 
   // Cells of counters that survive keep their place; the rest are freed
   // first so that new counters can take them.
-  std::array<std::array<bool, kCellsPerSubject>, kNumScopes> keep{};
+  CellMask keep{};
   CellLayout layout = previous_layout;
   meters->FindOrAdd("requests");
   for (const Plan& plan : catalog->plans()) {
@@ -110,6 +158,16 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
           keep[static_cast<int>(limit.scope)][i] = true;
           if (c.mode == WindowMode::kSliding && i + 1 < kCellsPerSubject) {
             keep[static_cast<int>(limit.scope)][i + 1] = true;
+          }
+        }
+      }
+    }
+    if (plan.usage_by_model > 0) {
+      for (const uint16_t meter : ModelMeters(plan, *meters)) {
+        const auto& cells = layout.scope(kModelScope);
+        for (int i = 0; i < kCellsPerSubject; ++i) {
+          if (cells[i].used && cells[i].meter == meter) {
+            keep[static_cast<int>(kModelScope)][i] = true;
           }
         }
       }
@@ -198,6 +256,13 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
       if (limit.scope != Scope::kAccount) compiled->uses_narrow_scope = true;
       compiled->limits.push_back(c);
     }
+    if (plan.usage_by_model > 0) {
+      if (absl::Status s =
+              CompileModelUsage(plan, p, meters, &layout, compiled.get());
+          !s.ok()) {
+        return s;
+      }
+    }
     const int id = plans->FindOrAdd(plan.id);
     if (out->plans.size() <= static_cast<size_t>(id)) out->plans.resize(id + 1);
     out->plans[id] = std::move(compiled);
@@ -210,7 +275,7 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
   }
 
   if (reassigned != nullptr) {
-    for (int s = 0; s < kNumScopes; ++s) {
+    for (int s = 0; s < kNumRecordScopes; ++s) {
       for (int i = 0; i < kCellsPerSubject; ++i) {
         const CellUse& before = previous_layout.scope(static_cast<Scope>(s))[i];
         const CellUse& after = layout.scope(static_cast<Scope>(s))[i];

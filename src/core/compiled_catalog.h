@@ -27,6 +27,16 @@
 
 namespace plangate::internal {
 
+// Per-model usage ("usage_by_model") is counted in records of a fifth,
+// internal scope: (kModelScope, account, model), and (kModelScope, account,
+// "") for the account's "other" bucket, which owns the model records. Their
+// cells count billing-period usage; they never take part in a decision.
+inline constexpr Scope kModelScope = static_cast<Scope>(kNumScopes);
+// The scopes a record may have: the catalog's and kModelScope.
+inline constexpr int kNumRecordScopes = kNumScopes + 1;
+using CellMask =
+    std::array<std::array<bool, kCellsPerSubject>, kNumRecordScopes>;
+
 struct CompiledLimit {
   const Limit* source = nullptr;  // inside CompiledCatalog::catalog
   Scope scope = Scope::kAccount;
@@ -73,6 +83,13 @@ struct CompiledPlan {
   uint8_t past_due_blocks = 0;     // bit (1 << KeyKind) per kind payment blocks
   // The plan after this one in upgrade order; empty for the top plan.
   std::string_view next_plan;
+  // "usage_by_model": how many of the meters below are counted per model
+  // (0: off), each meter's stable id and its cell in a kModelScope record,
+  // and how many models an account counts apart.
+  uint8_t num_model_meters = 0;
+  std::array<uint16_t, kCellsPerSubject> model_meter{};
+  std::array<uint8_t, kCellsPerSubject> model_cell{};
+  uint32_t models_per_account = 0;
 };
 
 // ceil(fraction * limit), robust to binary fractions (0.8 * 50000 is
@@ -103,11 +120,10 @@ class CellLayout {
   int Assign(Scope s, uint16_t meter, WindowUnit window, uint32_t count,
              WindowMode mode);
   // Frees every cell not marked in `keep`.
-  void Retain(
-      const std::array<std::array<bool, kCellsPerSubject>, kNumScopes>& keep);
+  void Retain(const CellMask& keep);
 
  private:
-  std::array<ScopeCells, kNumScopes> cells_{};
+  std::array<ScopeCells, kNumRecordScopes> cells_{};
 };
 
 // An append-only name -> stable id registry (meters, plans).
@@ -136,8 +152,7 @@ struct CompiledCatalog {
 // the cells that changed meaning (to be zeroed in every record).
 absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
     std::shared_ptr<const Catalog> catalog, const CellLayout& previous_layout,
-    Registry* meters, Registry* plans,
-    std::array<std::array<bool, kCellsPerSubject>, kNumScopes>* reassigned);
+    Registry* meters, Registry* plans, CellMask* reassigned);
 
 }  // namespace plangate::internal
 

@@ -319,7 +319,13 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
         },
         pending, &num_pending, &decision);
     if (ABSL_PREDICT_FALSE(outcome == ChargeOutcome::kStale)) continue;
-    if (outcome == ChargeOutcome::kDecided) return;
+    // An admitted check that no limit counted still counts by model (in a
+    // reservation of its own, for Commit to settle).
+    if (outcome == ChargeOutcome::kDecided &&
+        (ABSL_PREDICT_TRUE(plan.num_model_meters == 0) || !charge ||
+         num_pending != 0 || !decision.admitted())) {
+      return;
+    }
 
     uint32_t index = 0;
     uint32_t generation = 0;
@@ -345,11 +351,14 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
       }
       // No room to remember the reservation: the charge stands as final.
       unreserved_admits.fetch_add(1, std::memory_order_relaxed);
+      if (ABSL_PREDICT_FALSE(plan.num_model_meters != 0)) {
+        ReservedOp final_ops[kCellsPerSubject];
+        CountByModel(plan, subjects[0], req, model, now, final_ops);
+      }
       return;
     }
     slot->request_id = req.request_id;
     slot->must_settle = must_settle;
-    slot->num_ops = num_pending;
     slot->wallet_record = subjects[0].index;
     slot->wallet_gen = subjects[0].gen;
     slot->wallet_micros = debit;
@@ -365,6 +374,12 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
       op.release = p.limit->concurrent;
       op.amount = p.amount;
     }
+    // compiled_catalog.cc keeps limits + model meters <= kMaxReservedOps.
+    slot->num_ops =
+        ABSL_PREDICT_TRUE(plan.num_model_meters == 0)
+            ? num_pending
+            : num_pending + CountByModel(plan, subjects[0], req, model, now,
+                                         slot->ops + num_pending);
     reservations.Publish(slot, generation, now + options.reservation_ttl_ms);
     decision.reservation = Reservation{index, generation};
     return;

@@ -72,7 +72,7 @@ absl::Status Enforcer::Impl::InstallCatalog(
     std::shared_ptr<const Catalog> catalog) {
   // Under admin_mu.
   const CompiledCatalog* current = compiled.load(std::memory_order_relaxed);
-  std::array<std::array<bool, kCellsPerSubject>, kNumScopes> reassigned{};
+  internal::CellMask reassigned{};
   auto next = internal::Compile(
       std::move(catalog),
       current != nullptr ? current->layout : internal::CellLayout{}, &meters,
@@ -153,7 +153,12 @@ bool Enforcer::Impl::Reclaimable(SubjectRecord& rec, const CompiledCatalog& cc,
     if (!cells[i].used) continue;  // a counter no plan has any more
     const bool billing = cells[i].window == WindowUnit::kBillingPeriod ||
                          cells[i].window == WindowUnit::kAnnual;
-    if (billing && account == nullptr) return false;  // cannot tell: keep
+    if (billing && account == nullptr) {
+      // Cannot tell: keep; but a model's counts (usage_by_model) outlive
+      // their account only once its periods are past.
+      if (scope == internal::kModelScope) continue;
+      return false;
+    }
     // Fixed windows ignore the record; billing ones read the account's. An
     // in-flight count (concurrent) is never past its window: it stays.
     const Window w =
@@ -506,6 +511,7 @@ absl::StatusOr<AccountUsage> Enforcer::Usage(
                               caps.nudge_at);
     usage.limits.push_back(std::move(lu));
   }
+  impl_->ReadModelUsage(plan, *ref.rec, account_id, now, &usage);
   for (const Gauge& g : plan.source->gauges) {
     GaugeUsage& gu = usage.gauges.emplace_back();
     gu.name = g.name;
@@ -622,6 +628,10 @@ EnforcerStats Enforcer::Stats() const {
       impl_->unreserved_admits.load(std::memory_order_relaxed);
   s.events_delivered = impl_->events_delivered.load(std::memory_order_relaxed);
   s.events_dropped = impl_->events_dropped.load(std::memory_order_relaxed);
+  s.model_usage_other =
+      impl_->model_usage_other.load(std::memory_order_relaxed);
+  s.model_usage_skipped =
+      impl_->model_usage_skipped.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -100,6 +100,30 @@ struct Enforcer::Impl {
   bool Reclaimable(SubjectRecord& rec, const CompiledCatalog& cc,
                    int64_t now_ms);
 
+  // Per-model usage (model_usage.cc), for a plan with num_model_meters:
+  // counts an admitted check of `model` in its kModelScope record and
+  // writes the ops to reserve (at most num_model_meters) to `ops`; returns
+  // how many. Never denies.
+  int CountByModel(const CompiledPlan& plan, const SubjectRef& account,
+                   const CheckRequest& req, std::string_view model, int64_t now,
+                   internal::ReservedOp* ops);
+  // The record to count `model` in: its own, else the "other" bucket, else
+  // none (no room).
+  SubjectRef ModelRecord(const CompiledPlan& plan, const SubjectRef& account,
+                         std::string_view account_id, std::string_view model,
+                         int64_t now);
+  // Fills usage->models (slow path).
+  void ReadModelUsage(const CompiledPlan& plan, SubjectRecord& account,
+                      std::string_view account_id, int64_t now,
+                      AccountUsage* usage) const;
+  std::atomic<uint64_t> model_usage_other{0};
+  std::atomic<uint64_t> model_usage_skipped{0};
+  // The models each account counts apart, for Usage; a name may outlive
+  // its record (Usage prunes it).
+  mutable std::mutex models_mu;
+  mutable absl::flat_hash_map<std::string, std::vector<std::string>>
+      model_names;  // under models_mu
+
   const EnforcerOptions options;
   Clock* const clock;
   CounterTable table;

@@ -88,6 +88,8 @@ void Enforcer::Impl::ExtendInto(const ExtendRequest& req, Decision* out) {
     if (rec == nullptr) continue;  // reclaimed: its limits add nothing
     op_scope[k] =
         static_cast<Scope>(rec->shape.load(std::memory_order_relaxed) & 0xff);
+    // Per-model counts (kModelScope) are no limit's: Commit settles them.
+    if (op_scope[k] == internal::kModelScope) continue;
     subjects[static_cast<int>(op_scope[k])] = {rec, op.record, op.gen};
   }
   const CompiledCatalog& cc = *compiled.load(std::memory_order_acquire);

@@ -30,6 +30,15 @@ SubjectRecord* WalletOf(CounterTable& table, const ReservationSlot& slot) {
   return &rec;
 }
 
+// Whether the sync component wants to hear of a change to `rec`: not of a
+// per-model usage record (model_usage.cc), which is this instance's own.
+bool Synced(const SubjectRecord& rec) {
+  // Relaxed: the shape of a record a reservation holds is fixed while its
+  // generation is (a reused record fails the cell's generation check).
+  return static_cast<Scope>(rec.shape.load(std::memory_order_relaxed) & 0xff) !=
+         internal::kModelScope;
+}
+
 }  // namespace
 
 void Enforcer::Impl::Refund(ReservationSlot& slot) {
@@ -38,8 +47,9 @@ void Enforcer::Impl::Refund(ReservationSlot& slot) {
     const ReservedOp& op = slot.ops[k];
     AdjustCell(table.at(op.record), op.gen, op.cell, op.sliding, op.tag,
                -op.amount);
-    if (link != nullptr)
+    if (link != nullptr && Synced(table.at(op.record))) {
       MarkDirty(link, table.at(op.record), op.record, op.gen);
+    }
   }
   if (slot.wallet_micros > 0) {
     if (SubjectRecord* rec = WalletOf(table, slot)) {
@@ -97,7 +107,8 @@ CommitResult Enforcer::Impl::Settle(const CommitRequest& commit) {
       if (actual != op.amount) {
         AdjustCell(table.at(op.record), op.gen, op.cell, op.sliding, op.tag,
                    actual - op.amount);
-        if (internal::SyncLink* link = sync.load(std::memory_order_acquire)) {
+        internal::SyncLink* link = sync.load(std::memory_order_acquire);
+        if (link != nullptr && Synced(table.at(op.record))) {
           MarkDirty(link, table.at(op.record), op.record, op.gen);
         }
       }

@@ -52,6 +52,12 @@ bool SyncAccess::Describe(Enforcer& e, uint32_t index, uint8_t gen,
       0) {
     return false;  // reused while we read the key
   }
+  if (out->scope == kModelScope) {
+    // Per-model usage (usage_by_model) is this instance's own: nothing to
+    // sync. Its records are never marked dirty; this keeps it so.
+    out->cells.clear();
+    return true;
+  }
   const CompiledCatalog& cc = *impl.compiled.load(std::memory_order_acquire);
   SubjectRecord* account = &rec;
   if (out->scope != Scope::kAccount) {

@@ -96,6 +96,42 @@ test('chat completion: the SDK parses the reply and its usage', async () => {
   assert.equal(await tokensReaching('sk-app', before + 15), before + 15);
 });
 
+test('cached and reasoning tokens: the SDK sees the details, the cost prices them once', async () => {
+  // mock-reasoner: 10 prompt tokens, 5 cached; 5 completion tokens, 2
+  // reasoning. Per token (tests/clients/data): 2 input, 0.5 cached, 4
+  // output, 8 reasoning: 5 x 2 + 5 x 0.5 + 3 x 4 + 2 x 8 = 40.5 -> 41.
+  const client = openai('sk-reasoner');
+  const reply = await client.chat.completions.create({
+    model: 'mock-reasoner',
+    messages,
+    max_tokens: 5,
+  });
+  assert.equal(reply.usage.prompt_tokens_details.cached_tokens, 5);
+  assert.equal(reply.usage.completion_tokens_details.reasoning_tokens, 2);
+  const stream = await client.chat.completions.create({
+    model: 'mock-reasoner',
+    messages,
+    max_tokens: 5,
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  let reported = null;
+  for await (const chunk of stream) {
+    if (chunk.usage) reported = chunk.usage;
+  }
+  assert.equal(reported.prompt_tokens_details.cached_tokens, 5);
+  assert.equal(await tokensReaching('sk-reasoner', 30), 30);
+  const res = await fetch(`${base}/v1/billing/usage`, {
+    headers: { Authorization: 'Bearer sk-reasoner' },
+  });
+  const report = await res.json();
+  assert.equal(report.usage.monthly_cost.used, 2 * 41);
+  assert.deepEqual(report.models, {
+    'mock-reasoner': { requests: 2, tokens: 30, cost_micros: 2 * 41 },
+  });
+  assert.equal(report.other_models, null);
+});
+
 test('streaming with include_usage: chunks as they come, then the usage chunk', async () => {
   const before = await settledTokens('sk-app');
   const stream = await openai('sk-app').chat.completions.create({

@@ -56,5 +56,47 @@ TEST_CASE_METHOD(EnforcerFixture, "check and commit allocate nothing",
   CHECK(g_allocations.load() == 1);
 }
 
+TEST_CASE_METHOD(EnforcerFixture,
+                 "counting by model allocates nothing once a model is seen",
+                 "[allocation]") {
+  Start(R"({"version": 1, "usage_by_model": 2, "plans": [{"id": "p",
+      "limits": [{"id": "monthly", "limit": 100000000},
+                 {"id": "tokens", "meter": "tokens", "limit": 100000000}]}]})",
+        "p");
+  const int tokens = enforcer_->MeterId("tokens");
+  MeterAmount estimate{tokens, 300};
+  MeterAmount actual{tokens, 120};
+  // Two models counted apart, a third past the count (the other bucket).
+  const char* models[] = {"gpt-4o", "gpt-4o-mini", "o3"};
+  for (const char* model : models) {
+    REQUIRE(enforcer_
+                ->Check({.account_id = "acme",
+                         .model = model,
+                         .amounts = {&estimate, 1}})
+                .admitted());
+  }
+  g_allocations.store(0);
+  g_counting.store(true);
+  int admitted = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const Decision d = enforcer_->Check({.account_id = "acme",
+                                         .model = models[i % 3],
+                                         .amounts = {&estimate, 1}});
+    admitted += d.admitted() ? 1 : 0;
+    enforcer_->Commit({.reservation = d.reservation, .actual = {&actual, 1}});
+  }
+  g_counting.store(false);
+  CHECK(admitted == 3000);
+  CHECK(g_allocations.load() == 0);
+  // It did count: 1000 of each model's requests, plus the warm-up one.
+  auto usage = enforcer_->Usage("acme");
+  REQUIRE_OK(usage.status());
+  REQUIRE(usage->models.size() == 3);
+  CHECK(usage->models[0].model == "gpt-4o");
+  CHECK(usage->models[0].meters[0].used == 1001);
+  CHECK(usage->models[2].model.empty());  // o3, in the other bucket
+  CHECK(usage->models[2].meters[1].used == 1000 * 120 + 300);
+}
+
 }  // namespace
 }  // namespace plangate::testing

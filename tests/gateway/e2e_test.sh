@@ -284,16 +284,16 @@ call GET "$base/v1/models" sk-basic
 expect_status 200 "models (pro: mock-*)"
 expect_eq "models object" list "$(jget .object)"
 expect_eq "pro models" \
-  '["mock-small","mock-large","mock-slow","mock-error","mock-stream-slow","mock-stream-break"]' \
+  '["mock-small","mock-large","mock-slow","mock-error","mock-stream-slow","mock-stream-break","mock-reasoner"]' \
   "$(jq -c '[.data[].id]' "$tmp/body")"
 expect_eq "model object" model "$(jget '.data[0].object')"
 expect_eq "model owned_by" plangate-mock "$(jget '.data[0].owned_by')"
 call GET "$base/v1/models" sk-basic-byok
 expect_status 200 "models (BYOK: the upstream's list)"
-expect_eq "BYOK models include gpt-4o" gpt-4o "$(jget '.data[6].id')"
+expect_eq "BYOK models include gpt-4o" gpt-4o "$(jget '.data[7].id')"
 call GET "$base/v1/models" sk-rate
 expect_status 200 "models (a plan without an allowlist)"
-expect_eq "unrestricted model count" 7 "$(jget '.data | length')"
+expect_eq "unrestricted model count" 8 "$(jget '.data | length')"
 call GET "$base/v1/models/mock-large" sk-basic
 expect_status 200 "one allowed model"
 expect_eq "one model id" mock-large "$(jget .id)"
@@ -548,6 +548,45 @@ if [[ "$with_sync" != 1 ]]; then
   expect_match "--redis without sync message" \
     '^plangate_gateway: --redis: this plangate_gateway was built without cluster sync' "$out"
 fi
+
+echo "--- cached and reasoning tokens priced at their own rates"
+# mock-reasoner reports 10 prompt tokens, 5 of them cached, and 16
+# completion tokens, 8 of them reasoning. Its price (catalog.json), per
+# token: 2 input, 0.5 cached, 4 output, 8 reasoning: 5 x 2 + 5 x 0.5 +
+# 8 x 4 + 8 x 8 = 108.5, rounded up to 109 (not 84, which ignores the
+# details, nor more, which counts them twice).
+chat sk-reasoner mock-reasoner 100
+expect_status 200 "chat mock-reasoner"
+expect_eq "cached_tokens relayed" 5 \
+  "$(jget .usage.prompt_tokens_details.cached_tokens)"
+expect_eq "reasoning_tokens relayed" 8 \
+  "$(jget .usage.completion_tokens_details.reasoning_tokens)"
+usage sk-reasoner
+expect_eq "cost of cached and reasoning tokens" 109 "$(used monthly_cost)"
+expect_eq "tokens: the total, every kind included" 26 "$(used monthly_tokens)"
+call POST "$base/v1/chat/completions" sk-reasoner \
+  "$(stream_body mock-reasoner 100 '{"include_usage":true}')"
+expect_status 200 "stream mock-reasoner"
+grep '^data: ' "$tmp/body" | sed 's/^data: //' | grep '"usage":{' >"$tmp/usage_chunk"
+expect_eq "stream usage chunk cached_tokens" 5 \
+  "$(jget .usage.prompt_tokens_details.cached_tokens "$tmp/usage_chunk")"
+usage sk-reasoner
+expect_eq "stream cost from its usage chunk" 218 "$(used monthly_cost)"
+
+echo "--- per-model usage in the usage report (pro: usage_by_model)"
+chat sk-reasoner mock-small 100
+expect_status 200 "chat mock-small"
+usage sk-reasoner
+expect_eq "mock-reasoner requests" 2 \
+  "$(jget '.models["mock-reasoner"].requests' "$tmp/usage.json")"
+expect_eq "mock-reasoner tokens" 52 \
+  "$(jget '.models["mock-reasoner"].tokens' "$tmp/usage.json")"
+expect_eq "mock-reasoner cost" 218 \
+  "$(jget '.models["mock-reasoner"].cost_micros' "$tmp/usage.json")"
+expect_eq "mock-small cost" 26 \
+  "$(jget '.models["mock-small"].cost_micros' "$tmp/usage.json")"
+expect_eq "no other models" null "$(jget .other_models "$tmp/usage.json")"
+expect_eq "the plan's total" 244 "$(used monthly_cost)"
 
 echo "--- graceful shutdown finishes the request in flight"
 curl -sS --max-time 10 -o "$tmp/slow.body" -w '%{http_code}' \

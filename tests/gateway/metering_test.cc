@@ -28,8 +28,33 @@ TEST_CASE("ScanReply finds an OpenAI usage block") {
   CHECK(s.usage->prompt_tokens == 12);
   CHECK(s.usage->completion_tokens == 7);
   CHECK(s.usage->total_tokens == 19);
+  CHECK(s.usage->cached_tokens == 3);
+  CHECK(s.usage->reasoning_tokens == 0);
   CHECK_FALSE(s.has_error);
   CHECK_FALSE(s.has_result);
+}
+
+TEST_CASE("ScanReply reads cached and reasoning tokens, and only those") {
+  const ReplyScan s = ScanReply(
+      R"({"usage":{"prompt_tokens":100,"completion_tokens":50,)"
+      R"("total_tokens":150,"prompt_tokens_details":{"audio_tokens":7,)"
+      R"("cached_tokens":64,"x":{"cached_tokens":1}},)"
+      R"("completion_tokens_details":{"reasoning_tokens":32,)"
+      R"("accepted_prediction_tokens":5,"rejected_prediction_tokens":0}}})",
+      false);
+  REQUIRE(s.usage.has_value());
+  CHECK(s.usage->cached_tokens == 64);
+  CHECK(s.usage->reasoning_tokens == 32);
+  CHECK(s.usage->prompt_tokens == 100);  // the details are inside it
+  // Details that are null, or not counts, read as zero.
+  const ReplyScan nulls =
+      ScanReply(R"({"usage":{"prompt_tokens":4,"prompt_tokens_details":null,)"
+                R"("completion_tokens_details":{"reasoning_tokens":-3}}})",
+                false);
+  REQUIRE(nulls.usage.has_value());
+  CHECK(nulls.usage->cached_tokens == 0);
+  CHECK(nulls.usage->reasoning_tokens == 0);
+  CHECK(nulls.usage->total_tokens == 4);
 }
 
 TEST_CASE("ScanReply adds up a usage block without total_tokens") {
@@ -259,6 +284,15 @@ TEST_CASE("ScanStreamEvent reads chunks, the usage chunk and [DONE]") {
   CHECK_FALSE(usage.has_choices);
   REQUIRE(usage.usage.has_value());
   CHECK(usage.usage->total_tokens == 7);
+  CHECK(usage.usage->cached_tokens == 0);
+  const StreamEventInfo details = ScanStreamEvent(
+      "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":30,"
+      "\"completion_tokens\":20,\"total_tokens\":50,"
+      "\"prompt_tokens_details\":{\"cached_tokens\":10},"
+      "\"completion_tokens_details\":{\"reasoning_tokens\":12}}}\n\n");
+  REQUIRE(details.usage.has_value());
+  CHECK(details.usage->cached_tokens == 10);
+  CHECK(details.usage->reasoning_tokens == 12);
   CHECK(ScanStreamEvent("data: [DONE]\n\n").done);
   CHECK(ScanStreamEvent("data:[DONE]\n\n").done);
   // data: lines of one event are joined by a newline.
@@ -445,6 +479,61 @@ TEST_CASE("Metering prices calls at the catalog's price for the model") {
   CHECK(m.ChatActual({.total_tokens = 15}, "mock-small", live)
             .amounts[1]
             .amount == 15);
+}
+
+TEST_CASE("Metering prices cached and reasoning tokens once, at their rates") {
+  auto catalog = plangate::Catalog::Parse(R"({
+    "version": 1,
+    "meters": ["requests", "tokens", "cost_micros"],
+    "prices": [{"models": ["o-mini"], "input": 1000000,
+                "cached_input": 250000, "output": 4000000,
+                "reasoning": 6000000}],
+    "plans": [{"id": "p", "limits": [
+      {"meter": "tokens", "limit": 1000000},
+      {"meter": "cost_micros", "limit": 1000000}]}]})");
+  REQUIRE(catalog.ok());
+  auto enforcer = plangate::Enforcer::Create(*catalog);
+  REQUIRE(enforcer.ok());
+  const Metering m(**enforcer, {.micros_per_1k_tokens = 1000});
+  const KeyRecord live{.id = "k", .account = "a", .prepaid = true};
+  // 100 prompt tokens, 40 of them cached; 30 completion tokens, 20 of them
+  // reasoning: 60 x 1 + 40 x 0.25 + 10 x 4 + 20 x 6 = 230.
+  const Charge actual = m.ChatActual({.prompt_tokens = 100,
+                                      .completion_tokens = 30,
+                                      .total_tokens = 130,
+                                      .cached_tokens = 40,
+                                      .reasoning_tokens = 20},
+                                     "o-mini", live);
+  CHECK(actual.amounts[0].amount == 130);  // tokens: the total
+  CHECK(actual.amounts[1].amount == 230);
+  CHECK(actual.wallet_micros == 230);
+  // The same call without details: 100 x 1 + 30 x 4.
+  CHECK(
+      m.ChatActual(
+           {.prompt_tokens = 100, .completion_tokens = 30, .total_tokens = 130},
+           "o-mini", live)
+          .amounts[1]
+          .amount == 220);
+  // Details past their totals are capped at them: all cached, all
+  // reasoning: 100 x 0.25 + 30 x 6 = 205.
+  CHECK(m.ChatActual({.prompt_tokens = 100,
+                      .completion_tokens = 30,
+                      .total_tokens = 130,
+                      .cached_tokens = 500,
+                      .reasoning_tokens = 500},
+                     "o-mini", live)
+            .amounts[1]
+            .amount == 205);
+  // An unpriced model at the flat rate: the details are inside the totals,
+  // so 130 tokens at 1 micro-unit, not 190.
+  CHECK(m.ChatActual({.prompt_tokens = 100,
+                      .completion_tokens = 30,
+                      .total_tokens = 130,
+                      .cached_tokens = 40,
+                      .reasoning_tokens = 20},
+                     "gpt-9", live)
+            .amounts[1]
+            .amount == 130);
 }
 
 }  // namespace
