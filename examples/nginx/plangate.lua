@@ -98,8 +98,9 @@ pg_enforcer_t* pg_enforcer_create(const pg_catalog_t* catalog,
 void pg_enforcer_destroy(pg_enforcer_t* enforcer);
 void pg_enforcer_upsert_account(pg_enforcer_t* e, const pg_account_t* a,
                                 char** errptr);
-int64_t pg_enforcer_update_wallet(pg_enforcer_t* e, const char* id,
+int64_t pg_enforcer_credit_wallet(pg_enforcer_t* e, const char* id,
                                   size_t id_len, int64_t credit,
+                                  const char* credit_id, size_t credit_id_len,
                                   char** errptr);
 void pg_enforcer_check(pg_enforcer_t* e, const pg_check_request_t* r,
                        pg_decision_t* d);
@@ -227,7 +228,11 @@ local function load_accounts(path)
     local err = take_error()
     if err then error(("plangate: %s: accounts[%d]: %s"):format(path, i - 1, err)) end
     if a.wallet_micros then
-      lib.pg_enforcer_update_wallet(enforcer, a.id, #a.id, a.wallet_micros, errp)
+      -- One id per account and amount: with wallets shared through Redis
+      -- every worker's and every restart's credit counts once.
+      local credit_id = ("accounts-file:%s:%d"):format(a.id, a.wallet_micros)
+      lib.pg_enforcer_credit_wallet(enforcer, a.id, #a.id, a.wallet_micros,
+                                    credit_id, #credit_id, errp)
       err = take_error()
       if err then error(("plangate: %s: accounts[%d]: %s"):format(path, i - 1, err)) end
     end

@@ -510,6 +510,16 @@ int64_t pg_enforcer_update_wallet(pg_enforcer_t* enforcer,
                                   const char* account_id, size_t account_id_len,
                                   int64_t credit_micros, char** errptr);
 
+/* pg_enforcer_update_wallet with a credit id: with wallets shared through
+   Redis (a sync attached, share_wallets on) the credit is applied once per
+   id, from whichever instance or tool, and an id is required; in local
+   mode the id is ignored. With shared wallets the returned balance is an
+   estimate (the balance last heard from Redis plus this credit). */
+int64_t pg_enforcer_credit_wallet(pg_enforcer_t* enforcer,
+                                  const char* account_id, size_t account_id_len,
+                                  int64_t credit_micros, const char* credit_id,
+                                  size_t credit_id_len, char** errptr);
+
 /* Decides *request into *decision. When admitted, counts its amounts
    against every applicable limit; decision->reservation is then to be
    committed. Never fails: an invalid request is a 400 decision. */

@@ -53,7 +53,10 @@ def load_accounts(enforcer, path):
                 default_model=a.get("default_model", ""),
                 overrides=a.get("overrides", ()))
             if a.get("wallet_micros"):
-                enforcer.update_wallet(a["id"], a["wallet_micros"])
+                enforcer.update_wallet(
+                    a["id"], a["wallet_micros"],
+                    credit_id="accounts-file:%s:%d" % (a["id"],
+                                                       a["wallet_micros"]))
         except (KeyError, TypeError, ValueError, plangate.Error) as e:
             raise SystemExit("gateway.py: %s: accounts[%d]: %s" % (path, i, e))
     return len(accounts)

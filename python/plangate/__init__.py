@@ -488,13 +488,23 @@ class Enforcer:
                                        ctypes.byref(err))
         _raise(err)
 
-    def update_wallet(self, account_id, credit_micros):
-        """Adds credit (may be negative); returns the new balance."""
+    def update_wallet(self, account_id, credit_micros, credit_id=None):
+        """Adds credit (may be negative); returns the new balance.
+
+        With wallets shared through Redis, credit_id is required and the
+        credit counts once per id (the balance returned is an estimate).
+        """
         data = _b(account_id)
         err = ctypes.c_void_p()
-        balance = lib.pg_enforcer_update_wallet(
-            self._handle(), data, len(data), credit_micros,
-            ctypes.byref(err))
+        if credit_id is None:
+            balance = lib.pg_enforcer_update_wallet(
+                self._handle(), data, len(data), credit_micros,
+                ctypes.byref(err))
+        else:
+            cid = _b(credit_id)
+            balance = lib.pg_enforcer_credit_wallet(
+                self._handle(), data, len(data), credit_micros, cid,
+                len(cid), ctypes.byref(err))
         _raise(err)
         return balance
 

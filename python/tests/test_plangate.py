@@ -202,6 +202,9 @@ def test_accounts_states_overrides_wallet_gauges(enforcer):
     assert enforcer.usage("leaving", now_ms=NOW)["scheduled_plan"] == "free"
 
     assert enforcer.update_wallet("beta", 5000) == 5000
+    # Local mode ignores the credit id.
+    assert enforcer.update_wallet("beta", 100, credit_id="c-1") == 5100
+    assert enforcer.update_wallet("beta", -100, credit_id="c-2") == 5000
     d = enforcer.check("beta", wallet_micros=3000, now_ms=NOW)
     assert d.admitted
     assert enforcer.commit(d, wallet_micros=1000) == "applied"

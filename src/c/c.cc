@@ -657,6 +657,26 @@ int64_t pg_enforcer_update_wallet(pg_enforcer_t* enforcer,
   }
 }
 
+int64_t pg_enforcer_credit_wallet(pg_enforcer_t* enforcer,
+                                  const char* account_id, size_t account_id_len,
+                                  int64_t credit_micros, const char* credit_id,
+                                  size_t credit_id_len, char** errptr) {
+  try {
+    auto balance = enforcer->enforcer->UpdateWallet(
+        {.account_id = Copy(account_id, account_id_len),
+         .credit_micros = credit_micros,
+         .credit_id = Copy(credit_id, credit_id_len)});
+    if (!balance.ok()) {
+      SetError(errptr, balance.status());
+      return 0;
+    }
+    return *balance;
+  } catch (...) {
+    SetCurrentError(errptr);
+    return 0;
+  }
+}
+
 void pg_enforcer_check(pg_enforcer_t* enforcer,
                        const pg_check_request_t* request,
                        pg_decision_t* decision) {

@@ -109,9 +109,8 @@ struct Enforcer::Impl {
                    internal::ReservedOp* ops);
   // The record to count `model` in: its own, else the "other" bucket, else
   // none (no room).
-  SubjectRef ModelRecord(const CompiledPlan& plan, const SubjectRef& account,
-                         std::string_view account_id, std::string_view model,
-                         int64_t now);
+  SubjectRef ModelRecord(const CompiledPlan& plan, std::string_view account_id,
+                         std::string_view model, int64_t now);
   // Fills usage->models (slow path).
   void ReadModelUsage(const CompiledPlan& plan, SubjectRecord& account,
                       std::string_view account_id, int64_t now,

@@ -45,7 +45,6 @@ using internal::ReservedOp;
 using internal::SubjectRef;
 
 SubjectRef Enforcer::Impl::ModelRecord(const CompiledPlan& plan,
-                                       const SubjectRef& account,
                                        std::string_view account_id,
                                        std::string_view model, int64_t now) {
   const internal::KeyProbe key(kModelScope, account_id, model);
@@ -92,7 +91,7 @@ int Enforcer::Impl::CountByModel(const CompiledPlan& plan,
                                  const CheckRequest& req,
                                  std::string_view model, int64_t now,
                                  ReservedOp* ops) {
-  const SubjectRef rec = ModelRecord(plan, account, req.account_id, model, now);
+  const SubjectRef rec = ModelRecord(plan, req.account_id, model, now);
   if (!rec) {
     model_usage_skipped.fetch_add(1, std::memory_order_relaxed);
     return 0;

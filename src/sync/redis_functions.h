@@ -89,10 +89,12 @@
 // returns); the balance is b + k - t.
 //
 // pg2_wallet KEYS[1]; ARGV 1 inst 2 seq 3 cum 4 held 5 want 6 ttl_ms
-//   7 epoch 8 seen_cr 9 seen_epoch 10 recovery_ms
+//   7 epoch 8 seen_cr 9 seen_epoch 10 recovery_ms 11 need
 // Applies cum and held as the caller's spend and lease (a seq not above
 // s:<inst> changes nothing), then grants up to `want` from
-// b + k - t - L (callers ask for a share: wallet_sync.h). An instance silent for two
+// b + k - t - L (callers ask for a share: wallet_sync.h), nothing when
+// held + grant would stay below `need` (the request the caller is short
+// for). An instance silent for two
 // ttl_ms has its lease taken back as spent (c += r, r = 0, q = 1): it
 // stopped spending after one ttl_ms without an answer, and its next call
 // turns what it did not spend back into balance (flag 32: drop the lease
@@ -403,9 +405,10 @@ local function wallet(keys, a)
                                tonumber(a[4]), tonumber(a[5])
   local ttl, epoch = tonumber(a[6]), a[7]
   local seen_cr, seen_ep, recovery_ms = tonumber(a[8]), a[9], tonumber(a[10])
+  local need = tonumber(a[11])
   if not (k and inst and seq and cum and held and want and ttl and epoch and
-          seen_cr and seen_ep and recovery_ms) then
-    return redis.error_reply('ERR pg2_wallet: expected 1 key and 10 arguments')
+          seen_cr and seen_ep and recovery_ms and need) then
+    return redis.error_reply('ERR pg2_wallet: expected 1 key and 11 arguments')
   end
   local now = now_ms()
   local h = redis.call('HMGET', k, 'ps', 's:' .. inst)
@@ -469,6 +472,9 @@ local function wallet(keys, a)
     local avail = b + kk - t - L
     if avail > 0 then
       grant = math.min(want, avail)
+      -- Less than the caller needs for one request is no use to it, and
+      -- kept from the others it would split the balance's last units.
+      if held + grant < need then grant = 0 end
       r = r + grant
       L = L + grant
     end

@@ -133,8 +133,9 @@ void WalletSync::Round(int64_t steady_ms) {
     // Starved with less than a request's worth: hand it back, so that the
     // last of a balance split across instances can come together (a grant
     // is all that is free, up to what is asked).
+    const int64_t need = static_cast<int64_t>(w.wanted & 0xffffffff);
     const bool fragment =
-        w.starved && held > 0 && held < w.unit && w.balance >= w.unit;
+        w.starved && held > 0 && held < need && w.balance >= need;
     if ((idle || returning_ || fragment) && held > 0) {
       // Hand the lease back: what the word holds now.
       const int64_t back = word->exchange(0, std::memory_order_relaxed);
@@ -146,7 +147,10 @@ void WalletSync::Round(int64_t steady_ms) {
       const int64_t target = std::min<int64_t>(
           w.balance, std::max({4 * w.round_spend, 2 * w.unit,
                                options_.min_round_units, w.balance / (4 * n)}));
-      if (held * 2 < target) want = target - held;
+      // Below half the target, or short of one request: ask.
+      if (held * 2 < target || held < need) {
+        want = std::max(target, need) - held;
+      }
     }
     const bool due =
         steady_ms - w.last_reply >= options_.refresh_interval.count();
@@ -162,7 +166,8 @@ void WalletSync::Round(int64_t steady_ms) {
                      std::to_string(held), std::to_string(want),
                      std::to_string(options_.lease_ttl.count()), epoch,
                      std::to_string(w.credits), w.credits_epoch,
-                     std::to_string(options_.lease_ttl.count())});
+                     std::to_string(options_.lease_ttl.count()),
+                     std::to_string(want > 0 ? need : 0)});
     Sent s;
     s.wallet = &w;
     s.sent_at = now;

@@ -309,8 +309,8 @@ static pg_catalog_t* TestCatalog(void) {
   {
     int64_t cost = -1;
     /* kCatalog has no price table: nothing is priced. */
-    CHECK(pg_catalog_cost_micros(catalog, "gpt-4o", 6, 1000, 0, 10, 0,
-                                 &cost) == 0);
+    CHECK(pg_catalog_cost_micros(catalog, "gpt-4o", 6, 1000, 0, 10, 0, &cost) ==
+          0);
     CHECK(cost == 0);
     static const char kPriced[] =
         "{\"version\": 1, \"prices\": [{\"models\": [\"gpt-*\"], "
@@ -784,6 +784,13 @@ static void TestMetersWalletGauges(pg_enforcer_t* e) {
   CHECK(pg_enforcer_update_wallet(e, "nobody", 6, 5, &err) == 0);
   CHECK_ERROR(err, "nobody");
   CHECK(pg_enforcer_update_wallet(e, "beta", 4, 0, &err) == 4000);
+  CHECK_NO_ERROR(err);
+  /* Local mode: the credit id is ignored, the credit applies. */
+  CHECK(pg_enforcer_credit_wallet(e, "beta", 4, 500, "c-1", 3, &err) == 4500);
+  CHECK_NO_ERROR(err);
+  CHECK(pg_enforcer_credit_wallet(e, "nobody", 6, 5, "c-2", 3, &err) == 0);
+  CHECK_ERROR(err, "nobody");
+  CHECK(pg_enforcer_credit_wallet(e, "beta", 4, -500, "c-3", 3, &err) == 4000);
   CHECK_NO_ERROR(err);
 
   StartPhase("check_create: gauges at their cap");

@@ -91,6 +91,15 @@ int SpendAll(std::vector<Node*> nodes, int most) {
   return admitted;
 }
 
+// The wallet hash, for failure messages.
+std::string Dump(RedisServer& server) {
+  auto all = server.Command({"HGETALL", "pg:{acme}:wallet"});
+  std::string out;
+  if (!all.ok()) return out;
+  for (const auto& e : all->elements) out += e.str + " ";
+  return out;
+}
+
 int64_t Field(RedisServer& server, const std::string& field) {
   auto r = server.Command({"HGET", "pg:{acme}:wallet", field});
   if (!r.ok() || r->type != internal::redis::Reply::Type::kString) return 0;
@@ -126,7 +135,8 @@ TEST_CASE("instances spend one shared balance, never more",
             .status()));
     const int admitted = SpendAll(all, 1000);
     INFO("error: " << nodes[0].sync->LastError() << ", granted "
-                   << nodes[0].sync->Stats().wallet_granted);
+                   << nodes[0].sync->Stats().wallet_granted << ", hash "
+                   << Dump(server));
     CHECK(admitted == 10);
     for (Node& node : nodes) {
       REQUIRE(node.sync->Flush(milliseconds(5000)).ok());
@@ -255,10 +265,7 @@ TEST_CASE("Drain hands the wallet lease back", "[sync][redis][wallet]") {
   INFO("b: " << b.sync->LastError() << ", wallets " << b.sync->Stats().wallets
              << ", granted " << b.sync->Stats().wallet_granted << ", status "
              << b.Spend("acme", 100));
-  auto all = server.Command({"HGETALL", "pg:{acme}:wallet"});
-  std::string dump;
-  for (const auto& e : all->elements) dump += e.str + " ";
-  INFO(dump);
+  INFO(Dump(server));
   CHECK(spent == 8);
 }
 
