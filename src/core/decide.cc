@@ -353,7 +353,7 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
       unreserved_admits.fetch_add(1, std::memory_order_relaxed);
       if (ABSL_PREDICT_FALSE(plan.num_model_meters != 0)) {
         ReservedOp final_ops[kCellsPerSubject];
-        CountByModel(plan, subjects[0], req, model, now, final_ops);
+        CountByModel(plan, subjects[0], req, model, now, link, final_ops);
       }
       return;
     }
@@ -379,7 +379,7 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
         ABSL_PREDICT_TRUE(plan.num_model_meters == 0)
             ? num_pending
             : num_pending + CountByModel(plan, subjects[0], req, model, now,
-                                         slot->ops + num_pending);
+                                         link, slot->ops + num_pending);
     reservations.Publish(slot, generation, now + options.reservation_ttl_ms);
     decision.reservation = Reservation{index, generation};
     return;

@@ -106,7 +106,7 @@ struct Enforcer::Impl {
   // how many. Never denies.
   int CountByModel(const CompiledPlan& plan, const SubjectRef& account,
                    const CheckRequest& req, std::string_view model, int64_t now,
-                   internal::ReservedOp* ops);
+                   internal::SyncLink* link, internal::ReservedOp* ops);
   // The record to count `model` in: its own, else the "other" bucket, else
   // none (no room).
   SubjectRef ModelRecord(const CompiledPlan& plan, std::string_view account_id,

@@ -90,7 +90,7 @@ int Enforcer::Impl::CountByModel(const CompiledPlan& plan,
                                  const SubjectRef& account,
                                  const CheckRequest& req,
                                  std::string_view model, int64_t now,
-                                 ReservedOp* ops) {
+                                 internal::SyncLink* link, ReservedOp* ops) {
   const SubjectRef rec = ModelRecord(plan, req.account_id, model, now);
   if (!rec) {
     model_usage_skipped.fetch_add(1, std::memory_order_relaxed);
@@ -111,10 +111,10 @@ int Enforcer::Impl::CountByModel(const CompiledPlan& plan,
     internal::CellView seen = internal::ViewOf(word, 0, w.tag, false);
     const internal::CellTarget target{rec.rec, rec.index, rec.gen,
                                       cell,    false,     false};
-    // Never enforced, never synced (no sync link: no closed windows).
+    // Never enforced; synced (shared totals) when a sync is attached.
     if (internal::ChargeCell(target, kMaxCount, w, now, amount,
                              /*enforce=*/false, word, &seen,
-                             nullptr) != internal::Charge::kOk) {
+                             link) != internal::Charge::kOk) {
       break;
     }
     ReservedOp& op = ops[n++];
@@ -130,6 +130,7 @@ int Enforcer::Impl::CountByModel(const CompiledPlan& plan,
   if (n < plan.num_model_meters) {
     model_usage_skipped.fetch_add(1, std::memory_order_relaxed);
   }
+  if (n > 0 && link != nullptr) MarkDirty(link, *rec.rec, rec.index, rec.gen);
   const auto now_s = static_cast<uint32_t>(now / 1000);
   if (rec.rec->last_used_s.load(std::memory_order_relaxed) != now_s) {
     rec.rec->last_used_s.store(now_s, std::memory_order_relaxed);

@@ -30,15 +30,6 @@ SubjectRecord* WalletOf(CounterTable& table, const ReservationSlot& slot) {
   return &rec;
 }
 
-// Whether the sync component wants to hear of a change to `rec`: not of a
-// per-model usage record (model_usage.cc), which is this instance's own.
-bool Synced(const SubjectRecord& rec) {
-  // Relaxed: the shape of a record a reservation holds is fixed while its
-  // generation is (a reused record fails the cell's generation check).
-  return static_cast<Scope>(rec.shape.load(std::memory_order_relaxed) & 0xff) !=
-         internal::kModelScope;
-}
-
 }  // namespace
 
 void Enforcer::Impl::Refund(ReservationSlot& slot) {
@@ -47,7 +38,7 @@ void Enforcer::Impl::Refund(ReservationSlot& slot) {
     const ReservedOp& op = slot.ops[k];
     AdjustCell(table.at(op.record), op.gen, op.cell, op.sliding, op.tag,
                -op.amount);
-    if (link != nullptr && Synced(table.at(op.record))) {
+    if (link != nullptr) {
       MarkDirty(link, table.at(op.record), op.record, op.gen);
     }
   }
@@ -108,7 +99,7 @@ CommitResult Enforcer::Impl::Settle(const CommitRequest& commit) {
         AdjustCell(table.at(op.record), op.gen, op.cell, op.sliding, op.tag,
                    actual - op.amount);
         internal::SyncLink* link = sync.load(std::memory_order_acquire);
-        if (link != nullptr && Synced(table.at(op.record))) {
+        if (link != nullptr) {
           MarkDirty(link, table.at(op.record), op.record, op.gen);
         }
       }

@@ -52,13 +52,42 @@ bool SyncAccess::Describe(Enforcer& e, uint32_t index, uint8_t gen,
       0) {
     return false;  // reused while we read the key
   }
+  const CompiledCatalog& cc = *impl.compiled.load(std::memory_order_acquire);
   if (out->scope == kModelScope) {
-    // Per-model usage (usage_by_model) is this instance's own: nothing to
-    // sync. Its records are never marked dirty; this keeps it so.
+    // Per-model usage (usage_by_model): shared totals in the account's
+    // billing period, never capped, never leased.
     out->cells.clear();
+    const SubjectRef account =
+        impl.table.Find(Scope::kAccount, out->account, {},
+                        impl.table.Hash(Scope::kAccount, out->account, {}));
+    if (!account) return true;
+    const AccountProfile* profile =
+        account.rec->profile.load(std::memory_order_acquire);
+    const int plan_id = EffectivePlan(
+        account.rec->meta.load(std::memory_order_acquire), profile, now_ms);
+    if (plan_id < 0 || static_cast<size_t>(plan_id) >= cc.plans.size() ||
+        cc.plans[plan_id] == nullptr) {
+      return true;
+    }
+    const CompiledPlan& plan = *cc.plans[plan_id];
+    const Window w =
+        CurrentWindowOf(WindowUnit::kBillingPeriod, 1, *account.rec, now_ms);
+    for (int k = 0; k < plan.num_model_meters; ++k) {
+      SyncCellInfo info;
+      info.cell = plan.model_cell[k];
+      info.meter = plan.model_meter[k];
+      info.meter_name = info.meter < cc.meter_names.size()
+                            ? cc.meter_names[info.meter]
+                            : fmt::format("meter{}", info.meter);
+      info.window = WindowUnit::kBillingPeriod;
+      info.start_ms = w.start_ms;
+      info.end_ms = w.end_ms;
+      info.tag = w.tag;
+      info.plan = plan_id;
+      out->cells.push_back(std::move(info));
+    }
     return true;
   }
-  const CompiledCatalog& cc = *impl.compiled.load(std::memory_order_acquire);
   SubjectRecord* account = &rec;
   if (out->scope != Scope::kAccount) {
     account = impl.table

@@ -4,6 +4,8 @@
 // an account's state and of the feed of account changes.
 //
 //   <prefix>:{<account>}:<scope>:<sub>:<meter>:<window>:<f|s>:<start_ms>
+//     (scope "model" and sub the model, or "" for the other models, for
+//     usage_by_model counts)
 //   <prefix>:{<account>}:account
 //   <prefix>:{<account>}:wallet
 //   <prefix>:accounts
@@ -44,10 +46,13 @@ inline std::string CounterKey(std::string_view prefix, std::string_view account,
                               Scope scope, std::string_view sub,
                               std::string_view meter, std::string_view window,
                               WindowMode mode, int64_t start_ms) {
-  return fmt::format("{}:{{{}}}:{}:{}:{}:{}:{}:{}", prefix,
-                     EscapeKeyPart(account), ScopeName(scope),
-                     EscapeKeyPart(sub), EscapeKeyPart(meter), window,
-                     mode == WindowMode::kSliding ? "s" : "f", start_ms);
+  return fmt::format(
+      "{}:{{{}}}:{}:{}:{}:{}:{}:{}", prefix, EscapeKeyPart(account),
+      // The internal per-model scope (usage_by_model).
+      static_cast<int>(scope) == kNumScopes ? std::string_view("model")
+                                            : ScopeName(scope),
+      EscapeKeyPart(sub), EscapeKeyPart(meter), window,
+      mode == WindowMode::kSliding ? "s" : "f", start_ms);
 }
 
 // An account's stored state (account_doc.h) and the feed of changes to

@@ -1,9 +1,8 @@
 // Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
 //
 // Per-model usage ("usage_by_model") with cluster sync attached: the
-// limits are synced as ever, the per-model counts stay this instance's own
-// (no Redis key names a model), and settling and refunding them alongside
-// synced counters leaves the sync healthy.
+// per-model counts are shared like any counter (each instance's report
+// shows the cluster's totals), settled and refunded alongside the limits.
 
 #include <hiredis/hiredis.h>
 
@@ -41,48 +40,66 @@ std::vector<std::string> Keys(int port) {
   return keys;
 }
 
-TEST_CASE("per-model usage is counted, settled and never synced",
+TEST_CASE("per-model usage is counted, settled and shared",
           "[sync][redis][models]") {
   auto started = RedisServer::Start();
   REQUIRE(started.ok());
   RedisServer& server = **started;
-  Instance a;
+  Instance a, b;
   REQUIRE_NOTHROW(a = MakeInstance(kCatalog, "acme", "pro",
+                                   TestSyncOptions(server.port())));
+  REQUIRE_NOTHROW(b = MakeInstance(kCatalog, "acme", "pro",
                                    TestSyncOptions(server.port())));
   const int tokens = a.enforcer->MeterId("tokens");
   int applied = 0;
-  for (int i = 0; i < 20; ++i) {
+  for (int i = 0; i < 40; ++i) {
+    // Alternating instances, alternating models.
+    Enforcer& e = *(i % 4 < 2 ? a : b).enforcer;
     const MeterAmount estimate{tokens, 100};
-    const Decision d = a.enforcer->Check({.account_id = "acme",
-                                          .model = i % 2 ? "gpt-4o" : "o3",
-                                          .amounts = {&estimate, 1}});
+    const Decision d = e.Check({.account_id = "acme",
+                                .model = i % 2 ? "gpt-4o" : "o3",
+                                .amounts = {&estimate, 1}});
     REQUIRE(d.admitted());
     const MeterAmount actual{tokens, 7};
     // Every fifth call fails upstream: refunded, from the model too.
-    const CommitResult r = a.enforcer->Commit({.reservation = d.reservation,
-                                               .success = i % 5 != 0,
-                                               .actual = {&actual, 1}});
+    const CommitResult r = e.Commit({.reservation = d.reservation,
+                                     .success = i % 5 != 0,
+                                     .actual = {&actual, 1}});
     applied += r == CommitResult::kApplied ? 1 : 0;
   }
-  CHECK(applied == 16);
+  CHECK(applied == 32);
   REQUIRE(a.sync->Flush(milliseconds(5000)).ok());
-  auto usage = a.enforcer->Usage("acme");
-  REQUIRE(usage.ok());
-  REQUIRE(usage->models.size() == 2);
-  CHECK(usage->models[0].model == "gpt-4o");
-  CHECK(usage->models[0].meters[0].used == 8);  // i odd, not i % 5 == 0
-  CHECK(usage->models[0].meters[1].used == 8 * 7);
-  CHECK(usage->models[1].model == "o3");
-  CHECK(usage->models[1].meters[0].used == 8);
-  const std::vector<std::string> keys = Keys(server.port());
-  CHECK_FALSE(keys.empty());  // the limits are synced
-  for (const std::string& key : keys) {
-    INFO(key);
-    CHECK(key.find("gpt-4o") == std::string::npos);
-    CHECK(key.find("o3") == std::string::npos);
-    CHECK(key.find("unknown") == std::string::npos);
+  REQUIRE(b.sync->Flush(milliseconds(5000)).ok());
+  // i odd and not a multiple of 5: 16 on gpt-4o; i even: 16 on o3.
+  for (Instance* inst : {&a, &b}) {
+    bool shared = WaitFor(
+        [&] {
+          auto usage = inst->enforcer->Usage("acme");
+          return usage.ok() && usage->models.size() == 2 &&
+                 usage->models[0].meters[0].used == 16 &&
+                 usage->models[1].meters[0].used == 16;
+        },
+        milliseconds(5000));
+    auto usage = inst->enforcer->Usage("acme");
+    REQUIRE(usage.ok());
+    INFO(UsageReportJson(*usage));
+    CHECK(shared);
+    REQUIRE(usage->models.size() == 2);
+    CHECK(usage->models[0].model == "gpt-4o");
+    CHECK(usage->models[0].meters[0].used == 16);
+    CHECK(usage->models[0].meters[1].used == 16 * 7);
+    CHECK(usage->models[1].model == "o3");
+    CHECK(usage->models[1].meters[1].used == 16 * 7);
   }
+  // The counters live under scope "model", one key per model and meter.
+  int model_keys = 0;
+  for (const std::string& key : Keys(server.port())) {
+    model_keys += key.find(":model:gpt-4o:") != std::string::npos ||
+                  key.find(":model:o3:") != std::string::npos;
+  }
+  CHECK(model_keys == 4);
   CHECK(a.sync->LastError().empty());
+  CHECK(b.sync->LastError().empty());
 }
 
 }  // namespace
