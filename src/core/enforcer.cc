@@ -472,12 +472,15 @@ absl::StatusOr<AccountUsage> Enforcer::Usage(
   usage.period_start_ms = period.start_ms;
   usage.period_end_ms = period.end_ms;
   usage.wallet_micros = ref.rec->wallet_micros.load(std::memory_order_relaxed);
-  if (const internal::SyncLink* link =
-          impl_->sync.load(std::memory_order_acquire);
+  if (internal::SyncLink* link = impl_->sync.load(std::memory_order_acquire);
       link != nullptr && link->share_wallets) {
-    // The account's balance, not this instance's lease of it.
-    usage.wallet_micros =
-        std::max<int64_t>(0, link->WalletBalance(ref.index, ref.gen));
+    // The account's balance, not this instance's lease of it (0 until the
+    // sync, asked here, has heard it).
+    const int64_t balance = link->WalletBalance(ref.index, ref.gen);
+    if (balance < 0) {
+      link->wallets.Push(internal::PackDirty(ref.index, ref.gen));
+    }
+    usage.wallet_micros = std::max<int64_t>(0, balance);
   }
   if (profile != nullptr && profile->scheduled_plan >= 0 &&
       profile->scheduled_plan != plan_id &&
