@@ -475,9 +475,9 @@ absl::StatusOr<AccountUsage> Enforcer::Usage(
   if (internal::SyncLink* link = impl_->sync.load(std::memory_order_acquire);
       link != nullptr && link->share_wallets) {
     // The account's balance, not this instance's lease of it (0 until the
-    // sync, asked here, has heard it).
+    // sync, asked here for a plan that needs a wallet, has heard it).
     const int64_t balance = link->WalletBalance(ref.index, ref.gen);
-    if (balance < 0) {
+    if (balance < 0 && plan.source->wallet.required) {
       link->wallets.Push(internal::PackDirty(ref.index, ref.gen));
     }
     usage.wallet_micros = std::max<int64_t>(0, balance);
