@@ -24,14 +24,18 @@ checks=0
 
 stop_all() {
   local pid rc failed=()
+  local -A what=()
   for pid in "${pids[@]}"; do
+    # What it is, for the message (gone from /proc once reaped).
+    what[$pid]=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-80 || true)
     kill -TERM "$pid" 2>/dev/null || true
   done
   for pid in "${pids[@]}"; do
     rc=0
     wait "$pid" 2>/dev/null || rc=$?
     # 127: already reaped by the test itself.
-    ((rc == 0 || rc == 127)) || failed+=("pid $pid exited with status $rc")
+    ((rc == 0 || rc == 127)) ||
+      failed+=("pid $pid (${what[$pid]:-gone}) exited with status $rc")
   done
   pids=()
   # A sanitizer report (a leak at exit, a race) shows up as a bad status.

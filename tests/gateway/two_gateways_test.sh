@@ -63,10 +63,12 @@ for _ in $(seq 1 20); do
     --appendonly no \
     --dir "$tmp" --daemonize no >"$tmp/redis.log" 2>&1 &
   pid=$!
-  pids+=("$pid")
   for _ in $(seq 1 50); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       redis_port=$port
+      # Only the server that came up is stopped (and its status checked)
+      # by stop_all; a failed attempt is reaped below.
+      pids+=("$pid")
       break 2
     fi
     kill -0 "$pid" 2>/dev/null || break
