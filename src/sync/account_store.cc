@@ -106,8 +106,8 @@ void AccountStore::Round(int64_t steady_ms) {
   taken = 0;
   for (; taken < to_announce_.size() && batch.size() < kMaxBatch; ++taken) {
     const auto& [account, version] = to_announce_[taken];
-    batch.push_back({"XADD", feed_key_, "MAXLEN", "~", kAccountFeedMaxLen, "*", "a",
-                     account, "v", std::to_string(version)});
+    batch.push_back({"XADD", feed_key_, "MAXLEN", "~", kAccountFeedMaxLen, "*",
+                     "a", account, "v", std::to_string(version)});
     Op op{OpKind::kAnnounce, account};
     op.version = version;
     ops.push_back(std::move(op));

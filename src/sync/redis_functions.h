@@ -109,9 +109,9 @@
 // credit of older datasets and k this one's).
 //
 // pg2_wallet_credit KEYS[1] ARGV id amount epoch: applies a credit once per
-// id (epoch "" from a tool that does not know it). A negative one (a correction) must leave b + k >= t + L. Returns
-// {applied, balance, credits}, applied 0 for an id seen before; an error
-// for a correction that does not fit.
+// id (epoch "" from a tool that does not know it). A negative one (a
+// correction) must leave b + k >= t + L. Returns {applied, balance, credits},
+// applied 0 for an id seen before; an error for a correction that does not fit.
 //
 // pg2_acct_put KEYS[1] ARGV doc mode version: an account's state (a hash
 // of v, its version, and doc, account_doc.h). mode "set" stores doc as
