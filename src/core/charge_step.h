@@ -94,16 +94,37 @@ inline void DescribeDenial(const CompiledLimit& limit, const Caps& caps,
 // filled field by field.
 struct PendingCharge {
   const CompiledLimit* limit;
-  internal::CellTarget target;
+  SubjectRecord* rec;
+  uint32_t index;  // the record's (for the sync and the reservation)
+  uint8_t gen;
+  bool enforce;  // a cap that denies (not unlimited, not shadow)
+  bool leased;   // bounded by the sync's ceiling: re-checked after the charge
   Window window;
   CellView view;  // what the evaluation decided on
   uint64_t word;  // the cell word it read (the charge's CAS expects it)
   int64_t amount;
   int64_t used;  // the estimate before this request
   int64_t hard;  // the bound enforced: the cap with grace, or a ceiling
-  bool enforce;  // a cap that denies (not unlimited, not shadow)
-  bool leased;   // bounded by the sync's ceiling: re-checked after the charge
+
+  CellTarget Target() const {
+    return {rec,
+            index,
+            gen,
+            limit->cell,
+            limit->mode == WindowMode::kSliding,
+            limit->synced};
+  }
 };
+
+// Whether room a (what is left of hard_a after the request) is less than
+// room b, both as shares of their caps: (ha - aa) / ha < (hb - ab) / hb,
+// compared as products (counts < 2^43, so the products fit 128 bits) to
+// spare a division per limit.
+inline bool TighterThan(int64_t left_a, int64_t hard_a, int64_t left_b,
+                        int64_t hard_b) {
+  return static_cast<Int128>(left_a) * std::max<int64_t>(hard_b, 1) <
+         static_cast<Int128>(left_b) * std::max<int64_t>(hard_a, 1);
+}
 
 }  // namespace internal
 
@@ -127,7 +148,8 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
   const bool overrides = profile != nullptr && !profile->overrides.empty();
   int num_pending = 0;
   int tightest = -1;  // the admitted limit with least room left decides
-  double tightest_room = 2.0;
+  int64_t tightest_left = 0;
+  int64_t tightest_hard = 1;
   bool stale = false;
   for (const CompiledLimit& limit : plan.limits) {
     const SubjectRef& subject = subjects[static_cast<int>(limit.scope)];
@@ -204,20 +226,22 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
       } else if (after >= caps.nudge_at) {
         decision.warnings |= kWarnSoftNudge;
       }
-      if (ABSL_PREDICT_TRUE(!limit.concurrent)) {
-        const double room =
-            static_cast<double>(caps.hard - after) /
-            static_cast<double>(std::max<int64_t>(caps.hard, 1));
-        if (room < tightest_room) {
-          tightest_room = room;
-          tightest = num_pending;
-        }
+      if (ABSL_PREDICT_TRUE(!limit.concurrent) &&
+          (tightest < 0 ||
+           internal::TighterThan(caps.hard - after, caps.hard, tightest_left,
+                                 tightest_hard))) {
+        // A denial above returned; here after <= hard, or a shadow limit
+        // past it (no room left: it is the tightest).
+        tightest = num_pending;
+        tightest_left = caps.hard - after;
+        tightest_hard = caps.hard;
       }
     }
     PendingCharge& p = pending[num_pending++];
     p.limit = &limit;
-    p.target = {subject.rec, subject.index, subject.gen,
-                limit.cell,  sliding,       limit.synced};
+    p.rec = subject.rec;
+    p.index = subject.index;
+    p.gen = subject.gen;
     p.window = w;
     p.view = view;
     p.word = word;
@@ -258,7 +282,7 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
   for (; charged < num_pending; ++charged) {
     PendingCharge& p = pending[charged];
     CellView seen = p.view;
-    failure = internal::ChargeCell(p.target, p.hard, p.window, now, p.amount,
+    failure = internal::ChargeCell(p.Target(), p.hard, p.window, now, p.amount,
                                    p.enforce, p.word, &seen, link);
     if (ABSL_PREDICT_FALSE(failure != Charge::kOk)) {
       p.view = seen;
@@ -280,8 +304,7 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
     for (int k = 0; k < num_pending; ++k) {
       const PendingCharge& p = pending[k];
       if (!p.leased || p.amount <= 0) continue;
-      const int64_t ceiling =
-          link->CeilingSeqCst(p.target.index, p.limit->cell);
+      const int64_t ceiling = link->CeilingSeqCst(p.index, p.limit->cell);
       if (ABSL_PREDICT_FALSE(ceiling >= 0 && p.used + p.amount > ceiling)) {
         failure = Charge::kLeaseShrank;
         break;
@@ -291,8 +314,9 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
   if (ABSL_PREDICT_FALSE(failure != Charge::kOk)) {
     for (int k = 0; k < charged; ++k) {
       const PendingCharge& p = pending[k];
-      internal::AdjustCell(*p.target.rec, p.target.gen, p.target.cell,
-                           p.target.sliding, p.window.tag, -p.amount);
+      internal::AdjustCell(*p.rec, p.gen, p.limit->cell,
+                           p.limit->mode == WindowMode::kSliding, p.window.tag,
+                           -p.amount);
     }
     if (debit > 0) internal::MoveWallet(account.wallet_micros, debit);
     if (failure == Charge::kStale) return ChargeOutcome::kStale;
@@ -322,8 +346,8 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
       const Caps caps = internal::CapsFor(*p.limit, profile, user_id);
       const int64_t after = p.used + p.amount;
       if (ABSL_PREDICT_FALSE(after >= caps.nudge_at && p.used < caps.limit)) {
-        NoteCrossings(plan, plan_id, *p.limit, caps, p.target.index,
-                      p.target.gen, p.window, p.used, after);
+        NoteCrossings(plan, plan_id, *p.limit, caps, p.index, p.gen, p.window,
+                      p.used, after);
       }
     }
   }
@@ -331,15 +355,14 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
   if (link != nullptr) {
     for (int k = 0; k < num_pending; ++k) {
       if (pending[k].limit->synced) {
-        MarkDirty(link, *pending[k].target.rec, pending[k].target.index,
-                  pending[k].target.gen);
+        MarkDirty(link, *pending[k].rec, pending[k].index, pending[k].gen);
       }
     }
   }
 
   // Touch each subject at most once a second, for idle reclamation.
   const auto now_s = static_cast<uint32_t>(now / 1000);
-  for (int i = 0; i < kNumScopes; ++i) {
+  for (int i = 0; i < (plan.uses_narrow_scope ? kNumScopes : 1); ++i) {
     const SubjectRef& s = subjects[i];
     if (s && s.rec->last_used_s.load(std::memory_order_relaxed) != now_s) {
       s.rec->last_used_s.store(now_s, std::memory_order_relaxed);

@@ -6,6 +6,7 @@
 #include <bit>
 #include <cstring>
 
+#include "absl/base/attributes.h"
 #include "absl/hash/hash.h"
 #include "absl/status/status.h"
 #include "fmt/format.h"
@@ -18,39 +19,11 @@ constexpr double kMaxLoad = 0.7;
 // no Dead slot is on the probe path, so probe sequences stay short.
 constexpr double kMaxOccupied = 0.9;
 
-uint64_t PackShape(Scope scope, size_t account_len, size_t sub_len) {
-  return static_cast<uint64_t>(scope) | (uint64_t{account_len} << 8) |
-         (uint64_t{sub_len} << 24);
-}
-
 uint32_t MakeCtrl(uint32_t gen, RecordState state) {
   return (gen << 8) | static_cast<uint32_t>(state);
 }
 
-// A small multiply-mix hash over 8-byte words (the folded 128-bit product
-// of two words, as in wyhash-style designs). Seeded per table, so that ids
-// chosen to collide in one process do not collide in another.
-__extension__ typedef unsigned __int128 U128;
-constexpr uint64_t kP0 = 0xa0761d6478bd642full;
-constexpr uint64_t kP1 = 0xe7037ed1a0b428dbull;
-constexpr uint64_t kP2 = 0x8ebc6af09c88c6e3ull;
-
-inline uint64_t Mix(uint64_t a, uint64_t b) {
-  const U128 r = static_cast<U128>(a) * b;
-  return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
-}
-
-inline uint64_t Load64(const char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
-
-inline uint64_t Load32(const char* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
+using namespace key_hash;  // NOLINT: the hash's parts (counter_table.h)
 
 uint64_t HashBytes(std::string_view s, uint64_t h) {
   const char* p = s.data();
@@ -73,19 +46,6 @@ uint64_t HashBytes(std::string_view s, uint64_t h) {
            static_cast<uint8_t>(p[n - 1]);
   }
   return Mix(tail ^ kP2, h ^ kP1);
-}
-
-// The n <= 8 bytes at p as one little-endian word, zero above them, from
-// at most two loads (no memcpy call for a short id).
-inline uint64_t LoadUpTo8(const char* p, size_t n) {
-  if (n >= 4) {
-    // Two overlapping 4-byte loads; the overlap ORs equal bytes.
-    return Load32(p) | (Load32(p + n - 4) << (8 * (n - 4)));
-  }
-  if (n == 0) return 0;
-  return uint64_t{static_cast<uint8_t>(p[0])} |
-         (uint64_t{static_cast<uint8_t>(p[n / 2])} << (8 * (n / 2))) |
-         (uint64_t{static_cast<uint8_t>(p[n - 1])} << (8 * (n - 1)));
 }
 
 }  // namespace
@@ -172,6 +132,13 @@ bool CounterTable::KeyEquals(const SubjectRecord& rec, const KeyProbe& key) {
 SubjectRef CounterTable::Find(Scope scope, std::string_view account,
                               std::string_view sub, uint64_t hash) const {
   return Find(KeyProbe(scope, account, sub), hash);
+}
+
+ABSL_ATTRIBUTE_NOINLINE SubjectRef
+CounterTable::FindAccountSlow(std::string_view id, uint64_t* hash) const {
+  const KeyProbe key(Scope::kAccount, id, {});
+  *hash = Hash(key);
+  return Find(key, *hash);
 }
 
 SubjectRef CounterTable::Find(const KeyProbe& key, uint64_t hash) const {

@@ -35,12 +35,14 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string_view>
 #include <vector>
 
+#include "absl/base/optimization.h"
 #include "absl/status/statusor.h"
 #include "internal/huge_array.h"
 #include "plangate/catalog.h"
@@ -131,6 +133,51 @@ struct SubjectRef {
   explicit operator bool() const { return rec != nullptr; }
 };
 
+// The key hash's parts (CounterTable::Hash): a small multiply-mix over
+// 8-byte words (the folded 128-bit product of two words, as in
+// wyhash-style designs), seeded per table so that ids chosen to collide in
+// one process do not collide in another. Inline: the account lookup of
+// every check builds and hashes its key from these.
+namespace key_hash {
+__extension__ typedef unsigned __int128 U128;
+inline constexpr uint64_t kP0 = 0xa0761d6478bd642full;
+inline constexpr uint64_t kP1 = 0xe7037ed1a0b428dbull;
+inline constexpr uint64_t kP2 = 0x8ebc6af09c88c6e3ull;
+
+inline uint64_t Mix(uint64_t a, uint64_t b) {
+  const U128 r = static_cast<U128>(a) * b;
+  return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
+}
+inline uint64_t Load64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+inline uint64_t Load32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+// The n <= 8 bytes at p as one little-endian word, zero above them, from
+// at most two loads (no memcpy call for a short id).
+inline uint64_t LoadUpTo8(const char* p, size_t n) {
+  if (n >= 8) return Load64(p);
+  if (n >= 4) {
+    // Two overlapping 4-byte loads; the overlap ORs equal bytes.
+    return Load32(p) | (Load32(p + n - 4) << (8 * (n - 4)));
+  }
+  if (n == 0) return 0;
+  return uint64_t{static_cast<uint8_t>(p[0])} |
+         (uint64_t{static_cast<uint8_t>(p[n / 2])} << (8 * (n / 2))) |
+         (uint64_t{static_cast<uint8_t>(p[n - 1])} << (8 * (n - 1)));
+}
+// shape: [scope:8][account_len:16][sub_len:16] (low to high bits).
+inline uint64_t PackShape(Scope scope, size_t account_len, size_t sub_len) {
+  return static_cast<uint64_t>(scope) | (uint64_t{account_len} << 8) |
+         (uint64_t{sub_len} << 24);
+}
+}  // namespace key_hash
+
 // The lookup form of a key: scope, lengths and (for short keys) the bytes
 // padded to whole words, built once per lookup and compared word by word.
 struct KeyProbe {
@@ -167,6 +214,14 @@ class CounterTable {
   SubjectRef Find(Scope scope, std::string_view account, std::string_view sub,
                   uint64_t hash) const;
   SubjectRef Find(const KeyProbe& key, uint64_t hash) const;
+  // The account record of `id`, or an empty ref; *hash is Hash of the
+  // account key (for an insert after a miss). The hot path's lookup: for
+  // an id of up to kInlineKeyBytes whose record sits in its home slot it
+  // builds, hashes and compares the key in registers, without a KeyProbe
+  // or a call; anything else takes Find.
+  SubjectRef FindAccount(std::string_view id, uint64_t* hash) const;
+  // FindAccount's slow half: any id, probing from the home slot.
+  SubjectRef FindAccountSlow(std::string_view id, uint64_t* hash) const;
 
   // Finds the record or inserts a fresh one (cells zero, meta zero). The
   // insert path takes the table mutex. With an owner, the new record counts
@@ -223,6 +278,48 @@ class CounterTable {
   };
   std::vector<Retired> retired_keys_;  // under mu_
 };
+
+inline SubjectRef CounterTable::FindAccount(std::string_view id,
+                                            uint64_t* hash) const {
+  using namespace key_hash;  // NOLINT: the hash's parts, above
+  const size_t len = id.size();
+  if (ABSL_PREDICT_FALSE(len > SubjectRecord::kInlineKeyBytes)) {
+    return FindAccountSlow(id, hash);
+  }
+  // The same words and hash as KeyProbe and Hash(const KeyProbe&).
+  const uint64_t shape = PackShape(Scope::kAccount, len, 0);
+  const size_t num_words = (len + 7) / 8;
+  uint64_t words[SubjectRecord::kInlineKeyBytes / 8];
+  uint64_t h = seed_ ^ (shape * kP2);
+  for (size_t i = 0; i < num_words; ++i) {
+    words[i] = LoadUpTo8(id.data() + 8 * i, std::min<size_t>(8, len - 8 * i));
+    h = Mix(words[i] ^ kP1, h ^ kP2);
+  }
+  *hash = h;
+  const size_t home = h & mask_;
+  SubjectRecord& rec = (*records_)[home];
+  // Acquire, as in Find: the key written before Live is visible.
+  const uint32_t ctrl = rec.ctrl.load(std::memory_order_acquire);
+  const RecordState state = SubjectRecord::State(ctrl);
+  if (state == RecordState::kEmpty) return {};
+  bool equal = state == RecordState::kLive &&
+               rec.hash.load(std::memory_order_relaxed) == h &&
+               rec.shape.load(std::memory_order_relaxed) == shape;
+  for (size_t i = 0; equal && i < num_words; ++i) {
+    // Relaxed, as in KeyEquals: validated by the ctrl re-check below.
+    equal = rec.key_words[i].load(std::memory_order_relaxed) == words[i];
+  }
+  if (ABSL_PREDICT_TRUE(equal)) {
+    // Orders the key reads above before the re-check of ctrl (as in Find).
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (((rec.ctrl.load(std::memory_order_relaxed) ^ ctrl) & ~kCtrlSyncDirty) ==
+        0) {
+      return {&rec, static_cast<uint32_t>(home),
+              static_cast<uint8_t>(SubjectRecord::Generation(ctrl))};
+    }
+  }
+  return FindAccountSlow(id, hash);  // probing on, or racing a reuse
+}
 
 }  // namespace plangate::internal
 

@@ -88,15 +88,10 @@ bool ModelAllowed(const Plan& plan, std::string_view model) {
 
 }  // namespace
 
-SubjectRef Enforcer::Impl::LookupAccount(std::string_view id, int64_t now_ms,
-                                         const CompiledCatalog& cc,
-                                         bool may_insert,
-                                         internal::SyncLink* link,
-                                         Decision* denial) {
-  const internal::KeyProbe key(Scope::kAccount, id, {});
-  const uint64_t hash = table.Hash(key);
-  SubjectRef ref = table.Find(key, hash);
-  if (ABSL_PREDICT_TRUE(ref)) return ref;
+ABSL_ATTRIBUTE_NOINLINE SubjectRef Enforcer::Impl::LookupAccountMiss(
+    std::string_view id, uint64_t hash, int64_t now_ms,
+    const CompiledCatalog& cc, bool may_insert, internal::SyncLink* link,
+    Decision* denial) {
   const bool shared = link != nullptr && link->share_accounts;
   if ((cc.default_plan < 0 && !shared) || !may_insert) {
     *denial = DenyWith(DenyKind::kUnknownAccount, 403);
@@ -330,18 +325,19 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
     uint32_t index = 0;
     uint32_t generation = 0;
     ReservationSlot* slot = reservations.Acquire(&index, &generation);
-    bool must_settle = false;
-    for (int k = 0; k < num_pending; ++k) {
-      must_settle |= pending[k].limit->concurrent;
-    }
     if (ABSL_PREDICT_FALSE(slot == nullptr)) {
+      bool must_settle = false;
+      for (int k = 0; k < num_pending; ++k) {
+        must_settle |= pending[k].limit->concurrent;
+      }
       if (must_settle) {
         // A request in flight that nothing would give back leaks its
         // slot of the concurrency limit: undo, and deny.
         for (int k = 0; k < num_pending; ++k) {
           const PendingCharge& p = pending[k];
-          internal::AdjustCell(*p.target.rec, p.target.gen, p.target.cell,
-                               p.target.sliding, p.window.tag, -p.amount);
+          internal::AdjustCell(*p.rec, p.gen, p.limit->cell,
+                               p.limit->mode == WindowMode::kSliding,
+                               p.window.tag, -p.amount);
         }
         if (debit > 0) internal::MoveWallet(account.wallet_micros, debit);
         capacity_denials.fetch_add(1, std::memory_order_relaxed);
@@ -358,22 +354,25 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
       return;
     }
     slot->request_id = req.request_id;
-    slot->must_settle = must_settle;
     slot->wallet_record = subjects[0].index;
     slot->wallet_gen = subjects[0].gen;
     slot->wallet_micros = debit;
+    bool must_settle = false;
     for (int k = 0; k < num_pending; ++k) {
       const PendingCharge& p = pending[k];
+      const CompiledLimit& limit = *p.limit;
       ReservedOp& op = slot->ops[k];
-      op.record = p.target.index;
+      op.record = p.index;
       op.tag = static_cast<uint16_t>(p.window.tag);
-      op.cell = p.target.cell;
-      op.gen = p.target.gen;
-      op.meter = p.limit->amount_meter;  // what Commit's actual amounts name
-      op.sliding = p.target.sliding;
-      op.release = p.limit->concurrent;
+      op.cell = limit.cell;
+      op.gen = p.gen;
+      op.meter = limit.amount_meter;  // what Commit's actual amounts name
+      op.sliding = limit.mode == WindowMode::kSliding;
+      op.release = limit.concurrent;
       op.amount = p.amount;
+      must_settle |= limit.concurrent;
     }
+    slot->must_settle = must_settle;
     // compiled_catalog.cc keeps limits + model meters <= kMaxReservedOps.
     slot->num_ops =
         ABSL_PREDICT_TRUE(plan.num_model_meters == 0)

@@ -220,6 +220,14 @@ Decision Enforcer::Extend(const ExtendRequest& request) {
 }
 
 CommitResult Enforcer::Commit(const CommitRequest& commit) {
+  // The common commit: it went well and Check's amounts were final. The
+  // counts stand as charged; only the slot is given back, in one CAS.
+  if (commit.success && commit.actual.empty() && commit.wallet_micros < 0 &&
+      commit.request_id == 0 && !commit.reservation.empty() &&
+      impl_->reservations.Release(commit.reservation.slot,
+                                  commit.reservation.generation)) {
+    return CommitResult::kApplied;
+  }
   return impl_->Settle(commit);
 }
 

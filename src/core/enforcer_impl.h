@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/base/optimization.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "core/account_profile.h"
@@ -90,9 +91,20 @@ struct Enforcer::Impl {
       bool charge, int64_t debit, AmountOf amount_of,
       internal::PendingCharge* pending, int* num_charged, Decision* out);
   CommitResult Settle(const CommitRequest& commit);
+  // The account record of `id`; on a miss (LookupAccountMiss, out of line)
+  // a first sighting's record, or an empty ref with *denial filled.
   SubjectRef LookupAccount(std::string_view id, int64_t now_ms,
                            const CompiledCatalog& cc, bool may_insert,
-                           internal::SyncLink* link, Decision* denial);
+                           internal::SyncLink* link, Decision* denial) {
+    uint64_t hash = 0;
+    const SubjectRef ref = table.FindAccount(id, &hash);
+    if (ABSL_PREDICT_TRUE(ref)) return ref;
+    return LookupAccountMiss(id, hash, now_ms, cc, may_insert, link, denial);
+  }
+  SubjectRef LookupAccountMiss(std::string_view id, uint64_t hash,
+                               int64_t now_ms, const CompiledCatalog& cc,
+                               bool may_insert, internal::SyncLink* link,
+                               Decision* denial);
   // UpsertAccount's work, here only (nothing is published to a sync).
   absl::Status ApplyAccount(const AccountUpdate& update);
   absl::Status InstallCatalog(std::shared_ptr<const Catalog> catalog);

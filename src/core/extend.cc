@@ -150,7 +150,7 @@ void Enforcer::Impl::ExtendInto(const ExtendRequest& req, Decision* out) {
       const PendingCharge& p = pending[i];
       for (int k = 0; k < slot->num_ops; ++k) {
         ReservedOp& op = slot->ops[k];
-        if (op.record == p.target.index && op.cell == p.target.cell &&
+        if (op.record == p.index && op.cell == p.limit->cell &&
             op.tag == static_cast<uint16_t>(p.window.tag)) {
           op.amount = std::min(op.amount + p.amount, kMaxCount);
           break;

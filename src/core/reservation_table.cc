@@ -13,11 +13,6 @@ namespace {
 // A check gives up looking for a free slot after this many probes.
 constexpr size_t kMaxScan = 64;
 
-// Where this thread starts looking for a free slot. Seeded from the
-// address of the variable itself, so threads start apart without a syscall.
-thread_local uint32_t tls_cursor =
-    static_cast<uint32_t>(std::hash<const void*>{}(&tls_cursor) >> 6);
-
 }  // namespace
 
 ReservationTable::ReservationTable(size_t capacity)
@@ -25,10 +20,18 @@ ReservationTable::ReservationTable(size_t capacity)
           std::max<size_t>(capacity, 1))),
       capacity_(std::max<size_t>(capacity, 1)) {}
 
-ReservationSlot* ReservationTable::Acquire(uint32_t* index,
-                                           uint32_t* generation) {
-  uint32_t i = tls_cursor;
-  if (ABSL_PREDICT_FALSE(i >= capacity_)) i %= capacity_;
+ReservationSlot* ReservationTable::AcquireScan(uint32_t* index,
+                                               uint32_t* generation) {
+  uint32_t i = tls_cursor_plus_1 - 1;
+  if (tls_cursor_plus_1 == 0) {
+    // Seeded from the address of the variable itself, so threads start
+    // apart without a syscall.
+    i = static_cast<uint32_t>(std::hash<const void*>{}(&tls_cursor_plus_1) >>
+                              6);
+  }
+  if (ABSL_PREDICT_FALSE(i >= capacity_)) {
+    i = static_cast<uint32_t>(i % capacity_);
+  }
   const size_t scan = std::min(kMaxScan, capacity_);
   for (size_t n = 0; n < scan; ++n) {
     ReservationSlot& slot = (*slots_)[i];
@@ -42,7 +45,7 @@ ReservationSlot* ReservationTable::Acquire(uint32_t* index,
               ReservationSlot::Make(gen, SlotState::kFilling,
                                     SlotOutcome::kNone),
               std::memory_order_acquire, std::memory_order_relaxed)) {
-        tls_cursor = i + 1;
+        tls_cursor_plus_1 = i + 2;
         *index = i;
         *generation = gen;
         return &slot;
@@ -50,33 +53,8 @@ ReservationSlot* ReservationTable::Acquire(uint32_t* index,
     }
     if (++i == capacity_) i = 0;
   }
-  tls_cursor = i;
+  tls_cursor_plus_1 = i + 1;
   return nullptr;
-}
-
-bool ReservationTable::Release(uint32_t index, uint32_t generation) {
-  if (index >= capacity_) return false;
-  uint64_t expected = ReservationSlot::Make(generation, SlotState::kPending,
-                                            SlotOutcome::kNone);
-  // Relaxed: nothing in the slot is read or written by this settle, and the
-  // next owner's Acquire reads nothing we wrote.
-  return (*slots_)[index].ctrl.compare_exchange_strong(
-      expected,
-      ReservationSlot::Make(generation, SlotState::kFree,
-                            SlotOutcome::kApplied),
-      std::memory_order_relaxed, std::memory_order_relaxed);
-}
-
-void ReservationTable::Publish(ReservationSlot* slot, uint32_t generation,
-                               int64_t expires_ms) {
-  slot->expires_ms.store(expires_ms, std::memory_order_relaxed);
-  // Release: the ops written while Filling are visible to whoever claims
-  // the slot from Pending with an acquire CAS.
-  slot->ctrl.store(
-      ReservationSlot::Make(
-          generation, SlotState::kPending,
-          slot->must_settle ? SlotOutcome::kMustSettle : SlotOutcome::kNone),
-      std::memory_order_release);
 }
 
 void ReservationTable::Abandon(ReservationSlot* slot, uint32_t generation) {

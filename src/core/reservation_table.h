@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "absl/base/optimization.h"
 #include "internal/huge_array.h"
 
 namespace plangate::internal {
@@ -85,17 +86,65 @@ class ReservationTable {
   explicit ReservationTable(size_t capacity);
 
   // Claims a free slot for filling; nullptr when none is found within a
-  // bounded scan. Sets *index and *generation (never 0).
-  ReservationSlot* Acquire(uint32_t* index, uint32_t* generation);
+  // bounded scan. Sets *index and *generation (never 0). Inline: the slot
+  // at this thread's cursor, usually free; AcquireScan otherwise.
+  ReservationSlot* Acquire(uint32_t* index, uint32_t* generation) {
+    // The cursor is kept + 1, so that 0 (every thread's first value, a
+    // constant initializer: no TLS init call) sends the first Acquire to
+    // AcquireScan, which seeds it.
+    const uint32_t i = tls_cursor_plus_1 - 1;
+    if (ABSL_PREDICT_TRUE(i < capacity_)) {
+      ReservationSlot& slot = (*slots_)[i];
+      uint64_t c = slot.ctrl.load(std::memory_order_relaxed);
+      if (ABSL_PREDICT_TRUE(ReservationSlot::State(c) == SlotState::kFree)) {
+        const uint32_t gen = ReservationSlot::Generation(c) + 1;
+        // Acquire: the previous owner's writes to the slot happen before
+        // ours. (gen == 0, once in 2^32 reuses, goes to the scan: 0 marks
+        // an empty Reservation handle.)
+        if (ABSL_PREDICT_TRUE(gen != 0) &&
+            slot.ctrl.compare_exchange_strong(
+                c,
+                ReservationSlot::Make(gen, SlotState::kFilling,
+                                      SlotOutcome::kNone),
+                std::memory_order_acquire, std::memory_order_relaxed)) {
+          tls_cursor_plus_1 = i + 2;
+          *index = i;
+          *generation = gen;
+          return &slot;
+        }
+      }
+    }
+    return AcquireScan(index, generation);
+  }
   // Makes a filled slot visible to Commit and the expiry sweep.
-  void Publish(ReservationSlot* slot, uint32_t generation, int64_t expires_ms);
+  void Publish(ReservationSlot* slot, uint32_t generation, int64_t expires_ms) {
+    slot->expires_ms.store(expires_ms, std::memory_order_relaxed);
+    // Release: the ops written while Filling are visible to whoever claims
+    // the slot from Pending with an acquire CAS.
+    slot->ctrl.store(
+        ReservationSlot::Make(
+            generation, SlotState::kPending,
+            slot->must_settle ? SlotOutcome::kMustSettle : SlotOutcome::kNone),
+        std::memory_order_release);
+  }
   // Gives back an acquired slot that ended up unused.
   void Abandon(ReservationSlot* slot, uint32_t generation);
 
   // Frees slot `index` as applied if it is Pending under `generation`, in
   // one CAS: a settle that changes nothing (success, no actual amounts).
   // false when it is not (then BeginSettle says why).
-  bool Release(uint32_t index, uint32_t generation);
+  bool Release(uint32_t index, uint32_t generation) {
+    if (index >= capacity_) return false;
+    uint64_t expected = ReservationSlot::Make(generation, SlotState::kPending,
+                                              SlotOutcome::kNone);
+    // Relaxed: nothing in the slot is read or written by this settle, and
+    // the next owner's Acquire reads nothing we wrote.
+    return (*slots_)[index].ctrl.compare_exchange_strong(
+        expected,
+        ReservationSlot::Make(generation, SlotState::kFree,
+                              SlotOutcome::kApplied),
+        std::memory_order_relaxed, std::memory_order_relaxed);
+  }
   // Claims slot `index` for settling if it is Pending under `generation`.
   SettleClaim BeginSettle(uint32_t index, uint32_t generation,
                           ReservationSlot** slot);
@@ -110,6 +159,12 @@ class ReservationTable {
   size_t CountPending() const;
 
  private:
+  // Acquire's slow half: a bounded scan from the cursor (seeded here).
+  ReservationSlot* AcquireScan(uint32_t* index, uint32_t* generation);
+
+  // Where this thread looks for a free slot next, + 1 (0: not seeded).
+  static inline thread_local uint32_t tls_cursor_plus_1 = 0;
+
   std::unique_ptr<HugeArray<ReservationSlot>> slots_;
   size_t capacity_;
 };

@@ -51,14 +51,7 @@ void Enforcer::Impl::Refund(ReservationSlot& slot) {
 
 CommitResult Enforcer::Impl::Settle(const CommitRequest& commit) {
   if (commit.reservation.empty()) return CommitResult::kEmpty;
-  // The common commit: it went well and Check's amounts were final. The
-  // counts stand as charged; only the slot is given back.
-  if (commit.success && commit.actual.empty() && commit.wallet_micros < 0 &&
-      commit.request_id == 0 &&
-      reservations.Release(commit.reservation.slot,
-                           commit.reservation.generation)) {
-    return CommitResult::kApplied;
-  }
+  // (Enforcer::Commit frees a slot that nothing changes in one CAS first.)
   ReservationSlot* slot = nullptr;
   switch (reservations.BeginSettle(commit.reservation.slot,
                                    commit.reservation.generation, &slot)) {
