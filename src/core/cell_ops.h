@@ -56,11 +56,12 @@ struct CellTarget {
 // and the estimate would pass `hard`. `word` and `prev_word` are the words
 // the evaluation decided on and `*seen` their view; the CAS expects `word`,
 // so the common uncontended case re-reads nothing. On return *seen is the
-// view the charge was decided on.
+// view the charge was decided on; *raced (if given) says whether that is
+// another than the one passed in (a racing charge came first).
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline Charge ChargeCell(
     const CellTarget& t, int64_t hard, const Window& w, int64_t now_ms,
-    int64_t amount, bool enforce, uint64_t word, CellView* seen,
-    SyncLink* sync) {
+    int64_t amount, bool enforce, uint64_t word, CellView* seen, SyncLink* sync,
+    bool* raced = nullptr) {
   std::atomic<uint64_t>& cur = t.rec->cells[t.cell];
   for (;;) {
     const int64_t next = std::min(seen->current + amount, kMaxCount);
@@ -70,6 +71,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline Charge ChargeCell(
       break;
     }
     // Lost a race (or a spurious failure): decide again on what is there.
+    if (raced != nullptr) *raced = true;
     if (Cell::Gen(word) != t.gen) return Charge::kStale;
     const uint64_t prev_word =
         t.sliding ? t.rec->cells[t.cell + 1].load(std::memory_order_relaxed)

@@ -282,13 +282,14 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
   for (; charged < num_pending; ++charged) {
     PendingCharge& p = pending[charged];
     CellView seen = p.view;
+    bool raced = false;
     failure = internal::ChargeCell(p.Target(), p.hard, p.window, now, p.amount,
-                                   p.enforce, p.word, &seen, link);
+                                   p.enforce, p.word, &seen, link, &raced);
     if (ABSL_PREDICT_FALSE(failure != Charge::kOk)) {
       p.view = seen;
       break;
     }
-    if (ABSL_PREDICT_FALSE(!SameView(seen, p.view))) {
+    if (ABSL_PREDICT_FALSE(raced && !SameView(seen, p.view))) {
       // A racing charge came first: this one counts on top of it.
       p.view = seen;
       p.used = internal::Estimate(seen, p.window, now);

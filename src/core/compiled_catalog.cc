@@ -235,6 +235,8 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
       c.amount_meter = static_cast<uint16_t>(amount_meter);
       c.tool_meters = std::move(tool_meters);
       if (!limit.models.empty()) c.models = &limit.models;
+      c.filtered = c.applies_to != Traffic::kAll || c.models != nullptr ||
+                   !c.tool_meters.empty();
       c.unlimited = limit.unlimited;
       c.shadow = limit.shadow || plan.shadow;
       c.limit = limit.unlimited ? kMaxCount : limit.limit;
@@ -252,6 +254,10 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
       c.synced = !c.concurrent;
       c.leasable = c.synced && !c.unlimited && !c.shadow &&
                    limit.mode == WindowMode::kFixed;
+      c.op.cell = c.cell;
+      c.op.meter = c.amount_meter;  // what Commit's actual amounts name
+      c.op.sliding = c.mode == WindowMode::kSliding;
+      c.op.release = c.concurrent;
       compiled->uses_scope[static_cast<int>(limit.scope)] = true;
       if (limit.scope != Scope::kAccount) compiled->uses_narrow_scope = true;
       compiled->limits.push_back(c);

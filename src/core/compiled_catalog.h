@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/reservation_table.h"
 #include "plangate/catalog.h"
 
 namespace plangate::internal {
@@ -55,6 +56,13 @@ struct CompiledLimit {
   std::vector<uint16_t> tool_meters;
   // A per-model limit (Limit::models, inside `source`); nullptr otherwise.
   const std::vector<std::string>* models = nullptr;
+  // Whether the limit applies to some requests only (applies_to, models)
+  // or counts tools: what a check must test beyond the amount's meter.
+  bool filtered = false;
+  // The reservation op of a charge of this limit with what the limit
+  // fixes filled in (cell, meter, sliding, release); a check adds the
+  // record, generation, window tag and amount.
+  ReservedOp op;
   bool unlimited = false;
   bool shadow = false;
   int64_t limit = 0;

@@ -44,6 +44,9 @@ int64_t AmountFor(const CheckRequest& req, uint16_t meter) {
 // a per-tool limit the sum of its tools' meters; -1 when it does not apply.
 int64_t LimitAmount(const CheckRequest& req, std::string_view model,
                     const CompiledLimit& limit) {
+  if (ABSL_PREDICT_TRUE(!limit.filtered)) {
+    return AmountFor(req, limit.amount_meter);
+  }
   if (!TrafficMatches(limit.applies_to, req.byok)) return -1;
   if (ABSL_PREDICT_FALSE(limit.models != nullptr)) {
     bool match = false;
@@ -126,12 +129,6 @@ ABSL_ATTRIBUTE_NOINLINE SubjectRef Enforcer::Impl::LookupAccountMiss(
              std::memory_order_acq_rel)) {
   }
   return *inserted;
-}
-
-Decision Enforcer::Impl::Decide(const CheckRequest& req, bool charge) {
-  Decision d;  // the one returned object (no copies on the admit path)
-  DecideInto(req, charge, &d);
-  return d;
 }
 
 void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
@@ -360,17 +357,13 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
     bool must_settle = false;
     for (int k = 0; k < num_pending; ++k) {
       const PendingCharge& p = pending[k];
-      const CompiledLimit& limit = *p.limit;
       ReservedOp& op = slot->ops[k];
+      op = p.limit->op;
       op.record = p.index;
       op.tag = static_cast<uint16_t>(p.window.tag);
-      op.cell = limit.cell;
       op.gen = p.gen;
-      op.meter = limit.amount_meter;  // what Commit's actual amounts name
-      op.sliding = limit.mode == WindowMode::kSliding;
-      op.release = limit.concurrent;
       op.amount = p.amount;
-      must_settle |= limit.concurrent;
+      must_settle |= op.release;
     }
     slot->must_settle = must_settle;
     // compiled_catalog.cc keeps limits + model meters <= kMaxReservedOps.

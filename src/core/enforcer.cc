@@ -206,11 +206,15 @@ absl::StatusOr<std::unique_ptr<Enforcer>> Enforcer::Create(
 }
 
 Decision Enforcer::Check(const CheckRequest& request) {
-  return impl_->Decide(request, /*charge=*/true);
+  Decision d;  // the one returned object (no copies on the admit path)
+  impl_->DecideInto(request, /*charge=*/true, &d);
+  return d;
 }
 
 Decision Enforcer::Peek(const CheckRequest& request) const {
-  return impl_->Decide(request, /*charge=*/false);
+  Decision d;
+  impl_->DecideInto(request, /*charge=*/false, &d);
+  return d;
 }
 
 Decision Enforcer::Extend(const ExtendRequest& request) {

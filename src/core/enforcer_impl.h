@@ -72,7 +72,6 @@ struct Enforcer::Impl {
     return now_ms != 0 ? now_ms : clock->NowMs();
   }
 
-  Decision Decide(const CheckRequest& req, bool charge);
   void DecideInto(const CheckRequest& req, bool charge, Decision* out);
   void ExtendInto(const ExtendRequest& req, Decision* out);
 

@@ -41,6 +41,9 @@ inline uint32_t TagOf(int64_t index) {
 }
 
 inline int64_t FloorDiv(int64_t a, int64_t b) {
+  // Instants after the epoch and positive lengths (every hot-path call):
+  // plain division.
+  if (ABSL_PREDICT_TRUE(a >= 0 && b > 0)) return a / b;
   const int64_t q = a / b;
   return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
