@@ -152,8 +152,12 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
   int64_t tightest_hard = 1;
   bool stale = false;
   for (const CompiledLimit& limit : plan.limits) {
-    const SubjectRef& subject = subjects[static_cast<int>(limit.scope)];
-    if (!subject) continue;
+    // A plan of account limits only reads the account's record, which the
+    // check always has.
+    const SubjectRef& subject = ABSL_PREDICT_TRUE(!plan.uses_narrow_scope)
+                                    ? subjects[0]
+                                    : subjects[static_cast<int>(limit.scope)];
+    if (ABSL_PREDICT_FALSE(plan.uses_narrow_scope) && !subject) continue;
     const int64_t amount = amount_of(limit);
     if (amount < 0) continue;  // the limit does not apply
     const Window w = internal::CurrentWindow(limit, account, now);
@@ -248,7 +252,7 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
     p.amount = amount;
     p.used = used;
     p.hard = caps.hard;
-    p.enforce = !caps.unlimited && !limit.shadow;
+    p.enforce = !(caps.unlimited | limit.shadow);
     p.leased = leased;
   }
   if (ABSL_PREDICT_FALSE(stale)) return ChargeOutcome::kStale;

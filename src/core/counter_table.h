@@ -286,14 +286,20 @@ inline SubjectRef CounterTable::FindAccount(std::string_view id,
   if (ABSL_PREDICT_FALSE(len > SubjectRecord::kInlineKeyBytes)) {
     return FindAccountSlow(id, hash);
   }
-  // The same words and hash as KeyProbe and Hash(const KeyProbe&).
+  // The same words and hash as KeyProbe and Hash(const KeyProbe&): whole
+  // words, then the tail's.
   const uint64_t shape = PackShape(Scope::kAccount, len, 0);
   const size_t num_words = (len + 7) / 8;
   uint64_t words[SubjectRecord::kInlineKeyBytes / 8];
   uint64_t h = seed_ ^ (shape * kP2);
-  for (size_t i = 0; i < num_words; ++i) {
-    words[i] = LoadUpTo8(id.data() + 8 * i, std::min<size_t>(8, len - 8 * i));
+  const size_t whole = len / 8;
+  for (size_t i = 0; i < whole; ++i) {
+    words[i] = Load64(id.data() + 8 * i);
     h = Mix(words[i] ^ kP1, h ^ kP2);
+  }
+  if (len % 8 != 0) {
+    words[whole] = LoadUpTo8(id.data() + 8 * whole, len % 8);
+    h = Mix(words[whole] ^ kP1, h ^ kP2);
   }
   *hash = h;
   const size_t home = h & mask_;
