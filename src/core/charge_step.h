@@ -185,11 +185,14 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
       const uint64_t nibble = internal::CellNibble(
           subject.rec->meta.load(std::memory_order_acquire), limit.cell);
       if (internal::NibbleReady(nibble, w.tag)) {
-        // This instance may take the count up to its ceiling (lease).
+        // This instance may take the current window's count up to its
+        // ceiling (lease). In a sliding window that bounds the estimate at
+        // the ceiling plus the previous window's weighted share now.
         leased = true;
         const int64_t ceiling = link->Ceiling(subject.index, limit.cell);
-        if (ceiling >= 0 && ceiling < caps.hard && after <= caps.hard) {
-          caps.hard = ceiling;
+        const int64_t bound = ceiling + (used - view.current);
+        if (ceiling >= 0 && bound < caps.hard && after <= caps.hard) {
+          caps.hard = bound;
           cold = true;
         }
       } else if (limit.down_policy != RedisDownPolicy::kFailOpen ||
@@ -310,7 +313,10 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
       const PendingCharge& p = pending[k];
       if (!p.leased || p.amount <= 0) continue;
       const int64_t ceiling = link->CeilingSeqCst(p.index, p.limit->cell);
-      if (ABSL_PREDICT_FALSE(ceiling >= 0 && p.used + p.amount > ceiling)) {
+      // The ceiling bounds the current window's count (what the view's
+      // `current` holds; for a fixed window, all of the estimate).
+      if (ABSL_PREDICT_FALSE(ceiling >= 0 &&
+                             p.view.current + p.amount > ceiling)) {
         failure = Charge::kLeaseShrank;
         break;
       }

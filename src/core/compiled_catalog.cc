@@ -252,8 +252,7 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
       c.concurrent = limit.window == WindowUnit::kConcurrent;
       // In-flight counts are this instance's own: never synced.
       c.synced = !c.concurrent;
-      c.leasable = c.synced && !c.unlimited && !c.shadow &&
-                   limit.mode == WindowMode::kFixed;
+      c.leasable = c.synced && !c.unlimited && !c.shadow;
       c.op.cell = c.cell;
       c.op.meter = c.amount_meter;  // what Commit's actual amounts name
       c.op.sliding = c.mode == WindowMode::kSliding;

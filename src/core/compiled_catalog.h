@@ -72,9 +72,9 @@ struct CompiledLimit {
   std::string_view reason;
   std::string_view message;
   // Cluster sync (sync.h): whether the counter is shared through Redis
-  // (every window), whether it takes leases (fixed windows that can deny:
-  // billing, annual and every fixed length), and what it does while Redis
-  // is down.
+  // (every window), whether it takes leases (every window that can deny:
+  // billing, annual, every fixed length and sliding windows; not
+  // concurrency limits), and what it does while Redis is down.
   bool synced = false;
   bool leasable = false;
   // WindowUnit::kConcurrent: requests in flight, given back at settle.

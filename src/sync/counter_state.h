@@ -28,6 +28,8 @@ struct CounterState {
   uint8_t cell = 0;
   uint32_t tag = 0;
   std::string key;
+  // A sliding window's: the previous window's key (empty otherwise).
+  std::string prev_key;
   int64_t start_ms = 0;
   int64_t end_ms = 0;
   SyncCellInfo info;

@@ -33,6 +33,15 @@
 //   1 inst  2 seq  3 cum  4 expire_at_ms  5 hard  6 want  7 ttl_ms
 //   8 nudge_at  9 limit  10 epoch  11 seen  12 seen_n  13 acked_seq
 //   14 rq (the down reserve wanted)  15 hold_r  16 hold_d  17 recovery_ms
+// A sliding window's counter also names KEYS[2], the previous window's
+// hash, and three more arguments: 18 left_ms (what of the window is still
+// ahead), 19 len_ms, 20 prev_seen (the previous window's count as the
+// caller's checks read it). The previous window's usage takes its
+// weighted share of the cap from grants and reserves: hard becomes
+// hard - ceil(p * left_ms / len_ms), p the larger of prev_seen and the
+// previous hash's t + L + D + P (all it can have admitted, lost usage
+// included). The share only shrinks as the window goes on, so what was
+// granted against it stays within the cap.
 // A call whose seq is not above s:<inst> changes nothing (a retry, or one
 // overtaken by a later one); otherwise t moves by cum - c:<inst>, so the
 // same cumulative applied twice counts once, and usage a lost write dropped
@@ -182,6 +191,23 @@ local function sync(keys, a)
           and rq and hold_r and hold_d and recovery_ms) then
     return redis.error_reply('ERR pg2_sync: expected 1 key and 17 arguments')
   end
+  local capped = hard > 0
+  if keys[2] then
+    local left, len, prev_seen = tonumber(a[18]), tonumber(a[19]),
+                                 tonumber(a[20])
+    if not (left and len and prev_seen and len > 0) then
+      return redis.error_reply(
+          'ERR pg2_sync: a sliding window expects 2 keys and 20 arguments')
+    end
+    if hard > 0 then
+      local ph = redis.call('HMGET', keys[2], 't', 'L', 'D', 'P')
+      local p = (tonumber(ph[1]) or 0) + (tonumber(ph[2]) or 0) +
+                (tonumber(ph[3]) or 0) + (tonumber(ph[4]) or 0)
+      if prev_seen > p then p = prev_seen end
+      left = math.max(0, math.min(left, len))
+      hard = hard - math.ceil(p * left / len)
+    end
+  end
   local h = redis.call('HMGET', k, 't', 'L', 'D', 'P', 'n', 'ep', 'rid', 'rd',
                        'ne', 'nv', 'F', 'ps', 'c:' .. inst, 's:' .. inst,
                        'r:' .. inst, 'd:' .. inst, 'z:' .. inst, 'v:' .. inst)
@@ -290,7 +316,7 @@ local function sync(keys, a)
     d = 0
     if n > 0 then n = n - 1 end
     z = '0'
-  elseif hard > 0 and not recovering then
+  elseif capped and not recovering then
     local m = math.max(n, 1)
     if want > 0 then
       local avail = hard - t - L - D - P

@@ -480,6 +480,14 @@ class RedisSync::Impl {
                                    known->scope, known->sub, ci->meter_name,
                                    WindowName(ci->window, ci->window_count),
                                    ci->mode, start);
+    if (ci->mode == WindowMode::kSliding) {
+      // The previous window's counter: its usage takes its weighted share
+      // of the cap from this window's grants.
+      st->prev_key = internal::CounterKey(
+          options_.key_prefix, known->account, known->scope, known->sub,
+          ci->meter_name, WindowName(ci->window, ci->window_count), ci->mode,
+          start - (end - start));
+    }
     CounterState* raw = st.get();
     const uint64_t key = StateKey(index, cell, tag);
     auto& slot = states_[key];
@@ -534,8 +542,7 @@ class RedisSync::Impl {
       }
       if (Cell::Tag(w) != st.tag) {
         const bool current = st.start_ms <= now && now < st.end_ms;
-        if (!current || st.info.mode != WindowMode::kFixed || st.own != 0 ||
-            st.base != 0) {
+        if (!current || st.own != 0 || st.base != 0) {
           // The hot path rolled it; its final count is on `closed`.
           if (++st.await_rounds > kMaxAwaitRounds) {
             st.closed = true;
@@ -553,6 +560,16 @@ class RedisSync::Impl {
                                     std::memory_order_seq_cst)) {
           // The old window's final count, zero too (it closes its state).
           link_->closed.Push(ClosedWindow{st.index, st.cell, w});
+          if (st.info.mode == WindowMode::kSliding) {
+            // What was current is now previous, as a check's rollover
+            // stores it (cell_ops.h ChargeCell): the CAS above made this
+            // strand the one roller of this window.
+            const uint32_t prev_tag = (st.tag - 1) & Cell::kTagMask;
+            const int64_t carried =
+                Cell::Tag(w) == prev_tag ? Cell::Count(w) : 0;
+            rec.cells[st.cell + 1].store(Cell::Pack(st.gen, prev_tag, carried),
+                                         std::memory_order_relaxed);
+          }
           st.base = next;
           st.offset = next;
           Baked(st, next);
@@ -784,27 +801,52 @@ class RedisSync::Impl {
     st.last_sent_own = st.own;
     st.want = want;
     st.sent_seq = ++seq_;
-    return Command{"FCALL",
-                   "pg2_sync",
-                   "1",
-                   st.key,
-                   options_.instance_id,
-                   std::to_string(st.sent_seq),
-                   std::to_string(st.own),
-                   std::to_string(st.end_ms + options_.key_retention.count()),
-                   std::to_string(capped ? ci.hard : 0),
-                   std::to_string(want),
-                   std::to_string(options_.lease_ttl.count()),
-                   std::to_string(capped ? ci.nudge_at : 0),
-                   std::to_string(capped ? ci.limit : 0),
-                   epoch_,
-                   std::to_string(st.alloc),
-                   std::to_string(st.synced ? st.instances : 0),
-                   std::to_string(st.acked_seq),
-                   std::to_string(rq),
-                   std::to_string(st.LeaseLeft()),
-                   std::to_string(st.ReserveLeft()),
-                   std::to_string(options_.lease_ttl.count())};
+    const bool sliding = !st.prev_key.empty();
+    Command cmd{"FCALL",
+                "pg2_sync",
+                sliding ? "2" : "1",
+                st.key,
+                options_.instance_id,
+                std::to_string(st.sent_seq),
+                std::to_string(st.own),
+                std::to_string(st.end_ms + options_.key_retention.count()),
+                std::to_string(capped ? ci.hard : 0),
+                std::to_string(want),
+                std::to_string(options_.lease_ttl.count()),
+                std::to_string(capped ? ci.nudge_at : 0),
+                std::to_string(capped ? ci.limit : 0),
+                epoch_,
+                std::to_string(st.alloc),
+                std::to_string(st.synced ? st.instances : 0),
+                std::to_string(st.acked_seq),
+                std::to_string(rq),
+                std::to_string(st.LeaseLeft()),
+                std::to_string(st.ReserveLeft()),
+                std::to_string(options_.lease_ttl.count())};
+    if (sliding) {
+      // KEYS[2] goes after KEYS[1]; the window's geometry as of now, and
+      // the previous window's count this instance's checks read (the cell
+      // pair's second word), which Redis may have lost.
+      cmd.insert(cmd.begin() + 4, st.prev_key);
+      cmd.push_back(std::to_string(
+          std::clamp<int64_t>(st.end_ms - now, 0, st.end_ms - st.start_ms)));
+      cmd.push_back(std::to_string(st.end_ms - st.start_ms));
+      cmd.push_back(std::to_string(PreviousCount(st)));
+    }
+    return cmd;
+  }
+
+  // The count of the window before st's in the second cell of its pair,
+  // as the hot path's estimate reads it; 0 when it holds no such window.
+  int64_t PreviousCount(const CounterState& st) const {
+    if (st.closed || st.gone) return 0;
+    const uint64_t prev =
+        table_.at(st.index).cells[st.cell + 1].load(std::memory_order_relaxed);
+    if (Cell::Gen(prev) != st.gen ||
+        Cell::Tag(prev) != ((st.tag - 1) & Cell::kTagMask)) {
+      return 0;
+    }
+    return Cell::Count(prev);
   }
 
   // ---- The dataset epoch ----------------------------------------------
