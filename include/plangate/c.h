@@ -527,6 +527,14 @@ void pg_enforcer_check(pg_enforcer_t* enforcer,
                        const pg_check_request_t* request,
                        pg_decision_t* decision);
 
+/* A hint: the CPU starts bringing the record of the account
+   (account_id, account_id_len bytes) into its caches, so that the check
+   that follows does not wait on memory. Call it as soon as the account is
+   known (when the headers arrive). No effect on any decision; no lock,
+   no allocation, no system call. */
+void pg_enforcer_prefetch(const pg_enforcer_t* enforcer,
+                          const char* account_id, size_t account_id_len);
+
 /* What pg_enforcer_check would decide now, without counting anything. */
 void pg_enforcer_peek(const pg_enforcer_t* enforcer,
                       const pg_check_request_t* request,

@@ -20,9 +20,9 @@
 //   (*enforcer)->Commit({.reservation = d.reservation, .success = ok});
 //
 // Thread safety: an Enforcer is safe for concurrent access from multiple
-// threads without external synchronization. Check, Commit and Peek take no
-// lock, allocate nothing and make no system call once a subject has been
-// seen; the first sighting of a subject (account, project, key or user, or
+// threads without external synchronization. Check, Commit, Peek and Prefetch
+// take no lock, allocate nothing and make no system call once a subject has
+// been seen; the first sighting of a subject (account, project, key or user, or
 // a model of a plan with "usage_by_model") takes a short insert path under
 // a mutex. UpsertAccount, ReloadCatalog and
 // Maintain are slow-path calls and may take locks and allocate.
@@ -333,6 +333,14 @@ class Enforcer {
   // applicable limit and returns the reservation to commit. Never blocks;
   // denial is a normal Decision.
   Decision Check(const CheckRequest& request);
+
+  // A hint a host may give as soon as it knows the account (when the
+  // request's headers arrive, before it parses the body): the CPU starts
+  // bringing the account's record into its caches, so that the Check that
+  // follows does not wait on memory. No effect on any decision or count;
+  // no lock, no allocation, no system call. Useful when the accounts do
+  // not all fit in the CPU's caches.
+  void Prefetch(std::string_view account_id) const;
 
   // What Check would decide now, without counting anything.
   Decision Peek(const CheckRequest& request) const;

@@ -691,6 +691,14 @@ void pg_enforcer_check(pg_enforcer_t* enforcer,
   FillDecision(d, decision);
 }
 
+void pg_enforcer_prefetch(const pg_enforcer_t* enforcer, const char* account_id,
+                          size_t account_id_len) {
+  if (account_id == nullptr && account_id_len != 0) return;
+  enforcer->enforcer->Prefetch(
+      account_id_len == 0 ? std::string_view()
+                          : std::string_view(account_id, account_id_len));
+}
+
 void pg_enforcer_peek(const pg_enforcer_t* enforcer,
                       const pg_check_request_t* request,
                       pg_decision_t* decision) {

@@ -53,7 +53,10 @@ uint64_t HashBytes(std::string_view s, uint64_t h) {
 KeyProbe::KeyProbe(Scope scope, std::string_view a, std::string_view s)
     : account(a), sub(s), shape(PackShape(scope, a.size(), s.size())) {
   const size_t len = a.size() + s.size();
-  if (len > SubjectRecord::kInlineKeyBytes) return;
+  if (len > SubjectRecord::kInlineKeyBytes) {
+    out_of_line = true;
+    return;
+  }
   num_words = (len + 7) / 8;
   if (s.empty()) {
     // An account id: build the words straight from the id.
@@ -92,7 +95,7 @@ CounterTable::~CounterTable() {
 
 uint64_t CounterTable::Hash(const KeyProbe& key) const {
   uint64_t h = seed_ ^ (key.shape * kP2);
-  if (key.num_words == 0) {  // stored out of line: hash the bytes
+  if (key.out_of_line) {  // hash the bytes
     h = HashBytes(key.account, h);
     return key.sub.empty() ? h : HashBytes(key.sub, h);
   }
@@ -112,7 +115,7 @@ bool CounterTable::KeyEquals(const SubjectRecord& rec, const KeyProbe& key) {
   // ctrl after (seqlock style), so a torn view of a reused record is
   // discarded rather than trusted.
   if (rec.shape.load(std::memory_order_relaxed) != key.shape) return false;
-  if (key.num_words == 0) {
+  if (key.out_of_line) {
     const char* stored = rec.long_key.load(std::memory_order_acquire);
     // Long keys are never empty; a sub id may be (then nothing to compare).
     return stored != nullptr &&

@@ -185,7 +185,10 @@ struct KeyProbe {
   std::string_view account;
   std::string_view sub;
   uint64_t shape = 0;
-  size_t num_words = 0;  // 0 for a key stored out of line
+  // A key longer than kInlineKeyBytes is stored out of line (num_words 0);
+  // an empty key is inline with no words.
+  bool out_of_line = false;
+  size_t num_words = 0;
   // The key's bytes, zero-padded to whole words; words[num_words..] unset.
   uint64_t words[SubjectRecord::kInlineKeyBytes / 8];
 };
@@ -222,6 +225,10 @@ class CounterTable {
   SubjectRef FindAccount(std::string_view id, uint64_t* hash) const;
   // FindAccount's slow half: any id, probing from the home slot.
   SubjectRef FindAccountSlow(std::string_view id, uint64_t* hash) const;
+  // Asks the CPU to bring the cache lines of the account record of `id`'s
+  // home slot in (a hint: no load, no fault, no effect on any result), so
+  // that a check that follows finds them there.
+  void PrefetchAccount(std::string_view id) const;
 
   // Finds the record or inserts a fresh one (cells zero, meta zero). The
   // insert path takes the table mutex. With an owner, the new record counts
@@ -279,19 +286,14 @@ class CounterTable {
   std::vector<Retired> retired_keys_;  // under mu_
 };
 
-inline SubjectRef CounterTable::FindAccount(std::string_view id,
-                                            uint64_t* hash) const {
-  using namespace key_hash;  // NOLINT: the hash's parts, above
+namespace key_hash {
+// The words and hash of an account id of at most kInlineKeyBytes, the same
+// as KeyProbe and CounterTable::Hash(const KeyProbe&) make: whole words,
+// then the tail's.
+inline uint64_t AccountWords(uint64_t seed, std::string_view id,
+                             uint64_t* words) {
   const size_t len = id.size();
-  if (ABSL_PREDICT_FALSE(len > SubjectRecord::kInlineKeyBytes)) {
-    return FindAccountSlow(id, hash);
-  }
-  // The same words and hash as KeyProbe and Hash(const KeyProbe&): whole
-  // words, then the tail's.
-  const uint64_t shape = PackShape(Scope::kAccount, len, 0);
-  const size_t num_words = (len + 7) / 8;
-  uint64_t words[SubjectRecord::kInlineKeyBytes / 8];
-  uint64_t h = seed_ ^ (shape * kP2);
+  uint64_t h = seed ^ (PackShape(Scope::kAccount, len, 0) * kP2);
   const size_t whole = len / 8;
   for (size_t i = 0; i < whole; ++i) {
     words[i] = Load64(id.data() + 8 * i);
@@ -301,6 +303,21 @@ inline SubjectRef CounterTable::FindAccount(std::string_view id,
     words[whole] = LoadUpTo8(id.data() + 8 * whole, len % 8);
     h = Mix(words[whole] ^ kP1, h ^ kP2);
   }
+  return h;
+}
+}  // namespace key_hash
+
+inline SubjectRef CounterTable::FindAccount(std::string_view id,
+                                            uint64_t* hash) const {
+  using namespace key_hash;  // NOLINT: the hash's parts, above
+  const size_t len = id.size();
+  if (ABSL_PREDICT_FALSE(len > SubjectRecord::kInlineKeyBytes)) {
+    return FindAccountSlow(id, hash);
+  }
+  const uint64_t shape = PackShape(Scope::kAccount, len, 0);
+  const size_t num_words = (len + 7) / 8;
+  uint64_t words[SubjectRecord::kInlineKeyBytes / 8];
+  const uint64_t h = AccountWords(seed_, id, words);
   *hash = h;
   const size_t home = h & mask_;
   SubjectRecord& rec = (*records_)[home];
@@ -325,6 +342,22 @@ inline SubjectRef CounterTable::FindAccount(std::string_view id,
     }
   }
   return FindAccountSlow(id, hash);  // probing on, or racing a reuse
+}
+
+inline void CounterTable::PrefetchAccount(std::string_view id) const {
+  uint64_t h;
+  if (ABSL_PREDICT_TRUE(id.size() <= SubjectRecord::kInlineKeyBytes)) {
+    uint64_t words[SubjectRecord::kInlineKeyBytes / 8];
+    h = key_hash::AccountWords(seed_, id, words);
+  } else {
+    h = Hash(KeyProbe(Scope::kAccount, id, {}));
+  }
+  const char* rec = reinterpret_cast<const char*>(&(*records_)[h & mask_]);
+  static_assert(sizeof(SubjectRecord) == 3 * 64);
+  // Read, keep in every cache level: the check reads and charges them.
+  __builtin_prefetch(rec, 0, 3);
+  __builtin_prefetch(rec + 64, 0, 3);
+  __builtin_prefetch(rec + 128, 0, 3);
 }
 
 }  // namespace plangate::internal

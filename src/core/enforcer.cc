@@ -211,6 +211,10 @@ Decision Enforcer::Check(const CheckRequest& request) {
   return d;
 }
 
+void Enforcer::Prefetch(std::string_view account_id) const {
+  impl_->table.PrefetchAccount(account_id);
+}
+
 Decision Enforcer::Peek(const CheckRequest& request) const {
   Decision d;
   impl_->DecideInto(request, /*charge=*/false, &d);

@@ -74,6 +74,7 @@ TEST_CASE("the C API's check, peek and commit allocate nothing",
   int admitted = 0, applied = 0;
   for (int i = 0; i < 10000; ++i) {
     r.now_ms += 7;  // crosses minute windows along the way
+    pg_enforcer_prefetch(e, r.account_id, r.account_id_len);
     pg_enforcer_check(e, &r, &d);
     admitted += d.status == 200 ? 1 : 0;
     pg_commit_request_t c{};

@@ -531,6 +531,12 @@ static void TestCheckCommit(pg_enforcer_t* e, pg_decision_t* denial) {
   *denial = d;
   CHECK(Usage(e, "acme", "monthly") == 12);
 
+  StartPhase("prefetch is a hint: it changes no count");
+  pg_enforcer_prefetch(e, "acme", 4);
+  pg_enforcer_prefetch(e, "nobody-registered-this", 22);
+  pg_enforcer_prefetch(e, NULL, 0);
+  CHECK(Usage(e, "acme", "monthly") == 12);
+
   StartPhase("peek decides without counting");
   pg_decision_t p;
   pg_enforcer_peek(e, &r, &p);

@@ -40,6 +40,7 @@ TEST_CASE_METHOD(EnforcerFixture, "check and commit allocate nothing",
   int admitted = 0;
   for (int i = 0; i < 10000; ++i) {
     clock_.Advance(7);  // crosses minute windows along the way
+    enforcer_->Prefetch(request.account_id);
     const Decision d = enforcer_->Check(request);
     admitted += d.admitted() ? 1 : 0;
     enforcer_->Commit({.reservation = d.reservation, .actual = {&actual, 1}});
