@@ -182,9 +182,7 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
     bool leased = false;
     if (ABSL_PREDICT_FALSE(link != nullptr) && limit.leasable && link->leases &&
         !caps.unlimited) {
-      const uint64_t nibble = internal::CellNibble(
-          subject.rec->meta.load(std::memory_order_acquire), limit.cell);
-      if (internal::NibbleReady(nibble, w.tag)) {
+      if (link->Ready(subject.index, limit.cell, subject.gen, w.tag)) {
         // This instance may take the current window's count up to its
         // ceiling (lease). In a sliding window that bounds the estimate at
         // the ceiling plus the previous window's weighted share now.
@@ -213,7 +211,7 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
           decision.upgrade_plan = plan.next_plan;
           if (cold) {
             // Tell the sync component this counter wants (more) lease.
-            MarkDirty(link, *subject.rec, subject.index, subject.gen);
+            MarkDirty(link, subject.index, subject.gen);
             decision.status = 429;
             decision.deny = DenyKind::kSyncing;
             decision.reason = DenyKindReason(DenyKind::kSyncing);
@@ -366,7 +364,7 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
   if (link != nullptr) {
     for (int k = 0; k < num_pending; ++k) {
       if (pending[k].limit->synced) {
-        MarkDirty(link, *pending[k].rec, pending[k].index, pending[k].gen);
+        MarkDirty(link, pending[k].index, pending[k].gen);
       }
     }
   }

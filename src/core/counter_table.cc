@@ -162,9 +162,7 @@ SubjectRef CounterTable::Find(const KeyProbe& key, uint64_t hash) const {
       }
       // Orders the key reads above before the re-check of ctrl.
       std::atomic_thread_fence(std::memory_order_acquire);
-      // The sync dirty mark may flip meanwhile; it does not change the key.
-      if (((rec.ctrl.load(std::memory_order_relaxed) ^ ctrl) &
-           ~kCtrlSyncDirty) != 0) {
+      if (rec.ctrl.load(std::memory_order_relaxed) != ctrl) {
         restart = true;
         break;
       }

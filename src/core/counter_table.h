@@ -82,17 +82,13 @@ enum class RecordState : uint32_t {
   kDead = 3
 };
 
-// ctrl bit 2: the record changed since the sync component last read it
-// (set by checks and commits, cleared by the sync thread; see sync_link.h).
-inline constexpr uint32_t kCtrlSyncDirty = 1u << 2;
-
 struct AccountProfile;  // defined by the enforcer; immutable once published
 
 struct alignas(64) SubjectRecord {
   static constexpr size_t kInlineKeyBytes = 48;
 
-  // ctrl: [generation:24][unused:5][sync dirty:1][state:2] (bits 8..31 hold
-  // the generation).
+  // ctrl: [generation:24][unused:6][state:2] (bits 8..31 hold the
+  // generation).
   std::atomic<uint32_t> ctrl{0};
   // Seconds since the epoch of the last check (for idle reclamation).
   std::atomic<uint32_t> last_used_s{0};
@@ -251,6 +247,10 @@ class CounterTable {
   void ForEachLive(const std::function<void(SubjectRecord&)>& fn);
 
   SubjectRecord& at(uint32_t index) const { return (*records_)[index]; }
+  // The index of a record of this table.
+  uint32_t IndexOf(const SubjectRecord& rec) const {
+    return static_cast<uint32_t>(&rec - &(*records_)[0]);
+  }
   size_t capacity() const { return mask_ + 1; }
   size_t max_subjects() const { return max_subjects_; }
   size_t size() const { return live_.load(std::memory_order_relaxed); }
@@ -335,8 +335,7 @@ inline SubjectRef CounterTable::FindAccount(std::string_view id,
   if (ABSL_PREDICT_TRUE(equal)) {
     // Orders the key reads above before the re-check of ctrl (as in Find).
     std::atomic_thread_fence(std::memory_order_acquire);
-    if (((rec.ctrl.load(std::memory_order_relaxed) ^ ctrl) & ~kCtrlSyncDirty) ==
-        0) {
+    if (rec.ctrl.load(std::memory_order_relaxed) == ctrl) {
       return {&rec, static_cast<uint32_t>(home),
               static_cast<uint8_t>(SubjectRecord::Generation(ctrl))};
     }

@@ -120,7 +120,8 @@ absl::Status Enforcer::Impl::InstallCatalog(
 bool Enforcer::Impl::Reclaimable(SubjectRecord& rec, const CompiledCatalog& cc,
                                  int64_t now_ms) {
   // A record the sync component has not read since it changed stays.
-  if (rec.ctrl.load(std::memory_order_seq_cst) & internal::kCtrlSyncDirty) {
+  if (internal::SyncLink* link = sync.load(std::memory_order_acquire);
+      link != nullptr && link->Unread(table.IndexOf(rec))) {
     return false;
   }
   const uint64_t meta = rec.meta.load(std::memory_order_relaxed);
@@ -360,16 +361,16 @@ absl::Status Enforcer::Impl::ApplyAccount(const AccountUpdate& update) {
     retired_profiles.push_back({old, std::chrono::steady_clock::now()});
   }
   // Release: checks that acquire meta see the anchor and profile above.
-  // The high half (sync readiness) is the sync component's: keep it.
+  // A CAS, not a store: a first check's default-plan CAS may race.
   uint64_t meta = rec.meta.load(std::memory_order_relaxed);
   while (!rec.meta.compare_exchange_weak(
-      meta, (meta & ~uint64_t{0xffffffff}) | PackMeta(plan, update.state, true),
-      std::memory_order_release, std::memory_order_relaxed)) {
+      meta, PackMeta(plan, update.state, true), std::memory_order_release,
+      std::memory_order_relaxed)) {
   }
   if (internal::SyncLink* link = sync.load(std::memory_order_acquire)) {
     // Prime: the sync component fetches the account's cluster usage now,
     // before its first check.
-    Impl::MarkDirty(link, rec, ref->index, ref->gen);
+    Impl::MarkDirty(link, ref->index, ref->gen);
   }
   return absl::OkStatus();
 }
@@ -584,7 +585,13 @@ size_t Enforcer::DeliverEvents(int64_t now_ms) {
   const CompiledCatalog& cc = *impl_->compiled.load(std::memory_order_acquire);
   size_t delivered = 0;
   internal::RawEvent e;
-  while (impl_->events.Pop(&e)) {
+  // The Enforcer's own crossings, then the sync component's (cluster-wide
+  // crossings of synced counters, from its own queue).
+  internal::SyncLink* const link = impl_->sync.load(std::memory_order_acquire);
+  const auto pop = [&] {
+    return impl_->events.Pop(&e) || (link != nullptr && link->events.Pop(&e));
+  };
+  while (pop()) {
     if (e.plan < 0 || static_cast<size_t>(e.plan) >= cc.plans.size() ||
         cc.plans[e.plan] == nullptr ||
         e.limit_index >= cc.plans[e.plan]->limits.size()) {
@@ -647,6 +654,9 @@ EnforcerStats Enforcer::Stats() const {
       impl_->unreserved_admits.load(std::memory_order_relaxed);
   s.events_delivered = impl_->events_delivered.load(std::memory_order_relaxed);
   s.events_dropped = impl_->events_dropped.load(std::memory_order_relaxed);
+  if (internal::SyncLink* link = impl_->sync.load(std::memory_order_acquire)) {
+    s.events_dropped += link->events_dropped.load(std::memory_order_relaxed);
+  }
   s.model_usage_other =
       impl_->model_usage_other.load(std::memory_order_relaxed);
   s.model_usage_skipped =

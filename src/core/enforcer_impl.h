@@ -168,19 +168,31 @@ struct Enforcer::Impl {
   std::atomic<internal::SyncLink*> sync{nullptr};
   std::vector<std::unique_ptr<internal::SyncLink>> links;  // under admin_mu
 
-  // Tells the sync component that `rec` changed (see sync_link.h).
-  static void MarkDirty(internal::SyncLink* link, SubjectRecord& rec,
-                        uint32_t index, uint8_t gen) {
-    if (rec.ctrl.load(std::memory_order_seq_cst) & internal::kCtrlSyncDirty) {
-      return;  // queued already; the sync thread will read our change
-    }
-    if (rec.ctrl.fetch_or(internal::kCtrlSyncDirty, std::memory_order_seq_cst) &
-        internal::kCtrlSyncDirty) {
+  // Tells the sync component that record `index` changed: the change log
+  // (sync_link.h). seq_cst, all of it: the loads pair with the cell CAS
+  // before them and with the sync strand's store of `consumed` before its
+  // cell reads (a Dekker pair); `logged` is written by this path only.
+  static void MarkDirty(internal::SyncLink* link, uint32_t index, uint8_t gen) {
+    std::atomic<uint32_t>& logged = link->logged[index];
+    uint32_t seq = logged.load(std::memory_order_seq_cst);
+    for (;;) {
+      if (seq != link->consumed[index].load(std::memory_order_seq_cst)) {
+        return;  // queued, not consumed yet: the sync will read our change
+      }
+      const uint32_t next = (seq + 1) & internal::kChangeSeqMask;
+      if (!logged.compare_exchange_weak(seq, next, std::memory_order_seq_cst,
+                                        std::memory_order_seq_cst)) {
+        continue;  // another change logged first: look again
+      }
+      if (!link->dirty.Push(internal::PackChange(index, gen, next))) {
+        // No room: take the sequence back, so that the next change queues
+        // the record again (what changed meanwhile is read with it).
+        uint32_t expected = next;
+        logged.compare_exchange_strong(expected, seq, std::memory_order_seq_cst,
+                                       std::memory_order_relaxed);
+        link->dirty_overflow.fetch_add(1, std::memory_order_relaxed);
+      }
       return;
-    }
-    if (!link->dirty.Push(internal::PackDirty(index, gen))) {
-      rec.ctrl.fetch_and(~internal::kCtrlSyncDirty, std::memory_order_seq_cst);
-      link->dirty_overflow.fetch_add(1, std::memory_order_relaxed);
     }
   }
   // Crossings already delivered: key -> end of their window (for pruning).

@@ -130,7 +130,7 @@ int Enforcer::Impl::CountByModel(const CompiledPlan& plan,
   if (n < plan.num_model_meters) {
     model_usage_skipped.fetch_add(1, std::memory_order_relaxed);
   }
-  if (n > 0 && link != nullptr) MarkDirty(link, *rec.rec, rec.index, rec.gen);
+  if (n > 0 && link != nullptr) MarkDirty(link, rec.index, rec.gen);
   const auto now_s = static_cast<uint32_t>(now / 1000);
   if (rec.rec->last_used_s.load(std::memory_order_relaxed) != now_s) {
     rec.rec->last_used_s.store(now_s, std::memory_order_relaxed);

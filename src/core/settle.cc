@@ -39,7 +39,7 @@ void Enforcer::Impl::Refund(ReservationSlot& slot) {
     AdjustCell(table.at(op.record), op.gen, op.cell, op.sliding, op.tag,
                -op.amount);
     if (link != nullptr) {
-      MarkDirty(link, table.at(op.record), op.record, op.gen);
+      MarkDirty(link, op.record, op.gen);
     }
   }
   if (slot.wallet_micros > 0) {
@@ -93,7 +93,7 @@ CommitResult Enforcer::Impl::Settle(const CommitRequest& commit) {
                    actual - op.amount);
         internal::SyncLink* link = sync.load(std::memory_order_acquire);
         if (link != nullptr) {
-          MarkDirty(link, table.at(op.record), op.record, op.gen);
+          MarkDirty(link, op.record, op.gen);
         }
       }
       break;

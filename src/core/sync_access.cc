@@ -48,8 +48,7 @@ bool SyncAccess::Describe(Enforcer& e, uint32_t index, uint8_t gen,
     return false;
   }
   CounterTable::ReadKey(rec, &out->scope, &out->account, &out->sub);
-  if (((rec.ctrl.load(std::memory_order_acquire) ^ ctrl) & ~kCtrlSyncDirty) !=
-      0) {
+  if (rec.ctrl.load(std::memory_order_acquire) != ctrl) {
     return false;  // reused while we read the key
   }
   const CompiledCatalog& cc = *impl.compiled.load(std::memory_order_acquire);
@@ -199,31 +198,8 @@ bool SyncAccess::WindowOfTag(Enforcer& e, uint32_t index,
   return true;
 }
 
-void SyncAccess::SetReady(Enforcer& e, uint32_t index, uint8_t gen,
-                          uint8_t cell, uint32_t tag, bool ready) {
-  SubjectRecord& rec = e.impl_->table.at(index);
-  const uint32_t ctrl = rec.ctrl.load(std::memory_order_acquire);
-  if (SubjectRecord::State(ctrl) != RecordState::kLive ||
-      static_cast<uint8_t>(SubjectRecord::Generation(ctrl)) != gen) {
-    return;
-  }
-  const int shift = kReadyShift + 4 * cell;
-  const uint64_t nibble = ready ? ReadyNibble(tag) : 0;
-  uint64_t meta = rec.meta.load(std::memory_order_relaxed);
-  // Unchanged: no write, so the line the check reads stays in its cache.
-  if (((meta >> shift) & 15) == nibble) return;
-  // Release: a check that sees the nibble sees the cell bake before it.
-  while (!rec.meta.compare_exchange_weak(
-      meta, (meta & ~(uint64_t{15} << shift)) | (nibble << shift),
-      std::memory_order_release, std::memory_order_relaxed)) {
-  }
-}
-
-void SyncAccess::PushEvent(Enforcer& e, const RawEvent& event) {
-  if (e.impl_->options.event_sink == nullptr) return;
-  if (!e.impl_->events.Push(event)) {
-    e.impl_->events_dropped.fetch_add(1, std::memory_order_relaxed);
-  }
+bool SyncAccess::WantsEvents(Enforcer& e) {
+  return e.impl_->options.event_sink != nullptr;
 }
 
 bool SyncAccess::AccountIdOf(Enforcer& e, uint32_t index, uint8_t gen,
@@ -238,8 +214,7 @@ bool SyncAccess::AccountIdOf(Enforcer& e, uint32_t index, uint8_t gen,
   std::string sub;
   CounterTable::ReadKey(rec, &scope, id, &sub);
   // Reused while we read the key: not the record that was pushed.
-  if (((rec.ctrl.load(std::memory_order_acquire) ^ ctrl) & ~kCtrlSyncDirty) !=
-      0) {
+  if (rec.ctrl.load(std::memory_order_acquire) != ctrl) {
     return false;
   }
   return scope == Scope::kAccount;

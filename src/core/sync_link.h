@@ -4,18 +4,22 @@
 //
 // The hot path tells the sync component what changed without waiting for
 // it and without locks:
-//  - Dirty records. After a check or commit changes a record's cells it
-//    sets the record's ctrl dirty bit; the thread that sets it pushes
-//    (index, generation) on `dirty`. The sync thread pops, clears the bit
-//    and only then reads the cells. The cell CAS and the dirty-bit load of
-//    the hot path, and the bit clear and cell loads of the sync thread, are
-//    seq_cst (a Dekker pair): either the sync thread sees the charge, or the
-//    charging thread sees the bit clear and queues the record again.
+//  - The change log. After a check or commit changes a record's cells it
+//    compares the record's `logged` sequence (its own) with `consumed`
+//    (the sync strand's): equal, nothing is queued, so it advances
+//    `logged` (one CAS winner) and pushes (index, generation, sequence) on
+//    `dirty`. The sync strand pops, stores the entry's sequence in
+//    `consumed` and only then reads the cells. The cell CAS and the two
+//    loads of the hot path, and the store and cell loads of the sync
+//    strand, are seq_cst (a Dekker pair): either the sync strand sees the
+//    charge, or the charging thread sees the entry consumed and queues the
+//    record again. Each word has one writer: `logged` the hot path,
+//    `consumed` the sync strand.
 //  - Closed windows. A check that rolls a cell over to a new window pushes
 //    the word it replaced on `closed`: the final count of the old window,
 //    which no one can read from the record any more.
-//  - Readiness. For leasable limits, a cell's nibble in meta (bits 32..63)
-//    says which window the sync thread last brought in step with Redis. A
+//  - Readiness. For leasable limits, a cell's word in `ready` (the sync
+//    strand's) names the window it last brought in step with Redis. A
 //    check on a cell that is not ready admits at most a cold-start share.
 //  - Ceilings. For leasable limits the sync thread also publishes, per
 //    (record, cell), the count the cell may reach on this instance: the
@@ -28,7 +32,10 @@
 //    charge (both seq_cst), so no charge slips past a ceiling unreported.
 //
 // The sync thread adjusts cells (cluster usage of other instances, lease
-// bakes) with CAS on the same words the hot path charges.
+// bakes) with CAS on the same words the hot path charges: the one word
+// with two writers left (docs/architecture.md, "The enforcer and the
+// sync"). Threshold crossings the sync strand learns from Redis go on its
+// own `events` queue.
 //
 // Shared account state (share_accounts): a check that meets an account
 // this instance has no record of inserts one (with the catalog's default
@@ -91,16 +98,28 @@ inline constexpr uint64_t PackDirty(uint32_t index, uint8_t gen) {
   return (uint64_t{index} << 8) | gen;
 }
 
-// Readiness nibbles in meta bits 32..63, one per cell: 8 | (tag & 7) once
-// the sync component read the cell for the window with that tag (and
-// published its ceiling); 0 before.
-inline constexpr int kReadyShift = 32;
-inline constexpr uint64_t ReadyNibble(uint32_t tag) { return 8 | (tag & 7); }
-inline uint64_t CellNibble(uint64_t meta, int cell) {
-  return (meta >> (kReadyShift + 4 * cell)) & 15;
+// A change-log entry: (index, gen) and the record's change sequence
+// (24 bits, wrapping: only equality is ever tested).
+inline constexpr uint32_t kChangeSeqMask = (1u << 24) - 1;
+inline constexpr uint64_t PackChange(uint32_t index, uint8_t gen,
+                                     uint32_t seq) {
+  return (uint64_t{seq & kChangeSeqMask} << 40) | PackDirty(index, gen);
 }
-inline bool NibbleReady(uint64_t nibble, uint32_t tag) {
-  return nibble == ReadyNibble(tag);
+inline constexpr uint32_t ChangeIndex(uint64_t e) {
+  return static_cast<uint32_t>(e >> 8);
+}
+inline constexpr uint8_t ChangeGen(uint64_t e) {
+  return static_cast<uint8_t>(e & 0xff);
+}
+inline constexpr uint32_t ChangeSeq(uint64_t e) {
+  return static_cast<uint32_t>(e >> 40) & kChangeSeqMask;
+}
+
+// A readiness word: the (record generation, window tag) the sync strand
+// last brought a cell in step with Redis for (and published its ceiling);
+// 0 before.
+inline constexpr uint32_t ReadyWord(uint8_t gen, uint32_t tag) {
+  return 0x80000000u | (uint32_t{gen} << 14) | (tag & 0x3fff);
 }
 
 // An account state the host applied, for the sync to store in Redis.
@@ -122,6 +141,10 @@ struct SyncLink {
         closed(queue_capacity),
         sightings(queue_capacity),
         wallets(queue_capacity),
+        events(queue_capacity),
+        logged(records),
+        consumed(records),
+        ready(records * kCellsPerSubject),
         ceilings(records * kCellsPerSubject),
         wallet_balance(records),
         wallet_valid_until(records),
@@ -173,6 +196,25 @@ struct SyncLink {
     return std::exchange(accounts_out, {});
   }
 
+  // Whether the sync strand brought cell `cell` of record `index` (of
+  // generation `gen`) in step with Redis for the window of tag `tag`.
+  // Acquire pairs with SetReady's release: the ceiling stored before it is
+  // visible.
+  bool Ready(uint32_t index, int cell, uint8_t gen, uint32_t tag) const {
+    return ready[size_t{index} * kCellsPerSubject + cell].load(
+               std::memory_order_acquire) == ReadyWord(gen, tag);
+  }
+  // The sync strand's (only writer): marks, or unmarks (ready false), the
+  // cell ready for window `tag`. An unchanged word is not stored again (the
+  // check's cache keeps the line).
+  void SetReady(uint32_t index, int cell, uint8_t gen, uint32_t tag,
+                bool is_ready) {
+    std::atomic<uint32_t>& w = ready[size_t{index} * kCellsPerSubject + cell];
+    const uint32_t next = is_ready ? ReadyWord(gen, tag) : 0;
+    if (w.load(std::memory_order_relaxed) == next) return;
+    w.store(next, std::memory_order_release);
+  }
+
   // Ceiling of cell `cell` of record `index`, or -1 for none.
   int64_t Ceiling(uint32_t index, int cell) const {
     return ceilings[size_t{index} * kCellsPerSubject + cell].load(
@@ -200,8 +242,26 @@ struct SyncLink {
     slot.store(ceiling + 1, std::memory_order_seq_cst);
   }
 
-  BoundedQueue<uint64_t> dirty;       // PackDirty(index, gen)
+  // The change log: PackChange(index, gen, seq) of records a check or
+  // commit changed, at most one entry per record not yet consumed.
+  BoundedQueue<uint64_t> dirty;
   BoundedQueue<ClosedWindow> closed;  // rollovers of synced cells
+  // Cluster-wide threshold crossings, the sync strand's (the Enforcer's
+  // DeliverEvents drains them with its own).
+  EventQueue events;
+  std::atomic<uint64_t> events_dropped{0};
+  // Per record: the sequence of the last change-log entry pushed (the hot
+  // path's: written by checks and commits only) and of the last one the
+  // sync strand consumed (the sync strand's only). Equal: nothing queued.
+  HugeArray<std::atomic<uint32_t>> logged;
+  HugeArray<std::atomic<uint32_t>> consumed;
+  // Whether a record has changes the sync strand has not read yet.
+  bool Unread(uint32_t index) const {
+    return logged[index].load(std::memory_order_seq_cst) !=
+           consumed[index].load(std::memory_order_seq_cst);
+  }
+  // ReadyWord per (record, cell): the sync strand's.
+  HugeArray<std::atomic<uint32_t>> ready;
   // PackDirty(index, gen) of account records a check inserted
   // (share_accounts only).
   BoundedQueue<uint64_t> sightings;
@@ -310,12 +370,8 @@ class SyncAccess {
   static bool WindowOfTag(Enforcer& e, uint32_t index, const SyncCellInfo& info,
                           uint32_t tag, int64_t now_ms, int max_back,
                           int64_t* start_ms, int64_t* end_ms);
-  // Marks (or unmarks, ready == false) cell `cell` of record `index` ready
-  // for window `tag`; no-op if the record's generation moved on.
-  static void SetReady(Enforcer& e, uint32_t index, uint8_t gen, uint8_t cell,
-                       uint32_t tag, bool ready);
-  // Queues a cluster-wide threshold crossing for DeliverEvents.
-  static void PushEvent(Enforcer& e, const RawEvent& event);
+  // Whether the Enforcer delivers threshold events (has a sink).
+  static bool WantsEvents(Enforcer& e);
 
   // Shared account state. The account id of account record `index` of
   // generation `gen`; false when the record is gone or not an account.

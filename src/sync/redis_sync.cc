@@ -372,19 +372,22 @@ class RedisSync::Impl {
 
   void DrainDirty(int64_t now) {
     uint64_t entry;
-    while (link_->dirty.Pop(&entry)) {
-      const auto index = static_cast<uint32_t>(entry >> 8);
-      const auto gen = static_cast<uint8_t>(entry & 0xff);
-      SubjectRecord& rec = table_.at(index);
-      // Clear the mark before reading the cells (sync_link.h).
-      const uint32_t ctrl = rec.ctrl.fetch_and(~internal::kCtrlSyncDirty,
-                                               std::memory_order_seq_cst);
-      if (SubjectRecord::State(ctrl) != internal::RecordState::kLive ||
-          static_cast<uint8_t>(SubjectRecord::Generation(ctrl)) != gen) {
-        continue;
-      }
-      ReadRecord(index, gen, now);
+    while (link_->dirty.Pop(&entry)) Consume(entry, now);
+  }
+
+  // One change-log entry: marked consumed, then the record read (the
+  // store before the cell loads, seq_cst: sync_link.h).
+  void Consume(uint64_t entry, int64_t now) {
+    const uint32_t index = internal::ChangeIndex(entry);
+    const uint8_t gen = internal::ChangeGen(entry);
+    link_->consumed[index].store(internal::ChangeSeq(entry),
+                                 std::memory_order_seq_cst);
+    const uint32_t ctrl = table_.at(index).ctrl.load(std::memory_order_acquire);
+    if (SubjectRecord::State(ctrl) != internal::RecordState::kLive ||
+        static_cast<uint8_t>(SubjectRecord::Generation(ctrl)) != gen) {
+      return;
     }
+    ReadRecord(index, gen, now);
   }
 
   // Folds every synced cell of a record; creates the states it lacks.
@@ -608,7 +611,7 @@ class RedisSync::Impl {
         st.index, st.cell,
         allowance < 0 ? -1 : std::min(count + allowance, kMaxCount));
     if (st.synced || st.down_baked) {
-      SyncAccess::SetReady(enforcer_, st.index, st.gen, st.cell, st.tag, true);
+      link_->SetReady(st.index, st.cell, st.gen, st.tag, true);
     }
   }
 
@@ -1104,7 +1107,10 @@ class RedisSync::Impl {
       e.window_end_ms = st.end_ms;
       e.used = total;
       e.limit = ci.limit;
-      SyncAccess::PushEvent(enforcer_, e);
+      // Back to the Enforcer on this component's own queue, for a sink.
+      if (SyncAccess::WantsEvents(enforcer_) && !link_->events.Push(e)) {
+        link_->events_dropped.fetch_add(1, std::memory_order_relaxed);
+      }
       events_won_.fetch_add(1, std::memory_order_relaxed);
     }
   }
@@ -1163,11 +1169,7 @@ class RedisSync::Impl {
       uint64_t entry;
       if (link_->dirty.Pop(&entry)) {
         // Put the work back through a normal round.
-        SubjectRecord& rec = table_.at(static_cast<uint32_t>(entry >> 8));
-        rec.ctrl.fetch_and(~internal::kCtrlSyncDirty,
-                           std::memory_order_seq_cst);
-        ReadRecord(static_cast<uint32_t>(entry >> 8),
-                   static_cast<uint8_t>(entry & 0xff), clock_.NowMs());
+        Consume(entry, clock_.NowMs());
         return;
       }
     }
