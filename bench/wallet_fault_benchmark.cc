@@ -28,6 +28,7 @@
 //
 //   build/release/bench/wallet_fault_benchmark           N = 2, 4, 8
 //   build/release/bench/wallet_fault_benchmark --quick   N = 2 (test.sh)
+//   ... --verbose: also every run's per-instance figures (stderr)
 //
 // Starts its own redis-servers (PLANGATE_TEST_REDIS_SERVER or redis-server
 // on PATH).
@@ -54,6 +55,7 @@ using plangate::testing::RunFault;
 constexpr int64_t kBalance = 600'000;
 constexpr int64_t kPrice = 100;
 
+bool verbose = false;  // --verbose: every run's per-instance figures
 std::vector<std::string> failures;
 std::vector<std::string> rows;  // the summary, one line per run
 
@@ -138,6 +140,7 @@ void BM_WalletFault(benchmark::State& state, Fault fault) {
                           r->dead_admitted, r->dead_flushed, r->dead_leased,
                           r->dead_taken_back)
             : ""));
+    if (verbose) std::fprintf(stderr, "%s:\n%s", cell.c_str(), r->log.c_str());
     if (const std::string bad = Verdict(run, *r); !bad.empty()) {
       failures.push_back(fmt::format(
           "{}:{} (spent {}, at the fault {}, during {}, redis t {}, "
@@ -169,12 +172,14 @@ void Register(bool quick) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // --quick (ours) before google benchmark sees the flags.
+  // --quick and --verbose (ours) before google benchmark sees the flags.
   bool quick = false;
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
+    } else if (std::strcmp(argv[i], "--verbose") == 0) {
+      verbose = true;
     } else {
       argv[kept++] = argv[i];
     }

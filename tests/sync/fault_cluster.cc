@@ -312,9 +312,11 @@ absl::StatusOr<FaultResult> RunFault(const FaultRun& run) {
 
   // Resumption: each live instance completes a round and admits after it.
   std::vector<uint64_t> rounds_at_end(n);
+  std::vector<int64_t> admitted_at_end(n);
   std::vector<double> resumed(n, -1);
   for (int i = 0; i < n; ++i) {
     if (inst[i].sync) rounds_at_end[i] = inst[i].sync->Stats().rounds;
+    admitted_at_end[i] = admitted[i].load();
   }
   std::vector<int64_t> round_seen_ns(n, -1);
   const auto end = fault_end + run.after;
@@ -363,12 +365,14 @@ absl::StatusOr<FaultResult> RunFault(const FaultRun& run) {
     res.epoch_changes += st.epoch_changes;
     res.recoveries += st.recoveries;
     res.log += fmt::format(
-        "instance {}: admitted {} rounds {} errors {} reconnects {} "
+        "instance {}: admitted {} ({} after the fault, resumed {:.0f} ms) "
+        "rounds {} errors {} reconnects {} "
         "lease_units {} epoch_changes {} recoveries {} drain \"{}\" last "
         "error \"{}\"{}\n",
-        i, admitted[i].load(), st.rounds, st.errors, st.reconnects,
-        st.lease_units, st.epoch_changes, st.recoveries,
-        std::string(s.message()), inst[i].sync->LastError(),
+        i, admitted[i].load(), admitted[i].load() - admitted_at_end[i],
+        resumed[i], st.rounds, st.errors, st.reconnects, st.lease_units,
+        st.epoch_changes, st.recoveries, std::string(s.message()),
+        inst[i].sync->LastError(),
         wallet ? fmt::format(" wallet granted {} returned {} errors {}",
                              st.wallet_granted, st.wallet_returned,
                              st.wallet_errors)
