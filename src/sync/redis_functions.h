@@ -107,10 +107,12 @@
 // ttl_ms has its lease taken back as spent (c += r, r = 0, q = 1): it
 // stopped spending after one ttl_ms without an answer, and its next call
 // turns what it did not spend back into balance (flag 32: drop the lease
-// you hold). After a data loss (ep older than epoch, or the hash empty
-// while the caller saw credits from an older epoch) b takes the largest
-// seen_cr any instance re-sends from an older epoch, and nothing is granted
-// for recovery_ms while the instances re-send their spend and leases.
+// you hold). After a data loss (ep older than epoch, or no c:<inst> in the
+// hash while the caller saw credits, from an older epoch or from its own,
+// as after a FLUSHALL it has not noticed yet) b takes the largest seen_cr
+// any instance re-sends from an older epoch or the lost hash, and nothing
+// is granted for recovery_ms while the instances re-send their spend and
+// leases.
 // Returns {balance, r, grant, credits, n, flags}: flags 4 stale, 8
 // recovering, 16 epoch behind, 32 lease taken back.
 //
@@ -464,10 +466,12 @@ local function wallet(keys, a)
   local cmp = ep and epoch_cmp(epoch, ep) or 1
   if cmp < 0 then return {b + kk - t, r, 0, b + kk, n, 16} end
   local flags = 0
-  -- A loss: a newer epoch than the hash's, or an empty hash the caller
-  -- saw credits in.
-  if (cmp > 0 and ep ~= nil) or (c == nil and seen_cr > 0 and
-                                 seen_ep ~= epoch) then
+  -- A loss: a newer epoch than the hash's, or a hash that has nothing of
+  -- the caller's although it saw credits (c:<inst> is never deleted), in
+  -- whichever epoch: a caller that meets a FLUSHALL mid-spend still sends
+  -- the epoch it had.
+  local gone = c == nil and seen_cr > 0
+  if (cmp > 0 and ep ~= nil) or gone then
     if not (rd and now < rd) then rd = now + recovery_ms end
   end
   if cmp > 0 then
@@ -475,8 +479,9 @@ local function wallet(keys, a)
     b = b + kk
     kk = 0
   end
-  -- What an instance saw in an older dataset includes every credit of it.
-  if seen_ep ~= epoch and seen_cr > b then b = seen_cr end
+  -- What an instance saw in an older dataset (or in the hash it lost)
+  -- includes every credit of it.
+  if (seen_ep ~= epoch or gone) and seen_cr > b then b = seen_cr end
   if c == nil then
     c = 0
     n = n + 1

@@ -82,6 +82,7 @@ void WalletSync::Round(int64_t steady_ms) {
   }
   for (WalletCredit& c : link_.TakeCredits())
     to_credit_.push_back(std::move(c));
+  if (!client_->ready()) ++downs_;
   if (in_flight_ || !client_->ready()) return;
 
   const std::string& epoch = epoch_();
@@ -115,11 +116,17 @@ void WalletSync::Round(int64_t steady_ms) {
     int64_t held = word->load(std::memory_order_relaxed);
     const int64_t cum = w.granted - w.returned - held;
     if (cum != w.last_cum) {
-      w.round_spend = std::max(cum - w.last_cum, w.round_spend * 7 / 8);
-      w.unit = std::max(w.unit, cum - w.last_cum);
+      // What was spent while Redis was unreachable is many rounds' spend:
+      // it sizes no lease (after an outage the first to ask would take
+      // twice it, and the last of a balance with it).
+      if (w.downs == downs_) {
+        w.round_spend = std::max(cum - w.last_cum, w.round_spend * 7 / 8);
+        w.unit = std::max(w.unit, cum - w.last_cum);
+      }
       w.last_cum = cum;
       w.last_use = steady_ms;
     }
+    w.downs = downs_;
     // A check short of lease names the request size (and counts as use).
     const uint64_t wanted =
         link_.wallet_wanted[w.index].load(std::memory_order_relaxed);
@@ -187,6 +194,7 @@ void WalletSync::OnReplies(std::vector<Sent> sent,
   in_flight_ = false;
   const bool failed = !replies.ok() || replies->size() != sent.size();
   if (failed) {
+    ++downs_;
     Error(fmt::format("redis wallet batch: {}",
                       replies.ok() ? "unexpected reply count"
                                    : std::string(replies.status().message())));

@@ -90,6 +90,7 @@ class WalletSync {
     int64_t last_cum = 0;
     int64_t round_spend = 0;  // largest spend per round lately
     int64_t unit = 0;         // the largest spend in one round seen
+    uint64_t downs = 0;       // downs_ when the spend was last measured
     uint64_t wanted = 0;      // SyncLink::wallet_wanted as last read
     int64_t balance = -1;     // the cluster's, as last heard
     int64_t credits = 0;      // the credits total last heard
@@ -123,6 +124,8 @@ class WalletSync {
 
   bool in_flight_ = false;
   bool returning_ = false;
+  // Rounds that found the connection down, and batches that failed.
+  uint64_t downs_ = 0;
   uint64_t seq_ = 0;
   uint64_t local_credits_ = 0;
   // By record index; the generation is checked on every use.

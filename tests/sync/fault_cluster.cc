@@ -43,6 +43,66 @@ absl::StatusOr<int64_t> SumField(const RedisServer& server,
   return sum;
 }
 
+constexpr char kWalletKey[] = "pg:{acme}:wallet";
+
+// A field of the account's wallet hash on `server` (0 when missing).
+absl::StatusOr<int64_t> WalletField(const RedisServer& server,
+                                    const std::string& field) {
+  auto v = server.Command({"HGET", kWalletKey, field});
+  if (!v.ok()) return v.status();
+  if (v->type != RedisServer::Reply::Type::kString) return 0;
+  return std::stoll(v->str);
+}
+
+std::string Catalog(const FaultRun& run) {
+  const std::string policy(RedisDownPolicyName(run.policy));
+  if (run.wallet_micros > 0) {
+    // The limit is far away: only the wallet stops the traffic.
+    return fmt::format(
+        R"({{"version": 1, "plans": [{{"id": "cap",
+          "wallet": {{"required": true, "min_balance_micros": 0}},
+          "limits": [{{"id": "monthly", "meter": "requests",
+            "window": "billing_period", "limit": 100000000,
+            "redis_down": "{}"}}]}}]}})",
+        policy);
+  }
+  return fmt::format(
+      R"({{"version": 1, "plans": [{{"id": "cap", "limits": [
+        {{"id": "monthly", "meter": "requests", "window": "billing_period",
+          "limit": {}, "redis_down": "{}"}}]}}]}})",
+      run.hard, policy);
+}
+
+// Every instance sends the one credit (it must count once); returns once
+// the primary has it.
+absl::Status CreditWallet(const FaultRun& run, std::vector<Instance>& inst,
+                          const RedisServer& primary) {
+  for (size_t i = 0; i < inst.size(); ++i) {
+    auto r = inst[i].enforcer->UpdateWallet({.account_id = "acme",
+                                             .credit_micros = run.wallet_micros,
+                                             .credit_id = "fault-run-credit"});
+    if (!r.ok()) {
+      return absl::InternalError(fmt::format(
+          "instance {}: credit: {}", i, std::string(r.status().message())));
+    }
+  }
+  int64_t k = 0;
+  for (int i = 0; i < 1000; ++i) {
+    auto v = WalletField(primary, "k");
+    if (!v.ok()) return v.status();
+    k = *v;
+    if (k >= run.wallet_micros) break;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  if (k != run.wallet_micros) {
+    return absl::DeadlineExceededError(
+        fmt::format("the wallet credit of {} reached Redis as {} after 10 s "
+                    "(instance 0: {})",
+                    run.wallet_micros, k, inst[0].sync->LastError()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status WaitReplicaInSync(const RedisServer& replica) {
   for (int i = 0; i < 500; ++i) {
     auto info = replica.Command({"INFO", "replication"});
@@ -76,7 +136,13 @@ const char* FaultName(Fault f) {
 }
 
 absl::StatusOr<FaultResult> RunFault(const FaultRun& run) {
-  auto primary_or = RedisServer::Start();
+  RedisServer::Options primary_options;
+  if (run.fault == Fault::kFailover) {
+    // The replica's first sync at once, not after the default 5 s wait for
+    // more replicas.
+    primary_options.args = {"--repl-diskless-sync-delay", "0"};
+  }
+  auto primary_or = RedisServer::Start(primary_options);
   if (!primary_or.ok()) return primary_or.status();
   std::unique_ptr<RedisServer> primary = std::move(*primary_or);
   std::unique_ptr<RedisServer> replica;
@@ -92,11 +158,8 @@ absl::StatusOr<FaultResult> RunFault(const FaultRun& run) {
     replica = std::move(*rs);
     if (absl::Status s = WaitReplicaInSync(*replica); !s.ok()) return s;
   }
-  const std::string catalog = fmt::format(
-      R"({{"version": 1, "plans": [{{"id": "cap", "limits": [
-        {{"id": "monthly", "meter": "requests", "window": "billing_period",
-          "limit": {}, "redis_down": "{}"}}]}}]}})",
-      run.hard, std::string(RedisDownPolicyName(run.policy)));
+  const bool wallet = run.wallet_micros > 0;
+  const std::string catalog = Catalog(run);
 
   const int n = run.instances;
   std::vector<std::unique_ptr<TcpProxy>> proxies;
@@ -114,13 +177,37 @@ absl::StatusOr<FaultResult> RunFault(const FaultRun& run) {
       return absl::InternalError(fmt::format("instance {}: {}", i, e.what()));
     }
   }
+  if (wallet) {
+    if (absl::Status s = CreditWallet(run, inst, *primary); !s.ok()) return s;
+  }
+  // One check: what it admitted (a request of the cap, or its price of the
+  // wallet, debited at commit), and its status.
+  const auto admit = [&](Instance& in, int* status) -> int64_t {
+    if (!wallet) {
+      const Decision d = in.Check("acme");
+      *status = d.status;
+      return d.admitted() ? 1 : 0;
+    }
+    CheckRequest req;
+    req.account_id = "acme";
+    req.wallet_micros = run.price_micros;
+    const Decision d = in.enforcer->Check(req);
+    *status = d.status;
+    if (!d.admitted()) return 0;
+    in.enforcer->Commit({.reservation = d.reservation});
+    return run.price_micros;
+  };
 
   std::vector<std::atomic<int64_t>> admitted(n);
   std::vector<std::atomic<int64_t>> last_admit_ns(n);
+  // Wallet runs: since when every check was refused for want of credit
+  // (402; 0 while it is not).
+  std::vector<std::atomic<int64_t>> broke_since_ns(n);
   std::vector<std::atomic<bool>> stop(n);
   for (int i = 0; i < n; ++i) {
     admitted[i] = 0;
     last_admit_ns[i] = 0;
+    broke_since_ns[i] = 0;
     stop[i] = false;
   }
   const auto t0 = Clock::now();
@@ -128,10 +215,17 @@ absl::StatusOr<FaultResult> RunFault(const FaultRun& run) {
   for (int i = 0; i < n; ++i) {
     threads.emplace_back([&, i] {
       while (!stop[i].load(std::memory_order_relaxed)) {
-        if (inst[i].Check("acme").admitted()) {
-          admitted[i].fetch_add(1, std::memory_order_relaxed);
+        int status = 0;
+        if (const int64_t units = admit(inst[i], &status); units > 0) {
+          admitted[i].fetch_add(units, std::memory_order_relaxed);
           last_admit_ns[i].store((Clock::now() - t0).count(),
                                  std::memory_order_relaxed);
+        }
+        if (status != 402) {
+          broke_since_ns[i].store(0, std::memory_order_relaxed);
+        } else if (broke_since_ns[i].load(std::memory_order_relaxed) == 0) {
+          broke_since_ns[i].store((Clock::now() - t0).count(),
+                                  std::memory_order_relaxed);
         }
         std::this_thread::sleep_for(run.pace);
       }
@@ -152,13 +246,15 @@ absl::StatusOr<FaultResult> RunFault(const FaultRun& run) {
   FaultResult res;
   // Wait for the fault point (or give up after 20 s).
   const auto give_up = Clock::now() + std::chrono::seconds(20);
-  const auto fault_point =
-      static_cast<int64_t>(run.fault_at * static_cast<double>(run.hard));
+  const auto fault_point = static_cast<int64_t>(
+      run.fault_at *
+      static_cast<double>(wallet ? run.wallet_micros : run.hard));
   while (total_admitted() < fault_point && Clock::now() < give_up) {
     std::this_thread::sleep_for(milliseconds(1));
   }
   res.admitted_at_fault = total_admitted();
   RedisServer* serving = primary.get();
+  std::string dead_id;  // kInstanceDeath
   absl::Status fault_status;
   switch (run.fault) {
     case Fault::kNone:
@@ -194,9 +290,16 @@ absl::StatusOr<FaultResult> RunFault(const FaultRun& run) {
       res.dead_admitted = admitted[0].load();
       const std::string id = inst[0].sync->instance_id();
       inst[0].sync.reset();  // no drain: leases and unsent usage die with it
-      auto flushed = SumField(*serving, "c:" + id);
+      dead_id = id;
+      auto flushed = wallet ? WalletField(*serving, "c:" + id)
+                            : SumField(*serving, "c:" + id);
       if (!flushed.ok()) fault_status = flushed.status();
       res.dead_flushed = flushed.ok() ? *flushed : 0;
+      if (wallet && fault_status.ok()) {
+        auto leased = WalletField(*serving, "r:" + id);
+        if (!leased.ok()) fault_status = leased.status();
+        res.dead_leased = leased.ok() ? *leased : 0;
+      }
       break;
     }
   }
@@ -209,13 +312,26 @@ absl::StatusOr<FaultResult> RunFault(const FaultRun& run) {
 
   // Resumption: each live instance completes a round and admits after it.
   std::vector<uint64_t> rounds_at_end(n);
+  std::vector<int64_t> admitted_at_end(n);
   std::vector<double> resumed(n, -1);
   for (int i = 0; i < n; ++i) {
     if (inst[i].sync) rounds_at_end[i] = inst[i].sync->Stats().rounds;
+    admitted_at_end[i] = admitted[i].load();
   }
   std::vector<int64_t> round_seen_ns(n, -1);
   const auto end = fault_end + run.after;
-  while (Clock::now() < end) {
+  // A wallet run ends early once every live instance was refused for want
+  // of credit for 300 ms on end (the balance, as they hear it, is spent).
+  const auto all_broke = [&] {
+    const int64_t now_ns = (Clock::now() - t0).count();
+    for (int i = 0; i < n; ++i) {
+      if (!inst[i].sync) continue;
+      const int64_t since = broke_since_ns[i].load(std::memory_order_relaxed);
+      if (since == 0 || now_ns - since < 300'000'000) return false;
+    }
+    return true;
+  };
+  while (Clock::now() < end && !(wallet && all_broke())) {
     for (int i = 0; i < n; ++i) {
       if (!inst[i].sync || resumed[i] >= 0) continue;
       if (round_seen_ns[i] < 0 &&
@@ -249,20 +365,44 @@ absl::StatusOr<FaultResult> RunFault(const FaultRun& run) {
     res.epoch_changes += st.epoch_changes;
     res.recoveries += st.recoveries;
     res.log += fmt::format(
-        "instance {}: admitted {} rounds {} errors {} reconnects {} "
+        "instance {}: admitted {} ({} after the fault, resumed {:.0f} ms) "
+        "rounds {} errors {} reconnects {} "
         "lease_units {} epoch_changes {} recoveries {} drain \"{}\" last "
-        "error \"{}\"\n",
-        i, admitted[i].load(), st.rounds, st.errors, st.reconnects,
-        st.lease_units, st.epoch_changes, st.recoveries,
-        std::string(s.message()), inst[i].sync->LastError());
+        "error \"{}\"{}\n",
+        i, admitted[i].load(), admitted[i].load() - admitted_at_end[i],
+        resumed[i], st.rounds, st.errors, st.reconnects, st.lease_units,
+        st.epoch_changes, st.recoveries, std::string(s.message()),
+        inst[i].sync->LastError(),
+        wallet ? fmt::format(" wallet granted {} returned {} errors {}",
+                             st.wallet_granted, st.wallet_returned,
+                             st.wallet_errors)
+               : "");
     if (!s.ok()) {
       return absl::DeadlineExceededError(fmt::format(
           "drain failed after {}:\n{}", FaultName(run.fault), res.log));
     }
   }
-  auto total = SumField(*serving, "t");
-  if (!total.ok()) return total.status();
-  res.redis_total = *total;
+  if (!wallet) {
+    auto total = SumField(*serving, "t");
+    if (!total.ok()) return total.status();
+    res.redis_total = *total;
+    return res;
+  }
+  auto t = WalletField(*serving, "t");
+  if (!t.ok()) return t.status();
+  auto b = WalletField(*serving, "b");
+  if (!b.ok()) return b.status();
+  auto k = WalletField(*serving, "k");
+  if (!k.ok()) return k.status();
+  res.credited = *b + *k;
+  res.redis_total = *t;
+  if (!dead_id.empty()) {
+    // Silent for two lease_ttl, the dead instance's lease became spent.
+    auto c = WalletField(*serving, "c:" + dead_id);
+    if (!c.ok()) return c.status();
+    res.dead_taken_back = *c - res.dead_flushed;
+    res.redis_total -= res.dead_taken_back;
+  }
   return res;
 }
 

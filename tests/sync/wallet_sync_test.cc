@@ -5,8 +5,10 @@
 // credits count once per id from any instance or tool; a correction that
 // would leave less than is spent is refused; the balance holds through
 // FLUSHALL and a restart without data (never negative, nothing spent
-// twice); Drain hands the leases back; share_wallets = false keeps each
-// instance's own.
+// twice), also when a wallet call meets a FLUSHALL before the instance
+// learnt the new epoch; after an outage every instance gets a lease again;
+// Drain hands the leases back; share_wallets = false keeps each instance's
+// own.
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -16,6 +18,7 @@
 
 #include "plangate/sync.h"
 #include "support/redis_server.h"
+#include "sync/fault_cluster.h"
 #include "sync/sync_test_util.h"
 
 namespace plangate::testing {
@@ -243,6 +246,81 @@ TEST_CASE("the balance holds through FLUSHALL and a restart without data",
   REQUIRE(b.sync->Flush(milliseconds(5000)).ok());
   CHECK(Field(server, "t") == 2000);
   CHECK(Field(server, "b") + Field(server, "k") == 2000);
+}
+
+// While the instances spend, their next wallet call after a FLUSHALL
+// still carries the old epoch (the counters' epoch GET that shows the loss
+// is answered with it): the hash it finds empty lost the credits all the
+// same (bench/wallet_fault_benchmark found them gone: credits 0).
+TEST_CASE("the credits survive a FLUSHALL the instances see mid-spend",
+          "[sync][redis][wallet]") {
+  auto started = RedisServer::Start();
+  REQUIRE(started.ok());
+  RedisServer& server = **started;
+  Node a, b;
+  REQUIRE_NOTHROW(a = MakeNode(server.port()));
+  REQUIRE_NOTHROW(b = MakeNode(server.port()));
+  REQUIRE(
+      a.enforcer
+          ->UpdateWallet(
+              {.account_id = "acme", .credit_micros = 20000, .credit_id = "c1"})
+          .ok());
+  int admitted = SpendAll({&a, &b}, 50);
+  REQUIRE(admitted >= 50);
+  REQUIRE(server.Command({"FLUSHALL"}).ok());
+  // Spend on at once, from the leases held: the next calls go out before
+  // either instance heard of the loss.
+  const auto until = std::chrono::steady_clock::now() + milliseconds(30);
+  while (std::chrono::steady_clock::now() < until) {
+    admitted += a.Spend("acme", 100) == 200;
+    admitted += b.Spend("acme", 100) == 200;
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  INFO(Dump(server));
+  REQUIRE(WaitFor([&] { return Field(server, "b") + Field(server, "k") > 0; },
+                  milliseconds(5000)));
+  CHECK(Field(server, "b") + Field(server, "k") == 20000);
+  // After the recovery (lease_ttl), the rest, and no more.
+  std::this_thread::sleep_for(milliseconds(2500));
+  admitted += SpendAll({&a, &b}, 1000);
+  CHECK(admitted == 200);
+  REQUIRE(a.sync->Flush(milliseconds(5000)).ok());
+  REQUIRE(b.sync->Flush(milliseconds(5000)).ok());
+  CHECK(Field(server, "t") == 20000);
+  CHECK(Field(server, "b") + Field(server, "k") == 20000);
+}
+
+// Four instances spend one balance through a restart without data
+// (fault_cluster.h): what each spent from its lease while Redis was down
+// is many rounds' spend and must not size its next lease. It did: the
+// first two to ask after the recovery were granted twice their outage
+// spend each, all that was left, and the other two never admitted again
+// (bench/wallet_fault_benchmark, restart_empty n=4 at 40%).
+TEST_CASE("after an outage every instance gets a share of the balance",
+          "[sync][redis][wallet]") {
+  FaultRun run;
+  run.fault = Fault::kRestartEmpty;
+  run.policy = RedisDownPolicy::kLocalShare;
+  run.instances = 4;
+  run.wallet_micros = 600'000;
+  run.price_micros = 100;
+  run.fault_at = 0.4;
+  run.after = milliseconds(4000);
+  auto r = RunFault(run);
+  REQUIRE(r.ok());
+  INFO("spent " << r->admitted << " (at the fault " << r->admitted_at_fault
+                << ", during " << r->admitted_during << "), redis t "
+                << r->redis_total << ", credits " << r->credited << ", resume "
+                << r->resume_ms << " ms\n"
+                << r->log);
+  CHECK(r->admitted <= run.wallet_micros);
+  CHECK(r->redis_total == r->admitted);
+  CHECK(r->credited == run.wallet_micros);
+  // With a tenth of the balance left when Redis came back, every instance
+  // spends again.
+  if (r->admitted_at_fault + r->admitted_during < run.wallet_micros * 9 / 10) {
+    CHECK(r->resume_ms >= 0);
+  }
 }
 
 TEST_CASE("Drain hands the wallet lease back", "[sync][redis][wallet]") {
