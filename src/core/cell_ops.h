@@ -57,11 +57,12 @@ struct CellTarget {
 // the evaluation decided on and `*seen` their view; the CAS expects `word`,
 // so the common uncontended case re-reads nothing. On return *seen is the
 // view the charge was decided on; *raced (if given) says whether that is
-// another than the one passed in (a racing charge came first).
+// another than the one passed in (a racing charge came first). `remote`:
+// the other instances' usage (sync_link.h), which the limit re-check adds.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline Charge ChargeCell(
     const CellTarget& t, int64_t hard, const Window& w, int64_t now_ms,
     int64_t amount, bool enforce, uint64_t word, CellView* seen, SyncLink* sync,
-    bool* raced = nullptr) {
+    bool* raced = nullptr, CellView remote = {0, 0}) {
   std::atomic<uint64_t>& cur = t.rec->cells[t.cell];
   for (;;) {
     const int64_t next = std::min(seen->current + amount, kMaxCount);
@@ -77,7 +78,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline Charge ChargeCell(
         t.sliding ? t.rec->cells[t.cell + 1].load(std::memory_order_relaxed)
                   : 0;
     *seen = ViewOf(word, prev_word, w.tag, t.sliding);
-    if (enforce && Estimate(*seen, w, now_ms) + amount > hard) {
+    if (enforce && Estimate(Plus(*seen, remote), w, now_ms) + amount > hard) {
       return Charge::kOver;
     }
   }

@@ -100,8 +100,9 @@ struct PendingCharge {
   bool enforce;  // a cap that denies (not unlimited, not shadow)
   bool leased;   // bounded by the sync's ceiling: re-checked after the charge
   Window window;
-  CellView view;  // what the evaluation decided on
-  uint64_t word;  // the cell word it read (the charge's CAS expects it)
+  CellView view;    // this instance's usage the evaluation decided on
+  CellView remote;  // and the other instances' (sync_link.h)
+  uint64_t word;    // the cell word it read (the charge's CAS expects it)
   int64_t amount;
   int64_t used;  // the estimate before this request
   int64_t hard;  // the bound enforced: the cap with grace, or a ceiling
@@ -173,7 +174,16 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
             ? subject.rec->cells[limit.cell + 1].load(std::memory_order_relaxed)
             : 0;
     const CellView view = internal::ViewOf(word, prev_word, w.tag, sliding);
-    const int64_t used = internal::Estimate(view, w, now);
+    // A synced counter's usage elsewhere: the sync's remote words.
+    CellView remote{0, 0};
+    int64_t used;
+    if (ABSL_PREDICT_FALSE(link != nullptr) && limit.synced) {
+      remote = link->RemoteView(subject.index, limit.cell, subject.gen, w.tag,
+                                sliding);
+      used = internal::Estimate(internal::Plus(view, remote), w, now);
+    } else {
+      used = internal::Estimate(view, w, now);
+    }
     const int64_t after = used + amount;
     Caps caps = ABSL_PREDICT_FALSE(overrides)
                     ? internal::OverrideCaps(limit, *profile, user_id)
@@ -207,7 +217,8 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
     if (!caps.unlimited) {
       if (ABSL_PREDICT_FALSE(after > caps.hard)) {
         if (!limit.shadow) {
-          DescribeDenial(limit, caps, w, view, used, amount, now, &decision);
+          DescribeDenial(limit, caps, w, internal::Plus(view, remote), used,
+                         amount, now, &decision);
           decision.upgrade_plan = plan.next_plan;
           if (cold) {
             // Tell the sync component this counter wants (more) lease.
@@ -249,6 +260,7 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
     p.gen = subject.gen;
     p.window = w;
     p.view = view;
+    p.remote = remote;
     p.word = word;
     p.amount = amount;
     p.used = used;
@@ -288,8 +300,9 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
     PendingCharge& p = pending[charged];
     CellView seen = p.view;
     bool raced = false;
-    failure = internal::ChargeCell(p.Target(), p.hard, p.window, now, p.amount,
-                                   p.enforce, p.word, &seen, link, &raced);
+    failure =
+        internal::ChargeCell(p.Target(), p.hard, p.window, now, p.amount,
+                             p.enforce, p.word, &seen, link, &raced, p.remote);
     if (ABSL_PREDICT_FALSE(failure != Charge::kOk)) {
       p.view = seen;
       break;
@@ -297,7 +310,8 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
     if (ABSL_PREDICT_FALSE(raced && !SameView(seen, p.view))) {
       // A racing charge came first: this one counts on top of it.
       p.view = seen;
-      p.used = internal::Estimate(seen, p.window, now);
+      p.used =
+          internal::Estimate(internal::Plus(seen, p.remote), p.window, now);
     }
   }
   // A ceiling the sync lowered (a lease returned, a reserve given back)
@@ -338,8 +352,9 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
     Caps caps = internal::CapsFor(*p.limit, profile, user_id);
     caps.hard = p.hard;
     decision = Decision{};
-    DescribeDenial(*p.limit, caps, p.window, p.view,
-                   internal::Estimate(p.view, p.window, now), p.amount, now,
+    const CellView total = internal::Plus(p.view, p.remote);
+    DescribeDenial(*p.limit, caps, p.window, total,
+                   internal::Estimate(total, p.window, now), p.amount, now,
                    &decision);
     decision.upgrade_plan = plan.next_plan;
     return ChargeOutcome::kDecided;

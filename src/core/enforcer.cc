@@ -505,15 +505,21 @@ absl::StatusOr<AccountUsage> Enforcer::Usage(
       cc.plans[profile->scheduled_plan] != nullptr) {
     usage.scheduled_plan_id = cc.plans[profile->scheduled_plan]->source->id;
   }
+  internal::SyncLink* const link = impl_->sync.load(std::memory_order_acquire);
   for (const CompiledLimit& limit : plan.limits) {
     if (limit.scope != Scope::kAccount) continue;
     const Window w = CurrentWindow(limit, *ref.rec, now);
     const bool sliding = limit.mode == WindowMode::kSliding;
-    const CellView view = ViewOf(
+    CellView view = ViewOf(
         ref.rec->cells[limit.cell].load(std::memory_order_relaxed),
         sliding ? ref.rec->cells[limit.cell + 1].load(std::memory_order_relaxed)
                 : 0,
         w.tag, sliding);
+    if (link != nullptr && limit.synced) {
+      // The cluster's usage: the other instances' as the sync last heard.
+      view = internal::Plus(view, link->RemoteView(ref.index, limit.cell,
+                                                   ref.gen, w.tag, sliding));
+    }
     LimitUsage lu;
     lu.limit_id = limit.source->id;
     lu.scope = limit.scope;

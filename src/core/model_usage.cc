@@ -146,7 +146,9 @@ void Enforcer::Impl::ReadModelUsage(const CompiledPlan& plan,
   if (!usage->models_counted) return;
   const CompiledCatalog& cc = *compiled.load(std::memory_order_acquire);
   const internal::Window w = internal::PeriodWindow(account, 0, now);
-  // One model's counts this period; false when it has none.
+  internal::SyncLink* const link = sync.load(std::memory_order_acquire);
+  // One model's counts this period (the cluster's, with a sync); false
+  // when it has none.
   const auto read = [&](std::string_view model, ModelUsage* out) {
     const SubjectRef ref =
         table.Find(kModelScope, account_id, model,
@@ -157,10 +159,14 @@ void Enforcer::Impl::ReadModelUsage(const CompiledPlan& plan,
     for (int k = 0; k < plan.num_model_meters; ++k) {
       const uint64_t word =
           ref.rec->cells[plan.model_cell[k]].load(std::memory_order_relaxed);
-      const int64_t used =
-          Cell::Gen(word) == ref.gen && Cell::Tag(word) == w.tag
-              ? Cell::Count(word)
-              : 0;
+      int64_t used = Cell::Gen(word) == ref.gen && Cell::Tag(word) == w.tag
+                         ? Cell::Count(word)
+                         : 0;
+      if (link != nullptr) {
+        used = std::min(kMaxCount,
+                        used + link->RemoteIn(ref.index, plan.model_cell[k],
+                                              ref.gen, w.tag));
+      }
       any = any || used > 0;
       out->meters.push_back({cc.meter_names[plan.model_meter[k]], used});
     }

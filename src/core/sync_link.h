@@ -24,18 +24,20 @@
 //  - Ceilings. For leasable limits the sync thread also publishes, per
 //    (record, cell), the count the cell may reach on this instance: the
 //    count at its last read plus what this instance may still use (its
-//    lease, or what the redis_down policy allows). The cell itself keeps
-//    the cluster's usage, so decisions report true numbers; a check past
-//    the ceiling but within the hard cap is a transient 429. A lowered
+//    lease, or what the redis_down policy allows). Decisions add the
+//    remote usage to the cell's count, so they report the cluster's
+//    numbers; a check past the ceiling but within the hard cap is a
+//    transient 429. A lowered
 //    ceiling (rights given back) is stored before the sync reads the cell
 //    for the usage it reports, and a check re-reads the ceiling after its
 //    charge (both seq_cst), so no charge slips past a ceiling unreported.
 //
-// The sync thread adjusts cells (cluster usage of other instances, lease
-// bakes) with CAS on the same words the hot path charges: the one word
-// with two writers left (docs/architecture.md, "The enforcer and the
-// sync"). Threshold crossings the sync strand learns from Redis go on its
-// own `events` queue.
+// The record's cells hold this instance's usage only: checks and commits
+// write them, the sync strand only reads them. What the other instances
+// used comes back as remote usage (`remote`, the sync strand's), which
+// checks and reports add to the cells' counts (docs/architecture.md, "The
+// enforcer and the sync"). Threshold crossings the sync strand learns from
+// Redis go on its own `events` queue.
 //
 // Shared account state (share_accounts): a check that meets an account
 // this instance has no record of inserts one (with the catalog's default
@@ -74,7 +76,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/counter_table.h"
 #include "core/event_queue.h"
+#include "core/window.h"
 #include "internal/huge_array.h"
 #include "plangate/catalog.h"
 #include "plangate/enforcer.h"
@@ -139,12 +143,13 @@ struct SyncLink {
   SyncLink(size_t queue_capacity, size_t records)
       : dirty(queue_capacity),
         closed(queue_capacity),
-        sightings(queue_capacity),
-        wallets(queue_capacity),
         events(queue_capacity),
         logged(records),
         consumed(records),
         ready(records * kCellsPerSubject),
+        remote(records * kCellsPerSubject),
+        sightings(queue_capacity),
+        wallets(queue_capacity),
         ceilings(records * kCellsPerSubject),
         wallet_balance(records),
         wallet_valid_until(records),
@@ -215,6 +220,41 @@ struct SyncLink {
     w.store(next, std::memory_order_release);
   }
 
+  // Remote usage: the other instances' usage of a synced counter in one
+  // window, as of the sync strand's last reply from Redis, as a cell word
+  // [generation][tag][count] (the sync strand's only; the record's own
+  // cells hold this instance's usage only). A fixed window's lives in the
+  // slot of its cell; a sliding pair's windows alternate between the
+  // pair's two slots by tag parity, so the previous window's stays
+  // readable when the current one rolls over.
+  static int RemoteSlot(int cell, bool sliding, uint32_t tag) {
+    return sliding ? cell + static_cast<int>(tag & 1) : cell;
+  }
+  int64_t RemoteIn(uint32_t index, int slot, uint8_t gen, uint32_t tag) const {
+    // Relaxed: a self-contained value, as a cell is.
+    const uint64_t w = remote[size_t{index} * kCellsPerSubject + slot].load(
+        std::memory_order_relaxed);
+    return Cell::Gen(w) == gen && Cell::Tag(w) == (tag & Cell::kTagMask)
+               ? Cell::Count(w)
+               : 0;
+  }
+  // The remote part of a counter's view in the window of tag `tag`.
+  CellView RemoteView(uint32_t index, int cell, uint8_t gen, uint32_t tag,
+                      bool sliding) const {
+    if (!sliding) return {RemoteIn(index, cell, gen, tag), 0};
+    const uint32_t prev = (tag - 1) & Cell::kTagMask;
+    return {RemoteIn(index, RemoteSlot(cell, true, tag), gen, tag),
+            RemoteIn(index, RemoteSlot(cell, true, prev), gen, prev)};
+  }
+  void SetRemote(uint32_t index, int slot, uint8_t gen, uint32_t tag,
+                 int64_t count) {
+    std::atomic<uint64_t>& w = remote[size_t{index} * kCellsPerSubject + slot];
+    const uint64_t next =
+        Cell::Pack(gen, tag, std::clamp<int64_t>(count, 0, kMaxCount));
+    if (w.load(std::memory_order_relaxed) == next) return;
+    w.store(next, std::memory_order_relaxed);
+  }
+
   // Ceiling of cell `cell` of record `index`, or -1 for none.
   int64_t Ceiling(uint32_t index, int cell) const {
     return ceilings[size_t{index} * kCellsPerSubject + cell].load(
@@ -262,6 +302,8 @@ struct SyncLink {
   }
   // ReadyWord per (record, cell): the sync strand's.
   HugeArray<std::atomic<uint32_t>> ready;
+  // Remote usage per (record, cell slot): the sync strand's (RemoteIn).
+  HugeArray<std::atomic<uint64_t>> remote;
   // PackDirty(index, gen) of account records a check inserted
   // (share_accounts only).
   BoundedQueue<uint64_t> sightings;

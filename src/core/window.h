@@ -107,6 +107,12 @@ struct CellView {
   int64_t previous;  // count in the previous window (sliding only)
 };
 
+// This instance's view plus the other instances' (the sync's remote
+// usage). Each part is below 2^42, so the sums fit and compare as they are.
+inline CellView Plus(const CellView& own, const CellView& remote) {
+  return {own.current + remote.current, own.previous + remote.previous};
+}
+
 inline CellView ViewOf(uint64_t cur_word, uint64_t prev_word, uint32_t tag,
                        bool sliding) {
   CellView v{0, 0};

@@ -35,9 +35,7 @@ struct CounterState {
   SyncCellInfo info;
 
   // Local accounting.
-  int64_t base = 0;     // the cell's count right after we last read it
-  int64_t own = 0;      // this instance's usage in the window, as folded
-  int64_t offset = 0;   // what we put in the cell beyond own usage
+  int64_t own = 0;      // this instance's usage in the window: the cell's
   bool closed = false;  // the window's final count is folded in
   bool gone = false;    // the record was reclaimed: `own` is final
   int await_rounds = 0;

@@ -5,20 +5,19 @@
 // One strand runs everything here. Each round:
 //  1. Closed windows (rollovers the hot path reported) fold their final
 //     counts into their counter states.
-//  2. Dirty records are read: for each synced cell, the counter state of
-//     the cell's window takes the cell's change since the last read as this
-//     instance's own usage ("fold").
+//  2. The change log's records are read: for each synced cell, the counter
+//     state of the cell's window takes the cell's count as this instance's
+//     own usage ("fold"); the cells hold nothing else, and this strand
+//     never writes them.
 //  3. Counters with unsent usage, unsynced leased counters and leases that
 //     run low are sent as one pipeline of FCALL pg2_sync (one per counter,
 //     each with this instance's cumulative usage and a fresh sequence
 //     number; see redis_functions.h), after a GET of the dataset epoch.
 //  4. Each reply brings the cluster total and this instance's lease and
-//     down reserve. The
-//     cell is then set ("baked") to own usage + an offset: the other
-//     instances' usage far from the cap, or hard - remaining lease in lease
-//     mode, so that the hot path, which only compares the cell with the
-//     hard cap, admits exactly what the cluster allows. Usage the hot path
-//     adds after the fold is kept: the bake is a CAS on the same word.
+//     down reserve. The strand publishes the counter's budget in words
+//     only it writes (sync_link.h): the other instances' usage, which
+//     checks add to the cell's count, and in lease mode the ceiling (own
+//     usage + what this instance may still admit) and readiness.
 //
 // A counter state is keyed by (record index, cell, window tag). Its own
 // usage never decreases except through refunds, and is sent whole (not as
@@ -355,8 +354,8 @@ class RedisSync::Impl {
         continue;  // an empty window nobody tracked: nothing to report
       }
       if (st == nullptr || st->gen != gen) {
-        // A window we never read while it was open: all of it is ours
-        // (bakes only ever go into windows we hold a state for).
+        // A window we never read while it was open: the cell held only
+        // this instance's usage, as always.
         st = CreateState(note.index, gen, note.cell, tag, now);
         if (st == nullptr) {
           pending_dropped_.fetch_add(1, std::memory_order_relaxed);
@@ -364,8 +363,7 @@ class RedisSync::Impl {
         }
       }
       if (st->closed || st->gone) continue;
-      st->own += Cell::Count(note.word) - st->base;
-      st->base = Cell::Count(note.word);
+      st->own = Cell::Count(note.word);
       st->closed = true;
     }
   }
@@ -411,9 +409,8 @@ class RedisSync::Impl {
           if (!SyncAccess::Describe(enforcer_, index, gen, now, &info)) return;
         }
         for (const SyncCellInfo& x : info.cells) {
-          if (x.cell == c && x.tag != st->tag &&
-              FindState(index, static_cast<uint8_t>(c), x.tag) == nullptr) {
-            CreateState(index, gen, static_cast<uint8_t>(c), x.tag, now, &info);
+          if (x.cell == c && x.tag != st->tag) {
+            TouchCurrent(index, gen, static_cast<uint8_t>(c), x.tag, now, info);
           }
         }
         continue;
@@ -436,11 +433,26 @@ class RedisSync::Impl {
           Fold(*s, now);
         }
       }
-      if (ci->leasable && options_.leases && Cell::Tag(word) != ci->tag &&
-          FindState(index, static_cast<uint8_t>(c), ci->tag) == nullptr) {
-        CreateState(index, gen, static_cast<uint8_t>(c), ci->tag, now, &info);
+      if (ci->leasable && options_.leases && Cell::Tag(word) != ci->tag) {
+        TouchCurrent(index, gen, static_cast<uint8_t>(c), ci->tag, now, info);
       }
     }
+  }
+
+  // A change to a record whose cell still holds an older window than the
+  // current one (nothing charged in it yet: a check denied for want of
+  // the current window's lease charges nothing): the current window's
+  // state is in use, created if need be (priming), so it keeps, or gets,
+  // its lease. The cells are the hot path's: this strand never rolls one.
+  void TouchCurrent(uint32_t index, uint8_t gen, uint8_t cell, uint32_t tag,
+                    int64_t now, const SyncRecordInfo& info) {
+    CounterState* cur = FindState(index, cell, tag);
+    if (cur == nullptr || cur->gen != gen) {
+      cur = CreateState(index, gen, cell, tag, now, &info);
+      if (cur == nullptr) return;
+    }
+    cur->last_change = SteadyMs();
+    Fold(*cur, now);
   }
 
   CounterState* FindState(uint32_t index, uint8_t cell, uint32_t tag) {
@@ -503,10 +515,10 @@ class RedisSync::Impl {
     return raw;
   }
 
-  // What the cell should hold beyond own usage: the other instances'
-  // usage as of the last reply.
-  int64_t TargetOffset(const CounterState& st) const {
-    return st.synced ? st.total - st.reply_cum : 0;
+  // The other instances' usage in st's window as of the last reply: what
+  // checks add to the cell's own count (SyncLink::remote).
+  static int64_t RemoteUsage(const CounterState& st) {
+    return st.synced ? std::max<int64_t>(0, st.total - st.reply_cum) : 0;
   }
 
   // How much more this instance may use of the counter, or -1 for no
@@ -531,85 +543,58 @@ class RedisSync::Impl {
     return st.LeaseLeft();
   }
 
-  // Reads the cell into `st` and bakes TargetOffset in. False when the
-  // cell no longer holds st's window.
+  // Reads this instance's usage from the cell into `st` (the cell holds
+  // nothing else: the sync strand only reads it), then publishes the
+  // counter's budget. False when the cell no longer holds st's window.
   bool Fold(CounterState& st, int64_t now) {
     if (st.closed || st.gone) return false;
-    SubjectRecord& rec = table_.at(st.index);
-    std::atomic<uint64_t>& a = rec.cells[st.cell];
-    uint64_t w = a.load(std::memory_order_seq_cst);
-    for (;;) {
-      if (Cell::Gen(w) != st.gen) {
-        st.gone = true;  // reclaimed: what we folded is all there is
+    // seq_cst: after the store of `consumed` or of a lowered ceiling
+    // (sync_link.h, the Dekker pairs with the hot path).
+    const uint64_t w =
+        table_.at(st.index).cells[st.cell].load(std::memory_order_seq_cst);
+    if (Cell::Gen(w) != st.gen) {
+      st.gone = true;  // reclaimed: what we folded is all there is
+      return false;
+    }
+    int64_t count = 0;
+    if (Cell::Tag(w) == st.tag) {
+      count = Cell::Count(w);
+    } else {
+      const bool current = st.start_ms <= now && now < st.end_ms;
+      if (!current || st.own != 0) {
+        // The hot path rolled it on; its final count is on `closed`.
+        if (++st.await_rounds > kMaxAwaitRounds) {
+          st.closed = true;
+          pending_dropped_.fetch_add(1, std::memory_order_relaxed);
+        }
         return false;
       }
-      if (Cell::Tag(w) != st.tag) {
-        const bool current = st.start_ms <= now && now < st.end_ms;
-        if (!current || st.own != 0 || st.base != 0) {
-          // The hot path rolled it; its final count is on `closed`.
-          if (++st.await_rounds > kMaxAwaitRounds) {
-            st.closed = true;
-            pending_dropped_.fetch_add(1, std::memory_order_relaxed);
-          }
-          return false;
-        }
-        // Our window is current and the cell still holds an older one:
-        // roll it in ourselves (as a check would), keeping the old final.
-        if (!st.synced) return false;  // nothing to bake yet
-        const int64_t next =
-            std::clamp(TargetOffset(st), int64_t{0}, kMaxCount);
-        if (a.compare_exchange_weak(w, Cell::Pack(st.gen, st.tag, next),
-                                    std::memory_order_seq_cst,
-                                    std::memory_order_seq_cst)) {
-          // The old window's final count, zero too (it closes its state).
-          link_->closed.Push(ClosedWindow{st.index, st.cell, w});
-          if (st.info.mode == WindowMode::kSliding) {
-            // What was current is now previous, as a check's rollover
-            // stores it (cell_ops.h ChargeCell): the CAS above made this
-            // strand the one roller of this window.
-            const uint32_t prev_tag = (st.tag - 1) & Cell::kTagMask;
-            const int64_t carried =
-                Cell::Tag(w) == prev_tag ? Cell::Count(w) : 0;
-            rec.cells[st.cell + 1].store(Cell::Pack(st.gen, prev_tag, carried),
-                                         std::memory_order_relaxed);
-          }
-          st.base = next;
-          st.offset = next;
-          Baked(st, next);
-          return true;
-        }
-        continue;
-      }
-      const int64_t count = Cell::Count(w);
-      const int64_t own_delta = count - st.base;
-      const int64_t next = std::clamp(count + (TargetOffset(st) - st.offset),
-                                      int64_t{0}, kMaxCount);
-      if (next == count) {
-        st.own += own_delta;
-        st.base = count;
-        Baked(st, count);
-        return true;
-      }
-      if (a.compare_exchange_weak(w, Cell::Pack(st.gen, st.tag, next),
-                                  std::memory_order_seq_cst,
-                                  std::memory_order_seq_cst)) {
-        st.own += own_delta;
-        st.offset += next - count;
-        st.base = next;
-        Baked(st, next);
-        return true;
-      }
+      // Our window is current and the cell still holds an older one:
+      // nothing was charged in ours yet (the first charge rolls it).
     }
+    st.own = count;
+    Publish(st, now);
+    return true;
   }
 
-  // After a fold that left the cell at `count`: the ceiling, then
-  // readiness (a check that sees the nibble sees the ceiling).
-  void Baked(CounterState& st, int64_t count) {
-    if (!st.info.leasable || !options_.leases) return;
+  // The counter's budget, the sync strand's words (sync_link.h): the
+  // other instances' usage, then the ceiling, then readiness (a check that
+  // sees the readiness sees the ceiling and the remote usage). The words
+  // are per cell, so only the current window's state publishes them, and
+  // a sliding pair's previous window its remote usage (in the other slot).
+  void Publish(CounterState& st, int64_t now) {
+    const bool sliding = st.info.mode == WindowMode::kSliding;
+    const int64_t len = st.end_ms - st.start_ms;
+    const bool current = st.start_ms <= now && now < st.end_ms;
+    const bool previous = sliding && st.end_ms <= now && now < st.end_ms + len;
+    if (!current && !previous) return;
+    link_->SetRemote(st.index, SyncLink::RemoteSlot(st.cell, sliding, st.tag),
+                     st.gen, st.tag, RemoteUsage(st));
+    if (!current || !st.info.leasable || !options_.leases) return;
     const int64_t allowance = Allowance(st);
     link_->SetCeiling(
         st.index, st.cell,
-        allowance < 0 ? -1 : std::min(count + allowance, kMaxCount));
+        allowance < 0 ? -1 : std::min(st.own + allowance, kMaxCount));
     if (st.synced || st.down_baked) {
       link_->SetReady(st.index, st.cell, st.gen, st.tag, true);
     }
@@ -839,17 +824,26 @@ class RedisSync::Impl {
     return cmd;
   }
 
-  // The count of the window before st's in the second cell of its pair,
-  // as the hot path's estimate reads it; 0 when it holds no such window.
+  // The count of the window before st's, as the hot path's estimate reads
+  // it (this instance's cells and the remote usage); 0 when none is there.
   int64_t PreviousCount(const CounterState& st) const {
     if (st.closed || st.gone) return 0;
+    const SubjectRecord& rec = table_.at(st.index);
+    const uint64_t cur = rec.cells[st.cell].load(std::memory_order_relaxed);
     const uint64_t prev =
-        table_.at(st.index).cells[st.cell + 1].load(std::memory_order_relaxed);
-    if (Cell::Gen(prev) != st.gen ||
-        Cell::Tag(prev) != ((st.tag - 1) & Cell::kTagMask)) {
-      return 0;
-    }
-    return Cell::Count(prev);
+        rec.cells[st.cell + 1].load(std::memory_order_relaxed);
+    const uint32_t prev_tag = (st.tag - 1) & Cell::kTagMask;
+    // This instance's part as the check's view reads it (the pair may not
+    // have rolled over yet), and the other instances' as last heard.
+    const int64_t own =
+        Cell::Gen(cur) == st.gen && Cell::Gen(prev) == st.gen
+            ? internal::ViewOf(cur, prev, st.tag, true).previous
+            : (Cell::Gen(cur) == st.gen && Cell::Tag(cur) == prev_tag
+                   ? Cell::Count(cur)
+                   : 0);
+    return own + link_->RemoteIn(st.index,
+                                 SyncLink::RemoteSlot(st.cell, true, prev_tag),
+                                 st.gen, prev_tag);
   }
 
   // ---- The dataset epoch ----------------------------------------------
