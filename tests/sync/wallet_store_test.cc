@@ -243,6 +243,54 @@ TEST_CASE("a gateway and the tool count one credit id once",
   CHECK(a.sync->Stats().wallet_errors == 0);
 }
 
+TEST_CASE("a tool credit after a FLUSHALL adds to the restored credits",
+          "[sync][redis][wallet]") {
+  auto started = RedisServer::Start();
+  REQUIRE(started.ok());
+  RedisServer& server = **started;
+  const RedisOptions redis = Local(server.port());
+  Node a;
+  REQUIRE_NOTHROW(a = MakeNode(server.port()));
+  REQUIRE(
+      a.enforcer
+          ->UpdateWallet(
+              {.account_id = "acme", .credit_micros = 1000, .credit_id = "X"})
+          .ok());
+  REQUIRE(SpendAll(a, 2) == 2);
+  REQUIRE(a.sync->Flush(milliseconds(5000)).ok());
+  REQUIRE(server.Command({"FLUSHALL"}).ok());
+  // Once the instance has created the new epoch, the tool's credit goes
+  // under it (before or after the instance re-sends, the same sum).
+  REQUIRE(WaitFor(
+      [&] {
+        auto e = server.Command({"EXISTS", "pg:epoch"});
+        return e.ok() && e->integer == 1;
+      },
+      milliseconds(5000)));
+  auto y = CreditStoredWallet(redis, "pg", "acme", "Y", 300);
+  REQUIRE(y.ok());
+  CHECK(y->applied);
+  REQUIRE(WaitFor(
+      [&] {
+        auto w = ReadStoredWallet(redis, "pg", "acme");
+        return w.ok() && w->instances == 1 && w->recovering_until_ms == 0 &&
+               HGet(server, "pg:{acme}:wallet", "rd") == "(none)";
+      },
+      milliseconds(10000)));
+  auto w = ReadStoredWallet(redis, "pg", "acme");
+  REQUIRE(w.ok());
+  INFO(Dump(server));
+  CHECK(w->credits == 1300);
+  CHECK(w->spent + w->leased <= 1300);
+  // 1,300 credited, 200 spent: 11 more.
+  CHECK(SpendAll(a, 1000) == 11);
+  REQUIRE(a.sync->Flush(milliseconds(5000)).ok());
+  auto end = ReadStoredWallet(redis, "pg", "acme");
+  REQUIRE(end.ok());
+  CHECK(end->credits == 1300);
+  CHECK(end->spent == 1300);
+}
+
 TEST_CASE("a correction past what is unspent is refused",
           "[sync][redis][wallet]") {
   auto started = RedisServer::Start();
