@@ -70,17 +70,35 @@ std::string Where(const RedisOptions& redis) {
                      redis.cluster ? " (cluster)" : "");
 }
 
-// Runs `start` once the client is first ready and returns what it hands
-// `finish`, or DeadlineExceeded (with the last connection error) when
-// nothing was finished within `timeout`.
+// A reply the cluster client made for a command it did not send (its
+// node not connected yet: ready() means some node is), so sending it again
+// cannot apply anything twice.
+bool Unsent(const Reply& r) {
+  constexpr std::string_view kCluster = "ERR plangate cluster: ";
+  if (!r.is_error() || r.str.compare(0, kCluster.size(), kCluster) != 0) {
+    return false;
+  }
+  return r.str.find(" not connected (") != std::string::npos ||
+         r.str.find("no node connected (") != std::string::npos;
+}
+
 template <typename T>
 using Finish = std::function<void(absl::StatusOr<T>)>;
+using Replies = std::function<void(absl::StatusOr<std::vector<Reply>>)>;
+// Sends a batch; one with a reply for a command not sent (Unsent) is sent
+// again, whole, 20 ms later (within the deadline). A batch must be safe to
+// send again when any of its commands was not sent: reads, or one write
+// alone.
+using Exec = std::function<void(std::vector<Command>, Replies)>;
 
+// Runs `start` once the client is first ready and returns what it hands
+// `finish`, or DeadlineExceeded (with the last connection or reply error)
+// when nothing was finished within `timeout`.
 template <typename T>
 absl::StatusOr<T> RunOnce(
     const RedisOptions& redis, bool load_library,
     std::chrono::milliseconds timeout,
-    const std::function<void(ClusterClient&, const Finish<T>&)>& start) {
+    const std::function<void(const Exec&, const Finish<T>&)>& start) {
   boost::asio::io_context io;
   auto strand = boost::asio::make_strand(io);
   std::shared_ptr<ClusterClient> client = ClusterClient::Create(strand, redis);
@@ -91,11 +109,33 @@ absl::StatusOr<T> RunOnce(
   std::optional<absl::StatusOr<T>> result;
   std::string last_down;
   boost::asio::steady_timer deadline(strand, timeout);
+  boost::asio::steady_timer again(strand);
   const Finish<T> finish = [&](absl::StatusOr<T> r) {
     if (result.has_value()) return;
     result = std::move(r);
     deadline.cancel();
+    again.cancel();
     client->Stop();
+  };
+  Exec exec;
+  exec = [&](std::vector<Command> batch, Replies done) {
+    client->Execute(
+        batch, [&, batch, done](absl::StatusOr<std::vector<Reply>> replies) {
+          if (result.has_value()) return;
+          if (replies.ok()) {
+            for (const Reply& r : *replies) {
+              if (!Unsent(r)) continue;
+              last_down = r.str.substr(4);  // without "ERR "
+              again.expires_after(std::chrono::milliseconds(20));
+              again.async_wait(
+                  [&, batch, done](const boost::system::error_code& ec) {
+                    if (!ec && !result.has_value()) exec(batch, done);
+                  });
+              return;
+            }
+          }
+          done(std::move(replies));
+        });
   };
   bool started = false;
   client->SetOnDown(
@@ -103,7 +143,7 @@ absl::StatusOr<T> RunOnce(
   client->SetOnReady([&] {
     if (started) return;
     started = true;
-    start(*client, finish);
+    start(exec, finish);
   });
   deadline.async_wait([&](const boost::system::error_code& ec) {
     if (ec) return;
@@ -230,75 +270,100 @@ absl::StatusOr<StoredWalletCredit> CreditStoredWallet(
   const std::string epoch_key = prefix + ":epoch";
   const std::string id(credit_id);
   const std::string where = Where(redis);
-  return RunOnce<StoredWalletCredit>(
+  // Three steps, each safe to send again (Exec): the epoch, the credit
+  // alone, the wallet read back.
+  bool applied = false;
+  bool in_doubt = false;  // the credit sent, its reply not in
+  absl::StatusOr<StoredWalletCredit> out = RunOnce<StoredWalletCredit>(
       redis, /*load_library=*/true, timeout,
-      [&](ClusterClient& client, const Finish<StoredWalletCredit>& finish) {
-        client.Execute(
-            {Command{"GET", epoch_key}},
-            [&, finish](absl::StatusOr<std::vector<Reply>> got) {
-              if (!got.ok()) {
-                return finish(absl::UnavailableError(
-                    fmt::format("redis GET {} at {}: {}", JsonQuote(epoch_key),
-                                where, std::string(got.status().message()))));
-              }
-              const Reply& e = (*got)[0];
-              std::string epoch;  // "": no instance has created one yet
-              if (e.type == Reply::Type::kString) {
-                epoch = e.str;
-              } else if (e.type != Reply::Type::kNil) {
-                return finish(absl::InternalError(fmt::format(
-                    "redis GET {} at {}: {}", JsonQuote(epoch_key), where,
-                    e.is_error() ? std::string(QuotablePrefix(e.str))
-                                 : std::string("unexpected reply"))));
-              }
-              client.Execute(
-                  {Command{"FCALL", "pg2_wallet_credit", "1", key, id,
-                           std::to_string(micros), epoch},
-                   ReadCommand(key, id), Command{"TIME"}},
-                  [&, finish](absl::StatusOr<std::vector<Reply>> replies) {
-                    if (!replies.ok()) {
-                      return finish(absl::UnavailableError(fmt::format(
-                          "account {}: credit {}: redis at {}: {} (the "
-                          "credit may or may not be applied: send it again "
-                          "with the same id)",
-                          account, credit, where,
-                          std::string(replies.status().message()))));
-                    }
-                    const Reply& r = (*replies)[0];
-                    if (r.is_error()) {
-                      const std::string_view text = CreditErrorText(r.str);
-                      if (text.find("would leave less than") !=
-                          std::string_view::npos) {
-                        return finish(absl::FailedPreconditionError(
-                            fmt::format("account {}: credit {}: refused by "
-                                        "redis at {}: {}",
-                                        account, credit, where,
-                                        QuotablePrefix(text, 200))));
-                      }
-                      return finish(absl::InternalError(fmt::format(
-                          "account {}: credit {}: redis FCALL "
-                          "pg2_wallet_credit at {}: {}",
-                          account, credit, where, QuotablePrefix(r.str))));
-                    }
-                    if (r.type != Reply::Type::kArray ||
-                        r.elements.size() != 3 ||
-                        r.elements[0].type != Reply::Type::kInteger) {
-                      return finish(absl::InternalError(
-                          fmt::format("account {}: credit {}: redis FCALL "
-                                      "pg2_wallet_credit at {}: unexpected "
-                                      "reply",
-                                      account, credit, where)));
-                    }
-                    absl::StatusOr<StoredWallet> w = ParseWallet(
-                        (*replies)[1], (*replies)[2], key, id, where);
-                    if (!w.ok()) return finish(w.status());
-                    StoredWalletCredit out;
-                    out.applied = r.elements[0].integer == 1;
-                    out.wallet = std::move(*w);
-                    finish(std::move(out));
-                  });
-            });
+      [&](const Exec& exec, const Finish<StoredWalletCredit>& finish) {
+        auto read_back = [&, exec, finish] {
+          exec({ReadCommand(key, id), Command{"TIME"}},
+               [&, finish](absl::StatusOr<std::vector<Reply>> replies) {
+                 if (!replies.ok()) {
+                   return finish(absl::UnavailableError(fmt::format(
+                       "account {}: credit {}: {} at {}, but reading the "
+                       "wallet back failed: {}",
+                       account, credit, applied ? "applied" : "applied before",
+                       where, std::string(replies.status().message()))));
+                 }
+                 absl::StatusOr<StoredWallet> w =
+                     ParseWallet((*replies)[0], (*replies)[1], key, id, where);
+                 if (!w.ok()) return finish(w.status());
+                 StoredWalletCredit out;
+                 out.applied = applied;
+                 out.wallet = std::move(*w);
+                 finish(std::move(out));
+               });
+        };
+        auto credit_step = [&, exec, finish,
+                            read_back](const std::string& epoch) {
+          in_doubt = true;
+          exec({Command{"FCALL", "pg2_wallet_credit", "1", key, id,
+                        std::to_string(micros), epoch}},
+               [&, finish,
+                read_back](absl::StatusOr<std::vector<Reply>> replies) {
+                 if (!replies.ok()) {
+                   return finish(absl::UnavailableError(fmt::format(
+                       "account {}: credit {}: redis at {}: {} (the "
+                       "credit may or may not be applied: send it again "
+                       "with the same id)",
+                       account, credit, where,
+                       std::string(replies.status().message()))));
+                 }
+                 in_doubt = false;
+                 const Reply& r = (*replies)[0];
+                 if (r.is_error()) {
+                   const std::string_view text = CreditErrorText(r.str);
+                   if (text.find("would leave less than") !=
+                       std::string_view::npos) {
+                     return finish(absl::FailedPreconditionError(fmt::format(
+                         "account {}: credit {}: refused by redis at {}: {}",
+                         account, credit, where, QuotablePrefix(text, 200))));
+                   }
+                   return finish(absl::InternalError(fmt::format(
+                       "account {}: credit {}: redis FCALL "
+                       "pg2_wallet_credit at {}: {}",
+                       account, credit, where, QuotablePrefix(r.str))));
+                 }
+                 if (r.type != Reply::Type::kArray || r.elements.size() != 3 ||
+                     r.elements[0].type != Reply::Type::kInteger) {
+                   return finish(absl::InternalError(
+                       fmt::format("account {}: credit {}: redis FCALL "
+                                   "pg2_wallet_credit at {}: unexpected reply",
+                                   account, credit, where)));
+                 }
+                 applied = r.elements[0].integer == 1;
+                 read_back();
+               });
+        };
+        exec({Command{"GET", epoch_key}},
+             [&, finish, credit_step](absl::StatusOr<std::vector<Reply>> got) {
+               if (!got.ok()) {
+                 return finish(absl::UnavailableError(
+                     fmt::format("redis GET {} at {}: {}", JsonQuote(epoch_key),
+                                 where, std::string(got.status().message()))));
+               }
+               const Reply& e = (*got)[0];
+               std::string epoch;  // "": no instance has created one yet
+               if (e.type == Reply::Type::kString) {
+                 epoch = e.str;
+               } else if (e.type != Reply::Type::kNil) {
+                 return finish(absl::InternalError(fmt::format(
+                     "redis GET {} at {}: {}", JsonQuote(epoch_key), where,
+                     e.is_error() ? std::string(QuotablePrefix(e.str))
+                                  : std::string("unexpected reply"))));
+               }
+               credit_step(epoch);
+             });
       });
+  if (in_doubt && absl::IsDeadlineExceeded(out.status())) {
+    return absl::DeadlineExceededError(fmt::format(
+        "account {}: credit {}: {} (the credit may or may not be applied: "
+        "send it again with the same id)",
+        account, credit, std::string(out.status().message())));
+  }
+  return out;
 }
 
 absl::StatusOr<StoredWallet> ReadStoredWallet(
@@ -311,8 +376,8 @@ absl::StatusOr<StoredWallet> ReadStoredWallet(
   const std::string where = Where(redis);
   return RunOnce<StoredWallet>(
       redis, /*load_library=*/false, timeout,
-      [&](ClusterClient& client, const Finish<StoredWallet>& finish) {
-        client.Execute(
+      [&](const Exec& exec, const Finish<StoredWallet>& finish) {
+        exec(
             {ReadCommand(key, id), Command{"TIME"}},
             [&, finish](absl::StatusOr<std::vector<Reply>> replies) {
               if (!replies.ok()) {

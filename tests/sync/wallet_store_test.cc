@@ -384,6 +384,30 @@ TEST_CASE("bad input and an unreachable redis fail fast and say why",
         "redis at 127.0.0.1:" + std::to_string(server.port()) +
             ": key \"pg:{bad}:wallet\": field t is not an integer: \"abc\"");
 
+  // A server that accepts and never answers (SIGSTOP): the same, fast.
+  REQUIRE(server.Pause().ok());
+  for (const bool credit : {true, false}) {
+    INFO((credit ? "credit, paused" : "read, paused"));
+    const auto t0 = std::chrono::steady_clock::now();
+    const absl::Status s =
+        credit ? CreditStoredWallet(redis, "pg", "acme", "c1", 5,
+                                    milliseconds(400))
+                     .status()
+               : ReadStoredWallet(redis, "pg", "acme", "", milliseconds(400))
+                     .status();
+    const auto took = std::chrono::steady_clock::now() - t0;
+    INFO(message(s));
+    CHECK(absl::IsDeadlineExceeded(s));
+    CHECK(took < milliseconds(1500));
+    CHECK(message(s).starts_with(
+        "redis at 127.0.0.1:" + std::to_string(server.port()) +
+        ": no answer within 400 ms"));
+  }
+  REQUIRE(server.Resume().ok());
+  auto none = server.Command({"HGET", "pg:{acme}:wallet", "k"});
+  REQUIRE(none.ok());
+  CHECK(none->type == internal::redis::Reply::Type::kNil);
+
   // Nobody listens: DeadlineExceeded within the timeout, naming the server
   // and the connection's error.
   const int port = server.port();

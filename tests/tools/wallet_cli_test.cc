@@ -20,6 +20,8 @@
 #include "nlohmann/json.hpp"
 #include "plangate/enforcer.h"
 #include "plangate/sync.h"
+#include "redis/cluster_slot.h"
+#include "support/redis_cluster.h"
 #include "support/redis_server.h"
 #include "sync/sync_test_util.h"
 #include "tools/quotactl_run.h"
@@ -220,6 +222,65 @@ TEST_CASE("quotactl wallet: bad flags and an unreachable redis",
                             ": redis at 127.0.0.1:" + std::to_string(port) +
                             ": no answer within 300 ms: "));
     CHECK(r.err.find("Connection refused") != std::string::npos);
+  }
+}
+
+TEST_CASE("quotactl wallet on a Redis Cluster (?cluster=1)",
+          "[quotactl][redis][wallet][cluster]") {
+  RedisCluster::Options co;
+  co.replicas = 0;
+  auto cluster = RedisCluster::Start(co);
+  REQUIRE(cluster.ok());
+  TempDir dir;
+  // The epoch key on its own slot's primary; wallets on other primaries.
+  auto ep =
+      (*cluster)->PrimaryOfSlot(internal::redis::KeyHashSlot("pg:epoch"), 0);
+  REQUIRE(ep.ok());
+  REQUIRE((*cluster)->node(*ep).Command({"SET", "pg:epoch", "5-6"}).ok());
+  std::vector<std::string> accounts;
+  std::vector<int> primaries;
+  for (int i = 0; primaries.size() < 2 || primaries[0] == primaries[1] ||
+                  accounts.size() < 4;
+       ++i) {
+    const std::string a = "acct" + std::to_string(i);
+    auto p = (*cluster)->PrimaryOfSlot(internal::redis::KeyHashSlot(a), 0);
+    REQUIRE(p.ok());
+    if (primaries.size() < 2 && !primaries.empty() && primaries[0] == *p) {
+      continue;
+    }
+    accounts.push_back(a);
+    primaries.push_back(*p);
+  }
+  const std::string url =
+      "redis://127.0.0.1:" + std::to_string((*cluster)->node(0).port()) +
+      "?cluster=1";
+  for (size_t i = 0; i < accounts.size(); ++i) {
+    INFO(accounts[i]);
+    const std::string micros = std::to_string(100 * (i + 1));
+    RunResult r = RunQuotactl(
+        dir, {"wallet", "credit", "--redis", url, "--account", accounts[i],
+              "--credit-id", "c1", "--micros", micros});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    Json c = Json::parse(r.out);
+    CHECK(c["applied"] == true);
+    CHECK(c["credits_micros"] == 100 * (i + 1));
+    CHECK(c["epoch"] == "5-6");
+    r = RunQuotactl(
+        dir, {"wallet", "credit", "--redis", url, "--account", accounts[i],
+              "--credit-id", "c1", "--micros", micros});
+    REQUIRE(r.exit_code == 0);
+    CHECK(Json::parse(r.out)["applied"] == false);
+    r = RunQuotactl(
+        dir, {"wallet", "show", "--redis", url, "--account", accounts[i]});
+    REQUIRE(r.exit_code == 0);
+    CHECK(Json::parse(r.out)["credits_micros"] == 100 * (i + 1));
+    // On the primary that owns it.
+    auto k = (*cluster)
+                 ->node(primaries[i])
+                 .Command({"HGET", "pg:{" + accounts[i] + "}:wallet", "k"});
+    REQUIRE(k.ok());
+    CHECK(k->str == micros);
   }
 }
 
