@@ -329,7 +329,9 @@ struct StoredWalletCredit {
 // less than is spent or leased is refused (FailedPrecondition, with the
 // figures Redis gives) and changes nothing. InvalidArgument for an empty
 // account or credit id, a zero amount or one past 2^53 (Lua numbers are
-// doubles); DeadlineExceeded when Redis does not answer within `timeout`;
+// doubles); DeadlineExceeded when Redis does not answer within `timeout`
+// and Unavailable when a batch fails (both say when the credit was sent
+// and may or may not be applied: send it again with the same id);
 // Internal for an error or unexpected reply. Blocking; runs its own
 // connection (TLS, Cluster and Sentinel as `redis` says). Thread safety:
 // may be called from any thread.
