@@ -292,6 +292,63 @@ absl::StatusOr<int64_t> StoreAccountState(
     const AccountUpdate& update,
     std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
+// An account's shared wallet as Redis holds it
+// (<prefix>:{<account>}:wallet, SyncOptions::share_wallets; the fields are
+// pg2_wallet's, src/sync/redis_functions.h). All in micro-units.
+struct StoredWallet {
+  bool exists = false;    // false: no hash (nothing credited or spent yet)
+  int64_t credits = 0;    // every credit applied, corrections included
+  int64_t spent = 0;      // the instances' cumulative spend (t)
+  int64_t leased = 0;     // what the instances hold as leases (L)
+  int64_t balance = 0;    // credits - spent (leases are part of it)
+  int64_t available = 0;  // credits - spent - leased: not yet leased
+  int64_t instances = 0;  // instances that have called (n)
+  std::string epoch;      // the dataset epoch it was written under ("")
+  // Leases are held back (a recovery after a data loss) until this server
+  // time (Unix ms); 0 when none is under way.
+  int64_t recovering_until_ms = 0;
+  // For the credit id asked about (ReadStoredWallet, CreditStoredWallet):
+  // whether it was applied in this dataset, and its amount.
+  bool credit_applied = false;
+  int64_t credit_amount = 0;
+};
+
+struct StoredWalletCredit {
+  // false: the id was applied before (by a gateway or a tool) and nothing
+  // changed; wallet.credit_amount is what that first credit applied.
+  bool applied = false;
+  StoredWallet wallet;  // as read right after the credit
+};
+
+// Credits `micros` (negative: a correction) to an account's shared wallet,
+// once per `credit_id`, as Enforcer::UpdateWallet with that credit_id does
+// on an instance with a sharing RedisSync: the same Function
+// (pg2_wallet_credit) with the dataset epoch of <prefix>:epoch (or "" when
+// no instance has created it yet), so an id applied here and sent by a
+// gateway, in either order, counts once. A correction that would leave
+// less than is spent or leased is refused (FailedPrecondition, with the
+// figures Redis gives) and changes nothing. InvalidArgument for an empty
+// account or credit id, a zero amount or one past 2^53 (Lua numbers are
+// doubles); DeadlineExceeded when Redis does not answer within `timeout`
+// and Unavailable when a batch fails (both say when the credit was sent
+// and may or may not be applied: send it again with the same id);
+// Internal for an error or unexpected reply. Blocking; runs its own
+// connection (TLS, Cluster and Sentinel as `redis` says). Thread safety:
+// may be called from any thread.
+absl::StatusOr<StoredWalletCredit> CreditStoredWallet(
+    const RedisOptions& redis, std::string_view key_prefix,
+    std::string_view account_id, std::string_view credit_id, int64_t micros,
+    std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+// Reads an account's shared wallet (nothing is written; the Function
+// library is not needed). With a non-empty `credit_id`, the result's
+// credit_applied / credit_amount say whether and with what amount that id
+// was applied in this dataset. Errors as CreditStoredWallet's.
+absl::StatusOr<StoredWallet> ReadStoredWallet(
+    const RedisOptions& redis, std::string_view key_prefix,
+    std::string_view account_id, std::string_view credit_id = {},
+    std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
 }  // namespace plangate
 
 #endif  // PLANGATE_SYNC_H_

@@ -8,12 +8,17 @@
 //   quotactl usage --catalog C --plan P --account ID [--anchor T] [--now T]
 //                  [--redis URL] [--prefix P] [--redis-tls-* ...]
 //                  [--redis-sentinel-password PW]
+//   quotactl account set --redis URL --account ID --plan P [...]
+//   quotactl wallet credit --redis URL --account ID --credit-id ID --micros N
+//   quotactl wallet show --redis URL --account ID [--credit-id ID]
 //
 // Exit status: 0 success, 1 invalid input or failed expectations, 2 usage.
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -26,7 +31,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
 #include "fmt/format.h"
+#include "internal/json_path.h"
 #include "plangate/catalog.h"
 #include "plangate/sync.h"
 #include "replay.h"
@@ -52,6 +59,14 @@ constexpr char kUsage[] =
     "                      [--past-due-until TIME] [--scheduled-plan PLAN]\n"
     "                      [--default-model MODEL] [--redis-tls-* as for "
     "usage]\n"
+    "       quotactl wallet credit --redis URL --account ID --credit-id ID\n"
+    "                      --micros N [--prefix PREFIX] [--timeout MS]\n"
+    "                      [--redis-tls-* as for usage]\n"
+    "       quotactl wallet show --redis URL --account ID [--credit-id ID]\n"
+    "                      [--prefix PREFIX] [--timeout MS]\n"
+    "                      [--redis-tls-* as for usage]\n"
+    "  wallet credit: N micro-units, once per credit id (negative: a\n"
+    "  correction, refused if it would leave less than is spent or leased)\n"
     "  --redis URL: redis://[[user]:pw@]host[:port][/db][?cluster=1],\n"
     "  rediss://... (TLS), unix:///path[?db=N] or\n"
     "  redis-sentinel://[[user]:pw@]host:port[,host:port...]/master[/db]\n";
@@ -399,6 +414,135 @@ int AccountCommand(const std::vector<std::string_view>& all) {
   return 0;
 }
 
+// The wallet as one JSON object (no newline); `extra` is inserted after
+// the account ("\"credit_id\": ..., " and the like).
+std::string WalletJson(std::string_view account, const std::string& extra,
+                       const plangate::StoredWallet& w) {
+  return fmt::format(
+      "{{\"account\": {}, {}\"exists\": {}, \"balance_micros\": {}, "
+      "\"credits_micros\": {}, \"spent_micros\": {}, "
+      "\"leased_micros\": {}, \"available_micros\": {}, "
+      "\"instances\": {}, \"epoch\": {}, \"recovering_until_ms\": {}}}",
+      plangate::internal::JsonQuote(account), extra,
+      w.exists ? "true" : "false", w.balance, w.credits, w.spent, w.leased,
+      w.available, w.instances,
+      w.epoch.empty() ? std::string("null")
+                      : plangate::internal::JsonQuote(w.epoch),
+      w.recovering_until_ms);
+}
+
+// quotactl wallet credit|show: an account's shared wallet in Redis, as the
+// instances that share wallets through the same Redis and prefix spend it.
+int WalletCommand(const std::vector<std::string_view>& all) {
+  if (all.empty() || (all.front() != "credit" && all.front() != "show")) {
+    return Usage("wallet: expected 'credit' or 'show'");
+  }
+  const std::string sub(all.front());
+  const std::string name = "wallet " + sub;
+  const std::vector<std::string_view> args(all.begin() + 1, all.end());
+  std::string redis_url, account, credit_id, micros_text, timeout_text;
+  std::string prefix = "pg";
+  plangate::quotactl::UsageQuery::RedisTlsFlags tls;
+  std::string sentinel_password;
+  bool no_verify = false;
+  std::vector<std::pair<std::string_view, std::string*>> flags = {
+      {"--redis", &redis_url},
+      {"--prefix", &prefix},
+      {"--key-prefix", &prefix},
+      {"--redis-tls-ca", &tls.ca_file},
+      {"--redis-tls-ca-dir", &tls.ca_dir},
+      {"--redis-tls-cert", &tls.cert_file},
+      {"--redis-tls-key", &tls.key_file},
+      {"--redis-tls-server-name", &tls.server_name},
+      {"--redis-sentinel-password", &sentinel_password},
+      {"--account", &account},
+      {"--credit-id", &credit_id},
+      {"--timeout", &timeout_text}};
+  if (sub == "credit") flags.push_back({"--micros", &micros_text});
+  if (const std::string problem = ParseFlags(
+          name, args, flags, {{"--redis-tls-no-verify", &no_verify}});
+      !problem.empty()) {
+    return Usage(problem);
+  }
+  if (redis_url.empty()) return Usage(name + ": missing --redis");
+  if (account.empty()) return Usage(name + ": missing --account");
+  int64_t micros = 0;
+  if (sub == "credit") {
+    if (credit_id.empty()) return Usage(name + ": missing --credit-id");
+    if (micros_text.empty()) return Usage(name + ": missing --micros");
+    if (!absl::SimpleAtoi(micros_text, &micros) || micros == 0) {
+      return Usage(fmt::format(
+          "{}: --micros: '{}' is not a non-zero whole number of micro-units",
+          name, micros_text));
+    }
+  }
+  int64_t timeout_ms = 5000;
+  if (!timeout_text.empty() && (!absl::SimpleAtoi(timeout_text, &timeout_ms) ||
+                                timeout_ms <= 0 || timeout_ms > 600'000)) {
+    return Usage(fmt::format(
+        "{}: --timeout: '{}' is not a number of ms from 1 to 600000", name,
+        timeout_text));
+  }
+  auto fail = [&](const absl::Status& status) {
+    fmt::print(stderr, "quotactl {}: {}\n", name,
+               std::string(status.message()));
+    return 1;
+  };
+  tls.verify = !no_verify;
+  absl::StatusOr<plangate::RedisOptions> redis =
+      plangate::quotactl::RedisFromFlags(redis_url, tls, sentinel_password);
+  if (!redis.ok()) return fail(redis.status());
+  const std::chrono::milliseconds timeout(timeout_ms);
+  // Each attempt within the overall timeout.
+  redis->connect_timeout = std::min(redis->connect_timeout, timeout);
+  redis->command_timeout = std::min(redis->command_timeout, timeout);
+  std::string line;
+  int code = 0;
+  if (sub == "show") {
+    absl::StatusOr<plangate::StoredWallet> w =
+        plangate::ReadStoredWallet(*redis, prefix, account, credit_id, timeout);
+    if (!w.ok()) return fail(w.status());
+    std::string extra;
+    if (!credit_id.empty()) {
+      extra = fmt::format(
+          "\"credit_id\": {}, \"credit_applied\": {}, "
+          "\"credit_micros\": {}, ",
+          plangate::internal::JsonQuote(credit_id),
+          w->credit_applied ? "true" : "false",
+          w->credit_applied ? std::to_string(w->credit_amount) : "null");
+    }
+    line = WalletJson(account, extra, *w);
+  } else {
+    absl::StatusOr<plangate::StoredWalletCredit> c =
+        plangate::CreditStoredWallet(*redis, prefix, account, credit_id, micros,
+                                     timeout);
+    if (!c.ok()) return fail(c.status());
+    line = WalletJson(
+        account,
+        fmt::format("\"credit_id\": {}, \"applied\": {}, "
+                    "\"credit_micros\": {}, ",
+                    plangate::internal::JsonQuote(credit_id),
+                    c->applied ? "true" : "false", c->wallet.credit_amount),
+        c->wallet);
+    if (!c->applied && c->wallet.credit_amount != micros) {
+      // A retry sends the same amount; another one is a mistake.
+      fmt::print(stderr,
+                 "quotactl {}: credit {} was applied before with {} micros, "
+                 "not {}: nothing changed\n",
+                 name, plangate::internal::JsonQuote(credit_id),
+                 c->wallet.credit_amount, micros);
+      code = 1;
+    }
+  }
+  std::fputs(line.c_str(), stdout);
+  std::fputc('\n', stdout);
+  if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0) {
+    fmt::print(stderr, "quotactl {}: stdout: write failed\n", name);
+    return 1;
+  }
+  return code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -414,5 +558,6 @@ int main(int argc, char** argv) {
   if (command == "replay") return Replay(args);
   if (command == "usage") return UsageCommand(args);
   if (command == "account") return AccountCommand(args);
+  if (command == "wallet") return WalletCommand(args);
   return Usage(fmt::format("unknown command '{}'", command));
 }
