@@ -290,10 +290,10 @@ absl::StatusOr<StoredWalletCredit> CreditStoredWallet(
                  absl::StatusOr<StoredWallet> w =
                      ParseWallet((*replies)[0], (*replies)[1], key, id, where);
                  if (!w.ok()) return finish(w.status());
-                 StoredWalletCredit out;
-                 out.applied = applied;
-                 out.wallet = std::move(*w);
-                 finish(std::move(out));
+                 StoredWalletCredit credited;
+                 credited.applied = applied;
+                 credited.wallet = std::move(*w);
+                 finish(std::move(credited));
                });
         };
         auto credit_step = [&, exec, finish,
