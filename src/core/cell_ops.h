@@ -9,10 +9,11 @@
 //    re-checks against the very word it replaces.
 //  - Charges and adjustments succeed with seq_cst. Two reasons, both
 //    Dekker pairs with the sync thread (sync_link.h): the check loads the
-//    record's dirty bit after its charge, and the sync thread clears the
-//    bit before it loads the cells; and the check re-reads its lease
-//    ceiling after its charge, and the sync thread stores a lowered ceiling
-//    before it reads the cell. On x86 a seq_cst CAS is the same
+//    record's change-log sequences after its charge, and the sync thread
+//    stores the one it consumed before it loads the cells; and the check
+//    re-reads its lease ceiling after its charge, and the sync thread
+//    stores a lowered ceiling before it reads the cell. Only the enforcer
+//    writes cells: the sync thread reads them. On x86 a seq_cst CAS is the same
 //    `lock cmpxchg` as a relaxed one. Failed CASes are relaxed (they only
 //    return the current word).
 //  - The second cell of a sliding pair (the previous window) is written by
