@@ -22,6 +22,7 @@
 #include "plangate/sync.h"
 #include "redis/cluster_client.h"
 #include "sync/account_doc.h"
+#include "sync/one_shot.h"
 #include "sync/redis_functions.h"
 #include "sync/sync_keys.h"
 
@@ -44,74 +45,47 @@ absl::StatusOr<int64_t> StoreAccountState(const RedisOptions& redis,
                     internal::JsonQuote(update.account_id)));
   }
   const std::string prefix(key_prefix);
-  boost::asio::io_context io;
-  auto strand = boost::asio::make_strand(io);
-  std::shared_ptr<ClusterClient> client = ClusterClient::Create(strand, redis);
-  client->SetInitCommands({Command{"FUNCTION", "LOAD", "REPLACE",
-                                   internal::kRedisFunctionLibrary}});
-  std::optional<absl::StatusOr<int64_t>> result;
-  std::string last_down;
-  boost::asio::steady_timer deadline(strand, timeout);
-  auto finish = [&](absl::StatusOr<int64_t> r) {
-    if (result.has_value()) return;
-    result = std::move(r);
-    deadline.cancel();
-    client->Stop();
-  };
-  auto where = [&] {
-    return redis.unix_socket.empty()
-               ? fmt::format("{}:{}", redis.host, redis.port)
-               : redis.unix_socket;
-  };
-  bool sent = false;
-  client->SetOnDown(
-      [&](const absl::Status& why) { last_down = std::string(why.message()); });
-  client->SetOnReady([&] {
-    if (sent) return;
-    sent = true;
-    client->Execute(
-        {Command{"FCALL", "pg2_acct_put", "1",
-                 internal::AccountKey(prefix, update.account_id),
-                 internal::EncodeAccountDoc(update), "set", "0"}},
-        [&](absl::StatusOr<std::vector<Reply>> replies) {
-          int64_t version = 0;
-          if (!replies.ok()) return finish(replies.status());
-          const Reply& r = (*replies)[0];
-          if (r.is_error()) {
-            return finish(absl::InternalError(
-                fmt::format("redis FCALL pg2_acct_put at {}: {}", where(),
-                            internal::QuotablePrefix(r.str))));
-          }
-          if (r.type != Reply::Type::kArray || r.elements.empty() ||
-              r.elements[0].type != Reply::Type::kInteger) {
-            return finish(absl::InternalError(fmt::format(
-                "redis FCALL pg2_acct_put at {}: unexpected reply", where())));
-          }
-          version = r.elements[0].integer;
-          client->Execute(
-              {Command{"XADD", internal::AccountFeedKey(prefix), "MAXLEN", "~",
-                       internal::kAccountFeedMaxLen, "*", "a",
-                       update.account_id, "v", std::to_string(version)}},
-              [&, version](absl::StatusOr<std::vector<Reply>> added) {
-                if (!added.ok()) return finish(added.status());
-                if ((*added)[0].is_error()) {
-                  return finish(absl::InternalError(
-                      fmt::format("redis XADD at {}: {}", where(),
-                                  internal::QuotablePrefix((*added)[0].str))));
-                }
-                finish(version);
-              });
-        });
-  });
-  deadline.async_wait([&](const boost::system::error_code& ec) {
-    if (ec) return;
-    finish(absl::DeadlineExceededError(fmt::format(
-        "redis at {}: no answer within {} ms{}{}", where(), timeout.count(),
-        last_down.empty() ? "" : ": ", last_down)));
-  });
-  boost::asio::post(strand, [&] { client->Start(); });
-  io.run();
-  return *result;
+  const std::string where = internal::sync_once::Where(redis);
+  // Two batches, each one write alone: a batch the cluster client could
+  // not send yet (its node still connecting) is sent again (RunOnce), which
+  // cannot apply anything twice.
+  return internal::sync_once::RunOnce<int64_t>(
+      redis, /*load_library=*/true, timeout,
+      [&](const internal::sync_once::Exec& exec,
+          const internal::sync_once::Finish<int64_t>& finish) {
+        exec({Command{"FCALL", "pg2_acct_put", "1",
+                      internal::AccountKey(prefix, update.account_id),
+                      internal::EncodeAccountDoc(update), "set", "0"}},
+             [&, exec, finish](absl::StatusOr<std::vector<Reply>> replies) {
+               if (!replies.ok()) return finish(replies.status());
+               const Reply& r = (*replies)[0];
+               if (r.is_error()) {
+                 return finish(absl::InternalError(
+                     fmt::format("redis FCALL pg2_acct_put at {}: {}", where,
+                                 internal::QuotablePrefix(r.str))));
+               }
+               if (r.type != Reply::Type::kArray || r.elements.empty() ||
+                   r.elements[0].type != Reply::Type::kInteger) {
+                 return finish(absl::InternalError(fmt::format(
+                     "redis FCALL pg2_acct_put at {}: unexpected reply",
+                     where)));
+               }
+               const int64_t version = r.elements[0].integer;
+               exec({Command{"XADD", internal::AccountFeedKey(prefix), "MAXLEN",
+                             "~", internal::kAccountFeedMaxLen, "*", "a",
+                             update.account_id, "v", std::to_string(version)}},
+                    [&, finish,
+                     version](absl::StatusOr<std::vector<Reply>> added) {
+                      if (!added.ok()) return finish(added.status());
+                      if ((*added)[0].is_error()) {
+                        return finish(absl::InternalError(fmt::format(
+                            "redis XADD at {}: {}", where,
+                            internal::QuotablePrefix((*added)[0].str))));
+                      }
+                      finish(version);
+                    });
+             });
+      });
 }
 
 }  // namespace plangate

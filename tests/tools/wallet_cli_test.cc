@@ -12,6 +12,7 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -281,6 +282,49 @@ TEST_CASE("quotactl wallet on a Redis Cluster (?cluster=1)",
                  .Command({"HGET", "pg:{" + accounts[i] + "}:wallet", "k"});
     REQUIRE(k.ok());
     CHECK(k->str == micros);
+  }
+}
+
+// quotactl account set goes through the same one-shot client: an account
+// whose slot is on a primary other than the seed node is stored there (it
+// once failed with "node ... not connected" while that node connected).
+TEST_CASE("quotactl account set on a Redis Cluster (?cluster=1)",
+          "[quotactl][redis][accounts][cluster]") {
+  RedisCluster::Options co;
+  co.replicas = 0;
+  auto cluster = RedisCluster::Start(co);
+  REQUIRE(cluster.ok());
+  TempDir dir;
+  const std::string url =
+      "redis://127.0.0.1:" + std::to_string((*cluster)->node(0).port()) +
+      "?cluster=1";
+  // One account on each primary, the seed's (node 0) among them.
+  std::map<int, std::string> by_primary;
+  for (int i = 0; by_primary.size() < 3 && i < 1000; ++i) {
+    const std::string a = "acct" + std::to_string(i);
+    auto p = (*cluster)->PrimaryOfSlot(internal::redis::KeyHashSlot(a), 0);
+    REQUIRE(p.ok());
+    by_primary.emplace(*p, a);
+  }
+  REQUIRE(by_primary.size() == 3);
+  for (const auto& [primary, account] : by_primary) {
+    INFO(account << " on primary " << primary);
+    RunResult r = RunQuotactl(dir, {"account", "set", "--redis", url,
+                                    "--account", account, "--plan", "pro"});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    auto v = (*cluster)->node(primary).Command(
+        {"HGET", "pg:{" + account + "}:account", "v"});
+    REQUIRE(v.ok());
+    CHECK(v->str == "1");
+    // Set again: the version moves on, on the same primary.
+    r = RunQuotactl(dir, {"account", "set", "--redis", url, "--account",
+                          account, "--plan", "pro"});
+    REQUIRE(r.exit_code == 0);
+    v = (*cluster)->node(primary).Command(
+        {"HGET", "pg:{" + account + "}:account", "v"});
+    REQUIRE(v.ok());
+    CHECK(v->str == "2");
   }
 }
 
