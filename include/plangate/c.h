@@ -532,8 +532,8 @@ void pg_enforcer_check(pg_enforcer_t* enforcer,
    that follows does not wait on memory. Call it as soon as the account is
    known (when the headers arrive). No effect on any decision; no lock,
    no allocation, no system call. */
-void pg_enforcer_prefetch(const pg_enforcer_t* enforcer,
-                          const char* account_id, size_t account_id_len);
+void pg_enforcer_prefetch(const pg_enforcer_t* enforcer, const char* account_id,
+                          size_t account_id_len);
 
 /* What pg_enforcer_check would decide now, without counting anything. */
 void pg_enforcer_peek(const pg_enforcer_t* enforcer,
