@@ -57,6 +57,7 @@ TEST_CASE("a batch over every primary comes back in the caller's order",
   ClusterHarness h(Generous(cluster->ClientOptions()),
                    {Command{"FUNCTION", "LOAD", "REPLACE", kLib}});
   REQUIRE(h.WaitReady());
+  REQUIRE(h.WaitAllPrimaries(3));
   std::vector<Command> batch;
   for (int i = 0; i < 300; ++i) {
     const std::string key = "k{" + std::to_string(i) + "}";
@@ -102,10 +103,15 @@ TEST_CASE("ASK while a slot migrates, MOVED after it moved",
   auto cluster = StartCluster();
   ClusterHarness h(Generous(cluster->ClientOptions()));
   REQUIRE(h.WaitReady());
+  // The ASK below goes to another primary: all of them must be connected.
+  REQUIRE(h.WaitAllPrimaries(3));
   const std::string key = "{moving}:a";
   const int slot = KeyHashSlot(key);
   REQUIRE(cluster->PrimaryOfSlot(slot, 0).ok());
-  REQUIRE(h.Exec({{"SET", key, "1"}}).ok());
+  auto set = h.Exec({{"SET", key, "1"}});
+  REQUIRE(set.ok());
+  INFO("SET answered " << (*set)[0].str);
+  REQUIRE((*set)[0].str == "OK");
   // The primary that holds the key now (a slot map read before the cluster
   // settled can name another).
   std::optional<int> from;

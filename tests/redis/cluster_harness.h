@@ -76,6 +76,31 @@ class ClusterHarness {
     return true;
   }
 
+  // Every primary of the slot map is connected, `primaries` of them: ready()
+  // needs only one, and a command routed to a primary still connecting is
+  // answered "node ... not connected" (under a sanitizer that can last a
+  // while after the first node is up).
+  bool WaitAllPrimaries(int primaries,
+                        std::chrono::seconds limit = std::chrono::seconds(30)) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+      const ClusterStats s = Stats();
+      int up = 0;
+      bool all = true;
+      for (const ClusterNodeStats& n : s.nodes) {
+        if (!n.primary) continue;
+        if (n.connected) {
+          ++up;
+        } else {
+          all = false;
+        }
+      }
+      if (all && up >= primaries) return true;
+      if (std::chrono::steady_clock::now() > end) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+
   ClusterStats Stats() {
     return OnStrand<ClusterStats>(
         [](ClusterClient& c) { return c.cluster_stats(); });
