@@ -358,36 +358,12 @@ struct SyncLink {
   }
 };
 
-// One synced counter cell of a record, as the sync component needs it.
-struct SyncCellInfo {
-  uint8_t cell = 0;
-  uint16_t meter = 0;
-  std::string meter_name;
-  WindowUnit window = WindowUnit::kBillingPeriod;
-  uint32_t window_count = 1;
-  WindowMode mode = WindowMode::kFixed;
-  // The window current at `now`.
-  int64_t start_ms = 0;
-  int64_t end_ms = 0;
-  uint32_t tag = 0;
-  // Caps of the limit that owns the cell in the subject's plan; when no
-  // limit of the plan uses the cell, limit_index < 0 and the caps are
-  // unlimited (the counter is still shared).
-  int plan = -1;
-  int limit_index = -1;
-  bool unlimited = true;
-  int64_t limit = 0;
-  int64_t hard = 0;
-  int64_t nudge_at = 0;
-  bool leasable = false;
-  RedisDownPolicy down_policy = RedisDownPolicy::kFailOpen;
-};
-
-struct SyncRecordInfo {
-  Scope scope = Scope::kAccount;
-  std::string account;
-  std::string sub;
-  std::vector<SyncCellInfo> cells;  // synced cells only
+// The facts the enforcer publishes for the sync strand to read what a
+// record's cells mean (sync/record_view.h lists each with its writer).
+struct CompiledCatalog;
+struct PublishedFacts {
+  CounterTable* table = nullptr;
+  const std::atomic<const CompiledCatalog*>* catalog = nullptr;
 };
 
 // The sync component's access to an Enforcer's internals.
@@ -403,15 +379,9 @@ class SyncAccess {
   static CounterTable& Table(Enforcer& e);
   static Clock& ClockOf(Enforcer& e);
 
-  // Describes a Live record of generation `gen` at `now_ms`; false when the
-  // record is gone. Reads the current catalog; no lock.
-  static bool Describe(Enforcer& e, uint32_t index, uint8_t gen, int64_t now_ms,
-                       SyncRecordInfo* out);
-  // The start and end of the window of `info`'s kind that has tag `tag`,
-  // searching back from the current one (at most `max_back` windows).
-  static bool WindowOfTag(Enforcer& e, uint32_t index, const SyncCellInfo& info,
-                          uint32_t tag, int64_t now_ms, int max_back,
-                          int64_t* start_ms, int64_t* end_ms);
+  // The record table and the current compilation, for the sync's own
+  // reading of what a record's cells mean (sync/record_view.h).
+  static PublishedFacts Facts(Enforcer& e);
   // Whether the Enforcer delivers threshold events (has a sink).
   static bool WantsEvents(Enforcer& e);
 

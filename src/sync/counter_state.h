@@ -18,6 +18,7 @@
 #include <string>
 
 #include "core/sync_link.h"
+#include "sync/record_view.h"
 
 namespace plangate::internal {
 
@@ -33,6 +34,7 @@ struct CounterState {
   int64_t start_ms = 0;
   int64_t end_ms = 0;
   SyncCellInfo info;
+  CapsSource source;  // what info's caps were read from
 
   // Local accounting.
   int64_t own = 0;      // this instance's usage in the window: the cell's

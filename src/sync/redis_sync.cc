@@ -62,6 +62,7 @@
 #include "redis/cluster_client.h"
 #include "sync/account_store.h"
 #include "sync/counter_state.h"
+#include "sync/record_view.h"
 #include "sync/redis_functions.h"
 #include "sync/sync_keys.h"
 #include "sync/wallet_sync.h"
@@ -73,11 +74,13 @@ using internal::Cell;
 using internal::ClosedWindow;
 using internal::CounterState;
 using internal::CounterTable;
+using internal::DescribeRecord;
 using internal::SubjectRecord;
 using internal::SyncAccess;
 using internal::SyncCellInfo;
 using internal::SyncLink;
 using internal::SyncRecordInfo;
+using internal::WindowOfTag;
 using internal::redis::ClusterClient;
 using internal::redis::Command;
 using internal::redis::Reply;
@@ -126,6 +129,7 @@ class RedisSync::Impl {
         strand_(boost::asio::make_strand(io_)),
         timer_(strand_),
         table_(SyncAccess::Table(enforcer)),
+        facts_(SyncAccess::Facts(enforcer)),
         clock_(SyncAccess::ClockOf(enforcer)) {
     if (options_.instance_id.empty()) options_.instance_id = RandomInstanceId();
   }
@@ -400,13 +404,22 @@ class RedisSync::Impl {
           FindState(index, static_cast<uint8_t>(c), Cell::Tag(word));
       if (st != nullptr && st->gen == gen) {
         st->last_change = SteadyMs();  // in use: keep (or get) a lease
+        if (internal::CapsSourceChanged(facts_, st->source, now)) {
+          // An upgrade, a downgrade, new overrides or a reload: the
+          // counter takes the caps it now has (its leases follow).
+          if (!described) {
+            described = true;
+            if (!DescribeRecord(facts_, index, gen, now, &info)) return;
+          }
+          TakeCaps(*st, info);
+        }
         Fold(*st, now);
         // A cell still on a window that ended: a check denied for want of
         // the current window's lease rolls nothing, so prime it here.
         if (now < st->end_ms || !st->lease_mode) continue;
         if (!described) {
           described = true;
-          if (!SyncAccess::Describe(enforcer_, index, gen, now, &info)) return;
+          if (!DescribeRecord(facts_, index, gen, now, &info)) return;
         }
         for (const SyncCellInfo& x : info.cells) {
           if (x.cell == c && x.tag != st->tag) {
@@ -417,7 +430,7 @@ class RedisSync::Impl {
       }
       if (!described) {
         described = true;
-        if (!SyncAccess::Describe(enforcer_, index, gen, now, &info)) return;
+        if (!DescribeRecord(facts_, index, gen, now, &info)) return;
       }
       const SyncCellInfo* ci = nullptr;
       for (const SyncCellInfo& x : info.cells) {
@@ -437,6 +450,19 @@ class RedisSync::Impl {
         TouchCurrent(index, gen, static_cast<uint8_t>(c), ci->tag, now, info);
       }
     }
+  }
+
+  // The caps of the limit that now owns st's cell, when the cell still
+  // means st's counter (one a reload reassigned starts from zero anyway).
+  void TakeCaps(CounterState& st, const SyncRecordInfo& info) {
+    st.source = info.source;
+    for (const SyncCellInfo& x : info.cells) {
+      if (x.cell == st.cell && internal::SameCounter(x, st.info)) {
+        st.info = x;  // its window fields are the current window's
+        break;
+      }
+    }
+    UpdateLeaseMode(st);
   }
 
   // A change to a record whose cell still holds an older window than the
@@ -465,7 +491,7 @@ class RedisSync::Impl {
                             const SyncRecordInfo* known = nullptr) {
     SyncRecordInfo local;
     if (known == nullptr) {
-      if (!SyncAccess::Describe(enforcer_, index, gen, now, &local)) {
+      if (!DescribeRecord(facts_, index, gen, now, &local)) {
         return nullptr;
       }
       known = &local;
@@ -477,8 +503,7 @@ class RedisSync::Impl {
     if (ci == nullptr) return nullptr;
     int64_t start = 0;
     int64_t end = 0;
-    if (!SyncAccess::WindowOfTag(enforcer_, index, *ci, tag, now,
-                                 kMaxWindowsBack, &start, &end)) {
+    if (!WindowOfTag(facts_, index, *ci, tag, kMaxWindowsBack, &start, &end)) {
       return nullptr;
     }
     auto st = std::make_unique<CounterState>();
@@ -489,6 +514,7 @@ class RedisSync::Impl {
     st->start_ms = start;
     st->end_ms = end;
     st->info = *ci;
+    st->source = known->source;
     st->lease_mode = options_.leases && ci->leasable && !ci->unlimited &&
                      ci->limit_index >= 0;
     st->key = internal::CounterKey(options_.key_prefix, known->account,
@@ -1185,6 +1211,7 @@ class RedisSync::Impl {
   ClusterClient::Strand strand_;
   boost::asio::steady_timer timer_;
   CounterTable& table_;
+  const internal::PublishedFacts facts_;  // read only: what records mean
   Clock& clock_;
   SyncLink* link_ = nullptr;
   std::shared_ptr<ClusterClient> client_;

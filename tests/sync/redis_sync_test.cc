@@ -283,6 +283,71 @@ TEST_CASE("leases off: the overshoot is what leases prevent",
   CHECK(admitted >= 2000);
 }
 
+constexpr char kTwoPlans[] = R"({"version": 1, "plans": [
+  {"id": "free", "limits": [
+    {"id": "monthly", "meter": "requests", "window": "billing_period",
+     "limit": 20}]},
+  {"id": "pro", "limits": [
+    {"id": "monthly", "meter": "requests", "window": "billing_period",
+     "limit": 200}]}]})";
+
+// Checks on a and b in turn until `want` are admitted in all or `deadline`
+// passes; 429 quota_syncing (a lease on its way) is retried.
+int64_t AdmitUpTo(Instance& a, Instance& b, int64_t want, milliseconds deadline,
+                  std::string* last_denial) {
+  int64_t admitted = 0;
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  while (admitted < want && std::chrono::steady_clock::now() < end) {
+    for (Instance* x : {&a, &b}) {
+      const Decision d = x->Check("acme");
+      if (d.admitted()) {
+        ++admitted;
+      } else {
+        *last_denial = std::string(d.reason) + " used " +
+                       std::to_string(d.used) + " hard " +
+                       std::to_string(d.hard_limit);
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    }
+  }
+  return admitted;
+}
+
+TEST_CASE("an upgrade mid-window raises the leased cap on every instance",
+          "[sync][redis][lease][accounts]") {
+  auto started = RedisServer::Start();
+  REQUIRE(started.ok());
+  RedisServer& server = **started;
+  Instance a, b;
+  REQUIRE_NOTHROW(a = MakeInstance(kTwoPlans, "acme", "free",
+                                   TestSyncOptions(server.port())));
+  REQUIRE_NOTHROW(b = MakeInstance(kTwoPlans, "acme", "free",
+                                   TestSyncOptions(server.port())));
+  std::string denial;
+  CHECK(AdmitUpTo(a, b, 30, milliseconds(3000), &denial) == 20);
+  INFO("last denial: " << denial);
+  // The cap of free is used up: the upgrade to pro (limit 200) on a is in
+  // force at once, on both instances, leases included.
+  AccountUpdate up;
+  up.account_id = "acme";
+  up.plan_id = "pro";
+  up.anchor_ms = kAnchorMs;
+  REQUIRE(a.enforcer->UpsertAccount(up).ok());
+  REQUIRE(WaitFor(
+      [&] {
+        auto u = b.enforcer->Usage("acme");
+        return u.ok() && u->plan_id == "pro";
+      },
+      milliseconds(5000)));
+  CHECK(AdmitUpTo(a, b, 200, milliseconds(5000), &denial) == 180);
+  // And no further.
+  CHECK(AdmitUpTo(a, b, 10, milliseconds(500), &denial) == 0);
+  REQUIRE(a.sync->Drain(milliseconds(5000)).ok());
+  REQUIRE(b.sync->Drain(milliseconds(5000)).ok());
+  Probe probe(server.port());
+  CHECK(probe.Total("acme", "requests") == 200);
+}
+
 constexpr char kPolicies[] = R"({"version": 1,
   "meters": ["a", "b", "c"],
   "plans": [{"id": "p", "limits": [
