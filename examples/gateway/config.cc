@@ -41,7 +41,9 @@ plangate catalog on every request.
   --no-enforce             proxy without calling plangate (for comparisons)
   --redis URL              share counts with other gateways through Redis
                            (redis://[[user]:password@]host[:port][/db])
-                           or rediss://... for TLS, verified by default
+                           or rediss://... for TLS, verified by default;
+                           redis-sentinel://[[user]:pw@]h:p[,h:p...]/master
+                           for the master Sentinel names
   --redis-tls-ca FILE      with rediss://, trust the CAs in FILE (PEM)
                            instead of the system's
   --redis-tls-ca-dir DIR   ... or in DIR (hashed, as by c_rehash)
@@ -52,6 +54,9 @@ plangate catalog on every request.
                            the name the server's certificate must match,
                            also sent as SNI (default: the URL's host)
   --redis-tls-no-verify    accept any server certificate (testing only)
+  --redis-sentinel-password PW
+                           with redis-sentinel://, the sentinels' own
+                           password (the URL's is the master's)
   --redis-prefix P         Redis key prefix (default pg)
   --sync-wait-ms N         with --redis, how long a request waits for the
                            first lease of a counter not synced yet before
@@ -466,6 +471,8 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
       s = string_value(&flags.redis_tls_server_name);
     } else if (arg == "--redis-tls-no-verify") {
       flags.redis_tls_verify = false;
+    } else if (arg == "--redis-sentinel-password") {
+      s = string_value(&flags.redis_sentinel_password);
     } else if (arg == "--serve-mock") {
       s = string_value(&flags.serve_mock);
     } else if (arg == "--mcp-denial") {

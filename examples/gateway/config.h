@@ -138,12 +138,13 @@ struct Flags {
   std::string redis;  // empty: in-process counts only
   std::string redis_prefix = "pg";
   // TLS to Redis (rediss:// URLs only): RedisOptions' tls_* fields.
-  std::string redis_tls_ca;           // --redis-tls-ca FILE
-  std::string redis_tls_ca_dir;       // --redis-tls-ca-dir DIR
-  std::string redis_tls_cert;         // --redis-tls-cert FILE
-  std::string redis_tls_key;          // --redis-tls-key FILE
-  std::string redis_tls_server_name;  // --redis-tls-server-name NAME
-  bool redis_tls_verify = true;       // --redis-tls-no-verify: false
+  std::string redis_tls_ca;             // --redis-tls-ca FILE
+  std::string redis_tls_ca_dir;         // --redis-tls-ca-dir DIR
+  std::string redis_tls_cert;           // --redis-tls-cert FILE
+  std::string redis_tls_key;            // --redis-tls-key FILE
+  std::string redis_tls_server_name;    // --redis-tls-server-name NAME
+  bool redis_tls_verify = true;         // --redis-tls-no-verify: false
+  std::string redis_sentinel_password;  // --redis-sentinel-password PW
   std::chrono::milliseconds sync_wait{500};
   std::chrono::milliseconds upstream_timeout{60'000};
   std::chrono::milliseconds drain_timeout{10'000};

@@ -216,6 +216,12 @@ int RunGateway(const Flags& flags, int threads) {
       return Fail(absl::InvalidArgumentError(
           "--redis-tls-*: the --redis URL must be rediss:// (TLS)"));
     }
+    if (!flags.redis_sentinel_password.empty() && redis->sentinels.empty()) {
+      return Fail(absl::InvalidArgumentError(
+          "--redis-sentinel-password: the --redis URL must be "
+          "redis-sentinel:// (or rediss-sentinel://)"));
+    }
+    redis->sentinel_password = flags.redis_sentinel_password;
     if (flags.redis_tls_cert.empty() != flags.redis_tls_key.empty()) {
       return Fail(absl::InvalidArgumentError(
           "--redis-tls-cert and --redis-tls-key go together"));

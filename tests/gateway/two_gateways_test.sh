@@ -5,11 +5,13 @@
 # gateway admitted just before SIGTERM reaches Redis (it drains on exit)
 # and counts at the other gateway.
 #
-#   two_gateways_test.sh PLANGATE_GATEWAY DATA_DIR [tls]
+#   two_gateways_test.sh PLANGATE_GATEWAY DATA_DIR [tls|sentinel]
 #
 # With "tls" the same runs over TLS: the test makes a CA and a server
 # certificate for 127.0.0.1 with the openssl CLI, redis-server listens only
 # on --tls-port, and the gateways connect with rediss:// and --redis-tls-ca.
+# With "sentinel" the gateways find the server through a sentinel that has
+# a password of its own (redis-sentinel://, --redis-sentinel-password).
 #
 # Starts its own redis-server on a free loopback port (the binary from
 # PLANGATE_TEST_REDIS_SERVER, else redis-server on PATH) and one mock
@@ -80,11 +82,52 @@ done
 [[ -n "$redis_port" ]] || fail "could not start $redis_server"
 echo "redis-server on 127.0.0.1:$redis_port ($mode)"
 
+redis_url="$scheme://127.0.0.1:$redis_port"
+if [[ "$mode" == sentinel ]]; then
+  # One sentinel with a password of its own (requirepass) names the
+  # server as master "pgmaster": the gateways find it through the sentinel,
+  # which answers them only with --redis-sentinel-password.
+  sentinel_port=
+  for _ in $(seq 1 20); do
+    port=$((20000 + RANDOM % 20000))
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then continue; fi
+    printf '%s\n' "port $port" "bind 127.0.0.1" "dir $tmp" \
+      "sentinel monitor pgmaster 127.0.0.1 $redis_port 1" \
+      "requirepass sentinel-secret" >"$tmp/sentinel.conf"
+    "$redis_server" "$tmp/sentinel.conf" --sentinel --daemonize no \
+      >"$tmp/sentinel.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 50); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        sentinel_port=$port
+        pids+=("$pid")
+        break 2
+      fi
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  [[ -n "$sentinel_port" ]] || fail "could not start a sentinel: $(tail -5 "$tmp/sentinel.log")"
+  echo "sentinel on 127.0.0.1:$sentinel_port (master pgmaster)"
+  redis_url="redis-sentinel://127.0.0.1:$sentinel_port/pgmaster"
+  tls_flags=(--redis-sentinel-password sentinel-secret)
+  # The sentinel password goes only with a sentinel URL.
+  if timeout 10 "$GATEWAY" --catalog "$data/catalog.json" --keys "$data/keys.json" \
+    --redis-sentinel-password x --redis "redis://127.0.0.1:$redis_port" \
+    --listen 127.0.0.1:0 >"$tmp/bad-flag.log" 2>&1; then
+    fail "--redis-sentinel-password with a redis:// URL was accepted"
+  fi
+  grep -q 'redis-sentinel-password: the --redis URL must be redis-sentinel://' \
+    "$tmp/bad-flag.log" || fail "unexpected: $(cat "$tmp/bad-flag.log")"
+fi
+
 start_gateway mock --serve-mock 127.0.0.1:0 --threads 1
 common=(--catalog "$data/catalog.json" --keys "$data/keys.json"
   --accounts "$data/accounts.json" --threads 2
   --upstream "http://127.0.0.1:$mock_port"
-  --redis "$scheme://127.0.0.1:$redis_port" "${tls_flags[@]}"
+  --redis "$redis_url" "${tls_flags[@]}"
   --redis-prefix "pgtest$$")
 start_gateway a "${common[@]}"
 start_gateway b "${common[@]}"
