@@ -47,6 +47,13 @@ struct AccountProfile {
   int64_t past_due_deadline_ms = 0;
   int scheduled_plan = -1;      // stable plan id, or -1
   int64_t scheduled_at_ms = 0;  // when scheduled_plan takes over
+
+  // Nothing beyond the defaults: the record then holds no profile (null),
+  // and a check reads no cache line of one.
+  bool empty() const {
+    return overrides.empty() && default_model.empty() &&
+           past_due_deadline_ms == 0 && scheduled_plan < 0;
+  }
 };
 
 // meta, bits 0..24: [plan id + 1:16][state:8][registered:1] (low to high).

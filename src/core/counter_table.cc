@@ -125,7 +125,7 @@ bool CounterTable::KeyEquals(const SubjectRecord& rec, const KeyProbe& key) {
                         key.sub.size()) == 0);
   }
   for (size_t i = 0; i < key.num_words; ++i) {
-    if (rec.key_words[i].load(std::memory_order_relaxed) != key.words[i]) {
+    if (rec.KeyWord(i).load(std::memory_order_relaxed) != key.words[i]) {
       return false;
     }
   }
@@ -240,16 +240,16 @@ absl::StatusOr<SubjectRef> CounterTable::FindOrInsert(
     rec.long_key.store(bytes, std::memory_order_release);
   } else {
     for (size_t w = 0; w < SubjectRecord::kInlineKeyBytes / 8; ++w) {
-      rec.key_words[w].store(w < key.num_words ? key.words[w] : 0,
-                             std::memory_order_relaxed);
+      rec.KeyWord(w).store(w < key.num_words ? key.words[w] : 0,
+                           std::memory_order_relaxed);
     }
   }
   rec.meta.store(0, std::memory_order_relaxed);
   rec.anchor_ms.store(0, std::memory_order_relaxed);
   rec.profile.store(nullptr, std::memory_order_relaxed);
   rec.wallet_micros.store(0, std::memory_order_relaxed);
-  rec.period_cache[0].store(0, std::memory_order_relaxed);
-  rec.period_cache[1].store(0, std::memory_order_relaxed);
+  rec.period_month.store(0, std::memory_order_relaxed);
+  rec.period_year.store(0, std::memory_order_relaxed);
   rec.last_used_s.store(static_cast<uint32_t>(now_ms / 1000),
                         std::memory_order_relaxed);
   for (auto& cell : rec.cells) {
@@ -337,7 +337,7 @@ void CounterTable::ReadKey(const SubjectRecord& rec, Scope* scope,
   } else {
     char buf[SubjectRecord::kInlineKeyBytes];
     for (size_t w = 0; w < SubjectRecord::kInlineKeyBytes / 8; ++w) {
-      const uint64_t word = rec.key_words[w].load(std::memory_order_relaxed);
+      const uint64_t word = rec.KeyWord(w).load(std::memory_order_relaxed);
       std::memcpy(buf + 8 * w, &word, 8);
     }
     std::memcpy(key.data(), buf, key.size());

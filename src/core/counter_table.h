@@ -86,33 +86,55 @@ struct AccountProfile;  // defined by the enforcer; immutable once published
 
 struct alignas(64) SubjectRecord {
   static constexpr size_t kInlineKeyBytes = 48;
+  // Key words in the first cache line: an id of up to 24 bytes is compared
+  // without reading the third line.
+  static constexpr size_t kHeadKeyWords = 3;
 
+  // Line 0: what every check of the record reads (its identity, plan,
+  // profile and billing period), with the first 24 bytes of the key.
+  //
   // ctrl: [generation:24][unused:6][state:2] (bits 8..31 hold the
   // generation).
   std::atomic<uint32_t> ctrl{0};
   // Seconds since the epoch of the last check (for idle reclamation).
   std::atomic<uint32_t> last_used_s{0};
-  std::atomic<uint64_t> hash{0};
   // shape: [scope:8][account_len:16][sub_len:16] (low to high bits).
   std::atomic<uint64_t> shape{0};
-  std::atomic<const char*> long_key{nullptr};
-
   // meta, bits 0..24 (account records only; zero otherwise): [plan index +
-  // 1:16][subscription state:8][registered:1] (low to high). Bits 32..63
-  // (any record): one nibble per cell, written by the sync component: 8 |
-  // (window tag & 7) once the cell's current window has been synced.
+  // 1:16][subscription state:8][registered:1] (low to high).
   std::atomic<uint64_t> meta{0};
-  std::atomic<int64_t> anchor_ms{0};
-  // What UpsertAccount said beyond plan and state; replaced whole.
+  // What UpsertAccount said beyond plan and state; replaced whole; null
+  // when it said nothing more (AccountProfile::empty).
   std::atomic<const AccountProfile*> profile{nullptr};
+  // Billing-period cache (monthly): [start_ms:44][length_days:9] packed as
+  // start_ms << 9 | length_days; 0 when empty.
+  std::atomic<uint64_t> period_month{0};
+  std::atomic<uint64_t> key_head[kHeadKeyWords] = {};
+
+  // Line 1: the counters.
+  std::atomic<uint64_t> cells[kCellsPerSubject] = {};
+
+  // Line 2: what a check reads only on a probe, a long id, a rollover or a
+  // wallet.
+  std::atomic<uint64_t> hash{0};
+  std::atomic<const char*> long_key{nullptr};
+  std::atomic<int64_t> anchor_ms{0};
   // Prepaid balance in micro-units; never below zero.
   std::atomic<int64_t> wallet_micros{0};
-  // Billing-period caches (monthly, annual): [start_ms:44][length_days:9]
-  // packed as start_ms << 9 | length_days; 0 when empty.
-  std::atomic<uint64_t> period_cache[2] = {};
+  std::atomic<uint64_t> period_year{0};  // as period_month, annual
+  std::atomic<uint64_t> key_tail[kInlineKeyBytes / 8 - kHeadKeyWords] = {};
 
-  std::atomic<uint64_t> key_words[kInlineKeyBytes / 8] = {};
-  std::atomic<uint64_t> cells[kCellsPerSubject] = {};
+  // Inline key word i (of kInlineKeyBytes / 8).
+  std::atomic<uint64_t>& KeyWord(size_t i) {
+    return i < kHeadKeyWords ? key_head[i] : key_tail[i - kHeadKeyWords];
+  }
+  const std::atomic<uint64_t>& KeyWord(size_t i) const {
+    return i < kHeadKeyWords ? key_head[i] : key_tail[i - kHeadKeyWords];
+  }
+  // Period cache slot 0 (monthly) or 1 (annual).
+  std::atomic<uint64_t>& PeriodCache(int slot) {
+    return slot == 0 ? period_month : period_year;
+  }
 
   static uint32_t Generation(uint32_t ctrl) { return ctrl >> 8; }
   static RecordState State(uint32_t ctrl) {
@@ -120,6 +142,8 @@ struct alignas(64) SubjectRecord {
   }
 };
 static_assert(sizeof(SubjectRecord) == 192);
+static_assert(offsetof(SubjectRecord, cells) == 64);
+static_assert(offsetof(SubjectRecord, hash) == 128);
 
 // A found record and the generation it was found under.
 struct SubjectRef {
@@ -325,12 +349,13 @@ inline SubjectRef CounterTable::FindAccount(std::string_view id,
   const uint32_t ctrl = rec.ctrl.load(std::memory_order_acquire);
   const RecordState state = SubjectRecord::State(ctrl);
   if (state == RecordState::kEmpty) return {};
+  // The shape (scope and lengths) and the key words say it all: the hash,
+  // on another line, is not read (an id of up to 24 bytes is in line 0).
   bool equal = state == RecordState::kLive &&
-               rec.hash.load(std::memory_order_relaxed) == h &&
                rec.shape.load(std::memory_order_relaxed) == shape;
   for (size_t i = 0; equal && i < num_words; ++i) {
     // Relaxed, as in KeyEquals: validated by the ctrl re-check below.
-    equal = rec.key_words[i].load(std::memory_order_relaxed) == words[i];
+    equal = rec.KeyWord(i).load(std::memory_order_relaxed) == words[i];
   }
   if (ABSL_PREDICT_TRUE(equal)) {
     // Orders the key reads above before the re-check of ctrl (as in Find).
@@ -353,10 +378,14 @@ inline void CounterTable::PrefetchAccount(std::string_view id) const {
   }
   const char* rec = reinterpret_cast<const char*>(&(*records_)[h & mask_]);
   static_assert(sizeof(SubjectRecord) == 3 * 64);
-  // Read, keep in every cache level: the check reads and charges them.
+  // Read, keep in every cache level: the check reads line 0 (identity,
+  // plan, period) and charges line 1 (cells); line 2 holds the rest of an
+  // id longer than the head's words.
   __builtin_prefetch(rec, 0, 3);
   __builtin_prefetch(rec + 64, 0, 3);
-  __builtin_prefetch(rec + 128, 0, 3);
+  if (id.size() > SubjectRecord::kHeadKeyWords * 8) {
+    __builtin_prefetch(rec + 128, 0, 3);
+  }
 }
 
 }  // namespace plangate::internal

@@ -345,8 +345,8 @@ absl::Status Enforcer::Impl::ApplyAccount(const AccountUpdate& update) {
   SubjectRecord& rec = *ref->rec;
   if (rec.anchor_ms.load(std::memory_order_relaxed) != update.anchor_ms) {
     rec.anchor_ms.store(update.anchor_ms, std::memory_order_seq_cst);
-    rec.period_cache[0].store(0, std::memory_order_seq_cst);
-    rec.period_cache[1].store(0, std::memory_order_seq_cst);
+    rec.period_month.store(0, std::memory_order_seq_cst);
+    rec.period_year.store(0, std::memory_order_seq_cst);
   }
   profile->default_model = update.default_model;
   profile->past_due_deadline_ms = update.past_due_deadline_ms;
@@ -355,6 +355,7 @@ absl::Status Enforcer::Impl::ApplyAccount(const AccountUpdate& update) {
     profile->scheduled_at_ms =
         internal::PeriodContaining(update.anchor_ms, 1, now).end_ms;
   }
+  if (profile->empty()) profile.reset();
   const AccountProfile* old =
       rec.profile.exchange(profile.release(), std::memory_order_acq_rel);
   if (old != nullptr) {

@@ -107,7 +107,11 @@ class ReservationTable {
                 ReservationSlot::Make(gen, SlotState::kFilling,
                                       SlotOutcome::kNone),
                 std::memory_order_acquire, std::memory_order_relaxed)) {
-          tls_cursor_plus_1 = i + 2;
+          // The cursor stays: a check committed before this thread's next
+          // one leaves the slot free again, and its cache lines hot (a new
+          // slot per check would cost a line from memory each time). A
+          // repeated commit of the old handle still meets a newer
+          // generation: already settled.
           *index = i;
           *generation = gen;
           return &slot;

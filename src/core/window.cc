@@ -17,10 +17,10 @@ Window PeriodWindowSlow(SubjectRecord& account, int slot, int64_t now_ms) {
     const uint64_t packed =
         (static_cast<uint64_t>(w.start_ms) << kPeriodLenBits) |
         static_cast<uint64_t>((w.end_ms - w.start_ms) / kDayMs);
-    account.period_cache[slot].store(packed, std::memory_order_seq_cst);
+    account.PeriodCache(slot).store(packed, std::memory_order_seq_cst);
     if (account.anchor_ms.load(std::memory_order_seq_cst) != anchor) {
       uint64_t expected = packed;
-      account.period_cache[slot].compare_exchange_strong(
+      account.PeriodCache(slot).compare_exchange_strong(
           expected, 0, std::memory_order_seq_cst);
     }
   }

@@ -63,7 +63,7 @@ inline Window PeriodWindow(SubjectRecord& account, int slot, int64_t now_ms) {
   // Relaxed: the entry is a self-contained value; a stale one fails the
   // range test below or describes a period that did contain now.
   const uint64_t cached =
-      account.period_cache[slot].load(std::memory_order_relaxed);
+      account.PeriodCache(slot).load(std::memory_order_relaxed);
   const auto start = static_cast<int64_t>(cached >> kPeriodLenBits);
   const int64_t end =
       start +

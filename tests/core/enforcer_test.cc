@@ -266,6 +266,23 @@ TEST_CASE_METHOD(EnforcerFixture,
                            .request_id = 42}) == CommitResult::kDuplicate);
   CHECK(Used("tokens") == 200);
 
+  SECTION("a retried commit after its slot was reused is a duplicate") {
+    const Decision next =
+        enforcer_->Check({.account_id = "acme", .amounts = {&estimate, 1}});
+    REQUIRE(next.admitted());
+    // A committed slot is free again: this thread's next check takes it (its
+    // cache lines are still hot), under a newer generation.
+    CHECK(next.reservation.slot == d.reservation.slot);
+    CHECK(next.reservation.generation != d.reservation.generation);
+    CHECK(enforcer_->Commit({.reservation = d.reservation,
+                             .actual = {&actual, 1},
+                             .request_id = 42}) == CommitResult::kDuplicate);
+    CHECK(Used("tokens") == 700);  // next's estimate, untouched
+    CHECK(enforcer_->Commit(
+              {.reservation = next.reservation, .actual = {&actual, 1}}) ==
+          CommitResult::kApplied);
+    CHECK(Used("tokens") == 400);
+  }
   SECTION("a failed upstream call refunds everything") {
     const Decision f =
         enforcer_->Check({.account_id = "acme", .amounts = {&estimate, 1}});
