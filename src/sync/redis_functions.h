@@ -81,8 +81,13 @@
 //
 // Wallets. One hash per account, <prefix>:{<account>}:wallet, fields:
 //   k          credits applied to this hash (sum; corrections negative)
-//   b          credits restored after a data loss (the most any instance
-//              had seen); the credits are b + k
+//   b          credits restored after a data loss (what the instance that
+//              re-sent them knew); the credits are b + k
+//   cn         the credit log's last seq (one per credit applied)
+//   x:<seq>    the log, the newest WALLET_LOG (256): "total:amount:id",
+//              total the credits after it
+//   hid        the history the seqs number: a hash made again after a
+//              loss gets another, a merge (below) takes the caller's
 //   t          sum of every instance's cumulative spend
 //   L          sum of the leases held
 //   n          instances that called
@@ -98,7 +103,8 @@
 // returns); the balance is b + k - t.
 //
 // pg2_wallet KEYS[1]; ARGV 1 inst 2 seq 3 cum 4 held 5 want 6 ttl_ms
-//   7 epoch 8 seen_cr 9 seen_epoch 10 recovery_ms 11 need
+//   7 epoch 8 seen_cr 9 seen_epoch 10 recovery_ms 11 need 12 seen_cn
+//   13 seen_hid 14 m, then m credits "seq:total:amount:id" (ascending)
 // Applies cum and held as the caller's spend and lease (a seq not above
 // s:<inst> changes nothing), then grants up to `want` from
 // b + k - t - L (callers ask for a share: wallet_sync.h), nothing when
@@ -109,20 +115,41 @@
 // turns what it did not spend back into balance (flag 32: drop the lease
 // you hold). After a data loss (ep older than epoch, or no c:<inst> in the
 // hash while the caller saw credits, from an older epoch or from its own,
-// as after a FLUSHALL it has not noticed yet) b takes the largest seen_cr
-// any instance re-sends from an older epoch or the lost hash, and nothing
-// is granted for recovery_ms while the instances re-send their spend and
-// leases.
-// Returns {balance, r, grant, credits, n, flags}: flags 4 stale, 8
-// recovering, 16 epoch behind, 32 lease taken back.
+// as after a FLUSHALL it has not noticed yet) nothing is granted for
+// recovery_ms while the instances re-send their spend and leases.
 //
-// Under a newer epoch than the hash's, k first joins b (so b holds every
-// credit of older datasets and k this one's).
+// Credits after a loss. seen_cn, seen_cr and seen_hid say how far the
+// caller knows the log (the seq, the total there, the history), seen_epoch
+// the epoch of the call it heard them from. When they may be gone (an
+// older seen_epoch, no c:<inst>, another hid, cn below seen_cn) a caller
+// that sent none (m = -1) gets flag 64 and sends the credits it knows
+// (wallet_sync.h keeps the newest 256). With them (m >= 0) the hash checks
+// each at its place: all there, it only marks i:<id> where missing.
+// Otherwise it lost some, or is another history, and is merged: b takes
+// seen_cr and k the hash's credits the caller does not include: none the
+// caller names by id; of the same hid those after seen_cn and those whose
+// seq holds another id in the caller's (where the caller has none, or
+// before its oldest, they are the shared prefix); of another hid all the
+// hash holds but what the caller names. The log becomes the caller's
+// entries, then the kept ones (cn = seen_cn + kept), hid the caller's,
+// and every id the caller named is marked applied. So the credits come
+// back from the instance that knew the most of the log (its latest
+// correction included), plus what was credited into the emptied hash, and
+// an id any re-sender knew counts once. A merge by a late re-sender that
+// knew a correction the others did not can leave the balance below zero
+// by what was granted meanwhile.
+// Returns {balance, r, grant, credits, n, flags, through, upto, hid, log}:
+// log the entries after seen_cn ("seq:total:amount:id"; after 0 for a
+// caller of another hid; WALLET_FETCH, 32, at most), through and upto the
+// seq and total the caller then knows the log to; flags 4 stale, 8
+// recovering, 16 epoch behind, 32 lease taken back, 64 send your credits
+// (the credit fields are then not to be learnt).
 //
 // pg2_wallet_credit KEYS[1] ARGV id amount epoch: applies a credit once per
-// id (epoch "" from a tool that does not know it). A negative one (a
-// correction) must leave b + k >= t + L. Returns {applied, balance, credits},
-// applied 0 for an id seen before; an error for a correction that does not fit.
+// id (epoch "" from a tool that does not know it: ep is left as it is) and
+// appends it to the log. A negative one (a correction) must leave
+// b + k >= t + L. Returns {applied, balance, credits}, applied 0 for an id
+// seen before; an error for a correction that does not fit.
 //
 // pg2_acct_put KEYS[1] ARGV doc mode version: an account's state (a hash
 // of v, its version, and doc, account_doc.h). mode "set" stores doc as

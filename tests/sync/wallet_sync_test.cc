@@ -118,14 +118,27 @@ int64_t Field(RedisServer& server, const std::string& field) {
 // The tool's connection (CreditStoredWallet / ReadStoredWallet).
 RedisOptions ToolRedis(int port) { return TestSyncOptions(port).redis; }
 
-// Until the instances re-sent after a loss: the hash holds `credits` again
-// and no recovery is under way.
+// Until the instances re-sent after a loss: the hash holds `credits` again,
+// was written under the new epoch (a call still on the old one would start
+// another recovery) and no recovery is under way (one read: the fields as
+// one call left them).
 bool WaitRecovered(RedisServer& server, int64_t credits) {
+  using Type = internal::redis::Reply::Type;
   return WaitFor(
       [&] {
-        auto rd = server.Command({"HEXISTS", "pg:{acme}:wallet", "rd"});
-        return Field(server, "b") + Field(server, "k") == credits && rd.ok() &&
-               rd->integer == 0;
+        auto epoch = server.Command({"GET", "pg:epoch"});
+        auto h =
+            server.Command({"HMGET", "pg:{acme}:wallet", "b", "k", "rd", "ep"});
+        if (!epoch.ok() || epoch->type != Type::kString || !h.ok() ||
+            h->elements.size() != 4) {
+          return false;
+        }
+        const auto& e = h->elements;
+        auto num = [](const internal::redis::Reply& r) -> int64_t {
+          return r.type == Type::kString ? std::stoll(r.str) : 0;
+        };
+        return num(e[0]) + num(e[1]) == credits && e[2].type == Type::kNil &&
+               e[3].type == Type::kString && e[3].str == epoch->str;
       },
       milliseconds(10000));
 }
@@ -382,8 +395,10 @@ TEST_CASE("a credit id applied before a data loss still counts once",
 // quotactl wallet credit right after a FLUSHALL, before any instance has
 // made the new epoch (their connections held back): the credit goes with
 // the epoch "" into the emptied hash, and the instances' recovery adds what
-// they saw to it. Before, the restored credits were the larger of the two
-// (1,000, not 1,500).
+// they saw to it. Then again, with top-1 also sent again into the emptied
+// hash: the instances' re-send takes it out (it counts once). Before, the
+// restored credits were the larger of the two (1,000, not 1,500; 1,500, not
+// 1,700).
 TEST_CASE("a tool credit into the emptied hash adds to the restored credits",
           "[sync][redis][wallet]") {
   auto started = RedisServer::Start();
@@ -401,33 +416,53 @@ TEST_CASE("a tool credit into the emptied hash adds to the restored credits",
               .ok());
   HearCredit(server, a, "top-1");
   HearCredit(server, b, "top-1");
+  const RedisOptions tool = ToolRedis(server.port());
   (*proxy)->Blackhole();
   REQUIRE(server.Command({"FLUSHALL"}).ok());
-  const RedisOptions tool = ToolRedis(server.port());
   auto credited = CreditStoredWallet(tool, "pg", "acme", "new-1", 500);
   REQUIRE(credited.ok());
   CHECK(credited->applied);
   CHECK(credited->wallet.epoch.empty());  // no instance made one yet
   CHECK(credited->wallet.credits == 500);
   (*proxy)->Heal();
-  INFO(Dump(server));
-  REQUIRE(WaitRecovered(server, 1500));
+  {
+    INFO(Dump(server));
+    REQUIRE(WaitRecovered(server, 1500));
+  }
   auto w = ReadStoredWallet(tool, "pg", "acme", "new-1");
   REQUIRE(w.ok());
   CHECK(w->credits == 1500);
   CHECK(w->credit_applied);
-  // Both ids count once.
   for (const char* id : {"top-1", "new-1"}) {
     auto again = CreditStoredWallet(tool, "pg", "acme", id, 500);
     REQUIRE(again.ok());
     CHECK_FALSE(again->applied);
   }
-  const int admitted = 2 + SpendAll({&a, &b}, 1000);
-  CHECK(admitted == 15);
+
+  HearCredit(server, a, "new-1");
+  HearCredit(server, b, "new-1");
+  (*proxy)->Blackhole();
+  REQUIRE(server.Command({"FLUSHALL"}).ok());
+  auto resent = CreditStoredWallet(tool, "pg", "acme", "top-1", 1000);
+  REQUIRE(resent.ok());
+  CHECK(resent->applied);  // the emptied hash cannot tell
+  auto more = CreditStoredWallet(tool, "pg", "acme", "new-2", 200);
+  REQUIRE(more.ok());
+  CHECK(more->wallet.credits == 1200);
+  (*proxy)->Heal();
+  INFO(Dump(server));
+  REQUIRE(WaitRecovered(server, 1700));
+  for (const char* id : {"top-1", "new-1", "new-2"}) {
+    auto again = CreditStoredWallet(tool, "pg", "acme", id, 500);
+    REQUIRE(again.ok());
+    CHECK_FALSE(again->applied);
+  }
+  const int admitted = 4 + SpendAll({&a, &b}, 1000);
+  CHECK(admitted == 17);
   REQUIRE(a.sync->Flush(milliseconds(5000)).ok());
   REQUIRE(b.sync->Flush(milliseconds(5000)).ok());
-  CHECK(Field(server, "t") == 1500);
-  CHECK(Field(server, "b") + Field(server, "k") == 1500);
+  CHECK(Field(server, "t") == 1700);
+  CHECK(Field(server, "b") + Field(server, "k") == 1700);
 }
 
 // A correction heard by one instance only (the other's connection held
