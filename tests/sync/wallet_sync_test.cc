@@ -514,6 +514,51 @@ TEST_CASE("a correction one instance saw before a data loss holds",
   CHECK(Field(server, "b") + Field(server, "k") == 1700);
 }
 
+// The re-sent credits are checked before anything is written: a wrong
+// count or an entry that is not seq:total:amount:id is a bounded error
+// that names the argument.
+TEST_CASE("pg2_wallet refuses malformed credits and says where",
+          "[sync][redis][wallet]") {
+  auto started = RedisServer::Start();
+  REQUIRE(started.ok());
+  RedisServer& server = **started;
+  // Loads the library (and credits another wallet).
+  REQUIRE(CreditStoredWallet(ToolRedis(server.port()), "pg", "other", "c1", 5)
+              .ok());
+  const std::vector<std::string> call = {
+      "FCALL", "pg2_wallet", "1",   "pg:{acme}:wallet",
+      "inst",  "1",          "0",   "0",
+      "0",     "2000",       "1-1", "0",
+      "",      "2000",       "0",   "0",
+      ""};
+  struct Case {
+    std::vector<std::string> extra;
+    std::string error;
+  };
+  const Case cases[] = {
+      {{}, "expected 1 key and 14 arguments"},
+      {{"1"}, "expected 1 key and 14 arguments"},
+      {{"x"}, "expected 1 key and 14 arguments"},
+      {{"1", "1:1000:top-1"}, "argument 15 is not seq:total:amount:id"},
+      {{"1", "1:1000:1000:"}, "argument 15 is not seq:total:amount:id"},
+      {{"2", "2:1000:1000:a", "1:900:-100:b"},
+       "argument 16: credit seqs must ascend"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> argv = call;
+    argv.insert(argv.end(), c.extra.begin(), c.extra.end());
+    auto r = server.Command(argv);
+    REQUIRE(r.ok());
+    INFO(r->str);
+    CHECK(r->is_error());
+    CHECK(r->str.find("pg2_wallet: " + c.error) != std::string::npos);
+    CHECK(r->str.size() < 200);
+  }
+  auto exists = server.Command({"EXISTS", "pg:{acme}:wallet"});
+  REQUIRE(exists.ok());
+  CHECK(exists->integer == 0);
+}
+
 // Four instances spend one balance through a restart without data
 // (fault_cluster.h): what each spent from its lease while Redis was down
 // is many rounds' spend and must not size its next lease. It did: the
