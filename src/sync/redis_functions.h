@@ -81,8 +81,13 @@
 //
 // Wallets. One hash per account, <prefix>:{<account>}:wallet, fields:
 //   k          credits applied to this hash (sum; corrections negative)
-//   b          credits restored after a data loss (the most any instance
-//              had seen); the credits are b + k
+//   b          credits restored after a data loss (what the instance that
+//              re-sent them knew); the credits are b + k
+//   cn         the credit log's last seq (one per credit applied)
+//   x:<seq>    the log, the newest WALLET_LOG (256): "total:amount:id",
+//              total the credits after it
+//   hid        the history the seqs number: a hash made again after a
+//              loss gets another, a merge (below) takes the caller's
 //   t          sum of every instance's cumulative spend
 //   L          sum of the leases held
 //   n          instances that called
@@ -98,7 +103,8 @@
 // returns); the balance is b + k - t.
 //
 // pg2_wallet KEYS[1]; ARGV 1 inst 2 seq 3 cum 4 held 5 want 6 ttl_ms
-//   7 epoch 8 seen_cr 9 seen_epoch 10 recovery_ms 11 need
+//   7 epoch 8 seen_cr 9 seen_epoch 10 recovery_ms 11 need 12 seen_cn
+//   13 seen_hid 14 m, then m credits "seq:total:amount:id" (ascending)
 // Applies cum and held as the caller's spend and lease (a seq not above
 // s:<inst> changes nothing), then grants up to `want` from
 // b + k - t - L (callers ask for a share: wallet_sync.h), nothing when
@@ -109,20 +115,41 @@
 // turns what it did not spend back into balance (flag 32: drop the lease
 // you hold). After a data loss (ep older than epoch, or no c:<inst> in the
 // hash while the caller saw credits, from an older epoch or from its own,
-// as after a FLUSHALL it has not noticed yet) b takes the largest seen_cr
-// any instance re-sends from an older epoch or the lost hash, and nothing
-// is granted for recovery_ms while the instances re-send their spend and
-// leases.
-// Returns {balance, r, grant, credits, n, flags}: flags 4 stale, 8
-// recovering, 16 epoch behind, 32 lease taken back.
+// as after a FLUSHALL it has not noticed yet) nothing is granted for
+// recovery_ms while the instances re-send their spend and leases.
 //
-// Under a newer epoch than the hash's, k first joins b (so b holds every
-// credit of older datasets and k this one's).
+// Credits after a loss. seen_cn, seen_cr and seen_hid say how far the
+// caller knows the log (the seq, the total there, the history), seen_epoch
+// the epoch of the call it heard them from. When they may be gone (an
+// older seen_epoch, no c:<inst>, another hid, cn below seen_cn) a caller
+// that sent none (m = -1) gets flag 64 and sends the credits it knows
+// (wallet_sync.h keeps the newest 256). With them (m >= 0) the hash checks
+// each at its place: all there, it only marks i:<id> where missing.
+// Otherwise it lost some, or is another history, and is merged: b takes
+// seen_cr and k the hash's credits the caller does not include: none the
+// caller names by id; of the same hid those after seen_cn and those whose
+// seq holds another id in the caller's (where the caller has none, or
+// before its oldest, they are the shared prefix); of another hid all the
+// hash holds but what the caller names. The log becomes the caller's
+// entries, then the kept ones (cn = seen_cn + kept), hid the caller's,
+// and every id the caller named is marked applied. So the credits come
+// back from the instance that knew the most of the log (its latest
+// correction included), plus what was credited into the emptied hash, and
+// an id any re-sender knew counts once. A merge by a late re-sender that
+// knew a correction the others did not can leave the balance below zero
+// by what was granted meanwhile.
+// Returns {balance, r, grant, credits, n, flags, through, upto, hid, log}:
+// log the entries after seen_cn ("seq:total:amount:id"; after 0 for a
+// caller of another hid; WALLET_FETCH, 32, at most), through and upto the
+// seq and total the caller then knows the log to; flags 4 stale, 8
+// recovering, 16 epoch behind, 32 lease taken back, 64 send your credits
+// (the credit fields are then not to be learnt).
 //
 // pg2_wallet_credit KEYS[1] ARGV id amount epoch: applies a credit once per
-// id (epoch "" from a tool that does not know it). A negative one (a
-// correction) must leave b + k >= t + L. Returns {applied, balance, credits},
-// applied 0 for an id seen before; an error for a correction that does not fit.
+// id (epoch "" from a tool that does not know it: ep is left as it is) and
+// appends it to the log. A negative one (a correction) must leave
+// b + k >= t + L. Returns {applied, balance, credits}, applied 0 for an id
+// seen before; an error for a correction that does not fit.
 //
 // pg2_acct_put KEYS[1] ARGV doc mode version: an account's state (a hash
 // of v, its version, and doc, account_doc.h). mode "set" stores doc as
@@ -426,6 +453,146 @@ local function wallet_scan(k, now, self, n)
   return L
 end
 
+-- The credit log: x:<seq> = "total:amount:id" for the newest WALLET_LOG
+-- credits (total: the credits after it), and cn the last seq.
+local WALLET_LOG = 256
+local WALLET_FETCH = 32  -- log entries per pg2_wallet reply
+
+local function wlog_parse(s)
+  if type(s) ~= 'string' then return nil end
+  local total, amount, id = string.match(s, '^(%-?%d+):(%-?%d+):(.+)$')
+  if not id then return nil end
+  return {total = tonumber(total), amount = tonumber(amount), id = id,
+          raw = s}
+end
+
+local function wlog_text(total, amount, id)
+  return string.format('%d:%d:%s', total, amount, id)
+end
+
+-- The entries of seq first..last that are present, ascending.
+local function wlog_read(k, first, last)
+  local out = {}
+  if last < first then return out end
+  local names = {}
+  for s = first, last do names[#names + 1] = 'x:' .. s end
+  local got = redis.call('HMGET', k, unpack(names))
+  for j = 1, #got do
+    local e = wlog_parse(got[j])
+    if e then
+      e.seq = first + j - 1
+      out[#out + 1] = e
+    end
+  end
+  return out
+end
+
+local function new_hid()
+  local t = redis.call('TIME')
+  return string.format('%d-%s', tonumber(t[1]) * 1000 +
+                       math.floor(tonumber(t[2]) / 1000), t[2])
+end
+
+-- A caller that re-sends the credits it knows (ce: its log entries, its
+-- history hid, seen_cn and seen_cr the seq and total it knows them to):
+-- if the hash holds each at its place, only the i:<id> marks are checked;
+-- otherwise the hash lost some (or is another history, after a loss) and
+-- becomes the caller's credits plus the hash's credits the caller does
+-- not include. Returns b, kk, cn, hid as they are after.
+local function wallet_merge(k, b, kk, cn, hid, ce, chid, seen_cn, seen_cr)
+  local first = math.max(1, cn - WALLET_LOG + 1)
+  local he = wlog_read(k, first, cn)
+  local at = {}
+  for _, e in ipairs(he) do at[e.seq] = e end
+  local same = hid == chid
+  local included = same and cn >= seen_cn
+  if included then
+    for _, e in ipairs(ce) do
+      local h = at[e.seq]
+      if e.seq >= first and not (h and h.id == e.id) then
+        included = false
+        break
+      end
+    end
+  end
+  local marks = {}
+  for _, e in ipairs(ce) do
+    marks[#marks + 1] = 'i:' .. e.id
+  end
+  if included then
+    if #marks > 0 then
+      local got = redis.call('HMGET', k, unpack(marks))
+      for j = 1, #got do
+        if not got[j] then redis.call('HSET', k, marks[j], ce[j].amount) end
+      end
+    end
+    return b, kk, cn, hid
+  end
+  local cid, cseq = {}, {}
+  for _, e in ipairs(ce) do
+    cid[e.id] = e
+    cseq[e.seq] = e
+  end
+  -- The hash's credits the caller's total does not include: none it knows
+  -- by id; of the same history those after seen_cn and those where the
+  -- two differ (before the caller's oldest, or where it has none: the
+  -- shared prefix); of another history every other one.
+  local kept, dup = {}, 0
+  for _, h in ipairs(he) do
+    local keep
+    if cid[h.id] then
+      keep = false
+      dup = dup + h.amount
+    elseif not same or h.seq > seen_cn then
+      keep = true
+    else
+      local c = cseq[h.seq]
+      keep = c ~= nil and c.id ~= h.id
+    end
+    if keep then kept[#kept + 1] = h end
+  end
+  local nk = 0
+  if same then
+    for _, h in ipairs(kept) do nk = nk + h.amount end
+  else
+    -- Another history: all it holds (credits past its log included) but
+    -- what the caller knows.
+    nk = b + kk - dup
+  end
+  local ncn = seen_cn + #kept
+  -- The log again: the caller's entries, then the kept ones after them.
+  local del = {}
+  for _, h in ipairs(he) do del[#del + 1] = 'x:' .. h.seq end
+  if #del > 0 then redis.call('HDEL', k, unpack(del)) end
+  local fields = {}
+  local low = ncn - WALLET_LOG
+  for _, e in ipairs(ce) do
+    if e.seq > low and e.seq <= seen_cn then
+      fields[#fields + 1] = 'x:' .. e.seq
+      fields[#fields + 1] = wlog_text(e.total, e.amount, e.id)
+    end
+  end
+  local total = seen_cr + nk
+  for j = #kept, 1, -1 do
+    local h = kept[j]
+    local s = seen_cn + j
+    if s > low then
+      fields[#fields + 1] = 'x:' .. s
+      fields[#fields + 1] = wlog_text(total, h.amount, h.id)
+    end
+    total = total - h.amount
+  end
+  if #fields > 0 then redis.call('HSET', k, unpack(fields)) end
+  if #marks > 0 then
+    local got = redis.call('HMGET', k, unpack(marks))
+    for j = 1, #got do
+      if not got[j] then redis.call('HSET', k, marks[j], ce[j].amount) end
+    end
+  end
+  if chid == '' then chid = hid ~= '' and hid or new_hid() end
+  return seen_cr, nk, ncn, chid
+end
+
 local function wallet(keys, a)
   local k = keys[1]
   local inst = a[1]
@@ -433,10 +600,29 @@ local function wallet(keys, a)
                                tonumber(a[4]), tonumber(a[5])
   local ttl, epoch = tonumber(a[6]), a[7]
   local seen_cr, seen_ep, recovery_ms = tonumber(a[8]), a[9], tonumber(a[10])
-  local need = tonumber(a[11])
+  local need, seen_cn, chid = tonumber(a[11]), tonumber(a[12]), a[13]
+  local m = tonumber(a[14])
   if not (k and inst and seq and cum and held and want and ttl and epoch and
-          seen_cr and seen_ep and recovery_ms and need) then
-    return redis.error_reply('ERR pg2_wallet: expected 1 key and 11 arguments')
+          seen_cr and seen_ep and recovery_ms and need and seen_cn and chid and
+          m and m >= -1 and m <= 1024 and #a == 14 + math.max(m, 0)) then
+    return redis.error_reply(string.format(
+        'ERR pg2_wallet: expected 1 key and 14 arguments, then as many ' ..
+        'credits as argument 14 says (got %d arguments)', #a))
+  end
+  local ce = {}
+  for j = 1, math.max(m, 0) do
+    local s, rest = string.match(a[14 + j], '^(%d+):(.+)$')
+    local e = wlog_parse(rest)
+    if not (s and e) then
+      return redis.error_reply(string.format(
+          'ERR pg2_wallet: argument %d is not seq:total:amount:id', 14 + j))
+    end
+    e.seq = tonumber(s)
+    if j > 1 and e.seq <= ce[j - 1].seq then
+      return redis.error_reply(string.format(
+          'ERR pg2_wallet: argument %d: credit seqs must ascend', 14 + j))
+    end
+    ce[j] = e
   end
   local now = now_ms()
   local h = redis.call('HMGET', k, 'ps', 's:' .. inst)
@@ -445,14 +631,14 @@ local function wallet(keys, a)
     local v = redis.call('HMGET', k, 'k', 'b', 't', 'r:' .. inst, 'n')
     local cr = (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0)
     return {cr - (tonumber(v[3]) or 0), tonumber(v[4]) or 0, 0, cr,
-            tonumber(v[5]) or 0, 4}
+            tonumber(v[5]) or 0, 4, 0, 0, '', {}}
   end
   if now >= (tonumber(h[1]) or 0) then
     local L2 = wallet_scan(k, now - ttl, inst, 0)
     redis.call('HSET', k, 'L', math.max(L2, 0), 'ps', now + 1000)
   end
   local v = redis.call('HMGET', k, 'k', 'b', 't', 'L', 'n', 'ep', 'rd',
-                       'c:' .. inst, 'r:' .. inst, 'q:' .. inst)
+                       'c:' .. inst, 'r:' .. inst, 'q:' .. inst, 'cn', 'hid')
   local kk = tonumber(v[1]) or 0
   local b = tonumber(v[2]) or 0
   local t = tonumber(v[3]) or 0
@@ -463,25 +649,32 @@ local function wallet(keys, a)
   local c = tonumber(v[8])
   local r = tonumber(v[9]) or 0
   local q = v[10] == '1'
+  local cn = tonumber(v[11]) or 0
+  local hid = v[12] or ''
   local cmp = ep and epoch_cmp(epoch, ep) or 1
-  if cmp < 0 then return {b + kk - t, r, 0, b + kk, n, 16} end
+  if cmp < 0 then return {b + kk - t, r, 0, b + kk, n, 16, 0, 0, '', {}} end
   local flags = 0
   -- A loss: a newer epoch than the hash's, or a hash that has nothing of
   -- the caller's although it saw credits (c:<inst> is never deleted), in
   -- whichever epoch: a caller that meets a FLUSHALL mid-spend still sends
   -- the epoch it had.
-  local gone = c == nil and seen_cr > 0
+  local knows = seen_cn > 0 or seen_cr ~= 0
+  local gone = c == nil and knows
   if (cmp > 0 and ep ~= nil) or gone then
     if not (rd and now < rd) then rd = now + recovery_ms end
   end
-  if cmp > 0 then
-    -- Credits of an older dataset join b; k counts this epoch's.
-    b = b + kk
-    kk = 0
+  -- The credits may have lost writes: the caller's come from an older
+  -- dataset or from the hash it lost, from another history (hid), or go
+  -- further than the hash's. It re-sends what it knows of them (m >= 0),
+  -- or is asked to (flag 64), and the hash takes what it lacks.
+  local suspect = knows and (seen_ep ~= epoch or gone or chid ~= hid or
+                             cn < seen_cn)
+  if m >= 0 and knows then
+    b, kk, cn, hid = wallet_merge(k, b, kk, cn, hid, ce, chid, seen_cn,
+                                  seen_cr)
+  elseif suspect then
+    flags = flags + 64
   end
-  -- What an instance saw in an older dataset (or in the hash it lost)
-  -- includes every credit of it.
-  if (seen_ep ~= epoch or gone) and seen_cr > b then b = seen_cr end
   if c == nil then
     c = 0
     n = n + 1
@@ -512,10 +705,28 @@ local function wallet(keys, a)
   end
   if L < 0 then L = 0 end
   redis.call('HSET', k, 'k', kk, 'b', b, 't', t, 'L', L, 'n', n, 'ep', epoch,
-             'c:' .. inst, cum, 's:' .. inst, seq, 'r:' .. inst, r,
+             'cn', cn, 'c:' .. inst, cum, 's:' .. inst, seq, 'r:' .. inst, r,
              'e:' .. inst, now + ttl, 'q:' .. inst, 0)
+  -- Every hash has a history id before a caller can know credits of it.
+  if hid == '' then hid = new_hid() end
+  if hid ~= v[12] then redis.call('HSET', k, 'hid', hid) end
   if rd then redis.call('HSET', k, 'rd', rd) else redis.call('HDEL', k, 'rd') end
-  return {b + kk - t, r, grant, b + kk, n, flags}
+  -- The log entries after what the caller knows (from the start when it
+  -- knows another history), WALLET_FETCH at most, and the seq and total
+  -- it then knows the credits to.
+  local from = (chid == hid) and seen_cn or 0
+  local through, upto, list = cn, b + kk, {}
+  if from < cn then
+    local first = math.max(from, cn - WALLET_LOG) + 1
+    local last = math.min(cn, first + WALLET_FETCH - 1)
+    local es = wlog_read(k, first, last)
+    for _, e in ipairs(es) do list[#list + 1] = e.seq .. ':' .. e.raw end
+    if last < cn and #es > 0 then
+      through = es[#es].seq
+      upto = es[#es].total
+    end
+  end
+  return {b + kk - t, r, grant, b + kk, n, flags, through, upto, hid, list}
 end
 
 local function wallet_credit(keys, a)
@@ -525,25 +736,27 @@ local function wallet_credit(keys, a)
     return redis.error_reply(
         'ERR pg2_wallet_credit: expected 1 key, an id, an amount, an epoch')
   end
-  local v = redis.call('HMGET', k, 'k', 'b', 't', 'L', 'i:' .. id, 'ep')
+  local v = redis.call('HMGET', k, 'k', 'b', 't', 'L', 'i:' .. id, 'ep', 'cn',
+                       'hid')
   local kk = tonumber(v[1]) or 0
   local b = tonumber(v[2]) or 0
   local t = tonumber(v[3]) or 0
   local L = tonumber(v[4]) or 0
   if v[5] then return {0, b + kk - t, b + kk} end
-  if epoch ~= '' and (not v[6] or epoch_cmp(epoch, v[6]) > 0) then
-    -- As in pg2_wallet: an older dataset's credits join b.
-    b = b + kk
-    kk = 0
-    redis.call('HSET', k, 'b', b, 'ep', epoch)
-  end
   if amount < 0 and b + kk + amount < t + L then
     return redis.error_reply(string.format(
         'ERR pg2_wallet_credit: a correction of %d would leave less than ' ..
         'is spent or leased (%d of %d)', amount, t + L, b + kk))
   end
+  if epoch ~= '' and (not v[6] or epoch_cmp(epoch, v[6]) > 0) then
+    redis.call('HSET', k, 'ep', epoch)
+  end
+  local cn = (tonumber(v[7]) or 0) + 1
   kk = kk + amount
-  redis.call('HSET', k, 'k', kk, 'i:' .. id, amount)
+  redis.call('HSET', k, 'k', kk, 'i:' .. id, amount, 'cn', cn,
+             'x:' .. cn, wlog_text(b + kk, amount, id))
+  if not v[8] then redis.call('HSET', k, 'hid', new_hid()) end
+  if cn > WALLET_LOG then redis.call('HDEL', k, 'x:' .. (cn - WALLET_LOG)) end
   return {1, b + kk - t, b + kk}
 end
 

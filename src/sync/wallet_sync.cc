@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "fmt/format.h"
 #include "internal/json_path.h"
 #include "sync/sync_keys.h"
@@ -20,12 +22,31 @@ using redis::Reply;
 
 constexpr size_t kMaxBatch = 1024;
 
-bool Ints(const Reply& r, size_t n, int64_t* out) {
-  if (r.type != Reply::Type::kArray || r.elements.size() != n) return false;
+// The first n elements of an array of `size` (n when 0), integers.
+bool Ints(const Reply& r, size_t n, int64_t* out, size_t size = 0) {
+  if (r.type != Reply::Type::kArray || r.elements.size() != (size ? size : n))
+    return false;
   for (size_t i = 0; i < n; ++i) {
     if (r.elements[i].type != Reply::Type::kInteger) return false;
     out[i] = r.elements[i].integer;
   }
+  return true;
+}
+
+// "seq:total:amount:id" (the id may hold ':').
+bool ParseCredit(std::string_view s, int64_t* seq, int64_t* total,
+                 int64_t* amount, std::string* id) {
+  int64_t* nums[] = {seq, total, amount};
+  for (int64_t* n : nums) {
+    const size_t colon = s.find(':');
+    if (colon == std::string_view::npos ||
+        !absl::SimpleAtoi(absl::string_view(s.data(), colon), n)) {
+      return false;
+    }
+    s.remove_prefix(colon + 1);
+  }
+  if (s.empty()) return false;
+  id->assign(s);
   return true;
 }
 
@@ -161,23 +182,48 @@ void WalletSync::Round(int64_t steady_ms) {
     }
     const bool due =
         steady_ms - w.last_reply >= options_.refresh_interval.count();
+    // The credits it knows go again when they may have been lost: its
+    // epoch moved on since it heard them, or Redis asked (flag 64).
+    const bool resend =
+        w.resend || (!w.credits_epoch.empty() && w.credits_epoch != epoch);
     const bool send = w.sent_cum != cum || w.sent_held != held ||
                       (want > 0 && (!w.starved || due)) || (!idle && due) ||
-                      (w.balance < 0 && due);
+                      (w.balance < 0 && due) || resend;
     if (!send) continue;
     w.sent_cum = cum;
     w.sent_held = held;
+    w.sent_cn = w.known_cn;
     w.in_flight = true;
-    batch.push_back({"FCALL", "pg2_wallet", "1", w.key, options_.instance_id,
-                     std::to_string(++seq_), std::to_string(cum),
-                     std::to_string(held), std::to_string(want),
-                     std::to_string(options_.lease_ttl.count()), epoch,
-                     std::to_string(w.credits), w.credits_epoch,
-                     std::to_string(options_.lease_ttl.count()),
-                     std::to_string(want > 0 ? need : 0)});
+    Command call{"FCALL",
+                 "pg2_wallet",
+                 "1",
+                 w.key,
+                 options_.instance_id,
+                 std::to_string(++seq_),
+                 std::to_string(cum),
+                 std::to_string(held),
+                 std::to_string(want),
+                 std::to_string(options_.lease_ttl.count()),
+                 epoch,
+                 std::to_string(w.known_cr),
+                 w.credits_epoch,
+                 std::to_string(options_.lease_ttl.count()),
+                 std::to_string(want > 0 ? need : 0),
+                 std::to_string(w.known_cn),
+                 w.hid,
+                 resend ? std::to_string(w.known.size()) : "-1"};
+    if (resend) {
+      for (const KnownCredit& c : w.known) {
+        call.push_back(
+            fmt::format("{}:{}:{}:{}", c.seq, c.total, c.amount, c.id));
+      }
+    }
+    batch.push_back(std::move(call));
     Sent s;
     s.wallet = &w;
     s.sent_at = now;
+    s.epoch = epoch;
+    s.with_credits = resend;
     sent.push_back(std::move(s));
   }
   if (batch.empty()) return;
@@ -245,14 +291,15 @@ void WalletSync::OnReplies(std::vector<Sent> sent,
                         JsonQuote(w.account), QuotablePrefix(r->str)));
       continue;
     }
-    OnWalletReply(w, s.sent_at, *r);
+    OnWalletReply(w, s, *r);
   }
 }
 
-void WalletSync::OnWalletReply(Wallet& w, int64_t sent_at, const Reply& r) {
-  // {balance, r, grant, credits, n, flags}
-  int64_t v[6];
-  if (!Ints(r, 6, v)) {
+void WalletSync::OnWalletReply(Wallet& w, const Sent& s, const Reply& r) {
+  // {balance, r, grant, credits, n, flags, through, upto, hid, entries}
+  int64_t v[8];
+  if (!Ints(r, 8, v, 10) || r.elements[8].type != Reply::Type::kString ||
+      r.elements[9].type != Reply::Type::kArray) {
     w.sent_cum = -1;
     Error(
         fmt::format("redis FCALL pg2_wallet for account {}: unexpected "
@@ -284,16 +331,66 @@ void WalletSync::OnWalletReply(Wallet& w, int64_t sent_at, const Reply& r) {
     granted_.fetch_add(v[2], std::memory_order_relaxed);
   }
   w.starved = v[2] == 0;
-  w.balance = v[0];
-  w.credits = v[3];
-  w.credits_epoch = epoch_();
+  if (flags & 64) {
+    // The hash may lack credits this instance knows: it re-sends them
+    // next, and until then keeps what it knew (the balance included).
+    w.resend = true;
+    if (w.balance < 0) w.balance = v[0];
+  } else {
+    if (s.with_credits) w.resend = false;
+    w.balance = v[0];
+    if (Learn(w, v[6], v[7], r.elements[8].str, r.elements[9])) {
+      w.credits_epoch = s.epoch;
+    }
+  }
   w.instances = v[4];
   w.last_reply = std::chrono::duration_cast<std::chrono::milliseconds>(
                      std::chrono::steady_clock::now().time_since_epoch())
                      .count();
   // Recovering (8): nothing granted, the lease held stays spendable.
   link_.SetWallet(w.index, w.gen, w.balance,
-                  sent_at + options_.lease_ttl.count());
+                  s.sent_at + options_.lease_ttl.count());
+}
+
+bool WalletSync::Learn(Wallet& w, int64_t through, int64_t upto,
+                       const std::string& hid, const Reply& entries) {
+  std::vector<KnownCredit> got;
+  got.reserve(entries.elements.size());
+  for (const Reply& e : entries.elements) {
+    KnownCredit c;
+    if (e.type != Reply::Type::kString ||
+        !ParseCredit(e.str, &c.seq, &c.total, &c.amount, &c.id) || c.seq <= 0 ||
+        c.seq > through) {
+      Error(fmt::format(
+          "redis FCALL pg2_wallet for account {}: credit log entry {}: not "
+          "seq:total:amount:id up to {}",
+          JsonQuote(w.account), QuotablePrefix(e.str), through));
+      return false;
+    }
+    got.push_back(std::move(c));
+  }
+  if (hid != w.hid) {
+    // Another numbering (the hash was merged or made again after a loss):
+    // the entries came from its start.
+    w.known.clear();
+    w.hid = hid;
+  } else if (through < w.sent_cn) {
+    std::erase_if(w.known,
+                  [&](const KnownCredit& c) { return c.seq > through; });
+  }
+  for (KnownCredit& c : got) {
+    std::erase_if(w.known, [&](const KnownCredit& k) {
+      return k.seq == c.seq || k.id == c.id;
+    });
+    auto at = std::upper_bound(
+        w.known.begin(), w.known.end(), c.seq,
+        [](int64_t seq, const KnownCredit& k) { return seq < k.seq; });
+    w.known.insert(at, std::move(c));
+  }
+  while (w.known.size() > kMaxKnownCredits) w.known.pop_front();
+  w.known_cn = through;
+  w.known_cr = upto;
+  return true;
 }
 
 void WalletSync::ReturnAll(bool on) {
@@ -307,7 +404,7 @@ void WalletSync::ReturnAll(bool on) {
 bool WalletSync::Idle() const {
   if (in_flight_ || !to_credit_.empty()) return false;
   for (const auto& [index, w] : wallets_) {
-    if (w->in_flight) return false;
+    if (w->in_flight || w->resend) return false;
     std::atomic<int64_t>* word =
         SyncAccess::WalletOf(enforcer_, w->index, w->gen);
     if (word == nullptr) continue;

@@ -21,6 +21,16 @@
 // idle, on Drain, or when Redis took it back while this instance was
 // silent.
 //
+// Credits count once per id. Redis numbers the credits applied to a wallet
+// (a log of the newest 256, pg2_wallet) and each reply carries those this
+// instance has not seen, up to 32 a call: the instance keeps the newest
+// kMaxKnownCredits of them, with the seq and the total they add up to.
+// When a call may meet lost writes (its epoch is newer than the one its
+// credits came from, or Redis answers flag 64: the hash lacks them) it
+// re-sends them all, and the hash takes what it lacks: the ids are marked
+// applied again and the credits become what this instance knew plus what
+// was credited to the hash that it did not know.
+//
 // A wallet word that held a balance before the sync first tracked it (a
 // credit applied before Attach) becomes a credit in Redis with an id of
 // this instance's, once.
@@ -33,6 +43,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -57,6 +68,10 @@ struct WalletSyncStats {
 
 class WalletSync {
  public:
+  // The credits an instance remembers per wallet (and re-sends after a
+  // loss): ids older than these can count again when re-sent after one.
+  static constexpr size_t kMaxKnownCredits = 256;
+
   using ErrorSink = std::function<void(const std::string& what)>;
   // The dataset epoch every call carries (RedisSync's), and a request to
   // resolve it again (a reply said the caller is behind).
@@ -78,6 +93,13 @@ class WalletSync {
   WalletSyncStats Stats() const;
 
  private:
+  // A credit in the wallet hash's log (pg2_wallet, redis_functions.h).
+  struct KnownCredit {
+    int64_t seq = 0;
+    int64_t total = 0;  // the credits after it
+    int64_t amount = 0;
+    std::string id;
+  };
   struct Wallet {
     uint32_t index = 0;
     uint8_t gen = 0;
@@ -93,8 +115,16 @@ class WalletSync {
     uint64_t downs = 0;       // downs_ when the spend was last measured
     uint64_t wanted = 0;      // SyncLink::wallet_wanted as last read
     int64_t balance = -1;     // the cluster's, as last heard
-    int64_t credits = 0;      // the credits total last heard
-    std::string credits_epoch;
+    // The credits as this instance knows them: the hash's credit log up
+    // to seq known_cn (of history `hid`), which adds up to known_cr, and
+    // the newest kMaxKnownCredits of its entries; re-sent after a loss.
+    int64_t known_cn = 0;
+    int64_t known_cr = 0;
+    std::string hid;
+    std::deque<KnownCredit> known;
+    std::string credits_epoch;  // the epoch the call they came from carried
+    bool resend = false;        // Redis asked for them (flag 64)
+    int64_t sent_cn = 0;        // known_cn as the call on the wire sent it
     int64_t instances = 1;
     int64_t last_reply = -1'000'000'000;  // steady ms
     int64_t last_use = 0;                 // steady ms the spend last moved
@@ -104,13 +134,18 @@ class WalletSync {
   struct Sent {
     Wallet* wallet = nullptr;  // null: a credit
     WalletCredit credit;
-    int64_t sent_at = 0;  // Enforcer clock
+    int64_t sent_at = 0;        // Enforcer clock
+    std::string epoch;          // the epoch the call carried
+    bool with_credits = false;  // it re-sent the known credits
   };
 
   void Track(uint32_t index, uint8_t gen, int64_t steady_ms);
   void OnReplies(std::vector<Sent> sent,
                  absl::StatusOr<std::vector<redis::Reply>> replies);
-  void OnWalletReply(Wallet& w, int64_t sent_at, const redis::Reply& r);
+  void OnWalletReply(Wallet& w, const Sent& s, const redis::Reply& r);
+  // The credit log entries of a reply, "seq:total:amount:id" each.
+  bool Learn(Wallet& w, int64_t through, int64_t upto, const std::string& hid,
+             const redis::Reply& entries);
   void Error(const std::string& what);
 
   Enforcer& enforcer_;

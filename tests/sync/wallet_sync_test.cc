@@ -6,7 +6,12 @@
 // would leave less than is spent is refused; the balance holds through
 // FLUSHALL and a restart without data (never negative, nothing spent
 // twice), also when a wallet call meets a FLUSHALL before the instance
-// learnt the new epoch; after an outage every instance gets a lease again;
+// learnt the new epoch; a credit id applied before a FLUSHALL or a restart
+// without data is still refused after it (from an instance and from the
+// tool), a tool credit made into the emptied hash before the instances
+// recover adds to the credits they restore, and a correction only one
+// instance saw before the loss holds; after an outage every instance gets
+// a lease again;
 // Drain hands the leases back; share_wallets = false keeps each instance's
 // own.
 
@@ -18,6 +23,7 @@
 
 #include "plangate/sync.h"
 #include "support/redis_server.h"
+#include "support/tcp_proxy.h"
 #include "sync/fault_cluster.h"
 #include "sync/sync_test_util.h"
 
@@ -107,6 +113,48 @@ int64_t Field(RedisServer& server, const std::string& field) {
   auto r = server.Command({"HGET", "pg:{acme}:wallet", field});
   if (!r.ok() || r->type != internal::redis::Reply::Type::kString) return 0;
   return std::stoll(r->str);
+}
+
+// The tool's connection (CreditStoredWallet / ReadStoredWallet).
+RedisOptions ToolRedis(int port) { return TestSyncOptions(port).redis; }
+
+// Until the instances re-sent after a loss: the hash holds `credits` again,
+// was written under the new epoch (a call still on the old one would start
+// another recovery) and no recovery is under way (one read: the fields as
+// one call left them).
+bool WaitRecovered(RedisServer& server, int64_t credits) {
+  using Type = internal::redis::Reply::Type;
+  return WaitFor(
+      [&] {
+        auto epoch = server.Command({"GET", "pg:epoch"});
+        auto h =
+            server.Command({"HMGET", "pg:{acme}:wallet", "b", "k", "rd", "ep"});
+        if (!epoch.ok() || epoch->type != Type::kString || !h.ok() ||
+            h->elements.size() != 4) {
+          return false;
+        }
+        const auto& e = h->elements;
+        auto num = [](const internal::redis::Reply& r) -> int64_t {
+          return r.type == Type::kString ? std::stoll(r.str) : 0;
+        };
+        return num(e[0]) + num(e[1]) == credits && e[2].type == Type::kNil &&
+               e[3].type == Type::kString && e[3].str == epoch->str;
+      },
+      milliseconds(10000));
+}
+
+// An instance's known credits are those of its last answered call: one
+// made after `id` was applied (a spend, then Flush) has heard of it.
+void HearCredit(RedisServer& server, Node& n, const std::string& id) {
+  REQUIRE(WaitFor(
+      [&] {
+        auto e = server.Command({"HEXISTS", "pg:{acme}:wallet", "i:" + id});
+        return e.ok() && e->integer == 1;
+      },
+      milliseconds(5000)));
+  REQUIRE(
+      WaitFor([&] { return n.Spend("acme", 100) == 200; }, milliseconds(5000)));
+  REQUIRE(n.sync->Flush(milliseconds(5000)).ok());
 }
 
 TEST_CASE("instances spend one shared balance, never more",
@@ -288,6 +336,227 @@ TEST_CASE("the credits survive a FLUSHALL the instances see mid-spend",
   REQUIRE(b.sync->Flush(milliseconds(5000)).ok());
   CHECK(Field(server, "t") == 20000);
   CHECK(Field(server, "b") + Field(server, "k") == 20000);
+}
+
+// The i:<id> marks go with the data; the instances re-send the ids they
+// heard of and the hash marks them again. Before, "top-1" sent again after
+// the loss counted a second time (credits 2,000, 20 admitted).
+TEST_CASE("a credit id applied before a data loss still counts once",
+          "[sync][redis][wallet]") {
+  for (const bool restart : {false, true}) {
+    INFO((restart ? "restart" : "FLUSHALL"));
+    auto started = RedisServer::Start();
+    REQUIRE(started.ok());
+    RedisServer& server = **started;
+    Node a, b;
+    REQUIRE_NOTHROW(a = MakeNode(server.port()));
+    REQUIRE_NOTHROW(b = MakeNode(server.port()));
+    REQUIRE(a.enforcer
+                ->UpdateWallet({.account_id = "acme",
+                                .credit_micros = 1000,
+                                .credit_id = "top-1"})
+                .ok());
+    // Both hear of it: one request each.
+    HearCredit(server, a, "top-1");
+    HearCredit(server, b, "top-1");
+    int admitted = 2;
+    if (restart) {
+      REQUIRE(server.Restart().ok());
+    } else {
+      REQUIRE(server.Command({"FLUSHALL"}).ok());
+    }
+    INFO(Dump(server));
+    REQUIRE(WaitRecovered(server, 1000));
+    // From the tool and from an instance: applied before, nothing changes.
+    auto again = CreditStoredWallet(ToolRedis(server.port()), "pg", "acme",
+                                    "top-1", 1000);
+    REQUIRE(again.ok());
+    CHECK_FALSE(again->applied);
+    CHECK(again->wallet.credit_amount == 1000);
+    CHECK(again->wallet.credits == 1000);
+    REQUIRE(b.enforcer
+                ->UpdateWallet({.account_id = "acme",
+                                .credit_micros = 1000,
+                                .credit_id = "top-1"})
+                .ok());
+    REQUIRE(b.sync->Flush(milliseconds(5000)).ok());
+    CHECK(Field(server, "b") + Field(server, "k") == 1000);
+    admitted += SpendAll({&a, &b}, 1000);
+    CHECK(admitted == 10);
+    CHECK(WaitFor([&] { return a.Spend("acme", 100) == 402; },
+                  milliseconds(5000)));
+    REQUIRE(a.sync->Flush(milliseconds(5000)).ok());
+    REQUIRE(b.sync->Flush(milliseconds(5000)).ok());
+    CHECK(Field(server, "t") == 1000);
+    CHECK(Field(server, "b") + Field(server, "k") == 1000);
+  }
+}
+
+// quotactl wallet credit right after a FLUSHALL, before any instance has
+// made the new epoch (their connections held back): the credit goes with
+// the epoch "" into the emptied hash, and the instances' recovery adds what
+// they saw to it. Then again, with top-1 also sent again into the emptied
+// hash: the instances' re-send takes it out (it counts once). Before, the
+// restored credits were the larger of the two (1,000, not 1,500; 1,500, not
+// 1,700).
+TEST_CASE("a tool credit into the emptied hash adds to the restored credits",
+          "[sync][redis][wallet]") {
+  auto started = RedisServer::Start();
+  REQUIRE(started.ok());
+  RedisServer& server = **started;
+  auto proxy = TcpProxy::Start(server.port());
+  REQUIRE(proxy.ok());
+  Node a, b;
+  REQUIRE_NOTHROW(a = MakeNode((*proxy)->port()));
+  REQUIRE_NOTHROW(b = MakeNode((*proxy)->port()));
+  REQUIRE(a.enforcer
+              ->UpdateWallet({.account_id = "acme",
+                              .credit_micros = 1000,
+                              .credit_id = "top-1"})
+              .ok());
+  HearCredit(server, a, "top-1");
+  HearCredit(server, b, "top-1");
+  const RedisOptions tool = ToolRedis(server.port());
+  (*proxy)->Blackhole();
+  REQUIRE(server.Command({"FLUSHALL"}).ok());
+  auto credited = CreditStoredWallet(tool, "pg", "acme", "new-1", 500);
+  REQUIRE(credited.ok());
+  CHECK(credited->applied);
+  CHECK(credited->wallet.epoch.empty());  // no instance made one yet
+  CHECK(credited->wallet.credits == 500);
+  (*proxy)->Heal();
+  {
+    INFO(Dump(server));
+    REQUIRE(WaitRecovered(server, 1500));
+  }
+  auto w = ReadStoredWallet(tool, "pg", "acme", "new-1");
+  REQUIRE(w.ok());
+  CHECK(w->credits == 1500);
+  CHECK(w->credit_applied);
+  for (const char* id : {"top-1", "new-1"}) {
+    auto again = CreditStoredWallet(tool, "pg", "acme", id, 500);
+    REQUIRE(again.ok());
+    CHECK_FALSE(again->applied);
+  }
+
+  HearCredit(server, a, "new-1");
+  HearCredit(server, b, "new-1");
+  (*proxy)->Blackhole();
+  REQUIRE(server.Command({"FLUSHALL"}).ok());
+  auto resent = CreditStoredWallet(tool, "pg", "acme", "top-1", 1000);
+  REQUIRE(resent.ok());
+  CHECK(resent->applied);  // the emptied hash cannot tell
+  auto more = CreditStoredWallet(tool, "pg", "acme", "new-2", 200);
+  REQUIRE(more.ok());
+  CHECK(more->wallet.credits == 1200);
+  (*proxy)->Heal();
+  INFO(Dump(server));
+  REQUIRE(WaitRecovered(server, 1700));
+  for (const char* id : {"top-1", "new-1", "new-2"}) {
+    auto again = CreditStoredWallet(tool, "pg", "acme", id, 500);
+    REQUIRE(again.ok());
+    CHECK_FALSE(again->applied);
+  }
+  const int admitted = 4 + SpendAll({&a, &b}, 1000);
+  CHECK(admitted == 17);
+  REQUIRE(a.sync->Flush(milliseconds(5000)).ok());
+  REQUIRE(b.sync->Flush(milliseconds(5000)).ok());
+  CHECK(Field(server, "t") == 1700);
+  CHECK(Field(server, "b") + Field(server, "k") == 1700);
+}
+
+// A correction heard by one instance only (the other's connection held
+// back) before a FLUSHALL: the credits come back from the instance that
+// knows the most credits, not from the larger total. Before, they came
+// back as 2,000 (the other instance's) and 20 were admitted, not 17.
+TEST_CASE("a correction one instance saw before a data loss holds",
+          "[sync][redis][wallet]") {
+  auto started = RedisServer::Start();
+  REQUIRE(started.ok());
+  RedisServer& server = **started;
+  auto pa = TcpProxy::Start(server.port());
+  auto pb = TcpProxy::Start(server.port());
+  REQUIRE(pa.ok());
+  REQUIRE(pb.ok());
+  Node a, b;
+  REQUIRE_NOTHROW(a = MakeNode((*pa)->port()));
+  REQUIRE_NOTHROW(b = MakeNode((*pb)->port()));
+  REQUIRE(
+      a.enforcer
+          ->UpdateWallet(
+              {.account_id = "acme", .credit_micros = 2000, .credit_id = "c1"})
+          .ok());
+  HearCredit(server, a, "c1");
+  HearCredit(server, b, "c1");
+  (*pb)->Blackhole();
+  REQUIRE(a.enforcer
+              ->UpdateWallet({.account_id = "acme",
+                              .credit_micros = -300,
+                              .credit_id = "fix-1"})
+              .ok());
+  HearCredit(server, a, "fix-1");
+  REQUIRE(server.Command({"FLUSHALL"}).ok());
+  (*pb)->Heal();
+  INFO(Dump(server));
+  REQUIRE(WaitRecovered(server, 1700));
+  // Give b's re-send time to land too: still 1,700.
+  REQUIRE(b.sync->Flush(milliseconds(5000)).ok());
+  CHECK(Field(server, "b") + Field(server, "k") == 1700);
+  auto again =
+      CreditStoredWallet(ToolRedis(server.port()), "pg", "acme", "fix-1", -300);
+  REQUIRE(again.ok());
+  CHECK_FALSE(again->applied);
+  const int admitted = 3 + SpendAll({&a, &b}, 1000);
+  CHECK(admitted == 17);
+  REQUIRE(a.sync->Flush(milliseconds(5000)).ok());
+  REQUIRE(b.sync->Flush(milliseconds(5000)).ok());
+  CHECK(Field(server, "t") == 1700);
+  CHECK(Field(server, "b") + Field(server, "k") == 1700);
+}
+
+// The re-sent credits are checked before anything is written: a wrong
+// count or an entry that is not seq:total:amount:id is a bounded error
+// that names the argument.
+TEST_CASE("pg2_wallet refuses malformed credits and says where",
+          "[sync][redis][wallet]") {
+  auto started = RedisServer::Start();
+  REQUIRE(started.ok());
+  RedisServer& server = **started;
+  // Loads the library (and credits another wallet).
+  REQUIRE(CreditStoredWallet(ToolRedis(server.port()), "pg", "other", "c1", 5)
+              .ok());
+  const std::vector<std::string> call = {
+      "FCALL", "pg2_wallet", "1",   "pg:{acme}:wallet",
+      "inst",  "1",          "0",   "0",
+      "0",     "2000",       "1-1", "0",
+      "",      "2000",       "0",   "0",
+      ""};
+  struct Case {
+    std::vector<std::string> extra;
+    std::string error;
+  };
+  const Case cases[] = {
+      {{}, "expected 1 key and 14 arguments"},
+      {{"1"}, "expected 1 key and 14 arguments"},
+      {{"x"}, "expected 1 key and 14 arguments"},
+      {{"1", "1:1000:top-1"}, "argument 15 is not seq:total:amount:id"},
+      {{"1", "1:1000:1000:"}, "argument 15 is not seq:total:amount:id"},
+      {{"2", "2:1000:1000:a", "1:900:-100:b"},
+       "argument 16: credit seqs must ascend"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> argv = call;
+    argv.insert(argv.end(), c.extra.begin(), c.extra.end());
+    auto r = server.Command(argv);
+    REQUIRE(r.ok());
+    INFO(r->str);
+    CHECK(r->is_error());
+    CHECK(r->str.find("pg2_wallet: " + c.error) != std::string::npos);
+    CHECK(r->str.size() < 200);
+  }
+  auto exists = server.Command({"EXISTS", "pg:{acme}:wallet"});
+  REQUIRE(exists.ok());
+  CHECK(exists->integer == 0);
 }
 
 // Four instances spend one balance through a restart without data
