@@ -194,6 +194,28 @@ stage_bench() {
     done
     echo "instructions per check + commit (hot account, 3 limits): ${ins%, } (target: plangate <= 300)"
     ins="; ins/check ${ins%, } (target <= 300)"
+    # Cache lines brought in from memory per check, 100k accounts in a
+    # fixed random order, under callgrind's cache simulation (32 KiB L1d,
+    # 8 MiB last level): deterministic for a given binary.
+    local misses="" reads
+    checks=20000
+    for f in MeasuredPlangateMany MeasuredBaselineMany; do
+      reads=$(valgrind --tool=callgrind --cache-sim=yes --D1=32768,8,64 \
+        --LL=8388608,16,64 --callgrind-out-file=/dev/null \
+        --collect-atstart=no --toggle-collect="*$f*" \
+        build/release/bench/check_instructions --checks "$checks" \
+        --accounts 100000 2>&1 |
+        sed -n 's/.*LLd misses: *\([0-9,]*\).*/\1/p' | tr -d ,)
+      if [[ -z "$reads" ]]; then
+        echo "test.sh: callgrind printed no cache misses for $f" >&2
+        failed=$((failed + 1))
+        continue
+      fi
+      f=${f#Measured}
+      misses+="${f%Many} $(awk -v m="$reads" -v n="$checks" 'BEGIN {printf "%.2f", m / n}'), "
+    done
+    echo "last-level misses per check + commit (100k accounts): ${misses%, }"
+    ins+="; LL misses/check ${misses%, }"
   fi
   stage_note="$((n - failed))/$n benchmarks ran, results in build/bench-results/$ins"
   ((n > 0 && failed == 0))
