@@ -34,50 +34,31 @@ constexpr char kPlans[] = R"({"version": 1, "plans": [
     {"id": "daily", "meter": "requests", "window": "hour", "mode": "sliding",
      "limit": 100000}]}]})";
 
-struct Node {
-  std::unique_ptr<Enforcer> enforcer;
-  std::unique_ptr<RedisSync> sync;
+using Node = Instance;
 
-  // The plan the hot path applies to `account` now: "pro" when a "search"
-  // request is admitted, "free" when it is denied for the feature, the
-  // denial's reason otherwise.
-  std::string PlanSeen(const std::string& account, int64_t now_ms = 0) {
-    CheckRequest req;
-    req.account_id = account;
-    req.now_ms = now_ms;
-    const std::string_view search = "search";
-    req.features = std::span<const std::string_view>(&search, 1);
-    const Decision d = enforcer->Peek(req);
-    if (d.admitted()) return "pro";
-    if (d.deny == DenyKind::kFeatureNotInPlan) return "free";
-    return std::string(d.reason);
-  }
-};
+// The plan the hot path applies to `account` now: "pro" when a "search"
+// request is admitted, "free" when it is denied for the feature, the
+// denial's reason otherwise.
+std::string PlanSeen(Node& n, const std::string& account, int64_t now_ms = 0) {
+  CheckRequest req;
+  req.account_id = account;
+  req.now_ms = now_ms;
+  const std::string_view search = "search";
+  req.features = std::span<const std::string_view>(&search, 1);
+  const Decision d = n.enforcer->Peek(req);
+  if (d.admitted()) return "pro";
+  if (d.deny == DenyKind::kFeatureNotInPlan) return "free";
+  return std::string(d.reason);
+}
 
 Node MakeNode(int port, bool share = true) {
-  auto catalog = Catalog::Parse(kPlans);
-  if (!catalog.ok()) {
-    throw std::runtime_error(std::string(catalog.status().message()));
-  }
-  EnforcerOptions eo;
-  eo.max_subjects = 1024;
-  auto enforcer = Enforcer::Create(*catalog, eo);
-  if (!enforcer.ok()) {
-    throw std::runtime_error(std::string(enforcer.status().message()));
-  }
-  Node n;
-  n.enforcer = std::move(*enforcer);
   SyncOptions o = TestSyncOptions(port);
   o.share_accounts = share;
   // Checks here are dated up to an hour ahead (past-due deadlines), and
   // the sync brings a leased counter's window in step only once it is the
   // current one: leases off, as this file is about account state.
   o.leases = false;
-  auto sync = RedisSync::Start(*n.enforcer, std::move(o));
-  if (!sync.ok())
-    throw std::runtime_error(std::string(sync.status().message()));
-  n.sync = std::move(*sync);
-  return n;
+  return StartInstance(kPlans, std::move(o));
 }
 
 AccountUpdate Account(const std::string& id, const std::string& plan) {
@@ -95,7 +76,7 @@ bool SeesPlan(Node& n, const std::string& account, const std::string& plan) {
   req.account_id = account;
   req.key_kind = KeyKind::kTest;  // counts nothing
   n.enforcer->Check(req);
-  return WaitFor([&] { return n.PlanSeen(account) == plan; },
+  return WaitFor([&] { return PlanSeen(n, account) == plan; },
                  milliseconds(5000));
 }
 
@@ -109,20 +90,20 @@ TEST_CASE("an upgrade on one instance is in force on the others",
   REQUIRE_NOTHROW(b = MakeNode(server.port()));
 
   REQUIRE(a.enforcer->UpsertAccount(Account("acme", "free")).ok());
-  CHECK(a.PlanSeen("acme") == "free");
+  CHECK(PlanSeen(a, "acme") == "free");
   // b never heard of acme: its first check loads the stored state.
-  CHECK(b.PlanSeen("acme") == "unknown_account");
+  CHECK(PlanSeen(b, "acme") == "unknown_account");
   REQUIRE(SeesPlan(b, "acme", "free"));
 
   // The upgrade on a reaches b through the feed.
   REQUIRE(a.enforcer->UpsertAccount(Account("acme", "pro")).ok());
-  CHECK(a.PlanSeen("acme") == "pro");
+  CHECK(PlanSeen(a, "acme") == "pro");
   INFO("b: " << b.sync->LastError());
-  REQUIRE(
-      WaitFor([&] { return b.PlanSeen("acme") == "pro"; }, milliseconds(5000)));
+  REQUIRE(WaitFor([&] { return PlanSeen(b, "acme") == "pro"; },
+                  milliseconds(5000)));
   // And a downgrade made on b reaches a.
   REQUIRE(b.enforcer->UpsertAccount(Account("acme", "free")).ok());
-  REQUIRE(WaitFor([&] { return a.PlanSeen("acme") == "free"; },
+  REQUIRE(WaitFor([&] { return PlanSeen(a, "acme") == "free"; },
                   milliseconds(5000)));
 
   // Redis holds the state, versioned: three writes.
@@ -200,8 +181,8 @@ TEST_CASE(
   REQUIRE_NOTHROW(c = MakeNode(server.port()));
   REQUIRE(c.enforcer->SeedAccount(Account("beta", "free")).ok());
   INFO("c: " << c.sync->LastError());
-  REQUIRE(
-      WaitFor([&] { return c.PlanSeen("beta") == "pro"; }, milliseconds(5000)));
+  REQUIRE(WaitFor([&] { return PlanSeen(c, "beta") == "pro"; },
+                  milliseconds(5000)));
   // Accounts its file does not name are loaded on first sight.
   REQUIRE(SeesPlan(c, "acme", "free"));
   auto version = server.Command({"HGET", "pg:{beta}:account", "v"});
@@ -284,7 +265,7 @@ TEST_CASE("a broken stored state is an error naming the account",
     CHECK(error.find("\"acme\"") != std::string::npos);
     CHECK(error.size() < 300);
     // The account keeps the last good state.
-    CHECK(a.PlanSeen("acme") == "pro");
+    CHECK(PlanSeen(a, "acme") == "pro");
   }
   CHECK(a.sync->Stats().account_errors >= cases.size());
 }
@@ -302,9 +283,9 @@ TEST_CASE("share_accounts = false keeps each instance's own",
   REQUIRE(a.sync->Flush(milliseconds(5000)).ok());
   REQUIRE(b.sync->Flush(milliseconds(5000)).ok());
   std::this_thread::sleep_for(milliseconds(200));
-  CHECK(a.PlanSeen("acme") == "pro");
-  CHECK(b.PlanSeen("acme") == "free");
-  CHECK(b.PlanSeen("other") == "unknown_account");
+  CHECK(PlanSeen(a, "acme") == "pro");
+  CHECK(PlanSeen(b, "acme") == "free");
+  CHECK(PlanSeen(b, "other") == "unknown_account");
   auto exists = server.Command({"EXISTS", "pg:{acme}:account"});
   REQUIRE(exists.ok());
   CHECK(exists->integer == 0);

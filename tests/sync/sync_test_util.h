@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "plangate/catalog.h"
 #include "plangate/enforcer.h"
@@ -33,6 +34,17 @@ struct Instance {
     req.amounts = std::span<const MeterAmount>(amounts, n);
     return enforcer->Check(req);
   }
+
+  // One request priced at `micros` (a wallet plan): admitted (and
+  // committed), or why not.
+  int Spend(const std::string& account, int64_t micros) {
+    CheckRequest req;
+    req.account_id = account;
+    req.wallet_micros = micros;
+    const Decision d = enforcer->Check(req);
+    if (d.admitted()) enforcer->Commit({.reservation = d.reservation});
+    return d.status;
+  }
 };
 
 inline SyncOptions TestSyncOptions(int port) {
@@ -49,10 +61,11 @@ inline SyncOptions TestSyncOptions(int port) {
   return o;
 }
 
-// Throws on setup errors (tests REQUIRE_NOTHROW around it).
-inline Instance MakeInstance(const std::string& catalog_json,
-                             const std::string& account,
-                             const std::string& plan, SyncOptions options) {
+// An Enforcer (max_subjects 1024) on `catalog_json` with a RedisSync
+// attached; no account yet. Throws on setup errors (tests REQUIRE_NOTHROW
+// around it).
+inline Instance StartInstance(const std::string& catalog_json,
+                              SyncOptions options) {
   auto catalog = Catalog::Parse(catalog_json);
   if (!catalog.ok())
     throw std::runtime_error(std::string(catalog.status().message()));
@@ -67,8 +80,12 @@ inline Instance MakeInstance(const std::string& catalog_json,
   if (!sync.ok())
     throw std::runtime_error(std::string(sync.status().message()));
   inst.sync = std::move(*sync);
-  // Registering the account after the sync is attached primes its
-  // counters; Drain waits until Redis answered for them.
+  return inst;
+}
+
+// Registers `account` on `plan`, anchored at kAnchorMs; throws on error.
+inline void Register(Instance& inst, const std::string& account,
+                     const std::string& plan) {
   AccountUpdate up;
   up.account_id = account;
   up.plan_id = plan;
@@ -76,11 +93,40 @@ inline Instance MakeInstance(const std::string& catalog_json,
   if (absl::Status s = inst.enforcer->UpsertAccount(up); !s.ok()) {
     throw std::runtime_error(std::string(s.message()));
   }
+}
+
+// StartInstance, then `account` registered (after the sync is attached,
+// which primes its counters) and a Flush (Redis answered for them).
+inline Instance MakeInstance(const std::string& catalog_json,
+                             const std::string& account,
+                             const std::string& plan, SyncOptions options) {
+  Instance inst = StartInstance(catalog_json, std::move(options));
+  Register(inst, account, plan);
   if (absl::Status s = inst.sync->Flush(std::chrono::milliseconds(10000));
       !s.ok()) {
     throw std::runtime_error(std::string(s.message()));
   }
   return inst;
+}
+
+// Spends `micros` per request on `account` from every instance in turn
+// until `most` were admitted or none was for a second; returns the
+// admitted.
+inline int SpendEach(const std::vector<Instance*>& instances,
+                     const std::string& account, int64_t micros, int most) {
+  int admitted = 0;
+  auto last = std::chrono::steady_clock::now();
+  while (admitted < most && std::chrono::steady_clock::now() - last <
+                                std::chrono::milliseconds(1000)) {
+    for (Instance* inst : instances) {
+      if (inst->Spend(account, micros) == 200) {
+        ++admitted;
+        last = std::chrono::steady_clock::now();
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return admitted;
 }
 
 // Waits until pred() or the deadline; returns pred().

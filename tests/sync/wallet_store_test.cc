@@ -28,66 +28,20 @@ constexpr char kPrepaid[] = R"({"version": 1, "plans": [
    "limits": [{"id": "monthly", "meter": "requests",
                "window": "billing_period", "limit": 100000000}]}]})";
 
-struct Node {
-  std::unique_ptr<Enforcer> enforcer;
-  std::unique_ptr<RedisSync> sync;
-
-  // One request priced at `micros`: admitted (and committed), or why not.
-  int Spend(const std::string& account, int64_t micros) {
-    CheckRequest req;
-    req.account_id = account;
-    req.wallet_micros = micros;
-    const Decision d = enforcer->Check(req);
-    if (d.admitted()) enforcer->Commit({.reservation = d.reservation});
-    return d.status;
-  }
-};
+using Node = Instance;
 
 Node MakeNode(int port) {
-  auto catalog = Catalog::Parse(kPrepaid);
-  if (!catalog.ok()) {
-    throw std::runtime_error(std::string(catalog.status().message()));
-  }
-  EnforcerOptions eo;
-  eo.max_subjects = 1024;
-  auto enforcer = Enforcer::Create(*catalog, eo);
-  if (!enforcer.ok()) {
-    throw std::runtime_error(std::string(enforcer.status().message()));
-  }
-  Node n;
-  n.enforcer = std::move(*enforcer);
   SyncOptions o = TestSyncOptions(port);
   o.share_wallets = true;
   o.lease_ttl = milliseconds(2000);
-  auto sync = RedisSync::Start(*n.enforcer, std::move(o));
-  if (!sync.ok())
-    throw std::runtime_error(std::string(sync.status().message()));
-  n.sync = std::move(*sync);
-  AccountUpdate up;
-  up.account_id = "acme";
-  up.plan_id = "prepaid";
-  up.anchor_ms = kAnchorMs;
-  if (absl::Status s = n.enforcer->UpsertAccount(up); !s.ok()) {
-    throw std::runtime_error(std::string(s.message()));
-  }
+  Node n = StartInstance(kPrepaid, std::move(o));
+  Register(n, "acme", "prepaid");
   return n;
 }
 
 // Spends 100 per request until `most` were admitted or none was for a
 // second; returns the admitted.
-int SpendAll(Node& n, int most) {
-  int admitted = 0;
-  auto last = std::chrono::steady_clock::now();
-  while (admitted < most &&
-         std::chrono::steady_clock::now() - last < milliseconds(1000)) {
-    if (n.Spend("acme", 100) == 200) {
-      ++admitted;
-      last = std::chrono::steady_clock::now();
-    }
-    std::this_thread::sleep_for(milliseconds(1));
-  }
-  return admitted;
-}
+int SpendAll(Node& n, int most) { return SpendEach({&n}, "acme", 100, most); }
 
 RedisOptions Local(int port) {
   RedisOptions r;

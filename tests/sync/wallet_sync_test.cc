@@ -37,67 +37,21 @@ constexpr char kPrepaid[] = R"({"version": 1, "plans": [
    "limits": [{"id": "monthly", "meter": "requests",
                "window": "billing_period", "limit": 100000000}]}]})";
 
-struct Node {
-  std::unique_ptr<Enforcer> enforcer;
-  std::unique_ptr<RedisSync> sync;
-
-  // One request priced at `micros`: admitted (and committed), or why not.
-  int Spend(const std::string& account, int64_t micros) {
-    CheckRequest req;
-    req.account_id = account;
-    req.wallet_micros = micros;
-    const Decision d = enforcer->Check(req);
-    if (d.admitted()) enforcer->Commit({.reservation = d.reservation});
-    return d.status;
-  }
-};
+using Node = Instance;
 
 Node MakeNode(int port, bool share = true) {
-  auto catalog = Catalog::Parse(kPrepaid);
-  if (!catalog.ok()) {
-    throw std::runtime_error(std::string(catalog.status().message()));
-  }
-  EnforcerOptions eo;
-  eo.max_subjects = 1024;
-  auto enforcer = Enforcer::Create(*catalog, eo);
-  if (!enforcer.ok()) {
-    throw std::runtime_error(std::string(enforcer.status().message()));
-  }
-  Node n;
-  n.enforcer = std::move(*enforcer);
   SyncOptions o = TestSyncOptions(port);
   o.share_wallets = share;
   o.lease_ttl = milliseconds(2000);
-  auto sync = RedisSync::Start(*n.enforcer, std::move(o));
-  if (!sync.ok())
-    throw std::runtime_error(std::string(sync.status().message()));
-  n.sync = std::move(*sync);
-  AccountUpdate up;
-  up.account_id = "acme";
-  up.plan_id = "prepaid";
-  up.anchor_ms = kAnchorMs;
-  if (absl::Status s = n.enforcer->UpsertAccount(up); !s.ok()) {
-    throw std::runtime_error(std::string(s.message()));
-  }
+  Node n = StartInstance(kPrepaid, std::move(o));
+  Register(n, "acme", "prepaid");
   return n;
 }
 
 // Spends 100 per request from every node in turn until `most` were
 // admitted or none was for a second; returns the admitted.
-int SpendAll(std::vector<Node*> nodes, int most) {
-  int admitted = 0;
-  auto last = std::chrono::steady_clock::now();
-  while (admitted < most &&
-         std::chrono::steady_clock::now() - last < milliseconds(1000)) {
-    for (Node* n : nodes) {
-      if (n->Spend("acme", 100) == 200) {
-        ++admitted;
-        last = std::chrono::steady_clock::now();
-      }
-    }
-    std::this_thread::sleep_for(milliseconds(1));
-  }
-  return admitted;
+int SpendAll(const std::vector<Node*>& nodes, int most) {
+  return SpendEach(nodes, "acme", 100, most);
 }
 
 // The wallet hash, for failure messages.
@@ -113,6 +67,14 @@ int64_t Field(RedisServer& server, const std::string& field) {
   auto r = server.Command({"HGET", "pg:{acme}:wallet", field});
   if (!r.ok() || r->type != internal::redis::Reply::Type::kString) return 0;
   return std::stoll(r->str);
+}
+
+// Every node flushed: Redis has spent == credited == `total`.
+void ExpectSpent(RedisServer& server, const std::vector<Node*>& nodes,
+                 int64_t total) {
+  for (Node* n : nodes) REQUIRE(n->sync->Flush(milliseconds(5000)).ok());
+  CHECK(Field(server, "t") == total);
+  CHECK(Field(server, "b") + Field(server, "k") == total);
 }
 
 // The tool's connection (CreditStoredWallet / ReadStoredWallet).
@@ -290,10 +252,7 @@ TEST_CASE("the balance holds through FLUSHALL and a restart without data",
   }
   admitted += SpendAll({&a, &b}, 1000);
   CHECK(admitted == 20);  // never more than the 2,000 credited
-  REQUIRE(a.sync->Flush(milliseconds(5000)).ok());
-  REQUIRE(b.sync->Flush(milliseconds(5000)).ok());
-  CHECK(Field(server, "t") == 2000);
-  CHECK(Field(server, "b") + Field(server, "k") == 2000);
+  ExpectSpent(server, {&a, &b}, 2000);
 }
 
 // While the instances spend, their next wallet call after a FLUSHALL
@@ -332,10 +291,7 @@ TEST_CASE("the credits survive a FLUSHALL the instances see mid-spend",
   std::this_thread::sleep_for(milliseconds(2500));
   admitted += SpendAll({&a, &b}, 1000);
   CHECK(admitted == 200);
-  REQUIRE(a.sync->Flush(milliseconds(5000)).ok());
-  REQUIRE(b.sync->Flush(milliseconds(5000)).ok());
-  CHECK(Field(server, "t") == 20000);
-  CHECK(Field(server, "b") + Field(server, "k") == 20000);
+  ExpectSpent(server, {&a, &b}, 20000);
 }
 
 // The i:<id> marks go with the data; the instances re-send the ids they
@@ -385,10 +341,7 @@ TEST_CASE("a credit id applied before a data loss still counts once",
     CHECK(admitted == 10);
     CHECK(WaitFor([&] { return a.Spend("acme", 100) == 402; },
                   milliseconds(5000)));
-    REQUIRE(a.sync->Flush(milliseconds(5000)).ok());
-    REQUIRE(b.sync->Flush(milliseconds(5000)).ok());
-    CHECK(Field(server, "t") == 1000);
-    CHECK(Field(server, "b") + Field(server, "k") == 1000);
+    ExpectSpent(server, {&a, &b}, 1000);
   }
 }
 
@@ -459,10 +412,7 @@ TEST_CASE("a tool credit into the emptied hash adds to the restored credits",
   }
   const int admitted = 4 + SpendAll({&a, &b}, 1000);
   CHECK(admitted == 17);
-  REQUIRE(a.sync->Flush(milliseconds(5000)).ok());
-  REQUIRE(b.sync->Flush(milliseconds(5000)).ok());
-  CHECK(Field(server, "t") == 1700);
-  CHECK(Field(server, "b") + Field(server, "k") == 1700);
+  ExpectSpent(server, {&a, &b}, 1700);
 }
 
 // A correction heard by one instance only (the other's connection held
@@ -508,10 +458,7 @@ TEST_CASE("a correction one instance saw before a data loss holds",
   CHECK_FALSE(again->applied);
   const int admitted = 3 + SpendAll({&a, &b}, 1000);
   CHECK(admitted == 17);
-  REQUIRE(a.sync->Flush(milliseconds(5000)).ok());
-  REQUIRE(b.sync->Flush(milliseconds(5000)).ok());
-  CHECK(Field(server, "t") == 1700);
-  CHECK(Field(server, "b") + Field(server, "k") == 1700);
+  ExpectSpent(server, {&a, &b}, 1700);
 }
 
 // The re-sent credits are checked before anything is written: a wrong
