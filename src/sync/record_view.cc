@@ -45,6 +45,26 @@ bool CapsSourceChanged(const PublishedFacts& facts, const CapsSource& source,
   return SourceOf(*facts.table, &account, catalog, now_ms) != source;
 }
 
+int64_t WalletFloor(const PublishedFacts& facts, uint32_t index, uint8_t gen,
+                    int64_t now_ms) {
+  const SubjectRecord& rec = facts.table->at(index);
+  const uint32_t ctrl = rec.ctrl.load(std::memory_order_acquire);
+  if (SubjectRecord::State(ctrl) != RecordState::kLive ||
+      static_cast<uint8_t>(SubjectRecord::Generation(ctrl)) != gen) {
+    return 0;
+  }
+  const CompiledCatalog& cc = *facts.catalog->load(std::memory_order_acquire);
+  const int plan_id =
+      EffectivePlan(rec.meta.load(std::memory_order_acquire),
+                    rec.profile.load(std::memory_order_acquire), now_ms);
+  if (plan_id < 0 || static_cast<size_t>(plan_id) >= cc.plans.size() ||
+      cc.plans[plan_id] == nullptr) {
+    return 0;
+  }
+  const Wallet& wallet = cc.plans[plan_id]->source->wallet;
+  return wallet.required ? wallet.min_balance_micros : 0;
+}
+
 bool DescribeRecord(const PublishedFacts& facts, uint32_t index, uint8_t gen,
                     int64_t now_ms, SyncRecordInfo* out) {
   CounterTable& table = *facts.table;

@@ -106,6 +106,13 @@ bool DescribeRecord(const PublishedFacts& facts, uint32_t index, uint8_t gen,
 bool CapsSourceChanged(const PublishedFacts& facts, const CapsSource& source,
                        int64_t now_ms);
 
+// The minimum balance the account record `index` (generation `gen`)'s
+// effective plan requires of its wallet at `now_ms` (Plan::wallet
+// min_balance_micros when the wallet is required, else 0); 0 when the
+// record is gone.
+int64_t WalletFloor(const PublishedFacts& facts, uint32_t index, uint8_t gen,
+                    int64_t now_ms);
+
 // The start and end of the window of `info`'s kind whose tag is `tag`,
 // searching back from `info`'s current window (at most `max_back`
 // windows); billing periods step back on the account's anchor.

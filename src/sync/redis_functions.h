@@ -104,12 +104,16 @@
 //
 // pg2_wallet KEYS[1]; ARGV 1 inst 2 seq 3 cum 4 held 5 want 6 ttl_ms
 //   7 epoch 8 seen_cr 9 seen_epoch 10 recovery_ms 11 need 12 seen_cn
-//   13 seen_hid 14 m, then m credits "seq:total:amount:id" (ascending)
+//   13 seen_hid 14 m 15 floor, then m credits "seq:total:amount:id"
+//   (ascending)
 // Applies cum and held as the caller's spend and lease (a seq not above
 // s:<inst> changes nothing), then grants up to `want` from
-// b + k - t - L (callers ask for a share: wallet_sync.h), nothing when
-// held + grant would stay below `need` (the request the caller is short
-// for). An instance silent for two
+// b + k - t - L - floor (callers ask for a share: wallet_sync.h; floor the
+// plan's minimum balance), nothing when held + grant would stay below
+// `need` (the request the caller is short for); when that leaves the
+// caller short but b + k - t - L is at least floor and what it lacks, it
+// gets what it lacks (one request may start at the minimum, as on one
+// instance). An instance silent for two
 // ttl_ms has its lease taken back as spent (c += r, r = 0, q = 1): it
 // stopped spending after one ttl_ms without an answer, and its next call
 // turns what it did not spend back into balance (flag 32: drop the lease
@@ -601,26 +605,27 @@ local function wallet(keys, a)
   local ttl, epoch = tonumber(a[6]), a[7]
   local seen_cr, seen_ep, recovery_ms = tonumber(a[8]), a[9], tonumber(a[10])
   local need, seen_cn, chid = tonumber(a[11]), tonumber(a[12]), a[13]
-  local m = tonumber(a[14])
+  local m, floor = tonumber(a[14]), tonumber(a[15])
   if not (k and inst and seq and cum and held and want and ttl and epoch and
           seen_cr and seen_ep and recovery_ms and need and seen_cn and chid and
-          m and m >= -1 and m <= 1024 and #a == 14 + math.max(m, 0)) then
+          m and m >= -1 and m <= 1024 and floor and floor >= 0 and
+          #a == 15 + math.max(m, 0)) then
     return redis.error_reply(string.format(
-        'ERR pg2_wallet: expected 1 key and 14 arguments, then as many ' ..
+        'ERR pg2_wallet: expected 1 key and 15 arguments, then as many ' ..
         'credits as argument 14 says (got %d arguments)', #a))
   end
   local ce = {}
   for j = 1, math.max(m, 0) do
-    local s, rest = string.match(a[14 + j], '^(%d+):(.+)$')
+    local s, rest = string.match(a[15 + j], '^(%d+):(.+)$')
     local e = wlog_parse(rest)
     if not (s and e) then
       return redis.error_reply(string.format(
-          'ERR pg2_wallet: argument %d is not seq:total:amount:id', 14 + j))
+          'ERR pg2_wallet: argument %d is not seq:total:amount:id', 15 + j))
     end
     e.seq = tonumber(s)
     if j > 1 and e.seq <= ce[j - 1].seq then
       return redis.error_reply(string.format(
-          'ERR pg2_wallet: argument %d: credit seqs must ascend', 14 + j))
+          'ERR pg2_wallet: argument %d: credit seqs must ascend', 15 + j))
     end
     ce[j] = e
   end
@@ -693,15 +698,27 @@ local function wallet(keys, a)
   if rd then
     flags = flags + 8
   elseif want > 0 and not q then
-    local avail = b + kk - t - L
+    -- Leases come from what is neither spent nor leased above the plan's
+    -- minimum balance (floor), so that the leases together keep the
+    -- balance at the minimum.
+    local free = b + kk - t - L
+    local avail = free - floor
     if avail > 0 then
       grant = math.min(want, avail)
       -- Less than the caller needs for one request is no use to it, and
       -- kept from the others it would split the balance's last units.
       if held + grant < need then grant = 0 end
-      r = r + grant
-      L = L + grant
     end
+    -- At the minimum one request may still start (on one instance too a
+    -- request needs the balance at the minimum only when it starts): the
+    -- caller gets what it lacks for it, and the balance goes below the
+    -- minimum by less than that request; below it nothing more.
+    if grant == 0 and floor > 0 and need > held and free >= floor and
+       free >= need - held then
+      grant = need - held
+    end
+    r = r + grant
+    L = L + grant
   end
   if L < 0 then L = 0 end
   redis.call('HSET', k, 'k', kk, 'b', b, 't', t, 'L', L, 'n', n, 'ep', epoch,

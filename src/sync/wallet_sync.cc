@@ -57,6 +57,7 @@ WalletSync::WalletSync(Enforcer& enforcer, SyncLink& link,
                        const SyncOptions& options, EpochSource epoch,
                        EpochStale epoch_stale, ErrorSink on_error)
     : enforcer_(enforcer),
+      facts_(SyncAccess::Facts(enforcer)),
       link_(link),
       client_(std::move(client)),
       options_(options),
@@ -162,6 +163,7 @@ void WalletSync::Round(int64_t steady_ms) {
     // last of a balance split across instances can come together (a grant
     // is all that is free, up to what is asked).
     const int64_t need = static_cast<int64_t>(w.wanted & 0xffffffff);
+    const int64_t floor = WalletFloor(facts_, w.index, w.gen, now);
     const bool fragment =
         w.starved && held > 0 && held < need && w.balance >= need;
     if ((idle || returning_ || fragment) && held > 0) {
@@ -172,9 +174,12 @@ void WalletSync::Round(int64_t steady_ms) {
       held = 0;
     } else if (!idle && !returning_ && !fragment && w.balance >= 0) {
       const int64_t n = std::max<int64_t>(1, w.instances);
+      // What leases may take: the balance above the plan's minimum (Redis
+      // grants none below it, but one request at it).
+      const int64_t spendable = std::max<int64_t>(0, w.balance - floor);
       const int64_t target = std::min<int64_t>(
-          w.balance, std::max({4 * w.round_spend, 2 * w.unit,
-                               options_.min_round_units, w.balance / (4 * n)}));
+          spendable, std::max({4 * w.round_spend, 2 * w.unit,
+                               options_.min_round_units, spendable / (4 * n)}));
       // Below half the target, or short of one request: ask.
       if (held * 2 < target || held < need) {
         want = std::max(target, need) - held;
@@ -211,7 +216,8 @@ void WalletSync::Round(int64_t steady_ms) {
                  std::to_string(want > 0 ? need : 0),
                  std::to_string(w.known_cn),
                  w.hid,
-                 resend ? std::to_string(w.known.size()) : "-1"};
+                 resend ? std::to_string(w.known.size()) : "-1",
+                 std::to_string(floor)};
     if (resend) {
       for (const KnownCredit& c : w.known) {
         call.push_back(

@@ -54,6 +54,7 @@
 #include "plangate/clock.h"
 #include "plangate/sync.h"
 #include "redis/cluster_client.h"
+#include "sync/record_view.h"
 
 namespace plangate::internal {
 
@@ -149,6 +150,7 @@ class WalletSync {
   void Error(const std::string& what);
 
   Enforcer& enforcer_;
+  const PublishedFacts facts_;  // read only: each wallet's minimum balance
   SyncLink& link_;
   std::shared_ptr<redis::ClusterClient> client_;
   SyncOptions options_;

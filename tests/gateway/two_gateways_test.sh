@@ -262,6 +262,48 @@ if [[ "$mode" == plain && -n "${PLANGATE_QUOTACTL:-}" ]]; then
   wait "$c_pid" || true
 fi
 
+echo "--- one prepaid wallet across both gateways (Aerostack, Cosantoir)"
+# acct-wsolo and acct-wshared are credited alike by the accounts file (each
+# gateway sends the same credit id: it counts once), 1,050 micros on a plan
+# whose minimum balance is 1,000. The first spends its wallet through
+# gateway a alone, the second through both in turn: one shared wallet
+# admits as many requests either way (a wallet per gateway would admit
+# about twice as many through two), and none starts below the minimum.
+# (The last of a balance comes together on one gateway: the other answers
+# 429 quota_syncing meanwhile, after its --sync-wait-ms.)
+# spend KEY URL...: requests until every gateway answers 402 in one round;
+# prints how many were admitted.
+spend() {
+  local key=$1 n=0 denied url
+  shift
+  for _ in $(seq 1 300); do
+    denied=0
+    for url in "$@"; do
+      call POST "$url/v1/chat/completions" "$key" "$body"
+      case "$status" in
+        200) n=$((n + 1)) ;;
+        402) denied=$((denied + 1)) ;;
+        429) ;; # quota_syncing: a lease of the wallet on its way
+        *) fail "$key on $url: HTTP $status: $(cat "$tmp/body")" ;;
+      esac
+    done
+    ((denied == $#)) && break
+    sleep 0.02
+  done
+  ((denied == $#)) || fail "$key: still admitted after 300 rounds"
+  echo "$n"
+}
+solo=$(spend sk-wsolo "$a")
+shared=$(spend sk-wshared "$a" "$b")
+echo "  admitted: $solo through one gateway, $shared through two"
+((solo >= 3)) || fail "the test wallet admitted only $solo requests"
+expect_eq "requests one wallet admits through two gateways" "$solo" "$shared"
+for url in "$a" "$b"; do
+  call POST "$url/v1/chat/completions" sk-wshared "$body"
+  expect_status 402 "$url past the shared wallet"
+  expect_eq "$url error.code" insufficient_credit "$(jget .error.code)"
+done
+
 echo "--- SIGTERM drains usage to Redis"
 for i in 1 2 3; do
   call POST "$a/v1/chat/completions" sk-drain "$body"

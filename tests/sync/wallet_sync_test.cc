@@ -180,6 +180,112 @@ TEST_CASE("instances spend one shared balance, never more",
   }
 }
 
+constexpr char kMinBalance[] = R"({"version": 1, "plans": [
+  {"id": "prepaid", "wallet": {"required": true, "min_balance_micros": 1000},
+   "limits": [{"id": "monthly", "meter": "requests",
+               "window": "billing_period", "limit": 100000000}]}]})";
+
+// A plan's minimum balance holds across instances as on one: a request
+// starts only while the balance is at least the minimum. 1,200 credited,
+// 100 per request: 1,200, 1,100 and 1,000 start, 900 does not (3
+// admitted, 900 left), on one instance and on two in turn. Before, the
+// leases reached below the minimum and each instance admitted on the
+// balance it last heard: a fourth request, or more with more instances.
+TEST_CASE("the minimum balance holds across instances",
+          "[sync][redis][wallet]") {
+  auto started = RedisServer::Start();
+  REQUIRE(started.ok());
+  RedisServer& server = **started;
+  for (const int n : {1, 2, 3}) {
+    INFO(n << " instances");
+    REQUIRE(server.Command({"FLUSHALL"}).ok());
+    std::vector<Node> nodes(n);
+    std::vector<Node*> all;
+    for (Node& node : nodes) {
+      SyncOptions o = TestSyncOptions(server.port());
+      o.lease_ttl = milliseconds(2000);
+      REQUIRE_NOTHROW(node = StartInstance(kMinBalance, std::move(o)));
+      REQUIRE_NOTHROW(Register(node, "acme", "prepaid"));
+      all.push_back(&node);
+    }
+    REQUIRE(nodes[0]
+                .enforcer
+                ->UpdateWallet({.account_id = "acme",
+                                .credit_micros = 1200,
+                                .credit_id = "top-1"})
+                .ok());
+    const auto start = std::chrono::steady_clock::now();
+    CHECK(SpendEach(all, "acme", 100, 1000) == 3);
+    // Not by starving: within a few rounds (SpendEach gives up after a
+    // second without an admit).
+    CHECK(std::chrono::steady_clock::now() - start < milliseconds(3000));
+    for (Node* node : all) {
+      CHECK(WaitFor([&] { return node->Spend("acme", 100) == 402; },
+                    milliseconds(5000)));
+    }
+    for (Node* node : all) {
+      REQUIRE(node->sync->Flush(milliseconds(5000)).ok());
+    }
+    CHECK(Field(server, "t") == 300);
+    CHECK(Field(server, "b") + Field(server, "k") == 1200);
+  }
+}
+
+// As a gateway spends: 14 reserved at the check, 5 debited at the commit.
+// 1,200 credited, minimum 1,000: 41 requests start at 1,000 or more (the
+// last at 1,000), on one instance and on two in turn, and neither starves.
+TEST_CASE("the minimum balance holds when commits settle below the estimate",
+          "[sync][redis][wallet]") {
+  auto started = RedisServer::Start();
+  REQUIRE(started.ok());
+  RedisServer& server = **started;
+  for (const int n : {1, 2}) {
+    INFO(n << " instances");
+    REQUIRE(server.Command({"FLUSHALL"}).ok());
+    std::vector<Node> nodes(n);
+    for (Node& node : nodes) {
+      SyncOptions o = TestSyncOptions(server.port());
+      o.lease_ttl = milliseconds(2000);
+      REQUIRE_NOTHROW(node = StartInstance(kMinBalance, std::move(o)));
+      REQUIRE_NOTHROW(Register(node, "acme", "prepaid"));
+    }
+    REQUIRE(nodes[0]
+                .enforcer
+                ->UpdateWallet({.account_id = "acme",
+                                .credit_micros = 1200,
+                                .credit_id = "top-1"})
+                .ok());
+    int admitted = 0;
+    int per_node[2] = {0, 0};
+    auto last = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - last < milliseconds(1000)) {
+      for (int i = 0; i < n; ++i) {
+        CheckRequest req;
+        req.account_id = "acme";
+        req.wallet_micros = 14;
+        const Decision d = nodes[i].enforcer->Check(req);
+        if (!d.admitted()) continue;
+        nodes[i].enforcer->Commit(
+            {.reservation = d.reservation, .wallet_micros = 5});
+        ++admitted;
+        ++per_node[i];
+        last = std::chrono::steady_clock::now();
+      }
+      std::this_thread::sleep_for(milliseconds(1));
+    }
+    INFO("per instance " << per_node[0] << ", " << per_node[1]);
+    CHECK(admitted == 41);
+    if (n == 2) {
+      CHECK(per_node[0] > 0);
+      CHECK(per_node[1] > 0);
+    }
+    for (Node& node : nodes) {
+      REQUIRE(node.sync->Flush(milliseconds(5000)).ok());
+    }
+    CHECK(Field(server, "t") == 205);
+  }
+}
+
 TEST_CASE("a correction that would leave less than is spent is refused",
           "[sync][redis][wallet]") {
   auto started = RedisServer::Start();
@@ -482,14 +588,17 @@ TEST_CASE("pg2_wallet refuses malformed credits and says where",
     std::vector<std::string> extra;
     std::string error;
   };
+  // Argument 14 the count, 15 the floor (minimum balance), then credits.
   const Case cases[] = {
-      {{}, "expected 1 key and 14 arguments"},
-      {{"1"}, "expected 1 key and 14 arguments"},
-      {{"x"}, "expected 1 key and 14 arguments"},
-      {{"1", "1:1000:top-1"}, "argument 15 is not seq:total:amount:id"},
-      {{"1", "1:1000:1000:"}, "argument 15 is not seq:total:amount:id"},
-      {{"2", "2:1000:1000:a", "1:900:-100:b"},
-       "argument 16: credit seqs must ascend"},
+      {{}, "expected 1 key and 15 arguments"},
+      {{"1"}, "expected 1 key and 15 arguments"},
+      {{"x", "0"}, "expected 1 key and 15 arguments"},
+      {{"0", "-5"}, "expected 1 key and 15 arguments"},
+      {{"1", "0"}, "expected 1 key and 15 arguments"},
+      {{"1", "0", "1:1000:top-1"}, "argument 16 is not seq:total:amount:id"},
+      {{"1", "0", "1:1000:1000:"}, "argument 16 is not seq:total:amount:id"},
+      {{"2", "0", "2:1000:1000:a", "1:900:-100:b"},
+       "argument 17: credit seqs must ascend"},
   };
   for (const Case& c : cases) {
     std::vector<std::string> argv = call;
