@@ -16,9 +16,11 @@
 // never added here and the next call's lease replaces it in Redis. The
 // lease is topped up to a target (4 x the spend per round, at least
 // SyncOptions::min_round_units, and far from empty a quarter of the
-// balance per instance), kept while the account was used within
-// refresh_idle, refreshed every refresh_interval, and handed back when
-// idle, on Drain, or when Redis took it back while this instance was
+// balance per instance; all of it above the plan's minimum balance at the
+// most, which every call sends: Redis grants nothing below the minimum but
+// the one request that may start at it), kept while the account was used
+// within refresh_idle, refreshed every refresh_interval, and handed back
+// when idle, on Drain, or when Redis took it back while this instance was
 // silent.
 //
 // Credits count once per id. Redis numbers the credits applied to a wallet
