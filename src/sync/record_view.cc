@@ -34,6 +34,14 @@ CapsSource SourceOf(const CounterTable& table, const SubjectRecord* account,
   return s;
 }
 
+// The plan `plan_id` of the compilation; null for none.
+const CompiledPlan* PlanAt(const CompiledCatalog& cc, int plan_id) {
+  if (plan_id < 0 || static_cast<size_t>(plan_id) >= cc.plans.size()) {
+    return nullptr;
+  }
+  return cc.plans[plan_id].get();
+}
+
 }  // namespace
 
 bool CapsSourceChanged(const PublishedFacts& facts, const CapsSource& source,
@@ -53,15 +61,12 @@ int64_t WalletFloor(const PublishedFacts& facts, uint32_t index, uint8_t gen,
       static_cast<uint8_t>(SubjectRecord::Generation(ctrl)) != gen) {
     return 0;
   }
-  const CompiledCatalog& cc = *facts.catalog->load(std::memory_order_acquire);
-  const int plan_id =
-      EffectivePlan(rec.meta.load(std::memory_order_acquire),
-                    rec.profile.load(std::memory_order_acquire), now_ms);
-  if (plan_id < 0 || static_cast<size_t>(plan_id) >= cc.plans.size() ||
-      cc.plans[plan_id] == nullptr) {
-    return 0;
-  }
-  const Wallet& wallet = cc.plans[plan_id]->source->wallet;
+  const CompiledCatalog* catalog =
+      facts.catalog->load(std::memory_order_acquire);
+  const CompiledPlan* plan =
+      PlanAt(*catalog, SourceOf(*facts.table, &rec, catalog, now_ms).plan);
+  if (plan == nullptr) return 0;
+  const Wallet& wallet = plan->source->wallet;
   return wallet.required ? wallet.min_balance_micros : 0;
 }
 
@@ -87,21 +92,15 @@ bool DescribeRecord(const PublishedFacts& facts, uint32_t index, uint8_t gen,
     // Per-model usage (usage_by_model): shared totals in the account's
     // billing period, never capped, never leased.
     out->cells.clear();
-    out->source = SourceOf(table, nullptr, catalog, now_ms);
     const SubjectRef account =
         table.Find(Scope::kAccount, out->account, {},
                    table.Hash(Scope::kAccount, out->account, {}));
-    if (!account) return true;
     out->source = SourceOf(table, account.rec, catalog, now_ms);
-    const AccountProfile* profile =
-        account.rec->profile.load(std::memory_order_acquire);
-    const int plan_id = EffectivePlan(
-        account.rec->meta.load(std::memory_order_acquire), profile, now_ms);
-    if (plan_id < 0 || static_cast<size_t>(plan_id) >= cc.plans.size() ||
-        cc.plans[plan_id] == nullptr) {
-      return true;
-    }
-    const CompiledPlan& plan = *cc.plans[plan_id];
+    if (!account) return true;
+    const int plan_id = out->source.plan;
+    const CompiledPlan* found = PlanAt(cc, plan_id);
+    if (found == nullptr) return true;
+    const CompiledPlan& plan = *found;
     const Window w =
         CurrentWindowOf(WindowUnit::kBillingPeriod, 1, *account.rec, now_ms);
     for (int k = 0; k < plan.num_model_meters; ++k) {
@@ -127,18 +126,12 @@ bool DescribeRecord(const PublishedFacts& facts, uint32_t index, uint8_t gen,
                         table.Hash(Scope::kAccount, out->account, {}))
                   .rec;
   }
+  // The caps' source first, then the caps from it: a change in between is
+  // seen by the next CapsSourceChanged.
   out->source = SourceOf(table, account, catalog, now_ms);
-  const CompiledPlan* plan = nullptr;
-  int plan_id = -1;
-  const AccountProfile* profile = nullptr;
-  if (account != nullptr) {
-    profile = account->profile.load(std::memory_order_acquire);
-    plan_id = EffectivePlan(account->meta.load(std::memory_order_acquire),
-                            profile, now_ms);
-    if (plan_id >= 0 && static_cast<size_t>(plan_id) < cc.plans.size()) {
-      plan = cc.plans[plan_id].get();
-    }
-  }
+  const int plan_id = out->source.plan;
+  const AccountProfile* profile = out->source.profile;
+  const CompiledPlan* plan = PlanAt(cc, plan_id);
   out->cells.clear();
   const auto& uses = cc.layout.scope(out->scope);
   for (int i = 0; i < kCellsPerSubject; ++i) {

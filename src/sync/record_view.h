@@ -81,7 +81,7 @@ struct CapsSource {
   uint32_t account_index = 0;
   uint32_t account_ctrl = 0;  // the account record's ctrl when described
   const CompiledCatalog* catalog = nullptr;
-  const void* profile = nullptr;
+  const AccountProfile* profile = nullptr;
   int plan = -1;  // the effective plan
   bool operator==(const CapsSource&) const = default;
 };

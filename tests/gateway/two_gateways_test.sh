@@ -56,52 +56,25 @@ if [[ "$mode" == tls ]]; then
   tls_flags=(--redis-tls-ca "$tmp/ca.crt")
 fi
 
-# A private redis-server on a free port, no persistence.
-redis_port=
-for _ in $(seq 1 20); do
-  port=$((20000 + RANDOM % 20000))
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then continue; fi
-  "$redis_server" "${listen_args[@]}" "$port" --bind 127.0.0.1 --save "" \
-    --appendonly no \
-    --dir "$tmp" --daemonize no >"$tmp/redis.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 50); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      redis_port=$port
-      # Only the server that came up is stopped (and its status checked)
-      # by stop_all; a failed attempt is reaped below.
-      pids+=("$pid")
-      break 2
-    fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-done
-[[ -n "$redis_port" ]] || fail "could not start $redis_server"
-echo "redis-server on 127.0.0.1:$redis_port ($mode)"
-
-redis_url="$scheme://127.0.0.1:$redis_port"
-if [[ "$mode" == sentinel ]]; then
-  # One sentinel with a password of its own (requirepass) names the
-  # server as master "pgmaster": the gateways find it through the sentinel,
-  # which answers them only with --redis-sentinel-password.
-  sentinel_port=
+# start_on_free_port VAR LOG CMD...: runs CMD, with @PORT@ in its words
+# replaced by a free loopback port, until one comes up (20 tries); sets VAR
+# to that port. Only the server that came up goes on pids[] (stop_all stops
+# it and checks its status); a failed attempt is reaped here.
+start_on_free_port() {
+  local var=$1 log=$2 port pid word
+  shift 2
   for _ in $(seq 1 20); do
     port=$((20000 + RANDOM % 20000))
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then continue; fi
-    printf '%s\n' "port $port" "bind 127.0.0.1" "dir $tmp" \
-      "sentinel monitor pgmaster 127.0.0.1 $redis_port 1" \
-      "requirepass sentinel-secret" >"$tmp/sentinel.conf"
-    "$redis_server" "$tmp/sentinel.conf" --sentinel --daemonize no \
-      >"$tmp/sentinel.log" 2>&1 &
+    local cmd=()
+    for word in "$@"; do cmd+=("${word//@PORT@/$port}"); done
+    "${cmd[@]}" >"$log" 2>&1 &
     pid=$!
     for _ in $(seq 1 50); do
       if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        sentinel_port=$port
         pids+=("$pid")
-        break 2
+        printf -v "$var" '%s' "$port"
+        return 0
       fi
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
@@ -109,7 +82,31 @@ if [[ "$mode" == sentinel ]]; then
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  [[ -n "$sentinel_port" ]] || fail "could not start a sentinel: $(tail -5 "$tmp/sentinel.log")"
+  return 1
+}
+
+# A private redis-server, no persistence.
+start_on_free_port redis_port "$tmp/redis.log" "$redis_server" \
+  "${listen_args[@]}" @PORT@ --bind 127.0.0.1 --save "" --appendonly no \
+  --dir "$tmp" --daemonize no || fail "could not start $redis_server"
+echo "redis-server on 127.0.0.1:$redis_port ($mode)"
+
+redis_url="$scheme://127.0.0.1:$redis_port"
+if [[ "$mode" == sentinel ]]; then
+  # One sentinel with a password of its own (requirepass) names the
+  # server as master "pgmaster": the gateways find it through the sentinel,
+  # which answers them only with --redis-sentinel-password.
+  printf '%s\n' "port SENTINEL_PORT" "bind 127.0.0.1" "dir $tmp" \
+    "sentinel monitor pgmaster 127.0.0.1 $redis_port 1" \
+    "requirepass sentinel-secret" >"$tmp/sentinel.conf.in"
+  # A sentinel takes its port from its config file (which it rewrites):
+  # written per attempt, then exec'd so that the pid is the sentinel's.
+  # shellcheck disable=SC2016  # $1.. are the inner shell's
+  start_on_free_port sentinel_port "$tmp/sentinel.log" bash -c \
+    'sed "s/SENTINEL_PORT/$1/" "$2" >"$3" && exec "$4" "$3" --sentinel' \
+    sentinel @PORT@ "$tmp/sentinel.conf.in" "$tmp/sentinel.conf" \
+    "$redis_server" ||
+    fail "could not start a sentinel: $(tail -5 "$tmp/sentinel.log")"
   echo "sentinel on 127.0.0.1:$sentinel_port (master pgmaster)"
   redis_url="redis-sentinel://127.0.0.1:$sentinel_port/pgmaster"
   tls_flags=(--redis-sentinel-password sentinel-secret)

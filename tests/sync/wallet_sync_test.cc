@@ -39,13 +39,19 @@ constexpr char kPrepaid[] = R"({"version": 1, "plans": [
 
 using Node = Instance;
 
-Node MakeNode(int port, bool share = true) {
+Node MakeNode(int port, bool share = true, const char* catalog = kPrepaid) {
   SyncOptions o = TestSyncOptions(port);
   o.share_wallets = share;
   o.lease_ttl = milliseconds(2000);
-  Node n = StartInstance(kPrepaid, std::move(o));
+  Node n = StartInstance(catalog, std::move(o));
   Register(n, "acme", "prepaid");
   return n;
+}
+
+// A credit to acme's wallet through `n` (UpdateWallet with an id).
+absl::StatusOr<int64_t> Credit(Node& n, int64_t micros, const std::string& id) {
+  return n.enforcer->UpdateWallet(
+      {.account_id = "acme", .credit_micros = micros, .credit_id = id});
 }
 
 // Spends 100 per request from every node in turn until `most` were
@@ -79,6 +85,17 @@ void ExpectSpent(RedisServer& server, const std::vector<Node*>& nodes,
 
 // The tool's connection (CreditStoredWallet / ReadStoredWallet).
 RedisOptions ToolRedis(int port) { return TestSyncOptions(port).redis; }
+
+// Each id sent again by the tool is refused: it counts once.
+void ExpectToolRefuses(const RedisOptions& tool,
+                       const std::vector<std::string>& ids) {
+  for (const std::string& id : ids) {
+    INFO("credit id " << id);
+    auto again = CreditStoredWallet(tool, "pg", "acme", id, 500);
+    REQUIRE(again.ok());
+    CHECK_FALSE(again->applied);
+  }
+}
 
 // Until the instances re-sent after a loss: the hash holds `credits` again,
 // was written under the new epoch (a call still on the old one would start
@@ -135,11 +152,7 @@ TEST_CASE("instances spend one shared balance, never more",
     }
     // The same top-up sent by every instance counts once.
     for (Node& node : nodes) {
-      REQUIRE(node.enforcer
-                  ->UpdateWallet({.account_id = "acme",
-                                  .credit_micros = 1000,
-                                  .credit_id = "topup-1"})
-                  .ok());
+      REQUIRE(Credit(node, 1000, "topup-1").ok());
     }
     // Without an id a shared credit is refused.
     CHECK(absl::IsInvalidArgument(
@@ -170,12 +183,7 @@ TEST_CASE("instances spend one shared balance, never more",
       CHECK(usage->wallet_micros == 0);
     }
     // A top-up lets them spend again, once more 500 worth.
-    REQUIRE(nodes[1]
-                .enforcer
-                ->UpdateWallet({.account_id = "acme",
-                                .credit_micros = 500,
-                                .credit_id = "topup-2"})
-                .ok());
+    REQUIRE(Credit(nodes[1], 500, "topup-2").ok());
     CHECK(SpendAll(all, 1000) == 5);
   }
 }
@@ -202,18 +210,10 @@ TEST_CASE("the minimum balance holds across instances",
     std::vector<Node> nodes(n);
     std::vector<Node*> all;
     for (Node& node : nodes) {
-      SyncOptions o = TestSyncOptions(server.port());
-      o.lease_ttl = milliseconds(2000);
-      REQUIRE_NOTHROW(node = StartInstance(kMinBalance, std::move(o)));
-      REQUIRE_NOTHROW(Register(node, "acme", "prepaid"));
+      REQUIRE_NOTHROW(node = MakeNode(server.port(), true, kMinBalance));
       all.push_back(&node);
     }
-    REQUIRE(nodes[0]
-                .enforcer
-                ->UpdateWallet({.account_id = "acme",
-                                .credit_micros = 1200,
-                                .credit_id = "top-1"})
-                .ok());
+    REQUIRE(Credit(nodes[0], 1200, "top-1").ok());
     const auto start = std::chrono::steady_clock::now();
     CHECK(SpendEach(all, "acme", 100, 1000) == 3);
     // Not by starving: within a few rounds (SpendEach gives up after a
@@ -244,17 +244,9 @@ TEST_CASE("the minimum balance holds when commits settle below the estimate",
     REQUIRE(server.Command({"FLUSHALL"}).ok());
     std::vector<Node> nodes(n);
     for (Node& node : nodes) {
-      SyncOptions o = TestSyncOptions(server.port());
-      o.lease_ttl = milliseconds(2000);
-      REQUIRE_NOTHROW(node = StartInstance(kMinBalance, std::move(o)));
-      REQUIRE_NOTHROW(Register(node, "acme", "prepaid"));
+      REQUIRE_NOTHROW(node = MakeNode(server.port(), true, kMinBalance));
     }
-    REQUIRE(nodes[0]
-                .enforcer
-                ->UpdateWallet({.account_id = "acme",
-                                .credit_micros = 1200,
-                                .credit_id = "top-1"})
-                .ok());
+    REQUIRE(Credit(nodes[0], 1200, "top-1").ok());
     int admitted = 0;
     int per_node[2] = {0, 0};
     auto last = std::chrono::steady_clock::now();
@@ -293,19 +285,11 @@ TEST_CASE("a correction that would leave less than is spent is refused",
   RedisServer& server = **started;
   Node a;
   REQUIRE_NOTHROW(a = MakeNode(server.port()));
-  REQUIRE(
-      a.enforcer
-          ->UpdateWallet(
-              {.account_id = "acme", .credit_micros = 1000, .credit_id = "c1"})
-          .ok());
+  REQUIRE(Credit(a, 1000, "c1").ok());
   REQUIRE(SpendAll({&a}, 3) == 3);
   REQUIRE(a.sync->Flush(milliseconds(5000)).ok());
   const uint64_t errors = a.sync->Stats().wallet_errors;
-  REQUIRE(a.enforcer
-              ->UpdateWallet({.account_id = "acme",
-                              .credit_micros = -900,
-                              .credit_id = "fix-1"})
-              .ok());
+  REQUIRE(Credit(a, -900, "fix-1").ok());
   REQUIRE(WaitFor([&] { return a.sync->Stats().wallet_errors > errors; },
                   milliseconds(5000)));
   const std::string error = a.sync->LastError();
@@ -323,11 +307,7 @@ TEST_CASE("the balance holds through FLUSHALL and a restart without data",
   Node a, b;
   REQUIRE_NOTHROW(a = MakeNode(server.port()));
   REQUIRE_NOTHROW(b = MakeNode(server.port()));
-  REQUIRE(
-      a.enforcer
-          ->UpdateWallet(
-              {.account_id = "acme", .credit_micros = 2000, .credit_id = "c1"})
-          .ok());
+  REQUIRE(Credit(a, 2000, "c1").ok());
   // 5 of 20 spent before each fault.
   int admitted = 0;
   while (admitted < 5) {
@@ -373,11 +353,7 @@ TEST_CASE("the credits survive a FLUSHALL the instances see mid-spend",
   Node a, b;
   REQUIRE_NOTHROW(a = MakeNode(server.port()));
   REQUIRE_NOTHROW(b = MakeNode(server.port()));
-  REQUIRE(
-      a.enforcer
-          ->UpdateWallet(
-              {.account_id = "acme", .credit_micros = 20000, .credit_id = "c1"})
-          .ok());
+  REQUIRE(Credit(a, 20000, "c1").ok());
   int admitted = SpendAll({&a, &b}, 50);
   REQUIRE(admitted >= 50);
   REQUIRE(server.Command({"FLUSHALL"}).ok());
@@ -413,11 +389,7 @@ TEST_CASE("a credit id applied before a data loss still counts once",
     Node a, b;
     REQUIRE_NOTHROW(a = MakeNode(server.port()));
     REQUIRE_NOTHROW(b = MakeNode(server.port()));
-    REQUIRE(a.enforcer
-                ->UpdateWallet({.account_id = "acme",
-                                .credit_micros = 1000,
-                                .credit_id = "top-1"})
-                .ok());
+    REQUIRE(Credit(a, 1000, "top-1").ok());
     // Both hear of it: one request each.
     HearCredit(server, a, "top-1");
     HearCredit(server, b, "top-1");
@@ -436,11 +408,7 @@ TEST_CASE("a credit id applied before a data loss still counts once",
     CHECK_FALSE(again->applied);
     CHECK(again->wallet.credit_amount == 1000);
     CHECK(again->wallet.credits == 1000);
-    REQUIRE(b.enforcer
-                ->UpdateWallet({.account_id = "acme",
-                                .credit_micros = 1000,
-                                .credit_id = "top-1"})
-                .ok());
+    REQUIRE(Credit(b, 1000, "top-1").ok());
     REQUIRE(b.sync->Flush(milliseconds(5000)).ok());
     CHECK(Field(server, "b") + Field(server, "k") == 1000);
     admitted += SpendAll({&a, &b}, 1000);
@@ -468,11 +436,7 @@ TEST_CASE("a tool credit into the emptied hash adds to the restored credits",
   Node a, b;
   REQUIRE_NOTHROW(a = MakeNode((*proxy)->port()));
   REQUIRE_NOTHROW(b = MakeNode((*proxy)->port()));
-  REQUIRE(a.enforcer
-              ->UpdateWallet({.account_id = "acme",
-                              .credit_micros = 1000,
-                              .credit_id = "top-1"})
-              .ok());
+  REQUIRE(Credit(a, 1000, "top-1").ok());
   HearCredit(server, a, "top-1");
   HearCredit(server, b, "top-1");
   const RedisOptions tool = ToolRedis(server.port());
@@ -492,11 +456,7 @@ TEST_CASE("a tool credit into the emptied hash adds to the restored credits",
   REQUIRE(w.ok());
   CHECK(w->credits == 1500);
   CHECK(w->credit_applied);
-  for (const char* id : {"top-1", "new-1"}) {
-    auto again = CreditStoredWallet(tool, "pg", "acme", id, 500);
-    REQUIRE(again.ok());
-    CHECK_FALSE(again->applied);
-  }
+  ExpectToolRefuses(tool, {"top-1", "new-1"});
 
   HearCredit(server, a, "new-1");
   HearCredit(server, b, "new-1");
@@ -511,11 +471,7 @@ TEST_CASE("a tool credit into the emptied hash adds to the restored credits",
   (*proxy)->Heal();
   INFO(Dump(server));
   REQUIRE(WaitRecovered(server, 1700));
-  for (const char* id : {"top-1", "new-1", "new-2"}) {
-    auto again = CreditStoredWallet(tool, "pg", "acme", id, 500);
-    REQUIRE(again.ok());
-    CHECK_FALSE(again->applied);
-  }
+  ExpectToolRefuses(tool, {"top-1", "new-1", "new-2"});
   const int admitted = 4 + SpendAll({&a, &b}, 1000);
   CHECK(admitted == 17);
   ExpectSpent(server, {&a, &b}, 1700);
@@ -537,19 +493,11 @@ TEST_CASE("a correction one instance saw before a data loss holds",
   Node a, b;
   REQUIRE_NOTHROW(a = MakeNode((*pa)->port()));
   REQUIRE_NOTHROW(b = MakeNode((*pb)->port()));
-  REQUIRE(
-      a.enforcer
-          ->UpdateWallet(
-              {.account_id = "acme", .credit_micros = 2000, .credit_id = "c1"})
-          .ok());
+  REQUIRE(Credit(a, 2000, "c1").ok());
   HearCredit(server, a, "c1");
   HearCredit(server, b, "c1");
   (*pb)->Blackhole();
-  REQUIRE(a.enforcer
-              ->UpdateWallet({.account_id = "acme",
-                              .credit_micros = -300,
-                              .credit_id = "fix-1"})
-              .ok());
+  REQUIRE(Credit(a, -300, "fix-1").ok());
   HearCredit(server, a, "fix-1");
   REQUIRE(server.Command({"FLUSHALL"}).ok());
   (*pb)->Heal();
@@ -655,11 +603,7 @@ TEST_CASE("Drain hands the wallet lease back", "[sync][redis][wallet]") {
   Node a, b;
   REQUIRE_NOTHROW(a = MakeNode(server.port()));
   REQUIRE_NOTHROW(b = MakeNode(server.port()));
-  REQUIRE(
-      a.enforcer
-          ->UpdateWallet(
-              {.account_id = "acme", .credit_micros = 1000, .credit_id = "c1"})
-          .ok());
+  REQUIRE(Credit(a, 1000, "c1").ok());
   REQUIRE(SpendAll({&a}, 2) == 2);
   REQUIRE(a.sync->Drain(milliseconds(5000)).ok());
   CHECK(Field(server, "L") == 0);
