@@ -48,6 +48,7 @@
 namespace plangate {
 namespace internal {
 class SyncAccess;
+class CheckPathAccess;
 }  // namespace internal
 
 struct EnforcerOptions {
@@ -425,6 +426,7 @@ class Enforcer {
 
  private:
   friend class internal::SyncAccess;
+  friend class internal::CheckPathAccess;
   struct Impl;
   explicit Enforcer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

@@ -53,6 +53,29 @@ struct CellTarget {
   bool synced;  // the sync component wants closed windows of this cell
 };
 
+// After a charge that replaced `word` (of another window than w's) with
+// a count in w: the old window's final count goes to the sync for a synced
+// cell, and a sliding pair's previous-window cell takes what was current.
+// Written by the charging thread only; out of line (once per window).
+ABSL_ATTRIBUTE_NOINLINE inline void NoteRollover(const CellTarget& t,
+                                                 const Window& w, uint64_t word,
+                                                 SyncLink* sync) {
+  if (sync != nullptr && t.synced) {
+    // The old window's final count (zero too: it closes the sync's state
+    // of that window): only the sync component needs it.
+    if (!sync->closed.Push(ClosedWindow{t.index, t.cell, word})) {
+      sync->closed_overflow.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  if (t.sliding) {
+    // What was current is now previous.
+    const uint32_t prev_tag = (w.tag - 1) & Cell::kTagMask;
+    const int64_t carried = Cell::Tag(word) == prev_tag ? Cell::Count(word) : 0;
+    t.rec->cells[t.cell + 1].store(Cell::Pack(t.gen, prev_tag, carried),
+                                   std::memory_order_relaxed);
+  }
+}
+
 // Adds `amount` to the cell's count in window `w`, refusing when `enforce`
 // and the estimate would pass `hard`. `word` and `prev_word` are the words
 // the evaluation decided on and `*seen` their view; the CAS expects `word`,
@@ -84,22 +107,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline Charge ChargeCell(
     }
   }
   if (ABSL_PREDICT_FALSE(Cell::Tag(word) != w.tag)) {
-    // This charge rolled the cell over to a new window.
-    if (sync != nullptr && t.synced) {
-      // The old window's final count (zero too: it closes the sync's state
-      // of that window): only the sync component needs it.
-      if (!sync->closed.Push(ClosedWindow{t.index, t.cell, word})) {
-        sync->closed_overflow.fetch_add(1, std::memory_order_relaxed);
-      }
-    }
-    if (t.sliding) {
-      // What was current is now previous.
-      const uint32_t prev_tag = (w.tag - 1) & Cell::kTagMask;
-      const int64_t carried =
-          Cell::Tag(word) == prev_tag ? Cell::Count(word) : 0;
-      t.rec->cells[t.cell + 1].store(Cell::Pack(t.gen, prev_tag, carried),
-                                     std::memory_order_relaxed);
-    }
+    NoteRollover(t, w, word, sync);
   }
   return Charge::kOk;
 }

@@ -268,6 +268,7 @@ absl::StatusOr<std::unique_ptr<CompiledCatalog>> Compile(
         return s;
       }
     }
+    compiled->fast = CompileFastPlan(*compiled);
     const int id = plans->FindOrAdd(plan.id);
     if (out->plans.size() <= static_cast<size_t>(id)) out->plans.resize(id + 1);
     out->plans[id] = std::move(compiled);

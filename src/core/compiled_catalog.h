@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/fast_plan.h"
 #include "core/reservation_table.h"
 #include "plangate/catalog.h"
 
@@ -98,6 +99,8 @@ struct CompiledPlan {
   std::array<uint16_t, kCellsPerSubject> model_meter{};
   std::array<uint8_t, kCellsPerSubject> model_cell{};
   uint32_t models_per_account = 0;
+  // The program of the common check (fast_plan.h); built last.
+  FastPlan fast;
 };
 
 // ceil(fraction * limit), robust to binary fractions (0.8 * 50000 is

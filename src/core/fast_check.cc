@@ -1,0 +1,321 @@
+// Copyright 2026 The plangate Authors. Licensed under the Apache License 2.0.
+//
+// The fast check: the common Check of an account whose plan compiled to a
+// FastPlan (fast_plan.h), in two short loops over its limits.
+//   1. Evaluate: per limit, its window, its cell word (relaxed load) and,
+//      with a sync attached, the other instances' usage and this
+//      instance's lease ceiling; the word the charge will write. Anything
+//      the loop does not decide itself (a denial, a lease not ready, a
+//      record reclaimed) returns to the general path, having written
+//      nothing.
+//   2. Charge: one CAS per cell, expecting the word phase 1 read. A CAS
+//      that fails (a racing check) gives back the cells already charged
+//      and starts again; after a few tries the general path decides.
+// Then, as the general path: the lease re-check (sync_link.h), threshold
+// events, the sync's change log, the idle clock, the deciding limit and
+// the reservation. The memory orders of the cell writes are cell_ops.h's.
+//
+// Thread safety: as Enforcer::Check.
+
+#include <algorithm>
+#include <mutex>
+#include <string_view>
+
+#include "absl/base/optimization.h"
+#include "core/cell_ops.h"
+#include "core/charge_step.h"
+#include "core/check_path_access.h"
+#include "core/enforcer_impl.h"
+#include "core/fast_plan.h"
+#include "core/window.h"
+
+namespace plangate {
+namespace {
+
+using internal::Cell;
+using internal::CellView;
+using internal::FastLimit;
+using internal::FastPlan;
+using internal::SubjectRecord;
+using internal::SubjectRef;
+using internal::Window;
+
+// One limit between the two loops. Trivially constructible: an array of
+// them costs nothing until filled.
+struct FastStep {
+  uint64_t expect;   // the cell word phase 1 read
+  uint64_t desired;  // and the one the charge writes
+  int64_t amount;
+  int64_t used;  // the estimate before this request (cluster-wide)
+  uint32_t tag;  // the window's
+};
+
+// The deciding (tightest admitted) limit, kept while phase 1 runs.
+struct Tightest {
+  int index;
+  int64_t left;  // hard - used - amount
+  int64_t hard;
+  int64_t used;
+  Window window;
+};
+
+int64_t AmountOf(std::span<const MeterAmount> amounts, const FastLimit& f) {
+  for (const MeterAmount& m : amounts) {
+    if (m.meter == f.amount_meter) return m.amount;
+  }
+  return f.default_amount;
+}
+
+// The window `f` counts in at `now` (>= 0: FastCheck sends instants
+// before the epoch to the general path, so a plain division floors).
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline Window WindowAt(SubjectRecord& account,
+                                                    const FastLimit& f,
+                                                    int64_t now) {
+  if (f.window_ms != 0) {
+    const int64_t index = now / f.window_ms;
+    return {index * f.window_ms, index * f.window_ms + f.window_ms,
+            internal::TagOf(index)};
+  }
+  return internal::PeriodWindow(account, f.period_slot, now);
+}
+
+constexpr int kFastTries = 4;
+
+}  // namespace
+
+bool Enforcer::Impl::FastCheck(const CheckRequest& req,
+                               const CompiledPlan& plan, int plan_id,
+                               const SubjectRef& account, uint64_t meta,
+                               const AccountProfile* profile, int64_t now,
+                               internal::SyncLink* link, Decision* out) {
+  const FastPlan& fp = plan.fast;
+  // The gates the fast check leaves to the general path (FastPlan::enabled
+  // includes that the plan admits live keys).
+  const bool overrides = profile != nullptr && !profile->overrides.empty();
+  if (ABSL_PREDICT_FALSE(
+          !fp.enabled | !fast_checks | overrides |
+          (internal::MetaState(meta) != SubscriptionState::kActive) |
+          (req.key_kind != KeyKind::kLive) | !req.features.empty() | (now < 0) |
+          (!req.byok & (fp.gated | (req.wallet_micros > 0))))) {
+    return false;
+  }
+  switch (fp.num_limits) {
+    case 0:
+      return true;  // nothing counts: admitted as it is
+    case 1:
+      return link == nullptr ? FastCharge<1, false>(req, plan, plan_id, account,
+                                                    now, link, out)
+                             : FastCharge<1, true>(req, plan, plan_id, account,
+                                                   now, link, out);
+    case 2:
+      return link == nullptr ? FastCharge<2, false>(req, plan, plan_id, account,
+                                                    now, link, out)
+                             : FastCharge<2, true>(req, plan, plan_id, account,
+                                                   now, link, out);
+    case 3:
+      return link == nullptr ? FastCharge<3, false>(req, plan, plan_id, account,
+                                                    now, link, out)
+                             : FastCharge<3, true>(req, plan, plan_id, account,
+                                                   now, link, out);
+    default:
+      return link == nullptr ? FastCharge<0, false>(req, plan, plan_id, account,
+                                                    now, link, out)
+                             : FastCharge<0, true>(req, plan, plan_id, account,
+                                                   now, link, out);
+  }
+}
+
+template <int N, bool kLinked>
+bool Enforcer::Impl::FastCharge(const CheckRequest& req,
+                                const CompiledPlan& plan, int plan_id,
+                                const SubjectRef& account, int64_t now,
+                                internal::SyncLink* link, Decision* out) {
+  const FastPlan& fp = plan.fast;
+  // N limits, or (N == 0) as many as the plan has.
+  const int n = N != 0 ? N : fp.num_limits;
+  SubjectRecord& rec = *account.rec;
+  const uint8_t gen = account.gen;
+  FastStep steps[N != 0 ? N : kCellsPerSubject];
+  const bool listed = !req.amounts.empty();
+
+  for (int attempt = 0; attempt < kFastTries; ++attempt) {
+    // Phase 1: evaluate.
+    uint32_t warnings = kWarnNone;
+    Tightest t;
+    bool leased = false;
+#pragma GCC unroll 8
+    for (int i = 0; i < n; ++i) {
+      const FastLimit& f = fp.limits[i];
+      FastStep& s = steps[i];
+      const int64_t amount = ABSL_PREDICT_FALSE(listed)
+                                 ? AmountOf(req.amounts, f)
+                                 : f.default_amount;
+      const Window w = WindowAt(rec, f, now);
+      // Relaxed: the CAS below expects this word, and a stale read only
+      // fails it.
+      const uint64_t word = rec.cells[f.cell].load(std::memory_order_relaxed);
+      if (ABSL_PREDICT_FALSE(Cell::Gen(word) != gen)) return false;
+      const uint64_t prev_word =
+          f.sliding ? rec.cells[f.cell + 1].load(std::memory_order_relaxed) : 0;
+      const CellView view = internal::ViewOf(word, prev_word, w.tag, f.sliding);
+      int64_t used;
+      int64_t hard = f.hard;
+      if constexpr (kLinked) {
+        // Every fast limit is synced (none counts requests in flight).
+        const CellView remote =
+            link->RemoteView(account.index, f.cell, gen, w.tag, f.sliding);
+        used = internal::Estimate(internal::Plus(view, remote), w, now);
+        if (f.leasable && link->leases) {
+          // As in EvaluateAndCharge: a ready counter's ceiling bounds this
+          // instance; one not ready is the general path's (cold start).
+          if (!link->Ready(account.index, f.cell, gen, w.tag)) return false;
+          const int64_t ceiling = link->Ceiling(account.index, f.cell);
+          const int64_t bound = ceiling + (used - view.current);
+          if (ceiling >= 0 && bound < hard && used + amount <= hard) {
+            hard = bound;
+          }
+          leased = true;
+        }
+      } else {
+        used = internal::Estimate(view, w, now);
+      }
+      const int64_t after = used + amount;
+      if (ABSL_PREDICT_FALSE(after > hard)) return false;  // a denial
+      if (after > f.limit) {
+        warnings |= kWarnGrace;
+      } else if (after >= f.nudge_at) {
+        warnings |= kWarnSoftNudge;
+      }
+      s.expect = word;
+      s.desired =
+          Cell::Pack(gen, w.tag, std::min(view.current + amount, kMaxCount));
+      s.amount = amount;
+      s.used = used;
+      s.tag = w.tag;
+      // The admitted limit with least room left describes the decision
+      // (the first of equals, as EvaluateAndCharge).
+      if (i == 0 || internal::TighterThan(hard - after, hard, t.left, t.hard)) {
+        t = Tightest{i, hard - after, hard, used, w};
+      }
+    }
+
+    // Phase 2: charge every cell, or none.
+    int charged = 0;
+#pragma GCC unroll 8
+    for (; charged < n; ++charged) {
+      const FastLimit& f = fp.limits[charged];
+      const FastStep& s = steps[charged];
+      uint64_t expect = s.expect;
+      if (ABSL_PREDICT_FALSE(!rec.cells[f.cell].compare_exchange_strong(
+              expect, s.desired, std::memory_order_seq_cst,
+              std::memory_order_relaxed))) {
+        break;
+      }
+      if (ABSL_PREDICT_FALSE(Cell::Tag(s.expect) != s.tag)) {
+        const Window w = WindowAt(rec, f, now);
+        internal::NoteRollover(
+            {&rec, account.index, gen, f.cell, f.sliding, f.synced}, w,
+            s.expect, link);
+      }
+    }
+    if (ABSL_PREDICT_FALSE(charged != n) || (kLinked && leased)) {
+      // A lowered ceiling: the re-check EvaluateAndCharge explains.
+      bool shrank = false;
+      for (int i = 0; leased && charged == n && i < n; ++i) {
+        const FastStep& s = steps[i];
+        if (!fp.limits[i].leasable || s.amount <= 0) continue;
+        const int64_t ceiling =
+            link->CeilingSeqCst(account.index, fp.limits[i].cell);
+        shrank |= ceiling >= 0 && Cell::Count(s.desired) > ceiling;
+      }
+      if (charged != n || shrank) {
+        for (int i = 0; i < charged; ++i) {
+          const FastLimit& f = fp.limits[i];
+          internal::AdjustCell(rec, gen, f.cell, f.sliding, steps[i].tag,
+                               -steps[i].amount);
+        }
+        if (shrank) return false;  // the general path decides (a 429)
+        continue;                  // a racing charge: evaluate again
+      }
+    }
+
+    // Charged. What follows a charge, as in EvaluateAndCharge.
+    if (ABSL_PREDICT_FALSE(options.event_sink != nullptr) && !kLinked) {
+      // (Synced counters cross thresholds cluster-wide: the sync reports
+      // those.)
+      for (int i = 0; i < n; ++i) {
+        const FastLimit& f = fp.limits[i];
+        const FastStep& s = steps[i];
+        const int64_t after = s.used + s.amount;
+        if (ABSL_PREDICT_FALSE(after >= f.nudge_at && s.used < f.limit)) {
+          const Window w = WindowAt(rec, f, now);
+          NoteCrossings(plan, plan_id, *f.source, internal::PlanCaps(*f.source),
+                        account.index, gen, w, s.used, after);
+        }
+      }
+    }
+    // All count in the account's record: one entry in the change log.
+    if (kLinked) MarkDirty(link, account.index, gen);
+    const auto now_s = static_cast<uint32_t>(now / 1000);
+    if (rec.last_used_s.load(std::memory_order_relaxed) != now_s) {
+      rec.last_used_s.store(now_s, std::memory_order_relaxed);
+    }
+
+    Decision& d = *out;
+    d.warnings = warnings;
+    d.has_limit = true;
+    d.limit = fp.limits[t.index].ref;
+    d.limit_value = fp.limits[t.index].limit;
+    d.hard_limit = t.hard;
+    d.used = t.used;
+    d.remaining = std::max<int64_t>(0, t.left);
+    d.window_start_ms = t.window.start_ms;
+    d.reset_ms = t.window.end_ms;
+
+    uint32_t index = 0;
+    uint32_t generation = 0;
+    internal::ReservationSlot* slot = reservations.Acquire(&index, &generation);
+    if (ABSL_PREDICT_FALSE(slot == nullptr)) {
+      // No room to remember it: the charge stands as final.
+      unreserved_admits.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+    slot->request_id = req.request_id;
+    slot->wallet_record = account.index;
+    slot->wallet_gen = gen;
+    slot->wallet_micros = 0;
+#pragma GCC unroll 8
+    for (int i = 0; i < n; ++i) {
+      internal::ReservedOp& op = slot->ops[i];
+      op = fp.limits[i].op;
+      op.record = account.index;
+      op.tag = static_cast<uint16_t>(steps[i].tag);
+      op.gen = gen;
+      op.amount = steps[i].amount;
+    }
+    slot->must_settle = false;
+    slot->num_ops = n;
+    reservations.Publish(slot, generation, now + options.reservation_ttl_ms);
+    d.reservation = Reservation{index, generation};
+    return true;
+  }
+  return false;  // contended: the general path charges with its re-checks
+}
+
+namespace internal {
+
+void CheckPathAccess::SetFastChecks(Enforcer& e, bool on) {
+  e.impl_->fast_checks = on;
+}
+
+bool CheckPathAccess::HasFastPlan(Enforcer& e, std::string_view plan_id) {
+  std::lock_guard<std::mutex> lock(e.impl_->admin_mu);
+  const int id = e.impl_->plans.Find(plan_id);
+  const CompiledCatalog& cc =
+      *e.impl_->compiled.load(std::memory_order_acquire);
+  return id >= 0 && static_cast<size_t>(id) < cc.plans.size() &&
+         cc.plans[id] != nullptr && cc.plans[id]->fast.enabled;
+}
+
+}  // namespace internal
+}  // namespace plangate
