@@ -171,10 +171,6 @@ void Enforcer::Impl::DecideInto(const CheckRequest& req, bool charge,
       return;
     }
     const CompiledPlan& plan = *cc.plans[plan_id];
-    if (charge && FastCheck(req, plan, plan_id, subjects[0], meta, profile, now,
-                            link, &decision)) {
-      return;
-    }
     const uint32_t kind_bit = 1u << static_cast<int>(req.key_kind);
     switch (internal::MetaState(meta)) {
       case SubscriptionState::kActive:

@@ -208,7 +208,9 @@ absl::StatusOr<std::unique_ptr<Enforcer>> Enforcer::Create(
 
 Decision Enforcer::Check(const CheckRequest& request) {
   Decision d;  // the one returned object (no copies on the admit path)
-  impl_->DecideInto(request, /*charge=*/true, &d);
+  if (!impl_->FastCheck(request, &d)) {
+    impl_->DecideInto(request, /*charge=*/true, &d);
+  }
   return d;
 }
 

@@ -89,14 +89,10 @@ struct Enforcer::Impl {
       const SubjectRef* subjects, int64_t now, internal::SyncLink* link,
       bool charge, int64_t debit, AmountOf amount_of,
       internal::PendingCharge* pending, int* num_charged, Decision* out);
-  // The common check (fast_check.cc) of an account of `plan` whose record
-  // holds `meta` and `profile`: true when it decided (*out filled, cells
-  // charged, reserved); false when the general path must, with nothing
-  // written.
-  bool FastCheck(const CheckRequest& req, const CompiledPlan& plan, int plan_id,
-                 const SubjectRef& account, uint64_t meta,
-                 const AccountProfile* profile, int64_t now,
-                 internal::SyncLink* link, Decision* out);
+  // The common check (fast_check.cc), which Check tries first: true when
+  // it decided (*out filled, cells charged, reserved); false when the
+  // general path (DecideInto) must, with nothing written.
+  bool FastCheck(const CheckRequest& req, Decision* out);
   // FastCheck's charge of a plan of N limits (0: any number), with a sync
   // attached (kLinked: link is not null) or not.
   template <int N, bool kLinked>

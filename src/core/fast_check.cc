@@ -55,8 +55,6 @@ struct Tightest {
   int index;
   int64_t left;  // hard - used - amount
   int64_t hard;
-  int64_t used;
-  Window window;
 };
 
 int64_t AmountOf(std::span<const MeterAmount> amounts, const FastLimit& f) {
@@ -83,19 +81,43 @@ constexpr int kFastTries = 4;
 
 }  // namespace
 
-bool Enforcer::Impl::FastCheck(const CheckRequest& req,
-                               const CompiledPlan& plan, int plan_id,
-                               const SubjectRef& account, uint64_t meta,
-                               const AccountProfile* profile, int64_t now,
-                               internal::SyncLink* link, Decision* out) {
+bool Enforcer::Impl::FastCheck(const CheckRequest& req, Decision* out) {
+  // What the fast check leaves to the general path, first what the request
+  // alone says: another key kind, features (each a gate), amounts out of
+  // range (a 400), instants before the epoch.
+  if (ABSL_PREDICT_FALSE((req.key_kind != KeyKind::kLive) |
+                         !req.features.empty() | !fast_checks)) {
+    return false;
+  }
+  for (const MeterAmount& m : req.amounts) {
+    if (ABSL_PREDICT_FALSE(m.amount < 0 || m.amount > kMaxCount)) return false;
+  }
+  const int64_t now = Now(req.now_ms);
+  if (ABSL_PREDICT_FALSE(now < 0)) return false;
+  // Acquire: as in DecideInto (the catalog's and the link's publication).
+  const CompiledCatalog& cc = *compiled.load(std::memory_order_acquire);
+  internal::SyncLink* const link = sync.load(std::memory_order_acquire);
+  uint64_t hash;
+  const SubjectRef account = table.FindAccount(req.account_id, &hash);
+  if (ABSL_PREDICT_FALSE(!account)) return false;  // a first sighting
+  // Acquire: as in DecideInto (UpsertAccount's release of meta, profile).
+  const uint64_t meta = account.rec->meta.load(std::memory_order_acquire);
+  const AccountProfile* profile =
+      account.rec->profile.load(std::memory_order_acquire);
+  const int plan_id = internal::EffectivePlan(meta, profile, now);
+  if (ABSL_PREDICT_FALSE(plan_id < 0 ||
+                         static_cast<size_t>(plan_id) >= cc.plans.size() ||
+                         cc.plans[plan_id] == nullptr)) {
+    return false;
+  }
+  const CompiledPlan& plan = *cc.plans[plan_id];
   const FastPlan& fp = plan.fast;
-  // The gates the fast check leaves to the general path (FastPlan::enabled
-  // includes that the plan admits live keys).
+  // Then what the account and its plan say (FastPlan::enabled includes
+  // that the plan admits live keys).
   const bool overrides = profile != nullptr && !profile->overrides.empty();
   if (ABSL_PREDICT_FALSE(
-          !fp.enabled | !fast_checks | overrides |
+          !fp.enabled | overrides |
           (internal::MetaState(meta) != SubscriptionState::kActive) |
-          (req.key_kind != KeyKind::kLive) | !req.features.empty() | (now < 0) |
           (!req.byok & (fp.gated | (req.wallet_micros > 0))))) {
     return false;
   }
@@ -187,15 +209,18 @@ bool Enforcer::Impl::FastCharge(const CheckRequest& req,
         warnings |= kWarnSoftNudge;
       }
       s.expect = word;
-      s.desired =
-          Cell::Pack(gen, w.tag, std::min(view.current + amount, kMaxCount));
+      // current + amount <= after <= hard <= kMaxCount: the count field
+      // takes the sum without a carry.
+      s.desired = ABSL_PREDICT_TRUE(Cell::Tag(word) == w.tag)
+                      ? word + static_cast<uint64_t>(amount)
+                      : Cell::Pack(gen, w.tag, amount);
       s.amount = amount;
       s.used = used;
       s.tag = w.tag;
       // The admitted limit with least room left describes the decision
       // (the first of equals, as EvaluateAndCharge).
       if (i == 0 || internal::TighterThan(hard - after, hard, t.left, t.hard)) {
-        t = Tightest{i, hard - after, hard, used, w};
+        t = Tightest{i, hard - after, hard};
       }
     }
 
@@ -267,10 +292,11 @@ bool Enforcer::Impl::FastCharge(const CheckRequest& req,
     d.limit = fp.limits[t.index].ref;
     d.limit_value = fp.limits[t.index].limit;
     d.hard_limit = t.hard;
-    d.used = t.used;
+    d.used = steps[t.index].used;
     d.remaining = std::max<int64_t>(0, t.left);
-    d.window_start_ms = t.window.start_ms;
-    d.reset_ms = t.window.end_ms;
+    const Window w = WindowAt(rec, fp.limits[t.index], now);
+    d.window_start_ms = w.start_ms;
+    d.reset_ms = w.end_ms;
 
     uint32_t index = 0;
     uint32_t generation = 0;
