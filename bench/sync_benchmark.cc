@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/check_path_access.h"
 #include "plangate/catalog.h"
 #include "plangate/enforcer.h"
 #include "plangate/sync.h"
@@ -133,6 +134,7 @@ void BM_PlangateCheckSynced(benchmark::State& state) {
   }
   const int accounts = static_cast<int>(state.range(0));
   Node node = MakeNode(100000000, Unique("bench"), true, 1, accounts);
+  internal::CheckPathAccess::SetFastChecks(*node.enforcer, state.range(1) != 0);
   std::vector<std::string> ids;
   for (int a = 0; a < accounts; ++a) ids.push_back("acct" + std::to_string(a));
   const SyncStats before = node.sync->Stats();
@@ -153,13 +155,21 @@ void BM_PlangateCheckSynced(benchmark::State& state) {
   state.counters["checks_per_round_trip"] = trips > 0 ? checks / trips : 0;
   benchmark::DoNotOptimize(admitted);
 }
-BENCHMARK(BM_PlangateCheckSynced)->Arg(1)->Arg(1000)->UseRealTime();
+// Second argument: 1 with the fast check (fast_check.cc), 0 the general
+// path only (what the fast one is checked against).
+BENCHMARK(BM_PlangateCheckSynced)
+    ->Args({1, 1})
+    ->Args({1000, 1})
+    ->Args({1, 0})
+    ->Args({1000, 0})
+    ->UseRealTime();
 
 // The same checks with no sync attached: BM_PlangateCheckSynced / this is
 // the per-check cost of cluster sync (target <= 1.2x).
 void BM_PlangateCheckLocal(benchmark::State& state) {
   const int accounts = static_cast<int>(state.range(0));
   Node node = MakeNode(100000000, "", true, 1, accounts, /*sync=*/false);
+  internal::CheckPathAccess::SetFastChecks(*node.enforcer, state.range(1) != 0);
   std::vector<std::string> ids;
   for (int a = 0; a < accounts; ++a) ids.push_back("acct" + std::to_string(a));
   size_t i = 0;
@@ -171,7 +181,12 @@ void BM_PlangateCheckLocal(benchmark::State& state) {
   }
   benchmark::DoNotOptimize(admitted);
 }
-BENCHMARK(BM_PlangateCheckLocal)->Arg(1)->Arg(1000)->UseRealTime();
+BENCHMARK(BM_PlangateCheckLocal)
+    ->Args({1, 1})
+    ->Args({1000, 1})
+    ->Args({1, 0})
+    ->Args({1000, 0})
+    ->UseRealTime();
 
 // Not a timing: N instances (one thread each) hammer one account whose
 // hard cap is 5,000 for 1.5 s; reports admitted - cap.

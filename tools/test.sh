@@ -109,10 +109,11 @@ build() {
   cmake --preset "$1" && cmake --build --preset "$1" --parallel "$jobs"
 }
 
-# ctest_preset PRESET: run the preset's tests and add them to the totals.
+# ctest_preset PRESET [CTEST ARGS...]: run the preset's tests and add them
+# to the totals.
 ctest_preset() {
   local log="$tmp/ctest-$1.log" rc=0 line passed failed
-  "${norandom[@]}" ctest --preset "$1" 2>&1 | tee "$log" || rc=$?
+  "${norandom[@]}" ctest --preset "$1" "${@:2}" 2>&1 | tee "$log" || rc=$?
   line=$(grep -E '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)
   if [[ -z "$line" ]]; then
     echo "test.sh: ctest --preset $1 printed no summary" >&2
@@ -149,7 +150,10 @@ failure_tail() {
   ' "$last"
 }
 
-stage_release() { build release && ctest_preset release; }
+# Release tests run two at a time: most of their time is spent waiting
+# on redis-servers, proxies and timeouts (each test picks its own free
+# ports). The sanitizer stages stay serial: their tests are CPU-bound.
+stage_release() { build release && ctest_preset release --parallel 2; }
 stage_asan() { build asan && ctest_preset asan; }
 stage_tsan() { build tsan && ctest_preset tsan; }
 
@@ -236,17 +240,39 @@ stage_fuzz() {
     return 1
   local name n=0 failed=0
   mkdir -p build/fuzz/artifacts
-  for name in catalog trace resp redis_url; do
-    n=$((n + 1))
-    mkdir -p "build/fuzz/corpus/$name"
-    echo "--- ${name}_fuzzer"
-    if ! "build/fuzz/tests/fuzz/${name}_fuzzer" -max_total_time=60 \
-      -print_final_stats=1 -artifact_prefix="build/fuzz/artifacts/$name-" \
-      "build/fuzz/corpus/$name" "tests/fuzz/corpus/$name"; then
-      echo "test.sh: ${name}_fuzzer failed; inputs in build/fuzz/artifacts/" >&2
-      failed=$((failed + 1))
-    fi
+  # $jobs at a time (one per core), each into its own log, printed after.
+  local -a names=(catalog trace resp redis_url) batch=()
+  local pid rc
+  run_batch() {
+    local -a pids=()
+    for name in "${batch[@]}"; do
+      mkdir -p "build/fuzz/corpus/$name"
+      "build/fuzz/tests/fuzz/${name}_fuzzer" -max_total_time=60 \
+        -print_final_stats=1 -artifact_prefix="build/fuzz/artifacts/$name-" \
+        "build/fuzz/corpus/$name" "tests/fuzz/corpus/$name" \
+        >"$tmp/fuzz-$name.log" 2>&1 &
+      pids+=($!)
+    done
+    local i
+    for i in "${!batch[@]}"; do
+      name=${batch[$i]}
+      n=$((n + 1))
+      rc=0
+      wait "${pids[$i]}" || rc=$?
+      echo "--- ${name}_fuzzer"
+      tail -n 40 "$tmp/fuzz-$name.log"
+      if ((rc != 0)); then
+        echo "test.sh: ${name}_fuzzer failed; inputs in build/fuzz/artifacts/" >&2
+        failed=$((failed + 1))
+      fi
+    done
+    batch=()
+  }
+  for name in "${names[@]}"; do
+    batch+=("$name")
+    if ((${#batch[@]} >= jobs)); then run_batch; fi
   done
+  if ((${#batch[@]} > 0)); then run_batch; fi
   stage_note="$((n - failed))/$n fuzzers ran 60 s without a crash"
   ((failed == 0))
 }

@@ -231,6 +231,10 @@ bool Enforcer::Impl::FastCharge(const CheckRequest& req,
       const FastLimit& f = fp.limits[charged];
       const FastStep& s = steps[charged];
       uint64_t expect = s.expect;
+      // seq_cst, as ChargeCell's (cell_ops.h): with a sync, the charge and
+      // the ceiling re-read below pair with the sync's store of a lowered
+      // ceiling and its read of the cell. Relaxed on failure: we start
+      // again from fresh loads.
       if (ABSL_PREDICT_FALSE(!rec.cells[f.cell].compare_exchange_strong(
               expect, s.desired, std::memory_order_seq_cst,
               std::memory_order_relaxed))) {

@@ -103,14 +103,29 @@ void ExpectSame(const Decision& a, const Decision& b) {
   CHECK(a.reservation.empty() == b.reservation.empty());
 }
 
+// Every threshold event delivered, as one line each.
+class Recorder : public EventSink {
+ public:
+  void OnThreshold(const ThresholdEvent& e) override {
+    lines.push_back(std::to_string(static_cast<int>(e.kind)) + " " +
+                    e.account_id + " " + e.limit_id + " " +
+                    std::to_string(e.window_start_ms) + " " +
+                    std::to_string(e.used) + "/" + std::to_string(e.limit));
+  }
+  std::vector<std::string> lines;
+};
+
 struct Pair {
   std::unique_ptr<Enforcer> fast;
   std::unique_ptr<Enforcer> general;
 };
 
-Pair MakePair(const std::string& json, EnforcerOptions options) {
+Pair MakePair(const std::string& json, EnforcerOptions options,
+              Recorder* fast_events, Recorder* general_events) {
   auto catalog = ParseOrDie(json);
+  options.event_sink = fast_events;
   auto fast = Enforcer::Create(catalog, options);
+  options.event_sink = general_events;
   auto general = Enforcer::Create(catalog, options);
   REQUIRE_OK(fast.status());
   REQUIRE_OK(general.status());
@@ -126,7 +141,8 @@ TEST_CASE("the fast check decides as the general path on random traffic") {
   INFO("seed " << seed << " catalog " << json);
   EnforcerOptions options;
   options.reservation_ttl_ms = 30'000;
-  Pair pair = MakePair(json, options);
+  Recorder fast_events, general_events;
+  Pair pair = MakePair(json, options, &fast_events, &general_events);
   Enforcer* both[] = {pair.fast.get(), pair.general.get()};
   int fast_plans = 0;
   for (int p = 0; p < num_plans; ++p) {
@@ -234,9 +250,14 @@ TEST_CASE("the fast check decides as the general path on random traffic") {
     if (rng() % 50 == 0) {
       // Housekeeping expires reservations past their ttl on both.
       for (Enforcer* e : both) e->Maintain(now);
+      for (Enforcer* e : both) e->DeliverEvents(now);
     }
   }
   CHECK(fast_admits > 100);  // the traffic was not all denials
+  // The same soft-nudge and cap crossings, once each.
+  for (Enforcer* e : both) e->DeliverEvents(now);
+  CHECK(fast_events.lines.size() >= 3);
+  CHECK(fast_events.lines == general_events.lines);
   for (int a = 0; a < num_accounts; ++a) {
     auto f = pair.fast->Usage(account(a), now);
     auto g = pair.general->Usage(account(a), now);
