@@ -242,7 +242,8 @@ class CounterTable {
   // an id of up to kInlineKeyBytes whose record sits in its home slot it
   // builds, hashes and compares the key in registers, without a KeyProbe
   // or a call; anything else takes Find.
-  SubjectRef FindAccount(std::string_view id, uint64_t* hash) const;
+  ABSL_ATTRIBUTE_ALWAYS_INLINE SubjectRef FindAccount(std::string_view id,
+                                                      uint64_t* hash) const;
   // FindAccount's slow half: any id, probing from the home slot.
   SubjectRef FindAccountSlow(std::string_view id, uint64_t* hash) const;
   // Asks the CPU to bring the cache lines of the account record of `id`'s

@@ -96,9 +96,10 @@ struct Enforcer::Impl {
   // FastCheck's charge of a plan of N limits (0: any number), with a sync
   // attached (kLinked: link is not null) or not.
   template <int N, bool kLinked>
-  bool FastCharge(const CheckRequest& req, const CompiledPlan& plan,
-                  int plan_id, const SubjectRef& account, int64_t now,
-                  internal::SyncLink* link, Decision* out);
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool FastCharge(
+      const CheckRequest& req, const CompiledPlan& plan, int plan_id,
+      const SubjectRef& account, int64_t now, internal::SyncLink* link,
+      Decision* out);
   // Whether Check tries FastCheck (tests turn it off to compare the two
   // paths: check_path_access.h).
   bool fast_checks = true;

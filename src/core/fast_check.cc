@@ -118,7 +118,7 @@ bool Enforcer::Impl::FastCheck(const CheckRequest& req, Decision* out) {
   if (ABSL_PREDICT_FALSE(
           !fp.enabled | overrides |
           (internal::MetaState(meta) != SubscriptionState::kActive) |
-          (!req.byok & (fp.gated | (req.wallet_micros > 0))))) {
+          (!req.byok && (fp.gated || req.wallet_micros > 0)))) {
     return false;
   }
   switch (fp.num_limits) {
@@ -148,10 +148,11 @@ bool Enforcer::Impl::FastCheck(const CheckRequest& req, Decision* out) {
 }
 
 template <int N, bool kLinked>
-bool Enforcer::Impl::FastCharge(const CheckRequest& req,
-                                const CompiledPlan& plan, int plan_id,
-                                const SubjectRef& account, int64_t now,
-                                internal::SyncLink* link, Decision* out) {
+inline bool Enforcer::Impl::FastCharge(const CheckRequest& req,
+                                       const CompiledPlan& plan, int plan_id,
+                                       const SubjectRef& account, int64_t now,
+                                       internal::SyncLink* link,
+                                       Decision* out) {
   const FastPlan& fp = plan.fast;
   // N limits, or (N == 0) as many as the plan has.
   const int n = N != 0 ? N : fp.num_limits;
