@@ -9,6 +9,7 @@
 #include <new>
 #include <string>
 
+#include "core/check_path_access.h"
 #include "core/enforcer_test_util.h"
 #include "support/counting_new.h"
 
@@ -55,6 +56,35 @@ TEST_CASE_METHOD(EnforcerFixture, "check and commit allocate nothing",
   g_counting.store(false);
   delete probe;
   CHECK(g_allocations.load() == 1);
+}
+
+TEST_CASE_METHOD(EnforcerFixture, "the fast check allocates nothing",
+                 "[allocation]") {
+  Start(R"({"version": 1, "plans": [{"id": "p", "limits": [
+      {"id": "monthly", "limit": 100000000, "grace": 0.1},
+      {"id": "daily", "window": "day", "limit": 100000000},
+      {"id": "rpm", "window": "minute", "mode": "sliding", "limit": 100000000},
+      {"id": "tokens", "meter": "tokens", "limit": 100000000}]}]})",
+        "p");
+  REQUIRE(internal::CheckPathAccess::HasFastPlan(*enforcer_, "p"));
+  const int tokens = enforcer_->MeterId("tokens");
+  MeterAmount estimate{tokens, 300};
+  MeterAmount actual{tokens, 120};
+  const CheckRequest request{.account_id = "acme", .amounts = {&estimate, 1}};
+  REQUIRE(enforcer_->Check(request).admitted());
+
+  g_allocations.store(0);
+  g_counting.store(true);
+  int admitted = 0;
+  for (int i = 0; i < 10000; ++i) {
+    clock_.Advance(7);  // crosses minute windows along the way
+    const Decision d = enforcer_->Check(request);
+    admitted += d.admitted() ? 1 : 0;
+    enforcer_->Commit({.reservation = d.reservation, .actual = {&actual, 1}});
+  }
+  g_counting.store(false);
+  CHECK(admitted == 10000);
+  CHECK(g_allocations.load() == 0);
 }
 
 TEST_CASE_METHOD(EnforcerFixture,
