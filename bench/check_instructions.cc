@@ -19,11 +19,12 @@
 // without valgrind it just does the work once and prints nothing but a
 // line, so the bench stage's plain run of every bench binary passes.
 // --usage-by-model turns per-model usage on and names a model in every
-// check. --accounts N checks N accounts in a fixed pseudo-random order
-// (MeasuredPlangateMany / MeasuredBaselineMany): with --cache-sim=yes,
-// callgrind's last-level misses per check count the cache lines a check
-// brings in from memory. Other flags (the benchmark flags the bench stage
-// passes) are ignored.
+// check. --denied checks an account whose daily limit is used up: every
+// check is a denial (MeasuredPlangateDenied; 429 storms). --accounts N checks N
+// accounts in a fixed pseudo-random order (MeasuredPlangateMany /
+// MeasuredBaselineMany): with --cache-sim=yes, callgrind's last-level misses
+// per check count the cache lines a check brings in from memory. Other flags
+// (the benchmark flags the bench stage passes) are ignored.
 
 #include <cstdio>
 #include <cstdlib>
@@ -68,6 +69,19 @@ __attribute__((noinline)) int64_t MeasuredPlangateByModel(plangate::Enforcer& e,
     e.Commit({.reservation = d.reservation, .success = true});
   }
   return admitted;
+}
+
+// Every check denied (the daily limit is used up): what a client that
+// keeps retrying past its limit costs.
+__attribute__((noinline)) int64_t MeasuredPlangateDenied(plangate::Enforcer& e,
+                                                         int checks) {
+  int64_t denied = 0;
+  for (int i = 0; i < checks; ++i) {
+    const plangate::Decision d =
+        e.Check({.account_id = "acme", .now_ms = kNow + i});
+    denied += !d.admitted();
+  }
+  return denied;
 }
 
 __attribute__((noinline)) int64_t MeasuredBaseline(Baseline& b, int checks) {
@@ -152,11 +166,14 @@ int main(int argc, char** argv) {
   int checks = 1000;
   int accounts = 1;
   bool by_model = false;
+  bool denied = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--checks") == 0 && i + 1 < argc) {
       checks = std::atoi(argv[++i]);
     } else if (std::strcmp(argv[i], "--usage-by-model") == 0) {
       by_model = true;
+    } else if (std::strcmp(argv[i], "--denied") == 0) {
+      denied = true;
     } else if (std::strcmp(argv[i], "--accounts") == 0 && i + 1 < argc) {
       accounts = std::atoi(argv[++i]);
     }
@@ -164,6 +181,12 @@ int main(int argc, char** argv) {
   if (accounts > 1) return RunMany(checks, accounts);
   std::string json = kCatalog;
   if (by_model) json.insert(1, R"("usage_by_model": true, )");
+  if (denied) {
+    // The daily limit: one request a day (the warm-up below takes it).
+    const std::string daily = R"("window": "day", "limit": 1000000000000)";
+    json.replace(json.find(daily), daily.size(),
+                 R"("window": "day", "limit": 1)");
+  }
   auto catalog = plangate::Catalog::Parse(json);
   if (!catalog.ok()) return 1;
   auto enforcer = plangate::Enforcer::Create(*catalog);
@@ -180,6 +203,12 @@ int main(int argc, char** argv) {
   (void)(*enforcer)->Check(
       {.account_id = "acme", .model = "gpt-4o", .now_ms = kNow});
   (void)baseline.Check("acme", kNow);
+  if (denied) {
+    const int64_t d = MeasuredPlangateDenied(**enforcer, checks);
+    std::printf("check_instructions: %d checks, %lld denied\n", checks,
+                static_cast<long long>(d));
+    return d == checks ? 0 : 1;
+  }
   const int64_t a = by_model ? MeasuredPlangateByModel(**enforcer, checks)
                              : MeasuredPlangate(**enforcer, checks);
   const int64_t b = MeasuredBaseline(baseline, checks);

@@ -4,10 +4,10 @@
 // FastPlan (fast_plan.h), in two short loops over its limits.
 //   1. Evaluate: per limit, its window, its cell word (relaxed load) and,
 //      with a sync attached, the other instances' usage and this
-//      instance's lease ceiling; the word the charge will write. Anything
-//      the loop does not decide itself (a denial, a lease not ready, a
-//      record reclaimed) returns to the general path, having written
-//      nothing.
+//      instance's lease ceiling; the word the charge will write. A denial
+//      is described here, having written nothing; anything else the loop
+//      does not decide itself (a lease not ready, a record reclaimed)
+//      returns to the general path, having written nothing.
 //   2. Charge: one CAS per cell, expecting the word phase 1 read. A CAS
 //      that fails (a racing check) gives back the cells already charged
 //      and starts again; after a few tries the general path decides.
@@ -75,6 +75,17 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline Window WindowAt(SubjectRecord& account,
             internal::TagOf(index)};
   }
   return internal::PeriodWindow(account, f.period_slot, now);
+}
+
+// A denial by limit `f` at bound `hard` (its cap with grace, or a lease).
+ABSL_ATTRIBUTE_NOINLINE void Deny(const internal::CompiledPlan& plan,
+                                  const FastLimit& f, int64_t hard,
+                                  const Window& w, const CellView& total,
+                                  int64_t used, int64_t amount, int64_t now,
+                                  Decision* out) {
+  const internal::Caps caps{false, f.limit, hard, f.nudge_at};
+  internal::DescribeDenial(*f.source, caps, w, total, used, amount, now, out);
+  out->upgrade_plan = plan.next_plan;
 }
 
 constexpr int kFastTries = 4;
@@ -183,11 +194,13 @@ inline bool Enforcer::Impl::FastCharge(const CheckRequest& req,
       const CellView view = internal::ViewOf(word, prev_word, w.tag, f.sliding);
       int64_t used;
       int64_t hard = f.hard;
+      CellView total = view;     // with the other instances' usage
+      bool lease_bound = false;  // hard is this instance's lease
       if constexpr (kLinked) {
         // Every fast limit is synced (none counts requests in flight).
-        const CellView remote =
-            link->RemoteView(account.index, f.cell, gen, w.tag, f.sliding);
-        used = internal::Estimate(internal::Plus(view, remote), w, now);
+        total = internal::Plus(view, link->RemoteView(account.index, f.cell,
+                                                      gen, w.tag, f.sliding));
+        used = internal::Estimate(total, w, now);
         if (f.leasable && link->leases) {
           // As in EvaluateAndCharge: a ready counter's ceiling bounds this
           // instance; one not ready is the general path's (cold start).
@@ -196,6 +209,7 @@ inline bool Enforcer::Impl::FastCharge(const CheckRequest& req,
           const int64_t bound = ceiling + (used - view.current);
           if (ceiling >= 0 && bound < hard && used + amount <= hard) {
             hard = bound;
+            lease_bound = true;
           }
           leased = true;
         }
@@ -203,7 +217,22 @@ inline bool Enforcer::Impl::FastCharge(const CheckRequest& req,
         used = internal::Estimate(view, w, now);
       }
       const int64_t after = used + amount;
-      if (ABSL_PREDICT_FALSE(after > hard)) return false;  // a denial
+      if (ABSL_PREDICT_FALSE(after > hard)) {
+        // A denial, nothing written: described as EvaluateAndCharge does.
+        Deny(plan, f, hard, w, total, used, amount, now, out);
+        if (kLinked && lease_bound) {
+          // Within the cap, past this instance's lease: the sync asks for
+          // more (a transient 429).
+          MarkDirty(link, account.index, gen);
+          out->status = 429;
+          out->deny = DenyKind::kSyncing;
+          out->reason = DenyKindReason(DenyKind::kSyncing);
+          out->message = {};
+          out->retry_after_ms = 1000;
+          out->upgrade_plan = {};
+        }
+        return true;
+      }
       if (after > f.limit) {
         warnings |= kWarnGrace;
       } else if (after >= f.nudge_at) {

@@ -12,11 +12,11 @@
 // CompiledLimit and its options.
 //
 // The fast check handles only what it can decide without the general
-// path's branches; everything else (a denial, a lease not ready, a profile
-// with overrides, a past-due account, a wallet, a feature or model gate, a
-// narrower scope...) falls back to the general path before anything is
-// written, so the two cannot disagree (tests/core/fast_check_test.cc
-// replays random traffic through both and compares).
+// path's branches (admissions, and denials by a limit); everything else (a
+// lease not ready, a profile with overrides, a past-due account, a wallet,
+// a feature or model gate, a narrower scope...) falls back to the general
+// path before anything is written. tests/core/fast_check_test.cc replays
+// random traffic through both and compares every decision.
 //
 // Thread safety: immutable once built, as CompiledCatalog.
 
