@@ -48,6 +48,23 @@ class ReplyWalker {
     return p_ == end_;
   }
 
+  // The text must be the rest of a JSON object from its member "usage" on:
+  // "usage", an object, maybe more members, the closing brace. The usage
+  // is read as Scan reads it.
+  bool ScanUsageTail(ReplyScan* out) {
+    std::string_view key;
+    if (!String(&key) || key != "usage" || !Consume(':') || Peek() != '{' ||
+        !Usage(out)) {
+      return false;
+    }
+    while (Consume(',')) {
+      if (!String(&key) || !Consume(':') || !Skip(1)) return false;
+    }
+    if (!Consume('}')) return false;
+    Ws();
+    return p_ == end_;
+  }
+
  private:
   static constexpr int kMaxDepth = 128;
 
@@ -245,6 +262,26 @@ bool ScanJson(std::string_view text, ReplyScan* scan) {
   if (one.usage) scan->usage = one.usage;
   return true;
 }
+
+bool IsJsonWs(char c) {
+  return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+// The last `c` in data[0, n), or nullptr.
+const char* LastByte(const char* data, size_t n, char c) {
+#if defined(__GLIBC__)
+  return static_cast<const char*>(memrchr(data, c, n));
+#else
+  while (n > 0) {
+    if (data[--n] == c) return data + n;
+  }
+  return nullptr;
+#endif
+}
+
+// How far back from the end of a reply ScanUsageFromEnd looks for its
+// "usage".
+constexpr size_t kTailScanBytes = 4096;
 
 // The integer at `field` of `body`, if present: a non-negative integer or
 // an error naming the field.
@@ -485,6 +522,121 @@ ReplyScan ScanReply(std::string_view body, bool event_stream) {
     ScanJson(line, &scan);
   }
   return scan;
+}
+
+// The common case of ReplyWalker::ScanUsageTail, and only that, faster:
+// "usage":{ then only prompt_tokens, completion_tokens and total_tokens,
+// each a run of at most 18 digits, then "}" and "}", whitespace around
+// any of them. False when the text is anything else (the walker reads it
+// then); when true, `usage` is what the walker would read.
+bool FlatUsageTail(std::string_view s, TokenUsage* usage) {
+  const char* p = s.data() + 7;  // past "usage"
+  const char* const end = s.data() + s.size();
+  const auto ws = [&] {
+    while (p < end && IsJsonWs(*p)) ++p;
+  };
+  const auto consume = [&](char c) {
+    ws();
+    if (p == end || *p != c) return false;
+    ++p;
+    return true;
+  };
+  if (!consume(':') || !consume('{')) return false;
+  TokenUsage u;
+  if (!consume('}')) {
+    do {
+      if (!consume('"')) return false;
+      // The key with its closing quote, compared whole.
+      const auto key = [&](std::string_view quoted) {
+        if (static_cast<size_t>(end - p) < quoted.size() ||
+            std::memcmp(p, quoted.data(), quoted.size()) != 0) {
+          return false;
+        }
+        p += quoted.size();
+        return true;
+      };
+      int64_t* const field = key("prompt_tokens\"")       ? &u.prompt_tokens
+                             : key("completion_tokens\"") ? &u.completion_tokens
+                             : key("total_tokens\"")      ? &u.total_tokens
+                                                          : nullptr;
+      if (field == nullptr || !consume(':')) return false;
+      ws();
+      const char* const digits = p;
+      int64_t n = 0;
+      while (p < end && *p >= '0' && *p <= '9' && p - digits < 18) {
+        n = n * 10 + (*p++ - '0');
+      }
+      if (p == digits || (p < end && *p >= '0' && *p <= '9')) return false;
+      *field = std::min(n, plangate::kMaxCount);
+    } while (consume(','));
+    if (!consume('}')) return false;
+  }
+  if (!consume('}')) return false;
+  ws();
+  if (p != end) return false;
+  if (u.total_tokens == 0) {
+    u.total_tokens = u.prompt_tokens + u.completion_tokens;
+  }
+  *usage = u;
+  return true;
+}
+
+bool ScanUsageFromEnd(std::string_view s, TokenUsage* usage) {
+  // The body must open an object.
+  size_t first = 0;
+  while (first < s.size() && IsJsonWs(s[first])) ++first;
+  if (first == s.size() || s[first] != '{') return false;
+  // The last "usage" (quotes included) in the last kTailScanBytes. In JSON
+  // those seven bytes cannot be inside a string: there a quote is escaped,
+  // and the closing one would follow 'e', not a backslash. So they are the
+  // string "usage", and since a comma or the opening brace comes before
+  // them and a colon after, a key; the walk from there to the end below
+  // says whether of the top-level object: a key of a nested one would
+  // leave one more closing bracket after the object's closing brace.
+  const size_t lo = std::max(
+      first + 1, s.size() > kTailScanBytes ? s.size() - kTailScanBytes : 0);
+  constexpr std::string_view kKey = "\"usage\"";
+  // Found by its 'u' (memrchr), a byte the keys of a usage block lack.
+  size_t at = 0;
+  for (size_t hi = s.size();;) {
+    if (hi < lo + 2) return false;
+    const char* u = LastByte(s.data() + lo + 1, hi - (lo + 1), 'u');
+    if (u == nullptr) return false;
+    const size_t k = static_cast<size_t>(u - s.data());
+    if (s.substr(k - 1, kKey.size()) == kKey) {
+      at = k - 1;
+      break;
+    }
+    hi = k;
+  }
+  // Before it: the opening brace, or a comma after the end of a value.
+  size_t i = at;
+  while (i > first + 1 && IsJsonWs(s[i - 1])) --i;
+  if (i != first + 1) {
+    if (s[i - 1] != ',') return false;
+    --i;
+    while (i > first + 1 && IsJsonWs(s[i - 1])) --i;
+    if (i == first + 1) return false;
+    const char c = s[i - 1];
+    if (c != '}' && c != ']' && c != '"' && !(c >= '0' && c <= '9') &&
+        !(c >= 'a' && c <= 'z')) {
+      return false;  // not a string, number, literal, object or array
+    }
+  }
+  // From it to the end: the usage object, members, the closing brace.
+  if (FlatUsageTail(s.substr(at), usage)) return true;
+  ReplyScan scan;
+  if (!ReplyWalker(s.substr(at)).ScanUsageTail(&scan)) return false;
+  *usage = *scan.usage;
+  return true;
+}
+
+std::optional<TokenUsage> ReplyUsage(std::string_view body, bool event_stream) {
+  if (!event_stream) {
+    TokenUsage usage;
+    if (ScanUsageFromEnd(body, &usage)) return usage;
+  }
+  return ScanReply(body, event_stream).usage;
 }
 
 absl::StatusOr<McpRequestInfo> ParseMcpRequest(std::string_view body) {

@@ -22,7 +22,9 @@
 // The parsers here never throw. Request bodies are parsed with nlohmann
 // into a document (the gateway validates them anyway); upstream replies are
 // only walked once, without building or allocating anything, to find their
-// usage and outcome: that walk is part of enforcement's cost per request.
+// usage and outcome: that walk is part of enforcement's cost per request,
+// so a chat completion's usage is first read back from the reply's end
+// (ReplyUsage), which skips the rest of the reply.
 //
 // Thread safety: Metering is immutable after construction; the functions
 // are pure.
@@ -95,6 +97,28 @@ struct ReplyScan {
 // every "data:" line is scanned as JSON and the last usage, result or error
 // seen wins; "data: [DONE]" is skipped.
 ReplyScan ScanReply(std::string_view body, bool event_stream);
+
+// The usage block of an upstream's reply to a chat completion that was not
+// streamed to the client: ScanUsageFromEnd, and ScanReply(body,
+// event_stream).usage when that cannot tell. The same usage ScanReply
+// finds in every reply that is one JSON object; in a body that is not
+// JSON but ends with a well-formed usage member, the tail scan reads it
+// where ScanReply reads none.
+std::optional<TokenUsage> ReplyUsage(std::string_view body, bool event_stream);
+
+// Reads the top-level "usage" object of a JSON object by scanning back from
+// its end, where OpenAI-compatible upstreams put it (after "choices"; a few
+// short members, such as "system_fingerprint", may follow it), so the
+// reply's text before it is not read at all: finds the last "usage" key in
+// the last 4 KiB, then walks forward from it, as ScanReply would, over the
+// usage object and any members after it to the closing brace and the end.
+// True, with `usage` set, when that walk succeeds; false (the caller walks
+// the whole reply) when the body does not open an object, when there is no
+// such key there, or when that last one is not the top-level object's,
+// not an object (null), or malformed, or followed by anything but members
+// and the closing brace. It does not check the syntax of the body before
+// the key.
+bool ScanUsageFromEnd(std::string_view body, TokenUsage* usage);
 
 // The same request body with "stream_options": {"include_usage": true}, so
 // the upstream ends its stream with a usage chunk; other members (and

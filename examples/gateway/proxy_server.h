@@ -136,6 +136,8 @@ class ProxyServer {
                               plangate::Decision& d);
   void Usage(Worker& w, const Request& req, Response& res);
   std::string MetricsText() const;
+  // What one tick of the enforce timer is, in seconds.
+  double SecondsPerTick() const;
 
   const KeyRecord* Authenticate(const Request& req, Response& res) const;
   // Rewrites `req` in place for the upstream: hop-by-hop headers, Host,
@@ -152,6 +154,9 @@ class ProxyServer {
   const Metering& metering_;
   const std::string plans_json_;
   std::function<std::string()> sync_metrics_;
+  // steady_clock (ns) and the enforce timer's ticks when the server started.
+  const int64_t tick_origin_ns_;
+  const uint64_t tick_origin_;
 
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<tcp::acceptor> acceptor_;  // on workers_[0]

@@ -5,9 +5,12 @@
 
 #include "metering.h"
 
+#include <array>
 #include <catch2/catch.hpp>
+#include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config.h"
@@ -128,6 +131,367 @@ TEST_CASE("ScanReply reads server-sent events") {
   REQUIRE(s.usage.has_value());
   CHECK(s.usage->total_tokens == 5);
   CHECK_FALSE(ScanReply("event: ping\n\n", true).valid);
+}
+
+// A reply as the mock upstream (and OpenAI) writes it: usage last.
+constexpr std::string_view kChatReply =
+    R"({"id":"chatcmpl-mock-1","object":"chat.completion","created":1764633600,)"
+    R"("model":"mock-small","choices":[{"index":0,"message":{"role":"assistant",)"
+    R"("content":"This is a reply from the mock upstream."},"finish_reason":)"
+    R"("length"}],"usage":{"prompt_tokens":10,"completion_tokens":16,)"
+    R"("total_tokens":26}})";
+
+// ReplyUsage must agree with ScanReply on every reply that is JSON.
+void CheckSameUsage(std::string_view body) {
+  INFO(body);
+  const std::optional<TokenUsage> walked = ScanReply(body, false).usage;
+  const std::optional<TokenUsage> read = ReplyUsage(body, false);
+  REQUIRE(read.has_value() == walked.has_value());
+  if (!read) return;
+  CHECK(read->prompt_tokens == walked->prompt_tokens);
+  CHECK(read->completion_tokens == walked->completion_tokens);
+  CHECK(read->total_tokens == walked->total_tokens);
+  CHECK(read->cached_tokens == walked->cached_tokens);
+  CHECK(read->reasoning_tokens == walked->reasoning_tokens);
+}
+
+TEST_CASE("ScanUsageFromEnd reads the usage an OpenAI reply ends with") {
+  TokenUsage u;
+  REQUIRE(ScanUsageFromEnd(kChatReply, &u));
+  CHECK(u.prompt_tokens == 10);
+  CHECK(u.completion_tokens == 16);
+  CHECK(u.total_tokens == 26);
+  CheckSameUsage(kChatReply);
+
+  // Short members after the usage, as OpenAI sends them, and whitespace.
+  const std::string openai =
+      std::string(kChatReply.substr(0, kChatReply.size() - 1)) +
+      R"(,"service_tier":"default", "system_fingerprint" : "fp_44709d6fcb",)"
+      R"("x":null,"n":-1.5e3,"ok":true ,"list":[1,[2,{"a":"}"}]]} )"
+      "\r\n";
+  u = {};
+  REQUIRE(ScanUsageFromEnd(openai, &u));
+  CHECK(u.total_tokens == 26);
+  CheckSameUsage(openai);
+}
+
+TEST_CASE("ScanUsageFromEnd reads nested details and sums a missing total") {
+  const std::string_view body =
+      R"({"choices":[],"usage":{"prompt_tokens":100,"completion_tokens":50,)"
+      R"("prompt_tokens_details":{"cached_tokens":40,"audio_tokens":{"x":[1]}},)"
+      R"("completion_tokens_details":{"reasoning_tokens":20}}})";
+  TokenUsage u;
+  REQUIRE(ScanUsageFromEnd(body, &u));
+  CHECK(u.total_tokens == 150);
+  CHECK(u.cached_tokens == 40);
+  CHECK(u.reasoning_tokens == 20);
+  CheckSameUsage(body);
+  CheckSameUsage(R"({"usage":{}})");
+  CheckSameUsage(R"({"usage":{"total_tokens":99999999999999999999999}})");
+  CheckSameUsage(R"({"usage":{"total_tokens":-4,"prompt_tokens":2.5}})");
+}
+
+TEST_CASE("ScanUsageFromEnd reads flat and other usage blocks alike") {
+  // The flat three counts take a shortcut; every variant must read as the
+  // walker reads it.
+  for (
+      const std::string_view body : {
+          R"({"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}})",
+          R"({ "usage" : { "prompt_tokens" : 1 , "total_tokens" : 0 } } )",
+          R"({"usage":{"total_tokens":007,"total_tokens":5}})",
+          R"({"usage":{"total_tokens":999999999999999999}})",
+          R"({"usage":{"total_tokens":9999999999999999999}})",
+          R"({"usage":{"total_tokens":1.0}})",
+          R"({"usage":{"total_tokens":1e3}})",
+          R"({"usage":{"total_tokens":-1}})",
+          R"({"usage":{"total_tokens":"5"}})",
+          R"({"usage":{"total_token":5}})",
+          R"({"usage":{"total_tokens_":5}})",
+          R"({"usage":{"total_tokens":5,"audio":null}})",
+          R"({"usage":{"total_tokens":5},"x":1})",
+          R"({"a":1,"usage":{"total_tokens":5}})",
+      }) {
+    INFO(body);
+    CheckSameUsage(body);
+  }
+}
+
+TEST_CASE("ScanUsageFromEnd leaves what it cannot read to the walker") {
+  TokenUsage u;
+  for (const std::string_view body : {
+           // "usage" in strings, escaped or not
+           R"({"choices":[],"note":"\"usage\":{\"total_tokens\":9}"})",
+           R"({"a":"x \"usage\":{\"total_tokens\":9}}"})",
+           R"({"a\"usage":{"total_tokens":9}})",
+           R"({"note":"usage","n":{"total_tokens":9}})",
+           R"({"n":["usage",{"total_tokens":9}]})",
+           // usage below the top level, after the top-level one too
+           R"({"data":{"usage":{"total_tokens":99}}})",
+           R"({"choices":[{"usage":{"total_tokens":99}}]})",
+           R"({"usage":{"total_tokens":3},"x":{"usage":{"total_tokens":9}}})",
+           R"({"x":{"a":1,"usage":{"total_tokens":9}},"y":2})",
+           // usage not an object: an earlier one may count
+           R"({"usage":{"total_tokens":3},"usage":null})",
+           R"({"usage":null})",
+           R"({"usage":[{"total_tokens":3}]})",
+           // no usage at all
+           R"({"id":"x","choices":[]})",
+           R"({})",
+       }) {
+    INFO(body);
+    CHECK_FALSE(ScanUsageFromEnd(body, &u));
+    CheckSameUsage(body);
+  }
+  // The walker finds the earlier usage when the last one is null, or the
+  // last one is nested.
+  for (const std::string_view body : {
+           R"({"usage":{"total_tokens":3},"usage":null})",
+           R"({"usage":{"total_tokens":3},"x":{"usage":{"total_tokens":9}}})",
+       }) {
+    const auto earlier = ReplyUsage(body, false);
+    REQUIRE(earlier.has_value());
+    CHECK(earlier->total_tokens == 3);
+  }
+  // Escapes after the usage are walked like the walker walks them.
+  for (const std::string_view body : {
+           R"({"usage":{"total_tokens":3},"k\"":1})",
+           R"({"usage":{"total_tokens":3},"k":"\\","n":"\"usage\""})",
+       }) {
+    INFO(body);
+    u = {};
+    REQUIRE(ScanUsageFromEnd(body, &u));
+    CHECK(u.total_tokens == 3);
+    CheckSameUsage(body);
+  }
+  // Two usage objects: the last one, as the walker reads it.
+  const std::string_view twice =
+      R"({"usage":{"total_tokens":3},"usage":{"total_tokens":5}})";
+  REQUIRE(ScanUsageFromEnd(twice, &u));
+  CHECK(u.total_tokens == 5);
+  CheckSameUsage(twice);
+}
+
+TEST_CASE("ScanUsageFromEnd rejects malformed and truncated replies") {
+  TokenUsage u;
+  for (const std::string_view body : {
+           "",
+           " ",
+           "{",
+           "}",
+           "{}",
+           "[]",
+           "null",
+           "\"usage\"",
+           R"("usage":{"total_tokens":1}})",
+           R"({"usage":{"total_tokens":1})",
+           R"({"usage":{"total_tokens":1}} x)",
+           R"({"usage":{"total_tokens":1}}})",
+           R"({"usage":{"total_tokens":1},})",
+           R"({,"usage":{"total_tokens":1}})",
+           R"({"usage"{"total_tokens":1}})",
+           R"({usage:{"total_tokens":1}})",
+           R"({"usage":{"total_tokens":1,}})",
+           R"({"usage":{"total_tokens":}})",
+           R"({"usage":{"total_tokens":1 2}})",
+           R"({"usage":{"total_tokens"1}})",
+           R"({"usage":{total_tokens:1}})",
+           R"({"usage":"total_tokens":1}})",
+           R"({"usage":{"total_tokens":1}}})",
+           R"({"x":1 "usage":{"total_tokens":1}})",
+           R"({"x":1,,"usage":{"total_tokens":1}})",
+           R"({"x":,"usage":{"total_tokens":1}})",
+       }) {
+    INFO(body);
+    CHECK_FALSE(ScanUsageFromEnd(body, &u));
+    CHECK_FALSE(ReplyUsage(body, false).has_value());
+  }
+  // Every prefix of a reply: none ends with a usage member.
+  for (size_t n = 0; n < kChatReply.size(); ++n) {
+    const std::string_view prefix = kChatReply.substr(0, n);
+    INFO(prefix);
+    CHECK_FALSE(ScanUsageFromEnd(prefix, &u));
+    CHECK_FALSE(ReplyUsage(prefix, false).has_value());
+  }
+  const std::string nul("{\"usage\":{\"total_tokens\":1}}\0", 29);
+  CHECK_FALSE(ScanUsageFromEnd(nul, &u));
+  CHECK_FALSE(ReplyUsage(nul, false).has_value());
+  // What it does not check: the members before those it reads. A body
+  // broken there but ending with a well-formed usage is read.
+  for (const std::string_view body : {
+           R"({"a":tru,"usage":{"total_tokens":1}})",
+           R"({"a":[1,2}],"usage":{"total_tokens":1}})",
+       }) {
+    INFO(body);
+    u = {};
+    REQUIRE(ScanUsageFromEnd(body, &u));
+    CHECK(u.total_tokens == 1);
+    CHECK_FALSE(ScanReply(body, false).usage.has_value());
+  }
+}
+
+TEST_CASE("ScanUsageFromEnd is bounded on hostile replies") {
+  TokenUsage u;
+  // Deep nesting at the end, open or balanced.
+  std::string deep = R"({"a":)";
+  for (int i = 0; i < 100000; ++i) deep += "[";
+  for (int i = 0; i < 100000; ++i) deep += "]";
+  deep += "}";
+  CHECK_FALSE(ScanUsageFromEnd(deep, &u));
+  CheckSameUsage(deep);
+  std::string deep_tail = R"({"usage":{"total_tokens":7},"a":)";
+  for (int i = 0; i < 1000; ++i) deep_tail += "[";
+  for (int i = 0; i < 1000; ++i) deep_tail += "]";
+  deep_tail += "}";
+  CHECK_FALSE(ScanUsageFromEnd(deep_tail, &u));
+  CheckSameUsage(deep_tail);
+  std::string deep_usage = R"({"usage":{"total_tokens":7,"x":)";
+  for (int i = 0; i < 1000; ++i) deep_usage += "{\"a\":";
+  deep_usage += "1";
+  for (int i = 0; i < 1000; ++i) deep_usage += "}";
+  deep_usage += "}}";
+  CHECK_FALSE(ScanUsageFromEnd(deep_usage, &u));
+  CheckSameUsage(deep_usage);
+  CHECK_FALSE(ScanUsageFromEnd(std::string(1 << 20, '}'), &u));
+  CHECK_FALSE(ScanUsageFromEnd("{" + std::string(1 << 20, '"') + "}", &u));
+  std::string keys = "{";
+  for (int i = 0; i < 1 << 16; ++i) keys += R"("usage")";
+  keys += "}";
+  CHECK_FALSE(ScanUsageFromEnd(keys, &u));
+  CheckSameUsage(keys);
+  CHECK_FALSE(ScanUsageFromEnd("{" + std::string(1 << 20, ' ') + "}", &u));
+  CHECK_FALSE(
+      ScanUsageFromEnd("{\"a\":\"" + std::string(1 << 20, 'x') + "\"}", &u));
+  // Members after the usage are walked, up to 4 KiB of them; a longer
+  // tail is left to the walker.
+  std::string many = R"({"usage":{"total_tokens":7})";
+  for (int i = 0; i < 100; ++i) many += ",\"k\":" + std::to_string(i);
+  many += "}";
+  REQUIRE(ScanUsageFromEnd(many, &u));
+  CHECK(u.total_tokens == 7);
+  CheckSameUsage(many);
+  const std::string long_tail =
+      R"({"usage":{"total_tokens":7},"k":")" + std::string(8192, 'x') + "\"}";
+  CHECK_FALSE(ScanUsageFromEnd(long_tail, &u));
+  CheckSameUsage(long_tail);
+  // A long reply before the usage costs the tail scan nothing.
+  const std::string long_head = R"({"choices":[{"content":")" +
+                                std::string(1 << 20, 'x') +
+                                R"("}],"usage":{"total_tokens":7}})";
+  REQUIRE(ScanUsageFromEnd(long_head, &u));
+  CHECK(u.total_tokens == 7);
+}
+
+// Random JSON values, with the bytes that trouble a backward reader:
+// escaped quotes and backslashes, braces and "usage" inside strings.
+std::string RandomJson(std::mt19937& rng, int depth) {
+  const auto pick = [&](int n) {
+    return static_cast<int>(rng() % static_cast<unsigned>(n));
+  };
+  static const std::array<std::string_view, 10> kStrings = {
+      R"("")",
+      R"("usage")",
+      R"("a \"usage\":{} b")",
+      R"("x\\")",
+      R"("}]{[,:")",
+      R"("\\\"")",
+      R"("\u0022")",
+      R"("total_tokens")",
+      R"("usage\":{\"total_tokens\":5}")",
+      R"("plain text")"};
+  switch (depth > 3 ? pick(3) : pick(6)) {
+    case 0:
+      return std::string(kStrings[static_cast<size_t>(pick(10))]);
+    case 1: {
+      static const std::array<std::string_view, 6> kScalars = {
+          "0", "-12", "3.5e2", "true", "false", "null"};
+      return std::string(kScalars[static_cast<size_t>(pick(6))]);
+    }
+    case 2:
+      return std::to_string(pick(1000));
+    case 3: {
+      std::string out = "[";
+      for (int i = pick(4); i > 0; --i) {
+        out += RandomJson(rng, depth + 1);
+        if (i > 1) out += pick(2) ? "," : " , ";
+      }
+      return out + "]";
+    }
+    default: {
+      static const std::array<std::string_view, 6> kKeys = {
+          R"("usage")",         R"("a")",
+          R"("total_tokens")",  R"("us\"age")",
+          R"("prompt_tokens")", R"("choices")"};
+      std::string out = "{";
+      for (int i = pick(4); i > 0; --i) {
+        out += kKeys[static_cast<size_t>(pick(6))];
+        out += pick(2) ? ":" : " : ";
+        out += RandomJson(rng, depth + 1);
+        if (i > 1) out += ",";
+      }
+      return out + "}";
+    }
+  }
+}
+
+TEST_CASE("ReplyUsage agrees with ScanReply on random replies") {
+  std::mt19937 rng(2026);
+  int found = 0;
+  for (int round = 0; round < 20000; ++round) {
+    std::string body = "{";
+    const int members = static_cast<int>(rng() % 5);
+    for (int i = 0; i < members; ++i) {
+      if (i > 0) body += ",";
+      switch (rng() % 4) {
+        case 0:
+          body += R"("usage":{"prompt_tokens":)" + std::to_string(rng() % 100) +
+                  R"(,"total_tokens":)" + std::to_string(rng() % 1000) + "}";
+          break;
+        case 1:
+          body += R"("usage":)" + RandomJson(rng, 1);
+          break;
+        default:
+          body += R"("k":)" + RandomJson(rng, 1);
+      }
+    }
+    body += rng() % 2 ? "}" : "} \n";
+    TokenUsage u;
+    found += ScanUsageFromEnd(body, &u) ? 1 : 0;
+    CheckSameUsage(body);
+    // A byte dropped, changed or doubled: never a crash; where the result is
+    // still one JSON object, the same usage.
+    std::string mutated = body;
+    const size_t at = rng() % mutated.size();
+    switch (rng() % 3) {
+      case 0:
+        mutated.erase(at, 1);
+        break;
+      case 1:
+        mutated[at] = "{}[]\",:\\ 1a"[rng() % 12];
+        break;
+      default:
+        mutated.insert(at, 1, mutated[at]);
+    }
+    const bool json = ScanReply(mutated, false).valid;
+    const std::optional<TokenUsage> read = ReplyUsage(mutated, false);
+    if (json) CheckSameUsage(mutated);
+    if (!json && read) {
+      // Read from a tail that is well-formed; the body is not JSON.
+      TokenUsage tail;
+      CHECK(ScanUsageFromEnd(mutated, &tail));
+    }
+  }
+  CHECK(found > 1000);  // the fast path is taken, not only the walker
+}
+
+TEST_CASE("ReplyUsage reads event streams with ScanReply") {
+  const std::string_view stream =
+      "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,"
+      "\"completion_tokens\":2,\"total_tokens\":5}}\n\n"
+      "data: [DONE]\n\n";
+  const auto u = ReplyUsage(stream, true);
+  REQUIRE(u.has_value());
+  CHECK(u->total_tokens == 5);
+  CHECK_FALSE(ReplyUsage(stream, false).has_value());
 }
 
 TEST_CASE("ParseChatRequest validates and measures the prompt") {
