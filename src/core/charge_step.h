@@ -89,6 +89,18 @@ inline void DescribeDenial(const CompiledLimit& limit, const Caps& caps,
   d->retry_after_ms = at > now_ms ? at - now_ms : 0;
 }
 
+// Turns a limit's denial into the transient one of a leased counter: the
+// cluster's cap has room, this instance's lease does not (429
+// quota_syncing; the caller asks the sync for more).
+inline void AsLeaseShort(Decision* d) {
+  d->status = 429;
+  d->deny = DenyKind::kSyncing;
+  d->reason = DenyKindReason(DenyKind::kSyncing);
+  d->message = {};
+  d->retry_after_ms = 1000;
+  d->upgrade_plan = {};
+}
+
 // One applicable limit, between evaluation and charging. Trivially
 // constructible: an array of them costs nothing until filled, and each is
 // filled field by field.
@@ -223,12 +235,7 @@ Enforcer::Impl::ChargeOutcome Enforcer::Impl::EvaluateAndCharge(
           if (cold) {
             // Tell the sync component this counter wants (more) lease.
             MarkDirty(link, subject.index, subject.gen);
-            decision.status = 429;
-            decision.deny = DenyKind::kSyncing;
-            decision.reason = DenyKindReason(DenyKind::kSyncing);
-            decision.message = {};
-            decision.retry_after_ms = 1000;
-            decision.upgrade_plan = {};
+            internal::AsLeaseShort(&decision);
           }
           return ChargeOutcome::kDecided;
         }

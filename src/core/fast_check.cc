@@ -64,17 +64,13 @@ int64_t AmountOf(std::span<const MeterAmount> amounts, const FastLimit& f) {
   return f.default_amount;
 }
 
-// The window `f` counts in at `now` (>= 0: FastCheck sends instants
-// before the epoch to the general path, so a plain division floors).
+// The window `f` counts in at `now`.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline Window WindowAt(SubjectRecord& account,
                                                     const FastLimit& f,
                                                     int64_t now) {
-  if (f.window_ms != 0) {
-    const int64_t index = now / f.window_ms;
-    return {index * f.window_ms, index * f.window_ms + f.window_ms,
-            internal::TagOf(index)};
-  }
-  return internal::PeriodWindow(account, f.period_slot, now);
+  // (FastCheck sends instants before the epoch to the general path.)
+  return f.window_ms != 0 ? internal::FixedWindowAfterEpoch(f.window_ms, now)
+                          : internal::PeriodWindow(account, f.period_slot, now);
 }
 
 // A denial by limit `f` at bound `hard` (its cap with grace, or a lease).
@@ -201,7 +197,7 @@ inline bool Enforcer::Impl::FastCharge(const CheckRequest& req,
         total = internal::Plus(view, link->RemoteView(account.index, f.cell,
                                                       gen, w.tag, f.sliding));
         used = internal::Estimate(total, w, now);
-        if (f.leasable && link->leases) {
+        if (link->leases) {
           // As in EvaluateAndCharge: a ready counter's ceiling bounds this
           // instance; one not ready is the general path's (cold start).
           if (!link->Ready(account.index, f.cell, gen, w.tag)) return false;
@@ -224,12 +220,7 @@ inline bool Enforcer::Impl::FastCharge(const CheckRequest& req,
           // Within the cap, past this instance's lease: the sync asks for
           // more (a transient 429).
           MarkDirty(link, account.index, gen);
-          out->status = 429;
-          out->deny = DenyKind::kSyncing;
-          out->reason = DenyKindReason(DenyKind::kSyncing);
-          out->message = {};
-          out->retry_after_ms = 1000;
-          out->upgrade_plan = {};
+          internal::AsLeaseShort(out);
         }
         return true;
       }
@@ -273,7 +264,7 @@ inline bool Enforcer::Impl::FastCharge(const CheckRequest& req,
       if (ABSL_PREDICT_FALSE(Cell::Tag(s.expect) != s.tag)) {
         const Window w = WindowAt(rec, f, now);
         internal::NoteRollover(
-            {&rec, account.index, gen, f.cell, f.sliding, f.synced}, w,
+            {&rec, account.index, gen, f.cell, f.sliding, /*synced=*/true}, w,
             s.expect, link);
       }
     }
@@ -282,7 +273,7 @@ inline bool Enforcer::Impl::FastCharge(const CheckRequest& req,
       bool shrank = false;
       for (int i = 0; leased && charged == n && i < n; ++i) {
         const FastStep& s = steps[i];
-        if (!fp.limits[i].leasable || s.amount <= 0) continue;
+        if (s.amount <= 0) continue;
         const int64_t ceiling =
             link->CeilingSeqCst(account.index, fp.limits[i].cell);
         shrank |= ceiling >= 0 && Cell::Count(s.desired) > ceiling;

@@ -14,7 +14,7 @@ FastPlan CompileFastPlan(const CompiledPlan& plan) {
   }
   for (const CompiledLimit& c : plan.limits) {
     if (c.scope != Scope::kAccount || c.filtered || c.concurrent || c.shadow ||
-        c.unlimited) {
+        c.unlimited || !c.synced || !c.leasable) {
       return fast;
     }
     FastLimit& f = fast.limits[fast.num_limits++];
@@ -31,8 +31,6 @@ FastPlan CompileFastPlan(const CompiledPlan& plan) {
     f.cell = c.cell;
     f.period_slot = c.window == WindowUnit::kAnnual ? 1 : 0;
     f.sliding = c.mode == WindowMode::kSliding;
-    f.synced = c.synced;
-    f.leasable = c.leasable;
   }
   if ((plan.key_kinds & (1u << static_cast<int>(KeyKind::kLive))) == 0) {
     return FastPlan{};

@@ -50,8 +50,8 @@ struct FastLimit {
   uint8_t cell;
   uint8_t period_slot;  // for a period: 0 billing, 1 annual
   bool sliding;
-  bool synced;    // as CompiledLimit::synced
-  bool leasable;  // as CompiledLimit::leasable
+  // (Every fast limit is synced and leasable with a sync attached:
+  // CompileFastPlan takes no other.)
 };
 
 struct FastPlan {

@@ -80,6 +80,14 @@ inline Window FixedWindowOf(int64_t len, int64_t now_ms) {
   return {index * len, index * len + len, TagOf(index)};
 }
 
+// FixedWindowOf for now_ms >= 0 (the fast check's, which sends earlier
+// instants to the general path): a plain division floors, without
+// FloorDiv's sign tests.
+inline Window FixedWindowAfterEpoch(int64_t len, int64_t now_ms) {
+  const int64_t index = now_ms / len;
+  return {index * len, index * len + len, TagOf(index)};
+}
+
 // The window `limit` counts in at now_ms; `account` is the subject's
 // account record (its anchor defines billing periods).
 inline Window CurrentWindow(const CompiledLimit& limit, SubjectRecord& account,
