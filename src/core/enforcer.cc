@@ -207,11 +207,9 @@ absl::StatusOr<std::unique_ptr<Enforcer>> Enforcer::Create(
 }
 
 Decision Enforcer::Check(const CheckRequest& request) {
-  Decision d;  // the one returned object (no copies on the admit path)
-  if (!impl_->FastCheck(request, &d)) {
-    impl_->DecideInto(request, /*charge=*/true, &d);
-  }
-  return d;
+  // The fast check, or the general path through it (fast_check.cc); the
+  // Decision is built in the returned object (no copies).
+  return impl_->FastCheck(request);
 }
 
 void Enforcer::Prefetch(std::string_view account_id) const {

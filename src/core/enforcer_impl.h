@@ -89,17 +89,18 @@ struct Enforcer::Impl {
       const SubjectRef* subjects, int64_t now, internal::SyncLink* link,
       bool charge, int64_t debit, AmountOf amount_of,
       internal::PendingCharge* pending, int* num_charged, Decision* out);
-  // The common check (fast_check.cc), which Check tries first: true when
-  // it decided (*out filled, cells charged, reserved); false when the
-  // general path (DecideInto) must, with nothing written.
-  bool FastCheck(const CheckRequest& req, Decision* out);
+  // Check (fast_check.cc): the common check decided in place, or what it
+  // does not decide itself handed, with nothing written, to the general
+  // path (GeneralCheck: DecideInto). The Decision is returned as a prvalue
+  // so that an admit writes each of its fields once.
+  Decision FastCheck(const CheckRequest& req);
+  Decision GeneralCheck(const CheckRequest& req);
   // FastCheck's charge of a plan of N limits (0: any number), with a sync
   // attached (kLinked: link is not null) or not.
   template <int N, bool kLinked>
-  ABSL_ATTRIBUTE_ALWAYS_INLINE bool FastCharge(
-      const CheckRequest& req, const CompiledPlan& plan, int plan_id,
-      const SubjectRef& account, int64_t now, internal::SyncLink* link,
-      Decision* out);
+  ABSL_ATTRIBUTE_ALWAYS_INLINE Decision
+  FastCharge(const CheckRequest& req, const CompiledPlan& plan, int plan_id,
+             const SubjectRef& account, int64_t now, internal::SyncLink* link);
   // Whether Check tries FastCheck (tests turn it off to compare the two
   // paths: check_path_access.h).
   bool fast_checks = true;

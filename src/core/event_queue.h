@@ -71,6 +71,12 @@ class BoundedQueue {
     }
   }
 
+  // Consumer only: entries pushed and not popped yet (one a producer is
+  // still writing included: Pop may not return it yet).
+  size_t Backlog() const {
+    return tail_.load(std::memory_order_relaxed) - head_;
+  }
+
   bool Pop(T* out) {
     Slot& slot = slots_[head_ & mask_];
     if (slot.seq.load(std::memory_order_acquire) != head_ + 1) return false;

@@ -14,6 +14,9 @@
 // Then, as the general path: the lease re-check (sync_link.h), threshold
 // events, the sync's change log, the idle clock, the deciding limit and
 // the reservation. The memory orders of the cell writes are cell_ops.h's.
+// The Decision is returned by value, built in the caller's object: an
+// admit writes each field once (no default fill to overwrite), and what
+// goes to the general path gets its Decision from GeneralCheck.
 //
 // Thread safety: as Enforcer::Check.
 
@@ -73,40 +76,59 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline Window WindowAt(SubjectRecord& account,
                           : internal::PeriodWindow(account, f.period_slot, now);
 }
 
-// A denial by limit `f` at bound `hard` (its cap with grace, or a lease).
-ABSL_ATTRIBUTE_NOINLINE void Deny(const internal::CompiledPlan& plan,
-                                  const FastLimit& f, int64_t hard,
-                                  const Window& w, const CellView& total,
-                                  int64_t used, int64_t amount, int64_t now,
-                                  Decision* out) {
+// A denial by limit `f` at bound `hard` (its cap with grace, or a lease:
+// then `lease_short`, the transient 429).
+ABSL_ATTRIBUTE_NOINLINE Decision Deny(const internal::CompiledPlan& plan,
+                                      const FastLimit& f, int64_t hard,
+                                      const Window& w, const CellView& total,
+                                      int64_t used, int64_t amount, int64_t now,
+                                      bool lease_short) {
+  Decision d;
   const internal::Caps caps{false, f.limit, hard, f.nudge_at};
-  internal::DescribeDenial(*f.source, caps, w, total, used, amount, now, out);
-  out->upgrade_plan = plan.next_plan;
+  internal::DescribeDenial(*f.source, caps, w, total, used, amount, now, &d);
+  d.upgrade_plan = plan.next_plan;
+  if (lease_short) internal::AsLeaseShort(&d);
+  return d;
+}
+
+// `r`, member by member: GCC copies the 56-byte struct whole with a `rep
+// movs`, whose start-up costs more than the copy.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline LimitRef CopyOf(const LimitRef& r) {
+  return LimitRef{r.limit_id, r.scope,        r.meter,
+                  r.window,   r.window_count, r.mode};
 }
 
 constexpr int kFastTries = 4;
 
 }  // namespace
 
-bool Enforcer::Impl::FastCheck(const CheckRequest& req, Decision* out) {
+Decision Enforcer::Impl::GeneralCheck(const CheckRequest& req) {
+  Decision d;
+  DecideInto(req, /*charge=*/true, &d);
+  return d;
+}
+
+Decision Enforcer::Impl::FastCheck(const CheckRequest& req) {
   // What the fast check leaves to the general path, first what the request
   // alone says: another key kind, features (each a gate), amounts out of
   // range (a 400), instants before the epoch.
   if (ABSL_PREDICT_FALSE((req.key_kind != KeyKind::kLive) |
                          !req.features.empty() | !fast_checks)) {
-    return false;
+    return GeneralCheck(req);
   }
   for (const MeterAmount& m : req.amounts) {
-    if (ABSL_PREDICT_FALSE(m.amount < 0 || m.amount > kMaxCount)) return false;
+    if (ABSL_PREDICT_FALSE(m.amount < 0 || m.amount > kMaxCount)) {
+      return GeneralCheck(req);
+    }
   }
   const int64_t now = Now(req.now_ms);
-  if (ABSL_PREDICT_FALSE(now < 0)) return false;
+  if (ABSL_PREDICT_FALSE(now < 0)) return GeneralCheck(req);
   // Acquire: as in DecideInto (the catalog's and the link's publication).
   const CompiledCatalog& cc = *compiled.load(std::memory_order_acquire);
   internal::SyncLink* const link = sync.load(std::memory_order_acquire);
   uint64_t hash;
   const SubjectRef account = table.FindAccount(req.account_id, &hash);
-  if (ABSL_PREDICT_FALSE(!account)) return false;  // a first sighting
+  if (ABSL_PREDICT_FALSE(!account)) return GeneralCheck(req);  // first seen
   // Acquire: as in DecideInto (UpsertAccount's release of meta, profile).
   const uint64_t meta = account.rec->meta.load(std::memory_order_acquire);
   const AccountProfile* profile =
@@ -115,7 +137,7 @@ bool Enforcer::Impl::FastCheck(const CheckRequest& req, Decision* out) {
   if (ABSL_PREDICT_FALSE(plan_id < 0 ||
                          static_cast<size_t>(plan_id) >= cc.plans.size() ||
                          cc.plans[plan_id] == nullptr)) {
-    return false;
+    return GeneralCheck(req);
   }
   const CompiledPlan& plan = *cc.plans[plan_id];
   const FastPlan& fp = plan.fast;
@@ -126,40 +148,34 @@ bool Enforcer::Impl::FastCheck(const CheckRequest& req, Decision* out) {
           !fp.enabled | overrides |
           (internal::MetaState(meta) != SubscriptionState::kActive) |
           (!req.byok && (fp.gated || req.wallet_micros > 0)))) {
-    return false;
+    return GeneralCheck(req);
   }
   switch (fp.num_limits) {
     case 0:
-      return true;  // nothing counts: admitted as it is
+      return Decision{};  // nothing counts: admitted as it is
     case 1:
-      return link == nullptr ? FastCharge<1, false>(req, plan, plan_id, account,
-                                                    now, link, out)
-                             : FastCharge<1, true>(req, plan, plan_id, account,
-                                                   now, link, out);
+      return link == nullptr
+                 ? FastCharge<1, false>(req, plan, plan_id, account, now, link)
+                 : FastCharge<1, true>(req, plan, plan_id, account, now, link);
     case 2:
-      return link == nullptr ? FastCharge<2, false>(req, plan, plan_id, account,
-                                                    now, link, out)
-                             : FastCharge<2, true>(req, plan, plan_id, account,
-                                                   now, link, out);
+      return link == nullptr
+                 ? FastCharge<2, false>(req, plan, plan_id, account, now, link)
+                 : FastCharge<2, true>(req, plan, plan_id, account, now, link);
     case 3:
-      return link == nullptr ? FastCharge<3, false>(req, plan, plan_id, account,
-                                                    now, link, out)
-                             : FastCharge<3, true>(req, plan, plan_id, account,
-                                                   now, link, out);
+      return link == nullptr
+                 ? FastCharge<3, false>(req, plan, plan_id, account, now, link)
+                 : FastCharge<3, true>(req, plan, plan_id, account, now, link);
     default:
-      return link == nullptr ? FastCharge<0, false>(req, plan, plan_id, account,
-                                                    now, link, out)
-                             : FastCharge<0, true>(req, plan, plan_id, account,
-                                                   now, link, out);
+      return link == nullptr
+                 ? FastCharge<0, false>(req, plan, plan_id, account, now, link)
+                 : FastCharge<0, true>(req, plan, plan_id, account, now, link);
   }
 }
 
 template <int N, bool kLinked>
-inline bool Enforcer::Impl::FastCharge(const CheckRequest& req,
-                                       const CompiledPlan& plan, int plan_id,
-                                       const SubjectRef& account, int64_t now,
-                                       internal::SyncLink* link,
-                                       Decision* out) {
+inline Decision Enforcer::Impl::FastCharge(
+    const CheckRequest& req, const CompiledPlan& plan, int plan_id,
+    const SubjectRef& account, int64_t now, internal::SyncLink* link) {
   const FastPlan& fp = plan.fast;
   // N limits, or (N == 0) as many as the plan has.
   const int n = N != 0 ? N : fp.num_limits;
@@ -184,7 +200,7 @@ inline bool Enforcer::Impl::FastCharge(const CheckRequest& req,
       // Relaxed: the CAS below expects this word, and a stale read only
       // fails it.
       const uint64_t word = rec.cells[f.cell].load(std::memory_order_relaxed);
-      if (ABSL_PREDICT_FALSE(Cell::Gen(word) != gen)) return false;
+      if (ABSL_PREDICT_FALSE(Cell::Gen(word) != gen)) return GeneralCheck(req);
       const uint64_t prev_word =
           f.sliding ? rec.cells[f.cell + 1].load(std::memory_order_relaxed) : 0;
       const CellView view = internal::ViewOf(word, prev_word, w.tag, f.sliding);
@@ -200,7 +216,9 @@ inline bool Enforcer::Impl::FastCharge(const CheckRequest& req,
         if (link->leases) {
           // As in EvaluateAndCharge: a ready counter's ceiling bounds this
           // instance; one not ready is the general path's (cold start).
-          if (!link->Ready(account.index, f.cell, gen, w.tag)) return false;
+          if (!link->Ready(account.index, f.cell, gen, w.tag)) {
+            return GeneralCheck(req);
+          }
           const int64_t ceiling = link->Ceiling(account.index, f.cell);
           const int64_t bound = ceiling + (used - view.current);
           if (ceiling >= 0 && bound < hard && used + amount <= hard) {
@@ -215,14 +233,11 @@ inline bool Enforcer::Impl::FastCharge(const CheckRequest& req,
       const int64_t after = used + amount;
       if (ABSL_PREDICT_FALSE(after > hard)) {
         // A denial, nothing written: described as EvaluateAndCharge does.
-        Deny(plan, f, hard, w, total, used, amount, now, out);
-        if (kLinked && lease_bound) {
-          // Within the cap, past this instance's lease: the sync asks for
-          // more (a transient 429).
-          MarkDirty(link, account.index, gen);
-          internal::AsLeaseShort(out);
-        }
-        return true;
+        // Within the cap, past this instance's lease: the sync asks for
+        // more (a transient 429).
+        if (kLinked && lease_bound) MarkDirty(link, account.index, gen);
+        return Deny(plan, f, hard, w, total, used, amount, now,
+                    kLinked && lease_bound);
       }
       if (after > f.limit) {
         warnings |= kWarnGrace;
@@ -284,8 +299,8 @@ inline bool Enforcer::Impl::FastCharge(const CheckRequest& req,
           internal::AdjustCell(rec, gen, f.cell, f.sliding, steps[i].tag,
                                -steps[i].amount);
         }
-        if (shrank) return false;  // the general path decides (a 429)
-        continue;                  // a racing charge: evaluate again
+        if (shrank) return GeneralCheck(req);  // it decides (a 429)
+        continue;  // a racing charge: evaluate again
       }
     }
 
@@ -311,46 +326,50 @@ inline bool Enforcer::Impl::FastCharge(const CheckRequest& req,
       rec.last_used_s.store(now_s, std::memory_order_relaxed);
     }
 
-    Decision& d = *out;
-    d.warnings = warnings;
-    d.has_limit = true;
-    d.limit = fp.limits[t.index].ref;
-    d.limit_value = fp.limits[t.index].limit;
-    d.hard_limit = t.hard;
-    d.used = steps[t.index].used;
-    d.remaining = std::max<int64_t>(0, t.left);
-    const Window w = WindowAt(rec, fp.limits[t.index], now);
-    d.window_start_ms = w.start_ms;
-    d.reset_ms = w.end_ms;
-
+    // The deciding limit's window, and the reservation, before the
+    // Decision is written (once, in the returned object).
+    const FastLimit& decider = fp.limits[t.index];
+    const Window w = WindowAt(rec, decider, now);
     uint32_t index = 0;
     uint32_t generation = 0;
     internal::ReservationSlot* slot = reservations.Acquire(&index, &generation);
-    if (ABSL_PREDICT_FALSE(slot == nullptr)) {
+    if (ABSL_PREDICT_TRUE(slot != nullptr)) {
+      slot->request_id = req.request_id;
+      slot->wallet_record = account.index;
+      slot->wallet_gen = gen;
+      slot->wallet_micros = 0;
+#pragma GCC unroll 8
+      for (int i = 0; i < n; ++i) {
+        internal::ReservedOp& op = slot->ops[i];
+        op = fp.limits[i].op;
+        op.record = account.index;
+        op.tag = static_cast<uint16_t>(steps[i].tag);
+        op.gen = gen;
+        op.amount = steps[i].amount;
+      }
+      slot->must_settle = false;
+      slot->num_ops = n;
+      reservations.Publish(slot, generation, now + options.reservation_ttl_ms);
+    } else {
       // No room to remember it: the charge stands as final.
       unreserved_admits.fetch_add(1, std::memory_order_relaxed);
-      return true;
     }
-    slot->request_id = req.request_id;
-    slot->wallet_record = account.index;
-    slot->wallet_gen = gen;
-    slot->wallet_micros = 0;
-#pragma GCC unroll 8
-    for (int i = 0; i < n; ++i) {
-      internal::ReservedOp& op = slot->ops[i];
-      op = fp.limits[i].op;
-      op.record = account.index;
-      op.tag = static_cast<uint16_t>(steps[i].tag);
-      op.gen = gen;
-      op.amount = steps[i].amount;
-    }
-    slot->must_settle = false;
-    slot->num_ops = n;
-    reservations.Publish(slot, generation, now + options.reservation_ttl_ms);
-    d.reservation = Reservation{index, generation};
-    return true;
+    return Decision{
+        .warnings = warnings,
+        .has_limit = true,
+        .limit = CopyOf(decider.ref),
+        .limit_value = decider.limit,
+        .hard_limit = t.hard,
+        .used = steps[t.index].used,
+        .remaining = std::max<int64_t>(0, t.left),
+        .window_start_ms = w.start_ms,
+        .reset_ms = w.end_ms,
+        .reservation =
+            slot != nullptr ? Reservation{index, generation} : Reservation{},
+    };
   }
-  return false;  // contended: the general path charges with its re-checks
+  // Contended: the general path charges with its re-checks.
+  return GeneralCheck(req);
 }
 
 namespace internal {

@@ -10,10 +10,11 @@
 //    `logged` (one CAS winner) and pushes (index, generation, sequence) on
 //    `dirty`. The sync strand pops, stores the entry's sequence in
 //    `consumed` and only then reads the cells. The cell CAS and the two
-//    loads of the hot path, and the store and cell loads of the sync
-//    strand, are seq_cst (a Dekker pair): either the sync strand sees the
-//    charge, or the charging thread sees the entry consumed and queues the
-//    record again. Each word has one writer: `logged` the hot path,
+//    loads of the hot path are seq_cst; the sync strand's store and cell
+//    loads are separated by a seq_cst fence (one per batch of entries) or
+//    are seq_cst themselves (a Dekker pair): either the sync strand sees
+//    the charge, or the charging thread sees the entry consumed and
+//    queues the record again. Each word has one writer: `logged` the hot path,
 //    `consumed` the sync strand.
 //  - Closed windows. A check that rolls a cell over to a new window pushes
 //    the word it replaced on `closed`: the final count of the old window,
@@ -147,10 +148,9 @@ struct SyncLink {
         logged(records),
         consumed(records),
         ready(records * kCellsPerSubject),
-        remote(records * kCellsPerSubject),
+        budgets(records * kCellsPerSubject),
         sightings(queue_capacity),
         wallets(queue_capacity),
-        ceilings(records * kCellsPerSubject),
         wallet_balance(records),
         wallet_valid_until(records),
         wallet_wanted(records) {}
@@ -232,8 +232,9 @@ struct SyncLink {
   }
   int64_t RemoteIn(uint32_t index, int slot, uint8_t gen, uint32_t tag) const {
     // Relaxed: a self-contained value, as a cell is.
-    const uint64_t w = remote[size_t{index} * kCellsPerSubject + slot].load(
-        std::memory_order_relaxed);
+    const uint64_t w =
+        budgets[size_t{index} * kCellsPerSubject + slot].remote.load(
+            std::memory_order_relaxed);
     return Cell::Gen(w) == gen && Cell::Tag(w) == (tag & Cell::kTagMask)
                ? Cell::Count(w)
                : 0;
@@ -248,7 +249,8 @@ struct SyncLink {
   }
   void SetRemote(uint32_t index, int slot, uint8_t gen, uint32_t tag,
                  int64_t count) {
-    std::atomic<uint64_t>& w = remote[size_t{index} * kCellsPerSubject + slot];
+    std::atomic<uint64_t>& w =
+        budgets[size_t{index} * kCellsPerSubject + slot].remote;
     const uint64_t next =
         Cell::Pack(gen, tag, std::clamp<int64_t>(count, 0, kMaxCount));
     if (w.load(std::memory_order_relaxed) == next) return;
@@ -257,13 +259,13 @@ struct SyncLink {
 
   // Ceiling of cell `cell` of record `index`, or -1 for none.
   int64_t Ceiling(uint32_t index, int cell) const {
-    return ceilings[size_t{index} * kCellsPerSubject + cell].load(
+    return budgets[size_t{index} * kCellsPerSubject + cell].ceiling.load(
                std::memory_order_acquire) -
            1;
   }
   // The check's re-read after its charge (see SetCeiling).
   int64_t CeilingSeqCst(uint32_t index, int cell) const {
-    return ceilings[size_t{index} * kCellsPerSubject + cell].load(
+    return budgets[size_t{index} * kCellsPerSubject + cell].ceiling.load(
                std::memory_order_seq_cst) -
            1;
   }
@@ -277,7 +279,7 @@ struct SyncLink {
   // cache keeps the line, and ordering only matters for a lowered one.
   void SetCeiling(uint32_t index, int cell, int64_t ceiling) {
     std::atomic<int64_t>& slot =
-        ceilings[size_t{index} * kCellsPerSubject + cell];
+        budgets[size_t{index} * kCellsPerSubject + cell].ceiling;
     if (slot.load(std::memory_order_relaxed) == ceiling + 1) return;
     slot.store(ceiling + 1, std::memory_order_seq_cst);
   }
@@ -302,8 +304,17 @@ struct SyncLink {
   }
   // ReadyWord per (record, cell): the sync strand's.
   HugeArray<std::atomic<uint32_t>> ready;
-  // Remote usage per (record, cell slot): the sync strand's (RemoteIn).
-  HugeArray<std::atomic<uint64_t>> remote;
+  // Per (record, cell slot), the sync strand's two words a check of a
+  // synced counter reads (their only writer): the remote usage (RemoteIn)
+  // and ceiling + 1, 0 being "none" (Ceiling). Side by side, so that the
+  // budget of a record's first four cells is one cache line, not one line
+  // in each of two arrays.
+  struct Budget {
+    std::atomic<uint64_t> remote{0};
+    std::atomic<int64_t> ceiling{0};
+  };
+  static_assert(sizeof(Budget) == 16);
+  HugeArray<Budget> budgets;
   // PackDirty(index, gen) of account records a check inserted
   // (share_accounts only).
   BoundedQueue<uint64_t> sightings;
@@ -314,9 +325,6 @@ struct SyncLink {
   std::mutex accounts_mu;
   std::vector<AccountPublish> accounts_out;  // guarded by accounts_mu
   std::vector<WalletCredit> credits_out;     // guarded by accounts_mu
-  // ceiling + 1 per (record, cell); 0 is "none" (zeroed pages cost nothing
-  // until touched).
-  HugeArray<std::atomic<int64_t>> ceilings;
   // gen << 56 | (balance + 1) per record (0: untracked), and its
   // valid-until: the sync's.
   HugeArray<std::atomic<uint64_t>> wallet_balance;

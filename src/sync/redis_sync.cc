@@ -65,6 +65,7 @@
 #include "sync/record_view.h"
 #include "sync/redis_functions.h"
 #include "sync/sync_keys.h"
+#include "sync/unsynced_memo.h"
 #include "sync/wallet_sync.h"
 
 namespace plangate {
@@ -372,18 +373,48 @@ class RedisSync::Impl {
     }
   }
 
+  // The change log, a batch at a time: every entry of the batch marked
+  // consumed, one seq_cst fence, then the batch's records read. The fence
+  // stands between each store of `consumed` and the cell loads after it,
+  // as the seq_cst store does in Consume (the Dekker pair of sync_link.h:
+  // a check that charged before the fence is seen by the read; one after
+  // it sees the entry consumed and queues the record again). One fence per
+  // batch instead of a locked store per record: the stores' misses on
+  // lines the checks read overlap instead of stalling one by one.
+  // Only what was queued when the round began: a record checked again
+  // while the round reads queues itself again, and chasing those would
+  // read a busy record many times a round; they wait for the next.
   void DrainDirty(int64_t now) {
-    uint64_t entry;
-    while (link_->dirty.Pop(&entry)) Consume(entry, now);
+    constexpr size_t kBatch = 256;
+    uint64_t batch[kBatch];
+    size_t left = link_->dirty.Backlog();
+    while (left > 0) {
+      size_t n = 0;
+      while (n < kBatch && n < left && link_->dirty.Pop(&batch[n])) ++n;
+      if (n == 0) return;
+      left -= n;
+      for (size_t i = 0; i < n; ++i) {
+        // Relaxed: ordered before the cell loads by the fence below.
+        link_->consumed[internal::ChangeIndex(batch[i])].store(
+            internal::ChangeSeq(batch[i]), std::memory_order_relaxed);
+      }
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      for (size_t i = 0; i < n; ++i) ReadConsumed(batch[i], now);
+    }
   }
 
   // One change-log entry: marked consumed, then the record read (the
   // store before the cell loads, seq_cst: sync_link.h).
   void Consume(uint64_t entry, int64_t now) {
+    link_->consumed[internal::ChangeIndex(entry)].store(
+        internal::ChangeSeq(entry), std::memory_order_seq_cst);
+    ReadConsumed(entry, now);
+  }
+
+  // The record of a consumed entry, if it is still the one logged.
+  void ReadConsumed(uint64_t entry, int64_t now) {
     const uint32_t index = internal::ChangeIndex(entry);
     const uint8_t gen = internal::ChangeGen(entry);
-    link_->consumed[index].store(internal::ChangeSeq(entry),
-                                 std::memory_order_seq_cst);
     const uint32_t ctrl = table_.at(index).ctrl.load(std::memory_order_acquire);
     if (SubjectRecord::State(ctrl) != internal::RecordState::kLive ||
         static_cast<uint8_t>(SubjectRecord::Generation(ctrl)) != gen) {
@@ -397,30 +428,38 @@ class RedisSync::Impl {
     SubjectRecord& rec = table_.at(index);
     bool described = false;
     SyncRecordInfo info;
+    // Describes the record once, and remembers which cells are not synced.
+    auto describe = [&] {
+      described = true;
+      if (!DescribeRecord(facts_, index, gen, now, &info)) return false;
+      unsynced_.Remember(index, gen, info);
+      return true;
+    };
+    // Cells known to hold no synced counter and no state (a fresh
+    // record's unused cells carry its generation too): passed over.
+    const uint32_t skip = unsynced_.Skippable(facts_, index, gen, now);
+    int64_t steady = 0;
     for (int c = 0; c < kCellsPerSubject; ++c) {
+      if ((skip >> c) & 1) continue;
       const uint64_t word = rec.cells[c].load(std::memory_order_seq_cst);
       if (Cell::Gen(word) != gen) continue;
       CounterState* st =
           FindState(index, static_cast<uint8_t>(c), Cell::Tag(word));
       if (st != nullptr && st->gen == gen) {
-        st->last_change = SteadyMs();  // in use: keep (or get) a lease
+        // In use: keep (or get) a lease. (One clock read per record.)
+        if (steady == 0) steady = SteadyMs();
+        st->last_change = steady;
         if (internal::CapsSourceChanged(facts_, st->source, now)) {
           // An upgrade, a downgrade, new overrides or a reload: the
           // counter takes the caps it now has (its leases follow).
-          if (!described) {
-            described = true;
-            if (!DescribeRecord(facts_, index, gen, now, &info)) return;
-          }
+          if (!described && !describe()) return;
           TakeCaps(*st, info);
         }
         Fold(*st, now);
         // A cell still on a window that ended: a check denied for want of
         // the current window's lease rolls nothing, so prime it here.
         if (now < st->end_ms || !st->lease_mode) continue;
-        if (!described) {
-          described = true;
-          if (!DescribeRecord(facts_, index, gen, now, &info)) return;
-        }
+        if (!described && !describe()) return;
         for (const SyncCellInfo& x : info.cells) {
           if (x.cell == c && x.tag != st->tag) {
             TouchCurrent(index, gen, static_cast<uint8_t>(c), x.tag, now, info);
@@ -428,10 +467,7 @@ class RedisSync::Impl {
         }
         continue;
       }
-      if (!described) {
-        described = true;
-        if (!DescribeRecord(facts_, index, gen, now, &info)) return;
-      }
+      if (!described && !describe()) return;
       const SyncCellInfo* ci = nullptr;
       for (const SyncCellInfo& x : info.cells) {
         if (x.cell == c) ci = &x;
@@ -530,6 +566,7 @@ class RedisSync::Impl {
           start - (end - start));
     }
     CounterState* raw = st.get();
+    unsynced_.NoteState(index, gen, cell);
     const uint64_t key = StateKey(index, cell, tag);
     auto& slot = states_[key];
     if (slot != nullptr && slot->Pending()) {
@@ -1222,6 +1259,8 @@ class RedisSync::Impl {
 
   // Strand-only state.
   absl::flat_hash_map<uint64_t, std::unique_ptr<CounterState>> states_;
+  // The cells of records that hold no synced counter (ReadRecord).
+  internal::UnsyncedMemo unsynced_;
   std::vector<std::unique_ptr<CounterState>> retired_;
   std::vector<CounterState*> batch_states_;
   std::vector<std::shared_ptr<DrainWait>> drain_waiters_;
