@@ -14,8 +14,8 @@
 //    loads are separated by a seq_cst fence (one per batch of entries) or
 //    are seq_cst themselves (a Dekker pair): either the sync strand sees
 //    the charge, or the charging thread sees the entry consumed and
-//    queues the record again. Each word has one writer: `logged` the hot path,
-//    `consumed` the sync strand.
+//    queues the record again. Each word has one writer: `logged` the hot
+//    path, `consumed` the sync strand.
 //  - Closed windows. A check that rolls a cell over to a new window pushes
 //    the word it replaced on `closed`: the final count of the old window,
 //    which no one can read from the record any more.

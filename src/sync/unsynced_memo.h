@@ -65,8 +65,6 @@ class UnsyncedMemo {
     Slot(index, gen).stated |= 1u << cell;
   }
 
-  size_t size() const { return entries_.size(); }
-
  private:
   static constexpr uint32_t kAllCells = (1u << kCellsPerSubject) - 1;
   struct Entry {
