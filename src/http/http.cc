@@ -3,7 +3,7 @@
 #include "plangate/http.h"
 
 #include <algorithm>
-#include <charconv>
+#include <array>
 #include <cstring>
 
 namespace plangate {
@@ -12,6 +12,38 @@ namespace {
 // Longest piece of a limit id, meter, plan or reason quoted in a generated
 // message or used as the body's code.
 constexpr size_t kMaxQuotedBytes = 128;
+
+// "00" "01" ... "99": two decimal digits per lookup.
+constexpr char kDigitPairs[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536"
+    "37383940414243444546474849505152535455565758596061626364656667686970717273"
+    "7475767778798081828384858687888990919293949596979899";
+
+// The number of decimal digits of v.
+size_t DecimalLength(uint64_t v) {
+  size_t n = 1;
+  for (; v >= 10000; v /= 10000) n += 4;
+  return n + (v >= 10) + (v >= 100) + (v >= 1000);
+}
+
+// Writes v's decimal digits ending just before `end`, two at a time.
+void WriteDigits(uint64_t v, char* end) {
+  char* p = end;
+  while (v >= 100) {
+    const size_t pair = 2 * static_cast<size_t>(v % 100);
+    v /= 100;
+    p -= 2;
+    p[0] = kDigitPairs[pair];
+    p[1] = kDigitPairs[pair + 1];
+  }
+  if (v >= 10) {
+    p -= 2;
+    p[0] = kDigitPairs[2 * v];
+    p[1] = kDigitPairs[2 * v + 1];
+  } else {
+    *--p = static_cast<char>('0' + v);
+  }
+}
 
 // Appends to a fixed buffer. An append that does not fit writes nothing and
 // fails the writer, which then ignores further appends until Rewind. So a
@@ -25,6 +57,9 @@ class Writer {
   std::string_view View(size_t from) const {
     return {data_ + from, size_ - from};
   }
+  std::string_view View(size_t from, size_t to) const {
+    return {data_ + from, to - from};
+  }
 
   void Append(std::string_view s) {
     if (!ok_ || s.size() > capacity_ - size_) {
@@ -35,11 +70,30 @@ class Writer {
     std::memcpy(data_ + size_, s.data(), s.size());
     size_ += s.size();
   }
-  void Append(char c) { Append(std::string_view(&c, 1)); }
+  void Append(char c) {
+    if (!ok_ || size_ == capacity_) {
+      ok_ = false;
+      return;
+    }
+    data_[size_++] = c;
+  }
+  // Decimal, straight into the buffer (std::to_chars into a scratch array
+  // and a copy cost several times more: a gateway renders five or six
+  // numbers per request).
   void AppendInt(int64_t v) {
-    char digits[24];
-    const auto result = std::to_chars(digits, digits + sizeof(digits), v);
-    Append(std::string_view(digits, static_cast<size_t>(result.ptr - digits)));
+    const bool negative = v < 0;
+    // Two's complement: 0 - v as unsigned is |v|, INT64_MIN included.
+    const uint64_t magnitude =
+        negative ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+    const size_t len = DecimalLength(magnitude);
+    const size_t total = len + (negative ? 1 : 0);
+    if (!ok_ || total > capacity_ - size_) {
+      ok_ = false;
+      return;
+    }
+    if (negative) data_[size_] = '-';
+    size_ += total;
+    WriteDigits(magnitude, data_ + size_);
   }
 
   void Rewind(size_t mark) {
@@ -146,10 +200,30 @@ std::string_view JsonPiece(std::string_view s, size_t i, char* scratch,
   return s.substr(i, n);
 }
 
+// The bytes JSON and sf-strings both take as they are: printable ASCII
+// other than `"` and `\`.
+constexpr std::array<bool, 256> kPlainBytes = [] {
+  std::array<bool, 256> plain{};
+  for (int c = 0x20; c <= 0x7E; ++c) plain[c] = c != '"' && c != '\\';
+  return plain;
+}();
+
+// The length of the run of plain bytes at s[i].
+size_t PlainRun(std::string_view s, size_t i) {
+  size_t j = i;
+  while (j < s.size() && kPlainBytes[static_cast<unsigned char>(s[j])]) ++j;
+  return j - i;
+}
+
 size_t JsonEscapedSize(std::string_view s) {
   char scratch[8];
   size_t total = 0;
   for (size_t i = 0, advance = 0; i < s.size(); i += advance) {
+    if (const size_t run = PlainRun(s, i); run != 0) {
+      total += run;
+      advance = run;
+      continue;
+    }
     total += JsonPiece(s, i, scratch, &advance).size();
   }
   return total;
@@ -160,8 +234,16 @@ size_t JsonEscapedSize(std::string_view s) {
 void AppendJsonEscaped(Writer& w, std::string_view s, size_t limit) {
   char scratch[8];
   for (size_t i = 0, advance = 0; i < s.size(); i += advance) {
+    const size_t room = limit - std::min(limit, w.size());
+    if (const size_t run = PlainRun(s, i); run != 0) {
+      // One byte per character: as much of the run as fits.
+      w.Append(s.substr(i, std::min(run, room)));
+      if (run > room) return;
+      advance = run;
+      continue;
+    }
     const std::string_view piece = JsonPiece(s, i, scratch, &advance);
-    if (piece.size() > limit - std::min(limit, w.size())) return;
+    if (piece.size() > room) return;
     w.Append(piece);
   }
 }
@@ -172,12 +254,14 @@ void AppendJsonEscaped(Writer& w, std::string_view s, size_t limit) {
 void AppendSfString(Writer& w, std::string_view s) {
   w.Append('"');
   for (size_t i = 0; i < s.size();) {
+    if (const size_t run = PlainRun(s, i); run != 0) {
+      w.Append(s.substr(i, run));
+      i += run;
+      continue;
+    }
     const auto c = static_cast<unsigned char>(s[i]);
     if (c == '"' || c == '\\') {
       w.Append('\\');
-      w.Append(static_cast<char>(c));
-      ++i;
-    } else if (c >= 0x20 && c <= 0x7E) {
       w.Append(static_cast<char>(c));
       ++i;
     } else {
@@ -373,9 +457,10 @@ HttpRendering::HttpRendering(const Decision& d, int64_t now_ms,
   const auto end = [&](std::string_view name) {
     if (hw.ok()) {
       headers_[num_headers_++] = HttpHeader{name, hw.View(mark)};
-    } else {
-      hw.Rewind(mark);
+      return true;
     }
+    hw.Rewind(mark);
+    return false;
   };
 
   if (!admitted && d.retry_after_ms > 0) {
@@ -391,37 +476,59 @@ HttpRendering::HttpRendering(const Decision& d, int64_t now_ms,
     const int64_t reset_s = CeilSeconds(d.reset_ms - now_ms);
     const bool has_window =
         d.window_start_ms > 0 && d.reset_ms > d.window_start_ms;
+    // The policy id and the three numbers appear twice each (IETF and
+    // X-RateLimit-*): each is rendered once, then its bytes are copied from
+    // the header that holds them. Empty: not rendered (yet).
+    std::string_view id_text, limit_text, remaining_text, reset_text;
+    const auto append_int = [&](int64_t v, std::string_view* text) {
+      const size_t at = hw.size();
+      if (text->empty()) {
+        hw.AppendInt(v);
+        if (hw.ok()) *text = hw.View(at);
+      } else {
+        hw.Append(*text);
+      }
+    };
     if (options.ietf_headers) {
       begin();
       AppendSfString(hw, d.limit.limit_id);
+      const size_t id_end = hw.size();
       hw.Append(";q=");
-      hw.AppendInt(d.hard_limit);
+      append_int(d.hard_limit, &limit_text);
       if (has_window) {
         hw.Append(";w=");
         hw.AppendInt(CeilSeconds(d.reset_ms - d.window_start_ms));
       }
-      end("RateLimit-Policy");
+      if (end("RateLimit-Policy")) {
+        id_text = hw.View(mark, id_end);
+      } else {
+        limit_text = {};
+      }
 
       begin();
-      AppendSfString(hw, d.limit.limit_id);
+      if (id_text.empty()) {
+        AppendSfString(hw, d.limit.limit_id);
+      } else {
+        hw.Append(id_text);
+      }
       hw.Append(";r=");
-      hw.AppendInt(remaining);
+      append_int(remaining, &remaining_text);
       if (has_reset) {
         hw.Append(";t=");
-        hw.AppendInt(reset_s);
+        append_int(reset_s, &reset_text);
       }
-      end("RateLimit");
+      if (!end("RateLimit")) remaining_text = reset_text = {};
     }
     if (options.x_ratelimit_headers) {
       begin();
-      hw.AppendInt(d.hard_limit);
+      append_int(d.hard_limit, &limit_text);
       end("X-RateLimit-Limit");
       begin();
-      hw.AppendInt(remaining);
+      append_int(remaining, &remaining_text);
       end("X-RateLimit-Remaining");
       if (has_reset) {
         begin();
-        hw.AppendInt(reset_s);
+        append_int(reset_s, &reset_text);
         end("X-RateLimit-Reset");
       }
     }

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -421,6 +422,31 @@ TEST_CASE("an id too long for the header buffer drops only those headers",
   const nlohmann::json error = ErrorOf(r);
   CHECK(error.at("message").get<std::string>().find(std::string(128, 'x')) !=
         std::string::npos);
+}
+
+TEST_CASE("numbers of every length render as their decimal digits", "[http]") {
+  // 0, 9, 10, 99, 100, ... up to 10^18, and the largest int64: every digit
+  // count, each written once and copied to its second header.
+  std::vector<int64_t> values{0, std::numeric_limits<int64_t>::max()};
+  for (int64_t p = 1;; p *= 10) {
+    values.push_back(p - 1);
+    values.push_back(p);
+    if (p > std::numeric_limits<int64_t>::max() / 10) break;
+  }
+  for (const int64_t hard : values) {
+    Decision d = SoftNudge();
+    d.hard_limit = hard;
+    d.remaining = hard / 3;
+    const HttpRendering r(d, kSoftNudgeNow);
+    CAPTURE(hard);
+    CHECK(r.header("RateLimit-Policy") ==
+          R"("monthly";q=)" + std::to_string(hard) + ";w=2592000");
+    CHECK(r.header("RateLimit") ==
+          R"("monthly";r=)" + std::to_string(hard / 3) + ";t=1728000");
+    CHECK(r.header("X-RateLimit-Limit") == std::to_string(hard));
+    CHECK(r.header("X-RateLimit-Remaining") == std::to_string(hard / 3));
+    CHECK(r.header("X-RateLimit-Reset") == "1728000");
+  }
 }
 
 TEST_CASE("header lookup ignores case", "[http]") {
