@@ -150,13 +150,11 @@ failure_tail() {
   ' "$last"
 }
 
-# Release and ASan tests run two at a time: most of their time is spent
-# waiting on redis-servers, proxies and timeouts (each test picks its own
-# free ports). ASan's suite took 623 s serial and 384 s so, with a build
-# running beside it (2026-12-02). The TSan stage stays serial: its tests
-# are CPU-bound (5-15x slower than release) and some hold timeouts.
+# Release tests run two at a time: most of their time is spent waiting
+# on redis-servers, proxies and timeouts (each test picks its own free
+# ports). The sanitizer stages stay serial: their tests are CPU-bound.
 stage_release() { build release && ctest_preset release --parallel 2; }
-stage_asan() { build asan && ctest_preset asan --parallel 2; }
+stage_asan() { build asan && ctest_preset asan; }
 stage_tsan() { build tsan && ctest_preset tsan; }
 
 stage_bench() {
