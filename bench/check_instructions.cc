@@ -23,9 +23,19 @@
 // check is a denial (MeasuredPlangateDenied; 429 storms). --accounts N checks N
 // accounts in a fixed pseudo-random order (MeasuredPlangateMany /
 // MeasuredBaselineMany): with --cache-sim=yes, callgrind's last-level misses
-// per check count the cache lines a check brings in from memory. Other flags
-// (the benchmark flags the bench stage passes) are ignored.
+// per check count the cache lines a check brings in from memory. --synced
+// PORT attaches a RedisSync (leases on, one instance) to a redis-server on
+// 127.0.0.1:PORT and counts MeasuredPlangateSynced, beside
+// MeasuredPlangateClocked: the same enforcer's checks before the sync is
+// attached. Both read the Enforcer's clock (a sync brings counters in step
+// for the clock's windows), so the two differ by the sync's part of a check
+// only; the sync's own threads are not counted (callgrind toggles
+// collection per thread). Other flags (the benchmark flags the bench stage
+// passes) are ignored.
 
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -37,6 +47,7 @@
 #include "mutex_map_baseline.h"
 #include "plangate/catalog.h"
 #include "plangate/enforcer.h"
+#include "plangate/sync.h"
 
 namespace {
 
@@ -55,6 +66,72 @@ __attribute__((noinline)) int64_t MeasuredPlangate(plangate::Enforcer& e,
     e.Commit({.reservation = d.reservation, .success = true});
   }
   return admitted;
+}
+
+// Checks at the Enforcer's clock (now_ms 0), in local mode and with a sync
+// attached (--synced): one loop under two names for callgrind (noipa: not
+// folded into one function).
+__attribute__((always_inline)) inline int64_t CheckAtClock(
+    plangate::Enforcer& e, int checks) {
+  int64_t admitted = 0;
+  for (int i = 0; i < checks; ++i) {
+    const plangate::Decision d = e.Check({.account_id = "acme"});
+    admitted += d.admitted();
+    e.Commit({.reservation = d.reservation, .success = true});
+  }
+  return admitted;
+}
+__attribute__((noinline, noipa)) int64_t MeasuredPlangateClocked(
+    plangate::Enforcer& e, int checks) {
+  return CheckAtClock(e, checks);
+}
+__attribute__((noinline, noipa)) int64_t MeasuredPlangateSynced(
+    plangate::Enforcer& e, int checks) {
+  return CheckAtClock(e, checks);
+}
+
+// --synced PORT: the clocked checks without, then with a RedisSync.
+int RunSynced(int checks, int port) {
+  auto catalog = plangate::Catalog::Parse(kCatalog);
+  if (!catalog.ok()) return 1;
+  auto enforcer = plangate::Enforcer::Create(*catalog);
+  if (!enforcer.ok()) return 1;
+  plangate::Enforcer& e = **enforcer;
+  // Anchored now: the monthly period of the clock's instant.
+  const int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  if (!e.UpsertAccount(
+            {.account_id = "acme", .plan_id = "p", .anchor_ms = now_ms})
+           .ok()) {
+    return 1;
+  }
+  (void)e.Check({.account_id = "acme"});  // warm
+  const int64_t local = MeasuredPlangateClocked(e, checks);
+  plangate::SyncOptions o;
+  o.redis.port = port;
+  o.key_prefix = "check_instructions:" + std::to_string(::getpid());
+  o.flush_interval = std::chrono::milliseconds(5);
+  auto sync = plangate::RedisSync::Start(e, o);
+  if (!sync.ok()) {
+    std::fprintf(stderr, "check_instructions: %s\n",
+                 sync.status().ToString().c_str());
+    return 1;
+  }
+  // Until the account's counters are in step with Redis (ready): before
+  // that a check takes the cold-start path.
+  for (int i = 0; i < 200; ++i) {
+    (void)e.Check({.account_id = "acme"});
+    if (!(*sync)->Flush(std::chrono::milliseconds(1000)).ok()) return 1;
+  }
+  const int64_t synced = MeasuredPlangateSynced(e, checks);
+  (void)(*sync)->Flush(std::chrono::milliseconds(1000));
+  std::printf(
+      "check_instructions: %d checks, %lld admitted local, %lld "
+      "synced\n",
+      checks, static_cast<long long>(local), static_cast<long long>(synced));
+  return local == checks && synced == checks ? 0 : 1;
 }
 
 // The same with per-model usage on ("usage_by_model", --usage-by-model):
@@ -167,6 +244,7 @@ int main(int argc, char** argv) {
   int accounts = 1;
   bool by_model = false;
   bool denied = false;
+  int synced_port = 0;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--checks") == 0 && i + 1 < argc) {
       checks = std::atoi(argv[++i]);
@@ -176,9 +254,12 @@ int main(int argc, char** argv) {
       denied = true;
     } else if (std::strcmp(argv[i], "--accounts") == 0 && i + 1 < argc) {
       accounts = std::atoi(argv[++i]);
+    } else if (std::strcmp(argv[i], "--synced") == 0 && i + 1 < argc) {
+      synced_port = std::atoi(argv[++i]);
     }
   }
   if (accounts > 1) return RunMany(checks, accounts);
+  if (synced_port > 0) return RunSynced(checks, synced_port);
   std::string json = kCatalog;
   if (by_model) json.insert(1, R"("usage_by_model": true, )");
   if (denied) {

@@ -198,6 +198,24 @@ stage_bench() {
     done
     echo "instructions per check + commit (hot account, 3 limits): ${ins%, } (target: plangate <= 300)"
     ins="; ins/check ${ins%, } (target <= 300)"
+    # The same checks at the Enforcer's clock, before and with a RedisSync
+    # attached (this run's redis-server): what the sync adds to a check.
+    local synced=""
+    for f in MeasuredPlangateClocked MeasuredPlangateSynced; do
+      total=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        --collect-atstart=no --toggle-collect="*$f*" \
+        build/release/bench/check_instructions --checks "$checks" \
+        --synced "$PLANGATE_TEST_REDIS_PORT" 2>&1 |
+        sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
+      if [[ -z "$total" ]]; then
+        echo "test.sh: callgrind printed no instruction count for $f" >&2
+        failed=$((failed + 1))
+        continue
+      fi
+      synced+="${f#MeasuredPlangate} $((total / checks)), "
+    done
+    echo "instructions per check + commit at the clock, local and synced: ${synced%, }"
+    ins+="; clocked/synced ${synced%, }"
     # Cache lines brought in from memory per check, 100k accounts in a
     # fixed random order, under callgrind's cache simulation (32 KiB L1d,
     # 8 MiB last level): deterministic for a given binary.

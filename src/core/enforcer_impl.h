@@ -188,10 +188,10 @@ struct Enforcer::Impl {
   // before them and with the sync strand's store of `consumed` before its
   // cell reads (a Dekker pair); `logged` is written by this path only.
   static void MarkDirty(internal::SyncLink* link, uint32_t index, uint8_t gen) {
-    std::atomic<uint32_t>& logged = link->logged[index];
+    std::atomic<uint32_t>& logged = link->logged(index);
     uint32_t seq = logged.load(std::memory_order_seq_cst);
     for (;;) {
-      if (seq != link->consumed[index].load(std::memory_order_seq_cst)) {
+      if (seq != link->consumed(index).load(std::memory_order_seq_cst)) {
         return;  // queued, not consumed yet: the sync will read our change
       }
       const uint32_t next = (seq + 1) & internal::kChangeSeqMask;

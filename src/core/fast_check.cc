@@ -183,6 +183,10 @@ inline Decision Enforcer::Impl::FastCharge(
   const uint8_t gen = account.gen;
   FastStep steps[N != 0 ? N : kCellsPerSubject];
   const bool listed = !req.amounts.empty();
+  // The record's sync words, found once (sync_link.h, RecordWords).
+  const internal::SyncLink::RecordWords* words =
+      kLinked ? &link->Words(account.index) : nullptr;
+  const uint32_t ready_gen = internal::ReadyWord(gen, 0);
 
   for (int attempt = 0; attempt < kFastTries; ++attempt) {
     // Phase 1: evaluate.
@@ -210,16 +214,18 @@ inline Decision Enforcer::Impl::FastCharge(
       bool lease_bound = false;  // hard is this instance's lease
       if constexpr (kLinked) {
         // Every fast limit is synced (none counts requests in flight).
-        total = internal::Plus(view, link->RemoteView(account.index, f.cell,
-                                                      gen, w.tag, f.sliding));
+        total = internal::Plus(
+            view, words->RemoteView(f.cell, gen, w.tag, f.sliding));
         used = internal::Estimate(total, w, now);
         if (link->leases) {
           // As in EvaluateAndCharge: a ready counter's ceiling bounds this
           // instance; one not ready is the general path's (cold start).
-          if (!link->Ready(account.index, f.cell, gen, w.tag)) {
+          // (ReadyWord(gen, tag) is ReadyWord(gen, 0) | tag: w.tag is a
+          // window tag, already within its 14 bits.)
+          if (!words->Ready(f.cell, ready_gen | w.tag)) {
             return GeneralCheck(req);
           }
-          const int64_t ceiling = link->Ceiling(account.index, f.cell);
+          const int64_t ceiling = words->Ceiling(f.cell);
           const int64_t bound = ceiling + (used - view.current);
           if (ceiling >= 0 && bound < hard && used + amount <= hard) {
             hard = bound;
@@ -289,8 +295,7 @@ inline Decision Enforcer::Impl::FastCharge(
       for (int i = 0; leased && charged == n && i < n; ++i) {
         const FastStep& s = steps[i];
         if (s.amount <= 0) continue;
-        const int64_t ceiling =
-            link->CeilingSeqCst(account.index, fp.limits[i].cell);
+        const int64_t ceiling = words->CeilingSeqCst(fp.limits[i].cell);
         shrank |= ceiling >= 0 && Cell::Count(s.desired) > ceiling;
       }
       if (charged != n || shrank) {

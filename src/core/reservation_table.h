@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
 #include "internal/huge_array.h"
 
@@ -87,8 +88,10 @@ class ReservationTable {
 
   // Claims a free slot for filling; nullptr when none is found within a
   // bounded scan. Sets *index and *generation (never 0). Inline: the slot
-  // at this thread's cursor, usually free; AcquireScan otherwise.
-  ReservationSlot* Acquire(uint32_t* index, uint32_t* generation) {
+  // at this thread's cursor, usually free; AcquireScan otherwise. (Always
+  // inlined: GCC kept it out of line in the synced fast check.)
+  ABSL_ATTRIBUTE_ALWAYS_INLINE ReservationSlot* Acquire(uint32_t* index,
+                                                        uint32_t* generation) {
     // The cursor is kept + 1, so that 0 (every thread's first value, a
     // constant initializer: no TLS init call) sends the first Acquire to
     // AcquireScan, which seeds it.

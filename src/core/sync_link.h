@@ -126,6 +126,8 @@ inline constexpr uint32_t ChangeSeq(uint64_t e) {
 inline constexpr uint32_t ReadyWord(uint8_t gen, uint32_t tag) {
   return 0x80000000u | (uint32_t{gen} << 14) | (tag & 0x3fff);
 }
+// (The fast check builds ReadyWord(gen, 0) | tag once per check.)
+static_assert(Cell::kTagMask == 0x3fff);
 
 // An account state the host applied, for the sync to store in Redis.
 struct AccountPublish {
@@ -141,19 +143,73 @@ struct WalletCredit {
 };
 
 struct SyncLink {
+  // Per (record, cell slot), the sync strand's two words a check of a
+  // synced counter reads (their only writer): the remote usage (RemoteIn)
+  // and ceiling + 1, 0 being "none" (Ceiling).
+  struct Budget {
+    std::atomic<uint64_t> remote{0};
+    std::atomic<int64_t> ceiling{0};
+  };
+  static_assert(sizeof(Budget) == 16);
+  // Everything a check reads or writes of the link for one record, in one
+  // block of three cache lines: the budgets of cells 0-3 (line 0), of cells
+  // 4-7 (line 1), and the change log's sequences with the readiness words
+  // (line 2). A check of limits in the first four cells touches two lines
+  // of one block, on one page; as four arrays (sequences, readiness,
+  // budgets) it touched four lines on up to four pages, and at a thousand
+  // busy accounts those lines no longer stayed in the core's cache.
+  // The words keep their owners: `logged` the hot path's; `consumed`,
+  // `ready` and the budgets the sync strand's. A check finds the block once
+  // (Words) and reads each word from it; the SyncLink methods that take a
+  // record index do the same for one word.
+  struct alignas(64) RecordWords {
+    Budget budgets[kCellsPerSubject];
+    std::atomic<uint32_t> logged{0};
+    std::atomic<uint32_t> consumed{0};
+    // ReadyWord per cell.
+    std::atomic<uint32_t> ready[kCellsPerSubject] = {};
+
+    // See SyncLink::Ready.
+    bool Ready(int cell, uint32_t ready_word) const {
+      return ready[cell].load(std::memory_order_acquire) == ready_word;
+    }
+    // Remote usage in slot `slot` for (gen, tag), else 0: the word's
+    // generation and tag compared as one field.
+    int64_t RemoteIn(int slot, uint8_t gen, uint32_t tag) const {
+      // Relaxed: a self-contained value, as a cell is.
+      const uint64_t w = budgets[slot].remote.load(std::memory_order_relaxed);
+      const uint64_t want =
+          (uint64_t{gen} << Cell::kTagBits) | (uint64_t{tag} & Cell::kTagMask);
+      return (w >> Cell::kCountBits) == want ? Cell::Count(w) : 0;
+    }
+    CellView RemoteView(int cell, uint8_t gen, uint32_t tag,
+                        bool sliding) const {
+      if (!sliding) return {RemoteIn(cell, gen, tag), 0};
+      const uint32_t prev = (tag - 1) & Cell::kTagMask;
+      return {RemoteIn(RemoteSlot(cell, true, tag), gen, tag),
+              RemoteIn(RemoteSlot(cell, true, prev), gen, prev)};
+    }
+    int64_t Ceiling(int cell) const {
+      return budgets[cell].ceiling.load(std::memory_order_acquire) - 1;
+    }
+    int64_t CeilingSeqCst(int cell) const {
+      return budgets[cell].ceiling.load(std::memory_order_seq_cst) - 1;
+    }
+  };
+  static_assert(sizeof(RecordWords) == 192);
+
+  const RecordWords& Words(uint32_t index) const { return records_[index]; }
+
   SyncLink(size_t queue_capacity, size_t records)
       : dirty(queue_capacity),
         closed(queue_capacity),
         events(queue_capacity),
-        logged(records),
-        consumed(records),
-        ready(records * kCellsPerSubject),
-        budgets(records * kCellsPerSubject),
         sightings(queue_capacity),
         wallets(queue_capacity),
         wallet_balance(records),
         wallet_valid_until(records),
-        wallet_wanted(records) {}
+        wallet_wanted(records),
+        records_(records) {}
 
   // The cluster balance of account record `index` of generation `gen` as
   // last heard, or -1 when the sync does not track its wallet (yet).
@@ -206,15 +262,14 @@ struct SyncLink {
   // Acquire pairs with SetReady's release: the ceiling stored before it is
   // visible.
   bool Ready(uint32_t index, int cell, uint8_t gen, uint32_t tag) const {
-    return ready[size_t{index} * kCellsPerSubject + cell].load(
-               std::memory_order_acquire) == ReadyWord(gen, tag);
+    return records_[index].Ready(cell, ReadyWord(gen, tag));
   }
   // The sync strand's (only writer): marks, or unmarks (ready false), the
   // cell ready for window `tag`. An unchanged word is not stored again (the
   // check's cache keeps the line).
   void SetReady(uint32_t index, int cell, uint8_t gen, uint32_t tag,
                 bool is_ready) {
-    std::atomic<uint32_t>& w = ready[size_t{index} * kCellsPerSubject + cell];
+    std::atomic<uint32_t>& w = records_[index].ready[cell];
     const uint32_t next = is_ready ? ReadyWord(gen, tag) : 0;
     if (w.load(std::memory_order_relaxed) == next) return;
     w.store(next, std::memory_order_release);
@@ -231,26 +286,16 @@ struct SyncLink {
     return sliding ? cell + static_cast<int>(tag & 1) : cell;
   }
   int64_t RemoteIn(uint32_t index, int slot, uint8_t gen, uint32_t tag) const {
-    // Relaxed: a self-contained value, as a cell is.
-    const uint64_t w =
-        budgets[size_t{index} * kCellsPerSubject + slot].remote.load(
-            std::memory_order_relaxed);
-    return Cell::Gen(w) == gen && Cell::Tag(w) == (tag & Cell::kTagMask)
-               ? Cell::Count(w)
-               : 0;
+    return records_[index].RemoteIn(slot, gen, tag);
   }
   // The remote part of a counter's view in the window of tag `tag`.
   CellView RemoteView(uint32_t index, int cell, uint8_t gen, uint32_t tag,
                       bool sliding) const {
-    if (!sliding) return {RemoteIn(index, cell, gen, tag), 0};
-    const uint32_t prev = (tag - 1) & Cell::kTagMask;
-    return {RemoteIn(index, RemoteSlot(cell, true, tag), gen, tag),
-            RemoteIn(index, RemoteSlot(cell, true, prev), gen, prev)};
+    return records_[index].RemoteView(cell, gen, tag, sliding);
   }
   void SetRemote(uint32_t index, int slot, uint8_t gen, uint32_t tag,
                  int64_t count) {
-    std::atomic<uint64_t>& w =
-        budgets[size_t{index} * kCellsPerSubject + slot].remote;
+    std::atomic<uint64_t>& w = records_[index].budgets[slot].remote;
     const uint64_t next =
         Cell::Pack(gen, tag, std::clamp<int64_t>(count, 0, kMaxCount));
     if (w.load(std::memory_order_relaxed) == next) return;
@@ -259,15 +304,11 @@ struct SyncLink {
 
   // Ceiling of cell `cell` of record `index`, or -1 for none.
   int64_t Ceiling(uint32_t index, int cell) const {
-    return budgets[size_t{index} * kCellsPerSubject + cell].ceiling.load(
-               std::memory_order_acquire) -
-           1;
+    return records_[index].Ceiling(cell);
   }
   // The check's re-read after its charge (see SetCeiling).
   int64_t CeilingSeqCst(uint32_t index, int cell) const {
-    return budgets[size_t{index} * kCellsPerSubject + cell].ceiling.load(
-               std::memory_order_seq_cst) -
-           1;
+    return records_[index].CeilingSeqCst(cell);
   }
   // seq_cst, not just release: when the sync lowers a ceiling it stores it
   // and then reads the cell (seq_cst) for the usage it reports; a check
@@ -278,8 +319,7 @@ struct SyncLink {
   // writer, so its relaxed load sees its own last store): the check's
   // cache keeps the line, and ordering only matters for a lowered one.
   void SetCeiling(uint32_t index, int cell, int64_t ceiling) {
-    std::atomic<int64_t>& slot =
-        budgets[size_t{index} * kCellsPerSubject + cell].ceiling;
+    std::atomic<int64_t>& slot = records_[index].budgets[cell].ceiling;
     if (slot.load(std::memory_order_relaxed) == ceiling + 1) return;
     slot.store(ceiling + 1, std::memory_order_seq_cst);
   }
@@ -292,29 +332,21 @@ struct SyncLink {
   // DeliverEvents drains them with its own).
   EventQueue events;
   std::atomic<uint64_t> events_dropped{0};
-  // Per record: the sequence of the last change-log entry pushed (the hot
-  // path's: written by checks and commits only) and of the last one the
-  // sync strand consumed (the sync strand's only). Equal: nothing queued.
-  HugeArray<std::atomic<uint32_t>> logged;
-  HugeArray<std::atomic<uint32_t>> consumed;
+  // The change log's sequences of record `index`: of the last entry
+  // pushed (the hot path's: written by checks and commits only) and of the
+  // last one the sync strand consumed (the sync strand's only). Equal:
+  // nothing queued.
+  std::atomic<uint32_t>& logged(uint32_t index) const {
+    return records_[index].logged;
+  }
+  std::atomic<uint32_t>& consumed(uint32_t index) const {
+    return records_[index].consumed;
+  }
   // Whether a record has changes the sync strand has not read yet.
   bool Unread(uint32_t index) const {
-    return logged[index].load(std::memory_order_seq_cst) !=
-           consumed[index].load(std::memory_order_seq_cst);
+    return logged(index).load(std::memory_order_seq_cst) !=
+           consumed(index).load(std::memory_order_seq_cst);
   }
-  // ReadyWord per (record, cell): the sync strand's.
-  HugeArray<std::atomic<uint32_t>> ready;
-  // Per (record, cell slot), the sync strand's two words a check of a
-  // synced counter reads (their only writer): the remote usage (RemoteIn)
-  // and ceiling + 1, 0 being "none" (Ceiling). Side by side, so that the
-  // budget of a record's first four cells is one cache line, not one line
-  // in each of two arrays.
-  struct Budget {
-    std::atomic<uint64_t> remote{0};
-    std::atomic<int64_t> ceiling{0};
-  };
-  static_assert(sizeof(Budget) == 16);
-  HugeArray<Budget> budgets;
   // PackDirty(index, gen) of account records a check inserted
   // (share_accounts only).
   BoundedQueue<uint64_t> sightings;
@@ -364,6 +396,9 @@ struct SyncLink {
     return static_cast<int64_t>(static_cast<double>(hard) * cold_start_share /
                                 (n < 1 ? 1 : n));
   }
+
+ private:
+  HugeArray<RecordWords> records_;
 };
 
 // The facts the enforcer publishes for the sync strand to read what a

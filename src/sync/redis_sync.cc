@@ -395,8 +395,8 @@ class RedisSync::Impl {
       left -= n;
       for (size_t i = 0; i < n; ++i) {
         // Relaxed: ordered before the cell loads by the fence below.
-        link_->consumed[internal::ChangeIndex(batch[i])].store(
-            internal::ChangeSeq(batch[i]), std::memory_order_relaxed);
+        link_->consumed(internal::ChangeIndex(batch[i]))
+            .store(internal::ChangeSeq(batch[i]), std::memory_order_relaxed);
       }
       std::atomic_thread_fence(std::memory_order_seq_cst);
       for (size_t i = 0; i < n; ++i) ReadConsumed(batch[i], now);
@@ -406,8 +406,8 @@ class RedisSync::Impl {
   // One change-log entry: marked consumed, then the record read (the
   // store before the cell loads, seq_cst: sync_link.h).
   void Consume(uint64_t entry, int64_t now) {
-    link_->consumed[internal::ChangeIndex(entry)].store(
-        internal::ChangeSeq(entry), std::memory_order_seq_cst);
+    link_->consumed(internal::ChangeIndex(entry))
+        .store(internal::ChangeSeq(entry), std::memory_order_seq_cst);
     ReadConsumed(entry, now);
   }
 
