@@ -12,6 +12,9 @@
 #   fuzz     the libFuzzer targets of tests/fuzz (clang-14, ASan + UBSan) in
 #            build/fuzz, each for 60 s from its seed corpus; a crash fails
 #
+# While a stage's tests run, the next stage's tree (asan, tsan, fuzz) is
+# built in the background at nice 19; see prebuild_after.
+#
 # A private redis-server runs on a free loopback port for the whole run; tests
 # find it through PLANGATE_TEST_REDIS_PORT, and tests that start servers of
 # their own find the binary through PLANGATE_TEST_REDIS_SERVER. The sanitizer
@@ -45,9 +48,20 @@ done
 
 tools/install-deps.sh
 
+declare -A prebuild_pids=()  # background builds (prebuild_after), by stage
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/plangate-test.XXXXXX")
 redis_pid=
+# kill_tree PID: PID and everything it started.
+kill_tree() {
+  local child
+  for child in $(pgrep -P "$1" || true); do kill_tree "$child"; done
+  kill "$1" 2>/dev/null || true
+}
 cleanup() {
+  local pid
+  for pid in "${prebuild_pids[@]}"; do
+    if [[ -n "$pid" ]]; then kill_tree "$pid"; fi
+  done
   if [[ -n "$redis_pid" ]]; then
     kill "$redis_pid" 2>/dev/null || true
     wait "$redis_pid" 2>/dev/null || true
@@ -104,9 +118,60 @@ total_failed=0
 summary=()
 failures=()  # "preset test" for every ctest test that failed
 
-# build PRESET: configure and build a preset's tree.
+# build PRESET: configure and build a preset's tree. When a background
+# build of it was started (prebuild), wait for it and show its output
+# first; the build that follows then only checks that it is up to date
+# (or repeats its errors).
 build() {
+  await_prebuild "$1"
   cmake --preset "$1" && cmake --build --preset "$1" --parallel "$jobs"
+}
+
+# The builds overlap the tests: while a stage's tests run (they mostly
+# wait on redis-servers, proxies and timeouts), the next stage's tree is
+# built in the background at the lowest CPU priority (nice 19), so a test
+# that needs the CPU still gets it first. The benchmarks never run beside a
+# build: stage_bench waits for every background build first.
+prebuild_order=(asan tsan fuzz)
+
+# prebuild_after STAGE: start the background build of the first later
+# stage (asan, tsan or fuzz, as chosen) that builds a tree of its own.
+prebuild_after() {
+  local seen=0 s next=
+  for s in $stages; do
+    if ((seen)) && [[ " ${prebuild_order[*]} " == *" $s "* ]]; then
+      next=$s
+      break
+    fi
+    [[ "$s" == "$1" ]] && seen=1
+  done
+  [[ -n "$next" && -z "${prebuild_pids[$next]:-}" ]] || return 0
+  echo "test.sh: building $next in the background (nice 19) beside the $1 tests"
+  (
+    renice -n 19 -p "$BASHPID" >/dev/null
+    if [[ "$next" == fuzz ]]; then build_fuzz; else
+      cmake --preset "$next" && cmake --build --preset "$next" --parallel "$jobs"
+    fi
+  ) >"$tmp/prebuild-$next.log" 2>&1 &
+  prebuild_pids[$next]=$!
+}
+
+# await_prebuild NAME: wait for NAME's background build, if one was
+# started, and print its output. Its result is not trusted: the caller
+# builds again in the foreground, which is a no-op when it succeeded.
+await_prebuild() {
+  local pid=${prebuild_pids[$1]:-}
+  [[ -n "$pid" ]] || return 0
+  local start=$SECONDS
+  wait "$pid" || true
+  echo "test.sh: background build of $1 done (waited $((SECONDS - start))s); its output:"
+  tail -n 30 "$tmp/prebuild-$1.log"
+  prebuild_pids[$1]=
+}
+
+await_all_prebuilds() {
+  local name
+  for name in "${!prebuild_pids[@]}"; do await_prebuild "$name"; done
 }
 
 # ctest_preset PRESET [CTEST ARGS...]: run the preset's tests and add them
@@ -153,11 +218,24 @@ failure_tail() {
 # Release tests run two at a time: most of their time is spent waiting
 # on redis-servers, proxies and timeouts (each test picks its own free
 # ports). The sanitizer stages stay serial: their tests are CPU-bound.
-stage_release() { build release && ctest_preset release --parallel 2; }
-stage_asan() { build asan && ctest_preset asan; }
-stage_tsan() { build tsan && ctest_preset tsan; }
+stage_release() {
+  build release || return 1
+  prebuild_after release
+  ctest_preset release --parallel 2
+}
+stage_asan() {
+  build asan || return 1
+  prebuild_after asan
+  ctest_preset asan
+}
+stage_tsan() {
+  build tsan || return 1
+  prebuild_after tsan
+  ctest_preset tsan
+}
 
 stage_bench() {
+  await_all_prebuilds
   build release || return 1
   local out="$root/build/bench-results" n=0 failed=0 bin
   rm -rf "$out"
@@ -248,14 +326,22 @@ stage_install() { tools/demo.sh; }
 # Builds the fuzzers with clang-14 in build/fuzz and runs each for 60 s,
 # growing build/fuzz/corpus/<name> from tests/fuzz/corpus/<name>; crash
 # inputs land in build/fuzz/artifacts/.
-stage_fuzz() {
+# (-gline-tables-only: a crash's stack names files and lines; full debug
+# information only slows the build.)
+build_fuzz() {
   CC=clang-14 CXX=clang++-14 cmake -S . -B build/fuzz -G Ninja \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPLANGATE_BUILD_FUZZERS=ON \
     -DPLANGATE_BUILD_TESTS=OFF -DPLANGATE_BUILD_BENCHMARKS=OFF \
+    -DPLANGATE_BUILD_EXAMPLES=OFF \
+    -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -gline-tables-only -DNDEBUG" \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -gline-tables-only -DNDEBUG" \
     -DPLANGATE_INSTALL=OFF &&
     cmake --build build/fuzz --parallel "$jobs" \
-      --target catalog_fuzzer trace_fuzzer resp_fuzzer redis_url_fuzzer ||
-    return 1
+      --target catalog_fuzzer trace_fuzzer resp_fuzzer redis_url_fuzzer
+}
+stage_fuzz() {
+  await_prebuild fuzz
+  build_fuzz || return 1
   local name n=0 failed=0
   mkdir -p build/fuzz/artifacts
   # $jobs at a time (one per core), each into its own log, printed after.
