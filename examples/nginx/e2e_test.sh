@@ -80,11 +80,26 @@ nginx_fail() {
 }
 
 # A graceful stop (QUIT: workers finish, exit_worker drains and destroys);
-# nginx must exit 0 and no worker may have crashed.
+# nginx must exit 0 within 30 s and no worker may have crashed. A master
+# still running then is a failure that shows its processes and log, not a
+# silent wait until ctest's timeout (once, under load, this test hung
+# with no output).
 stop_nginx() {
-  local pid=$1 dir=$2 rc=0
+  local pid=$1 dir=$2 rc=0 watchdog
   kill -QUIT "$pid"
+  (
+    # (The sleep holds no output pipe: ctest waits for every holder.)
+    sleep 30 >/dev/null 2>&1
+    echo "--- nginx $pid still running 30 s after QUIT; its processes:" >&2
+    ps -o pid,ppid,stat,wchan:24,etime,cmd -p "$pid" --ppid "$pid" >&2 || true
+    tail -n 30 "$dir/error.log" >&2 || true
+    kill -KILL "$pid" 2>/dev/null || true
+  ) &
+  watchdog=$!
   wait "$pid" || rc=$?
+  pkill -P "$watchdog" sleep 2>/dev/null || true
+  kill "$watchdog" 2>/dev/null || true
+  wait "$watchdog" 2>/dev/null || true
   local left=() p
   for p in "${nginx_pids[@]}"; do [[ "$p" == "$pid" ]] || left+=("$p"); done
   nginx_pids=("${left[@]}")
