@@ -23,11 +23,18 @@ nginx_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # A sanitized LIBRARY (the asan preset's) needs its runtime loaded first in
 # the uninstrumented nginx, and libstdc++ with it (ASan binds its
 # __cxa_throw interceptor at start); nginx's own allocations at exit are not
-# the library's leaks.
+# the library's leaks. ldd's output is read whole before it is searched:
+# `ldd | grep -q` under pipefail failed whenever grep, having found its
+# line, exited while ldd was still writing (SIGPIPE). On a busy machine
+# that happened now and then, nginx then started without the runtime, and
+# every worker it forked died at once ("ASan runtime does not come first"),
+# forever, while the test waited for an answer.
 nginx_env=(env)
-if [[ -n "${LIBRARY:-}" ]] && ldd "$LIBRARY" 2>/dev/null | grep -q 'libasan\.so'; then
-  asan_rt=$(ldd "$LIBRARY" | awk '/libasan\.so/ {print $3}')
-  stdcxx=$(ldd "$LIBRARY" | awk '/libstdc\+\+\.so/ {print $3}')
+library_deps=
+if [[ -n "${LIBRARY:-}" ]]; then library_deps=$(ldd "$LIBRARY" 2>/dev/null || true); fi
+if [[ "$library_deps" == *libasan.so* ]]; then
+  asan_rt=$(awk '/libasan\.so/ {print $3}' <<<"$library_deps")
+  stdcxx=$(awk '/libstdc\+\+\.so/ {print $3}' <<<"$library_deps")
   nginx_env=(env "LD_PRELOAD=$asan_rt:$stdcxx"
     "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
 fi
@@ -101,6 +108,13 @@ start_nginx_on() {
       wait "$pid" 2>/dev/null || true
       if grep -q "Address already in use" "$dir/error.log"; then return 75; fi
       break
+    fi
+    # A worker that died while starting is restarted by the master, and
+    # dies again: say so now rather than after 300 unanswered requests.
+    if grep -q "worker process [0-9]* exited" "$dir/error.log"; then
+      echo "nginx $name: a worker died while starting; error.log:" >&2
+      grep -v '\[info\]\|\[notice\]' "$dir/error.log" | head -n 20 >&2 || true
+      return 1
     fi
     sleep 0.1
   done
