@@ -4,7 +4,8 @@
 #
 #   release  `release` preset: build, ctest
 #   asan     `asan` preset (ASan + UBSan): build, ctest
-#   tsan     `tsan` preset (TSan, no benchmarks): build, ctest (all tests)
+#   tsan     `tsan` preset (TSan, no benchmarks): build, ctest (the tests
+#            that run threads: label single_threaded is left out)
 #   bench    every benchmark of build/release/bench, briefly; JSON results in
 #            build/bench-results/
 #   install  tools/demo.sh: install into build/stage, build
