@@ -52,7 +52,8 @@ int RedisPort() {
 
 int FlushMs() {
   const char* v = std::getenv("PLANGATE_BENCH_FLUSH_MS");
-  return v != nullptr && std::atoi(v) > 0 ? std::atoi(v) : 5;
+  const int ms = v != nullptr ? std::atoi(v) : 0;
+  return ms > 0 ? ms : 5;
 }
 
 constexpr int64_t kAnchorMs = 1767225600000;

@@ -125,6 +125,9 @@ failures=()  # "preset test" for every ctest test that failed
 # (or repeats its errors).
 build() {
   await_prebuild "$1"
+  build_tree "$1"
+}
+build_tree() {
   cmake --preset "$1" && cmake --build --preset "$1" --parallel "$jobs"
 }
 
@@ -150,9 +153,7 @@ prebuild_after() {
   echo "test.sh: building $next in the background (nice 19) beside the $1 tests"
   (
     renice -n 19 -p "$BASHPID" >/dev/null
-    if [[ "$next" == fuzz ]]; then build_fuzz; else
-      cmake --preset "$next" && cmake --build --preset "$next" --parallel "$jobs"
-    fi
+    if [[ "$next" == fuzz ]]; then build_fuzz; else build_tree "$next"; fi
   ) >"$tmp/prebuild-$next.log" 2>&1 &
   prebuild_pids[$next]=$!
 }

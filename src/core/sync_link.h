@@ -155,9 +155,8 @@ struct SyncLink {
   // block of three cache lines: the budgets of cells 0-3 (line 0), of cells
   // 4-7 (line 1), and the change log's sequences with the readiness words
   // (line 2). A check of limits in the first four cells touches two lines
-  // of one block, on one page; as four arrays (sequences, readiness,
-  // budgets) it touched four lines on up to four pages, and at a thousand
-  // busy accounts those lines no longer stayed in the core's cache.
+  // of one block; as four arrays (sequences, readiness, budgets) it
+  // touched four lines, each in an array of its own.
   // The words keep their owners: `logged` the hot path's; `consumed`,
   // `ready` and the budgets the sync strand's. A check finds the block once
   // (Words) and reads each word from it; the SyncLink methods that take a
